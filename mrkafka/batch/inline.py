@@ -1,0 +1,33 @@
+"""The inline runner: every task in this process, one split at a time. For debugging,
+small inputs and fast tests; the job's own exception is the cause of the error it raises."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mrkafka.batch.tasks import MapTask, ReduceTask
+from mrkafka.output import Counters
+from mrkafka.progress import Progress
+
+if TYPE_CHECKING:
+    from mrkafka.batch import BatchPlan
+
+__all__ = ["run_inline"]
+
+
+def run_inline(plan: BatchPlan, progress: Progress) -> Counters:
+    counters = Counters()
+    mapper = MapTask(plan.spec, plan.num_reducers)
+    reducers = [ReduceTask(plan.spec, k) for k in range(plan.num_reducers)]
+    for split in plan.splits:
+        if plan.map_only:
+            counters.update(mapper.run_map_only(split, plan.part_path(split.index), plan.fmt))
+        else:
+            split_counters, *partials = mapper.run(split)
+            counters.update(split_counters)
+            for reducer, partial in zip(reducers, partials):
+                reducer.add(partial)
+        progress.advance(1, split.length)
+    for reducer in reducers:
+        counters.update(reducer.write(plan.part_path(reducer.index), plan.fmt))
+    return counters

@@ -1,0 +1,124 @@
+"""The Ray runner: map tasks and reduce tasks as Ray actors.
+
+Map output travels as one Arrow table per reducer through Ray's object store. The driver
+only moves object references: it keeps at most two splits per mapper in flight, and hands
+partials to the reducers in split order, so that the merge order (and with it the output,
+even of ``last`` or float sums) does not depend on which mapper finished first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from mrkafka.batch.tasks import MapTask, ReduceTask
+from mrkafka.errors import JobFailedError, MrkafkaError
+from mrkafka.output import Counters
+from mrkafka.progress import Progress
+
+if TYPE_CHECKING:
+    from mrkafka.batch import BatchPlan
+
+__all__ = ["ray_session", "run_ray"]
+
+SPLITS_IN_FLIGHT_PER_MAPPER = 2
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one."""
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise MrkafkaError(f"cannot reach Ray at {address}: {exc}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _get(refs: Any) -> Any:
+    """``ray.get``, with the error a task raised re-raised as itself."""
+    try:
+        return ray.get(refs)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, MrkafkaError):
+            raise exc.cause from exc
+        raise JobFailedError(f"a task failed: {exc.cause!r}") from exc
+    except RayActorError as exc:
+        raise JobFailedError(f"a task's process died: {exc}") from exc
+
+
+def _ship_job_by_value(job_cls: type) -> None:
+    # A job file is not importable on the workers: send its module's code along.
+    module = sys.modules.get(job_cls.__module__)
+    if module is not None and job_cls.__module__.startswith("mrkafka_job_"):
+        ray.cloudpickle.register_pickle_by_value(module)
+
+
+def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
+    with ray_session(plan.ray_address):
+        _ship_job_by_value(plan.spec.job_cls)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
+        mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
+        mappers = [mapper_cls.remote(plan.spec, plan.num_reducers) for _ in range(n_mappers)]
+        reducers = [
+            ray.remote(ReduceTask).options(num_cpus=0).remote(plan.spec, k)
+            for k in range(plan.num_reducers)
+        ]
+        try:
+            return _drive(plan, mappers, reducers, progress)
+        finally:
+            for actor in mappers + reducers:
+                ray.kill(actor)
+
+
+def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -> Counters:
+    counters = Counters()
+    max_in_flight = SPLITS_IN_FLIGHT_PER_MAPPER * len(mappers)
+    queue = deque(plan.splits)
+    load = [0] * len(mappers)
+    running: dict[Any, tuple[Any, int, list]] = {}
+    mapped: dict[int, list] = {}  # split index -> its partials, waiting for earlier splits
+    merging: deque[list] = deque()  # reducers' add() calls, oldest first
+    next_to_merge = 0
+    while queue or running:
+        while queue and len(running) < max_in_flight:
+            split = queue.popleft()
+            m = load.index(min(load))
+            if plan.map_only:
+                done = mappers[m].run_map_only.remote(split, plan.part_path(split.index), plan.fmt)
+                partials: list = []
+            else:
+                done, *partials = mappers[m].run.options(num_returns=plan.num_reducers + 1).remote(split)
+            running[done] = (split, m, partials)
+            load[m] += 1
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            split, m, partials = running.pop(ref)
+            load[m] -= 1
+            counters.update(_get(ref))
+            mapped[split.index] = partials
+            progress.advance(1, split.length)
+        while next_to_merge in mapped:
+            partials = mapped.pop(next_to_merge)
+            merging.append([r.add.remote(p) for r, p in zip(reducers, partials)])
+            next_to_merge += 1
+        while len(merging) > max_in_flight:
+            _get(merging.popleft())
+    for adds in merging:
+        _get(adds)
+    for reducer_counters in _get([r.write.remote(plan.part_path(k), plan.fmt) for k, r in enumerate(reducers)]):
+        counters.update(reducer_counters)
+    return counters

@@ -1,0 +1,208 @@
+"""The map and reduce tasks of a batch run: pure computation over splits and partials.
+
+The runners only move splits and tables between these tasks: the inline runner calls
+them in one process, the Ray runner wraps each in an actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mrkafka import output
+from mrkafka.aggregate import (
+    KEY,
+    VALUE,
+    Accumulator,
+    Aggregation,
+    empty_partial,
+    partial_from_arrow,
+    partial_from_pairs,
+)
+from mrkafka.errors import JobFailedError
+from mrkafka.job import Job
+from mrkafka.output import Counters
+from mrkafka.partition import partition_for
+from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
+
+__all__ = ["JobSpec", "MapTask", "ReduceTask", "split_by_partition"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a task needs to build its own instance of the job."""
+
+    job_cls: type[Job]
+    params: dict[str, str] = field(default_factory=dict)
+    #: Use the job's vectorized form (``map_arrow``, ``aggregate``) where it has one.
+    vectorize: bool = True
+
+    def instantiate(self) -> Job:
+        return self.job_cls(self.params)
+
+    @property
+    def name(self) -> str:
+        return self.job_cls.job_name()
+
+
+def _job_failed(what: str, exc: Exception, where: str) -> JobFailedError:
+    return JobFailedError(f"{what} raised {type(exc).__name__}: {exc} ({where})")
+
+
+def split_by_partition(table: pa.Table, num_partitions: int) -> list[pa.Table]:
+    """The rows of ``table`` for each partition, in partition order, rows keeping their order."""
+    if num_partitions == 1:
+        return [table]
+    parts = partition_for(table.column(KEY), num_partitions)
+    order = np.argsort(parts, kind="stable")
+    ordered = table.take(pa.array(order))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=num_partitions))])
+    return [ordered.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(num_partitions)]
+
+
+class MapTask:
+    """Map one split at a time: read its lines, map, combine, partition for R reducers."""
+
+    def __init__(self, spec: JobSpec, num_reducers: int) -> None:
+        self.spec = spec
+        self.job = spec.instantiate()
+        self.num_reducers = num_reducers
+        self.aggregation = Aggregation(self.job, spec.vectorize) if num_reducers else None
+        self.vectorized_map = spec.vectorize and self.job.has_map_arrow()
+
+    def run(self, split: Split) -> tuple[Counters, *tuple[pa.Table, ...]]:
+        """Map and combine ``split``; return its counters and one partial per reducer."""
+        counters = Counters()
+        table = self._map(split, counters, combine=True)
+        counters.add(output.COMBINE_INPUT_RECORDS, counters.get(output.MAP_OUTPUT_RECORDS))
+        counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
+        return (counters, *split_by_partition(table, self.num_reducers))
+
+    def run_map_only(self, split: Split, path: str, fmt: str) -> Counters:
+        """Map ``split`` and write its records, in input order, as one part file."""
+        counters = Counters()
+        table = self._map(split, counters, combine=False)
+        counters.add(output.BYTES_WRITTEN, output.write_part(table, path, fmt))
+        return counters
+
+    def _map(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
+        """The map output of ``split``, through the combiner if ``combine``."""
+        offset, block = read_split(split)
+        counters.add(output.MAP_TASKS)
+        counters.add(output.BYTES_READ, len(block))
+        map_block = self._map_arrow if self.vectorized_map else self._map_records
+        table = map_block(split, offset, block, counters, combine)
+        counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
+        self.job.counters.clear()
+        return table
+
+    def _map_arrow(
+        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
+    ) -> pa.Table:
+        """Vectorized map, piece by piece; when combining, each piece's output is combined
+        before the next is mapped, so a task holds one piece's map output at a time."""
+        tables = []
+        emitted = 0
+        for piece_offset, piece in pieces(block):
+            lines = lines_array(piece)
+            counters.add(output.MAP_INPUT_RECORDS, len(lines))
+            try:
+                table = partial_from_arrow(self.job.map_arrow(lines))
+            except Exception as exc:
+                where = f"lines of {split.path} from byte {offset + piece_offset}"
+                raise _job_failed("map_arrow", exc, where) from exc
+            emitted += table.num_rows
+            if self.job.aggregate == "count":
+                table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
+            tables.append(self._combine(table, split) if combine else table)
+        counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+        if not tables:
+            return empty_partial()
+        if len(tables) == 1:
+            return tables[0]
+        table = pa.concat_tables(tables)
+        return self._combine(table, split) if combine else table
+
+    def _combine(self, table: pa.Table, split: Split) -> pa.Table:
+        try:
+            return self.aggregation.combine(table)
+        except Exception as exc:
+            raise _job_failed("reduce (as combiner)", exc, f"split {split}") from exc
+
+    def _map_records(
+        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
+    ) -> pa.Table:
+        """Per-record map; when combining, the combiner runs as records come, into one dict."""
+        job = self.job
+        as_text = job.input_type is not bytes
+        count = job.aggregate == "count"
+        merge = self.aggregation.merge if self.aggregation else None
+        held: dict[Any, Any] = {}
+        keys: list[Any] = []
+        values: list[Any] = []
+        records = emitted = 0
+        line_offset = offset
+        try:
+            for line_offset, line in iter_lines(block, offset):
+                records += 1
+                value = line.decode("utf-8", "surrogateescape") if as_text else line
+                for key, out in job.map(line_offset, value):
+                    emitted += 1
+                    if count:
+                        out = 1
+                    if not combine:
+                        keys.append(key)
+                        values.append(out)
+                    elif key in held:
+                        try:
+                            held[key] = merge(held[key], out)
+                        except Exception as exc:
+                            where = f"{split.path} at byte {line_offset}"
+                            raise _job_failed("reduce (as combiner)", exc, where) from exc
+                    else:
+                        held[key] = out
+        except JobFailedError:
+            raise
+        except Exception as exc:
+            raise _job_failed("map", exc, f"{split.path} at byte {line_offset}") from exc
+        counters.add(output.MAP_INPUT_RECORDS, records)
+        counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+        if combine:
+            keys, values = list(held), list(held.values())
+        return partial_from_pairs(keys, values)
+
+
+class ReduceTask:
+    """Merge the partials of one reducer partition, then write its part file."""
+
+    def __init__(self, spec: JobSpec, index: int) -> None:
+        self.spec = spec
+        self.index = index
+        self.job = spec.instantiate()
+        self.accumulator = Accumulator(Aggregation(self.job, spec.vectorize))
+
+    def add(self, partial: pa.Table) -> None:
+        try:
+            self.accumulator.add(partial)
+        except Exception as exc:
+            raise _job_failed("reduce", exc, f"reducer {self.index}") from exc
+
+    def write(self, path: str, fmt: str) -> Counters:
+        counters = Counters()
+        counters.add(output.REDUCE_TASKS)
+        counters.add(output.REDUCE_INPUT_RECORDS, self.accumulator.input_records)
+        table = self.accumulator.result()
+        counters.add(output.REDUCE_INPUT_GROUPS, table.num_rows)
+        if self.job.has_finish():
+            try:
+                table = output.finish_partial(table, self.job.finish)
+            except Exception as exc:
+                raise _job_failed("finish", exc, f"reducer {self.index}") from exc
+        table = output.sort_by_key(table)
+        counters.add(output.REDUCE_OUTPUT_RECORDS, table.num_rows)
+        counters.add(output.BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
+        return counters

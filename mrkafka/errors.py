@@ -1,0 +1,73 @@
+"""One root error type, and a subclass for each kind of failure a user must tell apart.
+
+The CLI turns any ``MrkafkaError`` into one line on stderr and the subclass's ``exit_code``.
+Each error carries only its message in ``args`` so that it pickles across Ray processes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadInputError",
+    "BadJobError",
+    "JobFailedError",
+    "KafkaError",
+    "KafkaUnavailableError",
+    "MrkafkaError",
+    "OutputExistsError",
+    "SetupError",
+    "TopicError",
+]
+
+
+class MrkafkaError(Exception):
+    """Root of every error mrkafka reports to a user."""
+
+    exit_code = 1
+
+
+class BadJobError(MrkafkaError):
+    """The job file is missing, does not import, or does not define a usable Job."""
+
+    exit_code = 3
+
+
+class BadInputError(MrkafkaError):
+    """An input path, option value or input record the run cannot use."""
+
+    exit_code = 2
+
+
+class OutputExistsError(MrkafkaError):
+    """The output directory exists and ``--overwrite`` was not given."""
+
+    exit_code = 4
+
+
+class JobFailedError(MrkafkaError):
+    """The job's own code (map, reduce, finish) raised; the message says where."""
+
+    exit_code = 5
+
+
+class SetupError(MrkafkaError):
+    """Something the machine must provide is missing (java, mvn, a free port)."""
+
+    exit_code = 6
+
+
+class KafkaError(MrkafkaError):
+    """A Kafka operation failed."""
+
+    exit_code = 7
+
+
+class KafkaUnavailableError(KafkaError):
+    """No broker answered at the bootstrap address in time."""
+
+    exit_code = 8
+
+
+class TopicError(KafkaError):
+    """A topic that should exist does not, or one that should not exists, or is misconfigured."""
+
+    exit_code = 9

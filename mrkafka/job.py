@@ -1,0 +1,184 @@
+"""The Job base class, and loading a job class from a file.
+
+A job is plain methods: ``map`` yields pairs, ``reduce`` merges two values of one key,
+``finish`` turns a merged value into the output value. A job may add a vectorized form,
+``map_arrow`` over a whole batch of lines plus a named built-in ``aggregate``, which the
+engines use where present. Importing this module must not import ray or aiokafka: job files
+import it, and loading a job has to stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mrkafka.errors import BadJobError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["AGGREGATES", "Job", "load_job", "parse_params"]
+
+#: Built-in aggregates a vectorized job may name, and the two-value merge each stands for.
+#: ``count`` counts map output records: its map-side values are replaced by 1 and summed.
+AGGREGATES: dict[str, Any] = {
+    "sum": lambda a, b: a + b,
+    "count": lambda a, b: a + b,
+    "min": min,
+    "max": max,
+    "last": lambda a, b: b,
+}
+
+
+class Job:
+    """Base class of every mrkafka job.
+
+    Override ``map`` and ``reduce`` (or name a built-in ``aggregate``); optionally
+    ``finish``, and ``map_arrow`` for speed. ``parameters`` declares the job's ``-p``
+    parameters with their defaults; values given on the command line are converted to the
+    default's type and reach the job as ``self.params``.
+    """
+
+    #: Name of the job (application id and consumer group in stream mode); default: the class name.
+    name: ClassVar[str | None] = None
+    #: ``str`` (UTF-8, surrogateescape) or ``bytes``: what ``map`` receives as the line.
+    input_type: ClassVar[type] = str
+    #: Declared parameters and their defaults.
+    parameters: ClassVar[Mapping[str, Any]] = {}
+    #: A built-in aggregate (a key of ``AGGREGATES``) that replaces ``reduce`` on Arrow tables.
+    aggregate: ClassVar[str | None] = None
+    #: Name of the state store in stream mode (the changelog is ``APP-STORE-changelog``).
+    store_name: ClassVar[str] = "state"
+
+    def __init__(self, params: Mapping[str, str] | None = None) -> None:
+        self.params: dict[str, Any] = _coerce_params(type(self), params or {})
+        self.counters: dict[str, int] = {}
+
+    # -- the job's methods ------------------------------------------------------------------
+
+    def map(self, key: Any, value: Any) -> Iterable[tuple[Any, Any]]:
+        """Yield ``(key, value)`` pairs for one input record. The default passes it through."""
+        yield key, value
+
+    def reduce(self, a: Any, b: Any) -> Any:
+        """Merge two values of one key; must be associative and commutative."""
+        if self.aggregate is not None:
+            return AGGREGATES[self.aggregate](a, b)
+        raise NotImplementedError(f"{type(self).__name__} defines neither reduce nor aggregate")
+
+    def finish(self, key: Any, value: Any) -> Any:
+        """Turn the merged value of a key into the value written out."""
+        return value
+
+    #: Vectorized map: ``map_arrow(self, lines: pa.BinaryArray) -> pa.Table`` with columns
+    #: ``key`` and ``value``, one row per map output record. ``None``: the job has none.
+    map_arrow: Callable[[Job, pa.Array], pa.Table] | None = None
+
+    # -- helpers for job code ---------------------------------------------------------------
+
+    def increment_counter(self, name: str, amount: int = 1) -> None:
+        """Add to a job counter, reported with the framework's counters."""
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    # -- what the engines ask ---------------------------------------------------------------
+
+    @classmethod
+    def job_name(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def has_map_arrow(cls) -> bool:
+        return cls.map_arrow is not None
+
+    @classmethod
+    def has_finish(cls) -> bool:
+        return cls.finish is not Job.finish
+
+    @classmethod
+    def has_reduce(cls) -> bool:
+        return cls.reduce is not Job.reduce or cls.aggregate is not None
+
+
+def _coerce_params(job_cls: type[Job], given: Mapping[str, str]) -> dict[str, Any]:
+    params = dict(job_cls.parameters)
+    for name, text in given.items():
+        if name not in job_cls.parameters:
+            known = ", ".join(sorted(job_cls.parameters)) or "none"
+            raise BadJobError(f"{job_cls.job_name()} has no parameter {name!r} (it has: {known})")
+        default = job_cls.parameters[name]
+        params[name] = _convert(name, text, default)
+    return params
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    if not isinstance(text, str) or default is None or isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise BadJobError(f"parameter {name}: expected true or false, got {text!r}")
+    try:
+        return type(default)(text)
+    except (TypeError, ValueError):
+        raise BadJobError(
+            f"parameter {name}: expected {type(default).__name__}, got {text!r}"
+        ) from None
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise BadJobError(f"parameter {pair!r} is not of the form name=value")
+        params[name] = value
+    return params
+
+
+def load_job(path: str | Path, name: str | None = None) -> type[Job]:
+    """Import the job file at ``path`` and return its Job subclass (``name`` picks one of several)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadJobError(f"job file not found: {path}")
+    module_name = f"mrkafka_job_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise BadJobError(f"not a Python file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise BadJobError(f"{path} does not import: {type(exc).__name__}: {exc}") from exc
+    jobs = {
+        obj.__name__: obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Job) and obj.__module__ == module_name
+    }
+    if name is not None:
+        if name not in jobs:
+            raise BadJobError(f"{path} has no Job class {name!r} (it has: {', '.join(jobs) or 'none'})")
+        job_cls = jobs[name]
+    elif len(jobs) == 1:
+        (job_cls,) = jobs.values()
+    elif not jobs:
+        raise BadJobError(f"{path} defines no subclass of mrkafka.Job")
+    else:
+        raise BadJobError(f"{path} defines several jobs ({', '.join(jobs)}); pick one with --job")
+    if not job_cls.has_reduce() and not job_cls.has_map_arrow() and job_cls.map is Job.map:
+        raise BadJobError(f"{job_cls.__name__} overrides none of map, map_arrow, reduce")
+    if job_cls.aggregate is not None and job_cls.aggregate not in AGGREGATES:
+        raise BadJobError(
+            f"{job_cls.__name__}.aggregate is {job_cls.aggregate!r}; "
+            f"built-in aggregates are {', '.join(AGGREGATES)}"
+        )
+    return job_cls

@@ -1,0 +1,238 @@
+"""Part files, their formats, the commit protocol and the counters.
+
+Both engines write through here, which is what makes a batch run and a bounded stream run
+comparable byte for byte. The commit follows Hadoop's FileOutputCommitter:
+
+1. every task writes its part under ``OUTPUT/_temporary/``;
+2. once all tasks succeeded, the parts are renamed into ``OUTPUT/``;
+3. ``_COUNTERS.json`` is written;
+4. ``_SUCCESS`` is written last, so its presence means the output is whole.
+
+A failed run removes ``_temporary/`` and leaves no ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mrkafka.aggregate import (
+    KEY,
+    VALUE,
+    decode_key,
+    decode_values,
+    is_pickled,
+    key_kind,
+    partial_from_pairs,
+    partial_to_pairs,
+)
+from mrkafka.errors import BadInputError, OutputExistsError
+
+__all__ = [
+    "FORMATS",
+    "Counters",
+    "OutputCommitter",
+    "finish_partial",
+    "part_name",
+    "write_part",
+]
+
+FORMATS = ("text", "jsonl", "parquet")
+TEMPORARY = "_temporary"
+SUCCESS = "_SUCCESS"
+COUNTERS = "_COUNTERS.json"
+_TEXT_CHUNK_ROWS = 1 << 20
+
+
+def part_name(index: int, map_only: bool = False) -> str:
+    """``part-r-00003`` (a reducer's part), or ``part-m-00003`` (a map-only split's)."""
+    return f"part-{'m' if map_only else 'r'}-{index:05d}"
+
+
+def finish_partial(table: pa.Table, finish: Callable[[Any, Any], Any]) -> pa.Table:
+    """Apply the job's ``finish(key, value)`` to every row."""
+    kind = key_kind(table)
+    keys, values = [], []
+    for key, value in partial_to_pairs(table):
+        keys.append(key)
+        values.append(finish(key, value))
+    return partial_from_pairs(keys, values, kind)
+
+
+def sort_by_key(table: pa.Table) -> pa.Table:
+    """Rows ordered by key bytes (stable, so rows of one key keep their order)."""
+    return table.take(pc.sort_indices(table.column(KEY))) if table.num_rows else table
+
+
+def _text(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return _json(value)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode(
+        "utf-8", "surrogateescape"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
+
+
+def _write_text(table: pa.Table, f) -> None:
+    if pa.types.is_integer(table.schema.field(VALUE).type):
+        for start in range(0, table.num_rows, _TEXT_CHUNK_ROWS):
+            chunk = table.slice(start, _TEXT_CHUNK_ROWS)
+            values = pc.cast(chunk.column(VALUE), pa.string()).cast(pa.binary())
+            lines = pc.binary_join_element_wise(chunk.column(KEY), values, b"\t")
+            body = pc.binary_join(pa.array([lines.combine_chunks()], pa.list_(pa.binary())), b"\n")
+            f.write(body[0].as_buffer())
+            f.write(b"\n")
+        return
+    for key, value in zip(table.column(KEY).to_pylist(), decode_values(table)):
+        f.write(key + b"\t" + _text(value) + b"\n")
+
+
+def _write_jsonl(table: pa.Table, f) -> None:
+    kind = key_kind(table)
+    for key, value in zip(table.column(KEY).to_pylist(), decode_values(table)):
+        key = decode_key(key, kind)
+        f.write(_json({"key": key, "value": value}) + b"\n")
+
+
+def _write_parquet(table: pa.Table, f) -> None:
+    if is_pickled(table):
+        text = [_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
+        values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
+        table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))
+    if key_kind(table) == "str":
+        try:
+            table = table.set_column(0, KEY, table.column(KEY).cast(pa.string()))
+        except pa.ArrowInvalid:
+            pass  # keys that are not UTF-8 stay binary
+    pq.write_table(table, f)
+
+
+_WRITERS = {"text": _write_text, "jsonl": _write_jsonl, "parquet": _write_parquet}
+
+
+def write_part(table: pa.Table, path: str | Path, fmt: str = "text") -> int:
+    """Write a partial (already sorted) as one part file; return the bytes written."""
+    if fmt not in _WRITERS:
+        raise BadInputError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
+    with open(path, "wb") as f:
+        _WRITERS[fmt](table, f)
+        return f.tell()
+
+
+class OutputCommitter:
+    """The commit protocol for one output directory (see the module docstring)."""
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self._created = False
+        if self.path.exists() and not overwrite:
+            raise OutputExistsError(f"output {self.path} exists (remove it, or pass --overwrite)")
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputExistsError(f"output {self.path} exists and is not a directory")
+
+    @property
+    def temporary(self) -> Path:
+        return self.path / TEMPORARY
+
+    def setup(self) -> None:
+        self._created = not self.path.exists()
+        if self.temporary.exists():
+            shutil.rmtree(self.temporary)
+        self.temporary.mkdir(parents=True)
+
+    def task_path(self, name: str) -> str:
+        return str(self.temporary / name)
+
+    def commit(self, counters: Counters) -> None:
+        if self.overwrite:
+            for old in self.path.iterdir():
+                if old.name != TEMPORARY:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        for part in sorted(self.temporary.iterdir()):
+            os.replace(part, self.path / part.name)
+        self.temporary.rmdir()
+        (self.path / COUNTERS).write_text(json.dumps(counters.as_dict(), indent=2) + "\n")
+        (self.path / SUCCESS).touch()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.temporary, ignore_errors=True)
+        if self._created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
+# Hadoop's counter groups and names.
+FRAMEWORK = "Map-Reduce Framework"
+JOB = "Job Counters"
+FILE_INPUT = "File Input Format Counters"
+FILE_OUTPUT = "File Output Format Counters"
+MAP_INPUT_RECORDS = (FRAMEWORK, "Map input records")
+MAP_OUTPUT_RECORDS = (FRAMEWORK, "Map output records")
+COMBINE_INPUT_RECORDS = (FRAMEWORK, "Combine input records")
+COMBINE_OUTPUT_RECORDS = (FRAMEWORK, "Combine output records")
+REDUCE_INPUT_GROUPS = (FRAMEWORK, "Reduce input groups")
+REDUCE_INPUT_RECORDS = (FRAMEWORK, "Reduce input records")
+REDUCE_OUTPUT_RECORDS = (FRAMEWORK, "Reduce output records")
+MAP_TASKS = (JOB, "Launched map tasks")
+REDUCE_TASKS = (JOB, "Launched reduce tasks")
+BYTES_READ = (FILE_INPUT, "Bytes Read")
+BYTES_WRITTEN = (FILE_OUTPUT, "Bytes Written")
+
+
+class Counters:
+    """Counters by group and name, as Hadoop reports them; tasks' counters add up."""
+
+    def __init__(self, values: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        self._groups: dict[str, dict[str, int]] = {}
+        for group, names in (values or {}).items():
+            for name, amount in names.items():
+                self.add((group, name), amount)
+
+    def add(self, counter: tuple[str, str], amount: int = 1) -> None:
+        group, name = counter
+        names = self._groups.setdefault(group, {})
+        names[name] = names.get(name, 0) + amount
+
+    def get(self, counter: tuple[str, str]) -> int:
+        group, name = counter
+        return self._groups.get(group, {}).get(name, 0)
+
+    def update(self, other: Counters | Iterable[tuple[tuple[str, str], int]]) -> None:
+        items = other.items() if isinstance(other, Counters) else other
+        for counter, amount in items:
+            self.add(counter, amount)
+
+    def items(self) -> list[tuple[tuple[str, str], int]]:
+        return [((g, n), v) for g, names in self._groups.items() for n, v in names.items()]
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {group: dict(names) for group, names in self._groups.items()}
+
+    def format(self) -> str:
+        """A short table, Hadoop-style: groups, then indented ``name=value`` lines."""
+        lines = [f"Counters: {sum(len(n) for n in self._groups.values())}"]
+        for group, names in self._groups.items():
+            lines.append(f"\t{group}")
+            lines.extend(f"\t\t{name}={value}" for name, value in names.items())
+        return "\n".join(lines)
