@@ -30,5 +30,7 @@ class WordCount(Job):
         # Arrow's ASCII kernels see bytes only, so a binary->string view is safe for any bytes.
         words = pc.ascii_split_whitespace(lines.view(pa.string())).flatten().view(pa.binary())
         # The kernel yields empty tokens for leading and trailing whitespace; words never are.
-        words = words.filter(pc.greater(pc.binary_length(words), 0))
+        empty = pc.equal(pc.binary_length(words), 0)
+        if pc.any(empty).as_py():
+            words = words.filter(pc.invert(empty))
         return pa.table({"key": words, "value": np.ones(len(words), dtype=np.int64)})

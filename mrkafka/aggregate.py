@@ -151,8 +151,10 @@ class Aggregation:
         if self.builtin and not is_pickled(table):
             op = _ARROW_AGGREGATE[self.builtin]
             merged = table.group_by(KEY, use_threads=False).aggregate([(VALUE, op)])
-            return merged.select([KEY, f"{VALUE}_{op}"]).rename_columns([KEY, VALUE]).replace_schema_metadata(
-                table.schema.metadata
+            return (
+                merged.select([KEY, f"{VALUE}_{op}"])
+                .rename_columns([KEY, VALUE])
+                .replace_schema_metadata(table.schema.metadata)
             )
         held: dict[bytes, Any] = {}
         self.merge_into(held, table)

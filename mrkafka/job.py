@@ -127,9 +127,7 @@ def _convert(name: str, text: str, default: Any) -> Any:
     try:
         return type(default)(text)
     except (TypeError, ValueError):
-        raise BadJobError(
-            f"parameter {name}: expected {type(default).__name__}, got {text!r}"
-        ) from None
+        raise BadJobError(f"parameter {name}: expected {type(default).__name__}, got {text!r}") from None
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
@@ -178,7 +176,6 @@ def load_job(path: str | Path, name: str | None = None) -> type[Job]:
         raise BadJobError(f"{job_cls.__name__} overrides none of map, map_arrow, reduce")
     if job_cls.aggregate is not None and job_cls.aggregate not in AGGREGATES:
         raise BadJobError(
-            f"{job_cls.__name__}.aggregate is {job_cls.aggregate!r}; "
-            f"built-in aggregates are {', '.join(AGGREGATES)}"
+            f"{job_cls.__name__}.aggregate is {job_cls.aggregate!r}; built-in aggregates are {', '.join(AGGREGATES)}"
         )
     return job_cls

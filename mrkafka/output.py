@@ -13,6 +13,7 @@ A failed run removes ``_temporary/`` and leaves no ``_SUCCESS``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -121,10 +122,8 @@ def _write_parquet(table: pa.Table, f) -> None:
         values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
         table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))
     if key_kind(table) == "str":
-        try:
+        with contextlib.suppress(pa.ArrowInvalid):  # keys that are not UTF-8 stay binary
             table = table.set_column(0, KEY, table.column(KEY).cast(pa.string()))
-        except pa.ArrowInvalid:
-            pass  # keys that are not UTF-8 stay binary
     pq.write_table(table, f)
 
 

@@ -116,6 +116,4 @@ def murmur2_array(keys: pa.Array) -> np.ndarray:
 
 def partition_for(keys: pa.Array, num_partitions: int) -> np.ndarray:
     """The partition of each key among ``num_partitions``, as Kafka's producer picks it."""
-    return ((murmur2_array(keys) & np.uint32(0x7FFFFFFF)) % np.uint32(num_partitions)).astype(
-        np.int32
-    )
+    return ((murmur2_array(keys) & np.uint32(0x7FFFFFFF)) % np.uint32(num_partitions)).astype(np.int32)

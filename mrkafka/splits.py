@@ -39,7 +39,7 @@ DEFAULT_BLOCK_SIZE = 128 * 1024 * 1024
 # Hadoop's FileInputFormat.SPLIT_SLOP: a last piece up to 10% of a block joins the split before.
 SPLIT_SLOP = 1.1
 _READ_CHUNK = 1 << 20
-PIECE_BYTES = 64 * 1024 * 1024
+PIECE_BYTES = 16 * 1024 * 1024
 
 _UNITS = {
     "": 1, "b": 1,
@@ -92,9 +92,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
             raise BadInputError(f"no input matches {given}")
         for path in matches:
             if os.path.isdir(path):
-                files.extend(
-                    str(p) for p in sorted(Path(path).iterdir()) if p.is_file() and not _hidden(p.name)
-                )
+                files.extend(str(p) for p in sorted(Path(path).iterdir()) if p.is_file() and not _hidden(p.name))
             elif os.path.isfile(path):
                 files.append(path)
             else:
@@ -122,69 +120,67 @@ def plan_splits(files: Iterable[str], block_size: int = DEFAULT_BLOCK_SIZE) -> l
     return splits
 
 
-def read_split(split: Split) -> tuple[int, bytes]:
+def read_split(split: Split) -> tuple[int, bytearray]:
     """The whole lines that belong to ``split``, endings included, and the offset of the first."""
     if split.compressed:
         with gzip.open(split.path, "rb") as f:
-            return 0, f.read()
-    end = split.start + split.length
+            return 0, bytearray(f.read())
+    block = bytearray(split.length)
     with open(split.path, "rb") as f:
         f.seek(split.start)
-        body = f.read(split.length)
-        if len(body) < split.length:
+        if f.readinto(block) < split.length:
             raise BadInputError(f"{split.path} shrank while it was read")
         offset = split.start
         if split.start:
-            first_nl = body.find(b"\n")
+            first_nl = block.find(b"\n")
             if first_nl == -1:
-                return end, b""  # the only line starting here begins past the end: not ours
-            body = body[first_nl + 1 :]
+                return split.start + split.length, bytearray()  # no line starts here: not ours
+            del block[: first_nl + 1]  # O(1) at the front of a bytearray
             offset += first_nl + 1
         # Read on through the first \n at or after the end (Hadoop reads while pos <= end).
-        tail = []
-        while True:
-            chunk = f.read(_READ_CHUNK)
-            if not chunk:
-                break
+        while chunk := f.read(_READ_CHUNK):
             nl = chunk.find(b"\n")
+            block += chunk if nl == -1 else chunk[: nl + 1]
             if nl != -1:
-                tail.append(chunk[: nl + 1])
                 break
-            tail.append(chunk)
-    return offset, body + b"".join(tail) if tail else body
+    return offset, block
 
 
-def pieces(block: bytes, max_bytes: int = PIECE_BYTES) -> Iterator[tuple[int, bytes]]:
+def pieces(block: bytes | bytearray, max_bytes: int = PIECE_BYTES) -> Iterator[tuple[int, memoryview]]:
     """Cut a line-aligned block into line-aligned pieces of about ``max_bytes``, with their offsets.
 
     Arrow binary arrays hold at most 2 GiB, and the vectorized map's intermediate arrays
-    grow with the piece, so a map task works through a block one piece at a time.
+    grow with the piece, so a map task works through a block one piece at a time. The
+    pieces are views: nothing is copied.
     """
+    view = memoryview(block)
     pos = 0
     while pos < len(block):
         stop = block.find(b"\n", pos + max_bytes - 1)
         stop = len(block) if stop == -1 else stop + 1
-        yield pos, block[pos:stop] if pos or stop < len(block) else block
+        yield pos, view[pos:stop]
         pos = stop
 
 
-def lines_array(block: bytes) -> pa.Array:
-    """The lines of a line-aligned block as an Arrow binary array, line endings removed."""
-    if not block:
-        return pa.array([], pa.binary())
-    if block.endswith(b"\n"):
-        block = block[:-1]
-    lines = pc.split_pattern(pa.array([block], pa.binary()), b"\n").values
-    if b"\r" in block:
-        cr = pc.ends_with(lines, b"\r")
-        if pc.any(cr).as_py():
-            trimmed = pc.binary_slice(lines, 0, -1)
-            lines = pc.if_else(cr, trimmed, lines)
+def lines_array(piece: bytes | bytearray | memoryview) -> pa.Array:
+    """The lines of a line-aligned piece as an Arrow binary array, line endings removed."""
+    size = len(piece)
+    if size and piece[-1] == 0x0A:
+        size -= 1
+    if not size:
+        return pa.array([b""] if len(piece) else [], pa.binary())
+    data = pa.py_buffer(piece).slice(0, size)
+    whole = pa.Array.from_buffers(pa.binary(), 1, [None, pa.array([0, size], pa.int32()).buffers()[1], data])
+    lines = pc.split_pattern(whole, b"\n").values
+    cr = pc.ends_with(lines, b"\r")
+    if pc.any(cr).as_py():
+        lines = pc.if_else(cr, pc.binary_slice(lines, 0, -1), lines)
     return lines
 
 
-def iter_lines(block: bytes, base_offset: int = 0) -> Iterator[tuple[int, bytes]]:
+def iter_lines(block: bytes | bytearray, base_offset: int = 0) -> Iterator[tuple[int, bytes]]:
     """``(byte offset in the file, line)`` for each line of a block starting at ``base_offset``."""
+    block = bytes(block)
     pos = 0
     end = len(block)
     while pos < end:

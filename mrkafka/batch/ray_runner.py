@@ -73,10 +73,7 @@ def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
         mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
         mappers = [mapper_cls.remote(plan.spec, plan.num_reducers) for _ in range(n_mappers)]
-        reducers = [
-            ray.remote(ReduceTask).options(num_cpus=0).remote(plan.spec, k)
-            for k in range(plan.num_reducers)
-        ]
+        reducers = [ray.remote(ReduceTask).options(num_cpus=0).remote(plan.spec, k) for k in range(plan.num_reducers)]
         try:
             return _drive(plan, mappers, reducers, progress)
         finally:

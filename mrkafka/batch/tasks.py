@@ -73,8 +73,8 @@ class MapTask:
         self.aggregation = Aggregation(self.job, spec.vectorize) if num_reducers else None
         self.vectorized_map = spec.vectorize and self.job.has_map_arrow()
 
-    def run(self, split: Split) -> tuple[Counters, *tuple[pa.Table, ...]]:
-        """Map and combine ``split``; return its counters and one partial per reducer."""
+    def run(self, split: Split) -> tuple[Any, ...]:
+        """Map and combine ``split``; return its ``Counters``, then one partial table per reducer."""
         counters = Counters()
         table = self._map(split, counters, combine=True)
         counters.add(output.COMBINE_INPUT_RECORDS, counters.get(output.MAP_OUTPUT_RECORDS))
@@ -99,9 +99,7 @@ class MapTask:
         self.job.counters.clear()
         return table
 
-    def _map_arrow(
-        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
-    ) -> pa.Table:
+    def _map_arrow(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         """Vectorized map, piece by piece; when combining, each piece's output is combined
         before the next is mapped, so a task holds one piece's map output at a time."""
         tables = []
@@ -132,9 +130,7 @@ class MapTask:
         except Exception as exc:
             raise _job_failed("reduce (as combiner)", exc, f"split {split}") from exc
 
-    def _map_records(
-        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
-    ) -> pa.Table:
+    def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         """Per-record map; when combining, the combiner runs as records come, into one dict."""
         job = self.job
         as_text = job.input_type is not bytes

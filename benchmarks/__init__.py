@@ -1,0 +1,1 @@
+"""The mrkafka benchmark suite: ``python -m benchmarks``."""

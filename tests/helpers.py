@@ -1,0 +1,50 @@
+"""Test helpers: the independent word-count oracle, a reader of part files, messy input."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDCOUNT = ROOT / "jobs" / "wordcount.py"
+
+
+def oracle_wordcount(data: bytes) -> collections.Counter:
+    """What word count must output: ``bytes.split()`` of every line, counted."""
+    counts: collections.Counter = collections.Counter()
+    for line in data.split(b"\n"):
+        counts.update(line.split())
+    return counts
+
+
+def read_parts(output: Path, prefix: str = "part-r-") -> dict[bytes, bytes]:
+    """``key -> value`` over every part file of a text output; fails on a repeated key."""
+    result: dict[bytes, bytes] = {}
+    for part in sorted(output.glob(f"{prefix}*")):
+        for line in part.read_bytes().splitlines():
+            key, _, value = line.rpartition(b"\t")
+            assert key not in result, f"{key!r} in two parts"
+            result[key] = value
+    return result
+
+
+def messy_corpus(seed: int = 7, lines: int = 3000) -> bytes:
+    """Text that exercises the record reader: CRLF, empty and long lines, bytes that are
+    not UTF-8, runs of every ASCII whitespace, and no newline at the end."""
+    import random
+
+    rng = random.Random(seed)
+    vocab = [b"alpha", b"Beta", b"gamma", b"\xe9t\xe9", b"\xff\xfe", b"na\xc3\xafve", b"x" * 300, b"I", b"am"]
+    spaces = [b" ", b"  ", b"\t", b"\x0b", b"\x0c", b" \t "]
+    out = []
+    for i in range(lines):
+        if i % 97 == 0:
+            out.append(b"")
+            continue
+        n = rng.randint(1, 4000 if i % 501 == 0 else 12)
+        words = [rng.choice(vocab) + (b"%d" % rng.randint(0, 50) if rng.random() < 0.3 else b"") for _ in range(n)]
+        line = rng.choice(spaces).join(words)
+        if i % 5 == 0:
+            line = b" " + line + b"\t"
+        out.append(line + (b"\r" if i % 3 == 0 else b""))
+    return b"\n".join(out)

@@ -1,0 +1,127 @@
+"""The batch engine end to end, on both runners, against the ``Counter`` oracle."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mrkafka.batch import JobSpec, run_batch
+from mrkafka.errors import JobFailedError
+from mrkafka.job import load_job
+from mrkafka.partition import murmur2, to_positive
+from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+
+pytestmark = pytest.mark.integration
+
+
+def wordcount(runner: str, inputs, out: Path, vectorize: bool = True, **kw):
+    spec = JobSpec(load_job(WORDCOUNT), vectorize=vectorize)
+    kw.setdefault("block_size", 4096)
+    return run_batch(spec, [str(p) for p in inputs], out, runner=runner, progress=False, **kw)
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_wordcount_equals_the_oracle(runner: str, messy_file: Path, tmp_path: Path, vectorize: bool) -> None:
+    out = tmp_path / "out"
+    counters = wordcount(runner, [messy_file], out, vectorize=vectorize, reducers=3)
+    expected = oracle_wordcount(messy_file.read_bytes())
+    assert {k: int(v) for k, v in read_parts(out).items()} == dict(expected)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001", "part-r-00002",
+    ]  # fmt: skip
+    framework = json.loads((out / "_COUNTERS.json").read_text())["Map-Reduce Framework"]
+    assert framework["Map output records"] == sum(expected.values())
+    assert framework["Reduce output records"] == len(expected)
+    assert framework["Map input records"] == messy_file.read_bytes().count(b"\n") + 1
+    assert counters.get(("Job Counters", "Launched map tasks")) > 10
+
+
+def test_vectorized_and_per_record_forms_are_byte_identical(runner: str, messy_file: Path, tmp_path: Path) -> None:
+    wordcount(runner, [messy_file], tmp_path / "v", vectorize=True)
+    wordcount(runner, [messy_file], tmp_path / "r", vectorize=False)
+    for name in ("part-r-00000", "part-r-00001"):
+        assert (tmp_path / "v" / name).read_bytes() == (tmp_path / "r" / name).read_bytes()
+
+
+def test_each_part_holds_the_keys_kafka_would_put_in_that_partition(
+    runner: str, messy_file: Path, tmp_path: Path
+) -> None:
+    wordcount(runner, [messy_file], tmp_path / "out", reducers=5)
+    for k in range(5):
+        lines = (tmp_path / "out" / f"part-r-{k:05d}").read_bytes().splitlines()
+        keys = [line.rpartition(b"\t")[0] for line in lines]
+        assert keys == sorted(keys)
+        assert all(to_positive(murmur2(key)) % 5 == k for key in keys)
+
+
+def test_runners_agree_on_several_inputs(runner: str, tmp_path: Path, messy_file: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "one.txt").write_bytes(b"a b c\nb c\n")
+    (tmp_path / "dir" / "empty.txt").write_bytes(b"")
+    (tmp_path / "dir" / "_ignored").write_bytes(b"zzz\n")
+    wordcount(runner, [tmp_path / "dir", messy_file], tmp_path / "out")
+    expected = oracle_wordcount(b"a b c\nb c\n" + b"\n" + messy_file.read_bytes())
+    assert {k: int(v) for k, v in read_parts(tmp_path / "out").items()} == dict(expected)
+
+
+def test_map_only_writes_one_part_per_split_in_input_order(runner: str, tmp_path: Path) -> None:
+    job = tmp_path / "upper.py"
+    job.write_text(
+        textwrap.dedent("""
+        from mrkafka import Job
+        class Upper(Job):
+            def map(self, offset, line):
+                yield line.upper(), offset
+        """)
+    )
+    data = b"b x\na y\nc z\n"
+    (tmp_path / "in.txt").write_bytes(data)
+    spec = JobSpec(load_job(job))
+    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "out", reducers=0, block_size=4, runner=runner)
+    parts = sorted((tmp_path / "out").glob("part-m-*"))
+    assert [p.name for p in parts] == ["part-m-00000", "part-m-00001", "part-m-00002"]
+    assert b"".join(p.read_bytes() for p in parts) == b"B X\t0\nA Y\t4\nC Z\t8\n"
+
+
+def test_a_map_that_raises_names_file_and_offset_and_commits_nothing(runner: str, tmp_path: Path) -> None:
+    job = tmp_path / "picky.py"
+    job.write_text(
+        textwrap.dedent("""
+        from mrkafka import Job
+        class Picky(Job):
+            def map(self, offset, line):
+                if line == "bad":
+                    raise ValueError("no bad lines")
+                yield line, 1
+            def reduce(self, a, b):
+                return a + b
+        """)
+    )
+    (tmp_path / "in.txt").write_bytes(b"good\n" * 100 + b"bad\n" + b"good\n")
+    with pytest.raises(JobFailedError, match=r"map raised ValueError: no bad lines .*in\.txt at byte 500"):
+        run_batch(JobSpec(load_job(job)), [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, block_size=64)
+    assert not (tmp_path / "out").exists()
+
+
+def test_finish_and_python_values(runner: str, tmp_path: Path) -> None:
+    job = tmp_path / "avg.py"
+    job.write_text(
+        textwrap.dedent("""
+        from mrkafka import Job
+        class Average(Job):
+            def map(self, offset, line):
+                name, value = line.split(",")
+                yield name, (int(value), 1)
+            def reduce(self, a, b):
+                return (a[0] + b[0], a[1] + b[1])
+            def finish(self, key, value):
+                return value[0] / value[1]
+        """)
+    )
+    (tmp_path / "in.txt").write_text("a,1\nb,4\na,2\na,6\n")
+    spec = JobSpec(load_job(job))
+    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, reducers=1, block_size=5)
+    assert (tmp_path / "out" / "part-r-00000").read_text() == "a\t3.0\nb\t4.0\n"

@@ -1,0 +1,66 @@
+"""The command line's answers to what users get wrong: one line, a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrkafka.cli import main
+from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr
+
+
+def test_inline_run_writes_parts_and_counters(tmp_path: Path, messy_file: Path) -> None:
+    out = tmp_path / "out"
+    code, err = run("run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(out),
+                    "--runner", "inline", "--block-size", "16KiB")  # fmt: skip
+    assert code == 0, err
+    assert "Map input records=" in err and "Reduce output records=" in err
+    assert {k: int(v) for k, v in read_parts(out).items()} == dict(oracle_wordcount(messy_file.read_bytes()))
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--input", "no/such/file"], 2, "input not found: no/such/file"),
+        (["--block-size", "12 parsecs"], 2, "not a size"),
+        (["-p", "x=1"], 3, "has no parameter 'x'"),
+        (["--job", "Nope"], 3, "no Job class 'Nope'"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, messy_file: Path, args, code, message) -> None:
+    base = ["run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(tmp_path / "o"), "--runner", "inline"]
+    exit_code, err = run(*base, *args)
+    assert exit_code == code
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_job_file(tmp_path: Path, messy_file: Path) -> None:
+    code, err = run("run", "nope.py", "--input", str(messy_file), "--output", str(tmp_path / "o"))
+    assert code == 3 and err == "mrkafka: error: job file not found: nope.py\n"
+
+
+def test_existing_output(tmp_path: Path, messy_file: Path) -> None:
+    (tmp_path / "o").mkdir()
+    args = ["--input", str(messy_file), "--output", str(tmp_path / "o"), "--runner", "inline"]
+    code, err = run("run", str(WORDCOUNT), *args)
+    assert code == 4 and "--overwrite" in err
+
+
+def test_job_error_shows_traceback_only_with_debug(tmp_path: Path) -> None:
+    job = tmp_path / "boom.py"
+    job.write_text("from mrkafka import Job\nclass Boom(Job):\n    def map(self, k, v):\n        raise KeyError(v)\n"
+                   "    def reduce(self, a, b):\n        return a\n")  # fmt: skip
+    (tmp_path / "in.txt").write_text("x\n")
+    args = ["run", str(job), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o"), "--runner", "inline"]
+    code, err = run(*args)
+    assert code == 5 and err.startswith("mrkafka: error: map raised KeyError") and "in.txt at byte 0" in err
+    assert err.count("\n") == 1
+    code, err = run("--debug", *args)
+    assert code == 5 and "Traceback" in err and "raise KeyError(v)" in err

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mrkafka.errors import BadJobError
+from mrkafka.job import load_job, parse_params
+from tests.helpers import WORDCOUNT
+
+
+def write_job(tmp_path: Path, body: str, name: str = "job.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_loads_wordcount() -> None:
+    job = load_job(WORDCOUNT)()
+    assert job.job_name() == "wordcount"
+    assert list(job.map(0, b" I am  Mukesh\t")) == [(b"I", 1), (b"am", 1), (b"Mukesh", 1)]
+    assert job.has_map_arrow() and job.has_reduce() and not job.has_finish()
+
+
+def test_missing_file() -> None:
+    with pytest.raises(BadJobError, match="not found"):
+        load_job("no/such/job.py")
+
+
+def test_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(BadJobError, match="does not import: SyntaxError"):
+        load_job(write_job(tmp_path, "class Oops(:\n"))
+
+
+def test_no_job_class(tmp_path: Path) -> None:
+    with pytest.raises(BadJobError, match="no subclass of mrkafka.Job"):
+        load_job(write_job(tmp_path, "x = 1\n"))
+
+
+def test_several_job_classes_need_a_name(tmp_path: Path) -> None:
+    path = write_job(
+        tmp_path,
+        """
+        from mrkafka import Job
+        class A(Job):
+            def reduce(self, a, b): return a + b
+        class B(Job):
+            def reduce(self, a, b): return a * b
+        """,
+    )
+    with pytest.raises(BadJobError, match="several jobs"):
+        load_job(path)
+    assert load_job(path, "B").__name__ == "B"
+    with pytest.raises(BadJobError, match="no Job class 'C'"):
+        load_job(path, "C")
+
+
+def test_unknown_aggregate(tmp_path: Path) -> None:
+    path = write_job(
+        tmp_path,
+        """
+        from mrkafka import Job
+        class A(Job):
+            aggregate = "median"
+        """,
+    )
+    with pytest.raises(BadJobError, match="median"):
+        load_job(path)
+
+
+def test_parameters_are_typed_by_their_defaults(tmp_path: Path) -> None:
+    path = write_job(
+        tmp_path,
+        """
+        from mrkafka import Job
+        class P(Job):
+            parameters = {"lower": False, "top": 5, "pattern": None}
+            def reduce(self, a, b): return a + b
+        """,
+    )
+    job_cls = load_job(path)
+    job = job_cls(parse_params(["lower=true", "top=3", "pattern=a=b"]))
+    assert job.params == {"lower": True, "top": 3, "pattern": "a=b"}
+    assert job_cls().params == {"lower": False, "top": 5, "pattern": None}
+    with pytest.raises(BadJobError, match="no parameter 'nope'"):
+        job_cls({"nope": "1"})
+    with pytest.raises(BadJobError, match="expected int"):
+        job_cls({"top": "many"})
+    with pytest.raises(BadJobError, match="name=value"):
+        parse_params(["lower"])
+
+
+def test_importing_job_does_not_import_ray_or_aiokafka() -> None:
+    code = "import sys, mrkafka.job; print(sorted(m for m in ('ray', 'aiokafka') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
