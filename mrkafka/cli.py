@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -51,6 +53,9 @@ debug_option = click.option(
 @debug_option
 def main() -> None:
     """mrkafka: one MapReduce job file, run as a batch job on Ray or as a stream on Kafka."""
+    # Client libraries log every retry; what a user needs reaches them as one error line.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    logging.getLogger("aiokafka").propagate = False
 
 
 @main.command()
@@ -119,3 +124,202 @@ def run(
         f"({read / 1e6 / max(elapsed, 1e-9):.1f} MB/s) -> {output}",
         err=True,
     )
+
+
+# -- Kafka ------------------------------------------------------------------------------------
+
+bootstrap_option = click.option(
+    "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True,
+    help="Kafka brokers to connect to [env: MRKAFKA_BOOTSTRAP_SERVERS].",
+)  # fmt: skip
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Where the brokers keep data, logs and pids "
+    "[default: ~/.cache/mrkafka/broker].",
+)  # fmt: skip
+
+
+def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None):
+    from mrkafka.errors import SetupError
+    from mrkafka.kafka.launcher import DEFAULT_PORT, Cluster, default_data_dir
+
+    directory = Path(data_dir) if data_dir else default_data_dir()
+    saved = Cluster.load(directory)
+    if brokers is None and port is None:
+        if saved is None:
+            raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
+        return saved
+    return Cluster(directory, brokers or 1, port or DEFAULT_PORT)
+
+
+@main.group()
+def kafka() -> None:
+    """Run Apache Kafka (KRaft) on this machine, for development, tests and demos."""
+
+
+@kafka.command()
+@click.option("--brokers", type=click.IntRange(1, 3), default=1, show_default=True, help="Broker+controller nodes.")
+@click.option("--port", type=int, default=9092, show_default=True, help="Client port of the first node.")
+@data_dir_option
+@debug_option
+def up(brokers: int, port: int, data_dir: str | None) -> None:
+    """Fetch Kafka (once), start it in the background and print the bootstrap servers."""
+    cluster = _cluster(data_dir, brokers, port)
+    click.echo(cluster.start())
+
+
+@kafka.command()
+@data_dir_option
+@debug_option
+def down(data_dir: str | None) -> None:
+    """Stop the brokers that `up` started (by their recorded pids)."""
+    stopped = _cluster(data_dir).stop()
+    click.echo(f"stopped {len(stopped)} broker(s)" if stopped else "no broker was running", err=True)
+
+
+@kafka.command()
+@data_dir_option
+@debug_option
+def status(data_dir: str | None) -> None:
+    """Say which brokers run, with their pids and ports."""
+    cluster = _cluster(data_dir)
+    running = 0
+    for node, pid in cluster.status():
+        state = f"running (pid {pid})" if pid else "stopped"
+        click.echo(f"node {node.node_id}: 127.0.0.1:{node.port} {state}  logs: {node.log}")
+        running += pid is not None
+    if not running:
+        sys.exit(1)
+
+
+@main.group()
+def topic() -> None:
+    """Create, list, describe, alter and delete topics."""
+
+
+@topic.command("create")
+@click.argument("name")
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--config", "configs", multiple=True, metavar="KEY=VALUE", help="A topic config (repeatable).")
+@bootstrap_option
+@debug_option
+def topic_create(
+    name: str, partitions: int, replication_factor: int, configs: tuple[str, ...], bootstrap_servers: str
+) -> None:
+    """Create topic NAME."""
+    from mrkafka.errors import BadInputError
+    from mrkafka.kafka import admin
+
+    settings = {}
+    for item in configs:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BadInputError(f"--config {item!r} is not of the form key=value")
+        settings[key] = value
+    admin.create_topic(bootstrap_servers, name, partitions, replication_factor, settings)
+    click.echo(f"created topic {name}", err=True)
+
+
+@topic.command("list")
+@click.option("--internal", is_flag=True, help="Also list Kafka's internal topics.")
+@bootstrap_option
+@debug_option
+def topic_list(internal: bool, bootstrap_servers: str) -> None:
+    """List the topics."""
+    from mrkafka.kafka import admin
+
+    for name in admin.list_topics(bootstrap_servers, internal):
+        click.echo(name)
+
+
+@topic.command("describe")
+@click.argument("name")
+@bootstrap_option
+@debug_option
+def topic_describe(name: str, bootstrap_servers: str) -> None:
+    """Partitions (leader, replicas, ISR) and configs of topic NAME."""
+    from mrkafka.kafka import admin
+
+    info = admin.describe_topic(bootstrap_servers, name)
+    replication = len(info.partitions[0].replicas) if info.partitions else 0
+    configs = ",".join(f"{k}={v}" for k, v in sorted(info.configs.items()))
+    click.echo(f"Topic: {name}\tPartitionCount: {len(info.partitions)}\tReplicationFactor: {replication}"
+               f"\tConfigs: {configs}")  # fmt: skip
+    for p in info.partitions:
+        click.echo(f"\tTopic: {name}\tPartition: {p.partition}\tLeader: {p.leader}"
+                   f"\tReplicas: {','.join(map(str, p.replicas))}\tIsr: {','.join(map(str, p.isr))}")  # fmt: skip
+
+
+@topic.command("alter")
+@click.argument("name")
+@click.option("--partitions", type=click.IntRange(min=1), required=True, help="The new, larger, partition count.")
+@bootstrap_option
+@debug_option
+def topic_alter(name: str, partitions: int, bootstrap_servers: str) -> None:
+    """Raise the partition count of topic NAME."""
+    from mrkafka.kafka import admin
+
+    admin.alter_partitions(bootstrap_servers, name, partitions)
+    click.echo(f"topic {name} has {partitions} partitions", err=True)
+
+
+@topic.command("delete")
+@click.argument("name")
+@bootstrap_option
+@debug_option
+def topic_delete(name: str, bootstrap_servers: str) -> None:
+    """Delete topic NAME."""
+    from mrkafka.kafka import admin
+
+    admin.delete_topic(bootstrap_servers, name)
+    click.echo(f"deleted topic {name}", err=True)
+
+
+@main.command()
+@click.option("--topic", "topic_name", required=True)
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="One record per line.")
+@click.option("--key-sep", help="Split each line at its first SEP into key and value.")
+@bootstrap_option
+@debug_option
+def produce(topic_name: str, input_path: str, key_sep: str | None, bootstrap_servers: str) -> None:
+    """Write the lines of a file to a topic (acks=all, idempotent)."""
+    from mrkafka.kafka.console import produce_lines
+
+    started = time.monotonic()
+    count = produce_lines(bootstrap_servers, topic_name, input_path, key_sep)
+    click.echo(f"wrote {count} records to {topic_name} in {time.monotonic() - started:.2f} s", err=True)
+
+
+@main.command()
+@click.option("--topic", "topic_name", required=True)
+@click.option("--from-beginning", is_flag=True, help="Start at the earliest offset, not the end.")
+@click.option("--print-key", is_flag=True)
+@click.option("--print-partition", is_flag=True)
+@click.option("--value-format", type=click.Choice(["string", "long", "json", "bytes"]), default="string",
+              show_default=True)  # fmt: skip
+@click.option("--key-format", type=click.Choice(["string", "long", "json", "bytes"]), default="string",
+              show_default=True)  # fmt: skip
+@click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many records.")
+@click.option("--timeout-ms", type=click.IntRange(min=0), help="Stop when no record came for this long.")
+@bootstrap_option
+@debug_option
+def consume(
+    topic_name: str,
+    from_beginning: bool,
+    print_key: bool,
+    print_partition: bool,
+    value_format: str,
+    key_format: str,
+    max_messages: int | None,
+    timeout_ms: int | None,
+    bootstrap_servers: str,
+) -> None:
+    """Print the records of a topic, as kafka-console-consumer does."""
+    from mrkafka.kafka.console import consume as run_consume
+
+    count = run_consume(
+        bootstrap_servers, topic_name, sys.stdout.buffer, from_beginning=from_beginning, max_messages=max_messages,
+        timeout_ms=timeout_ms, print_key=print_key, print_partition=print_partition, value_format=value_format,
+        key_format=key_format,
+    )  # fmt: skip
+    click.echo(f"Processed a total of {count} messages", err=True)

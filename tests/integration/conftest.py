@@ -1,10 +1,22 @@
-"""One Ray instance for the whole test session (Kafka's broker fixture lives beside it)."""
+"""One Ray instance and one Kafka broker for the whole test session, started on first use.
+
+Each test gets its own topic names and output directories. The brokers are stopped by pid
+when the session ends, whether tests passed or not.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import re
+import socket
+import uuid
 
 import pytest
+
+from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster
+
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +34,52 @@ def runner(request) -> str:
     if request.param == "ray":
         request.getfixturevalue("ray_cluster")
     return request.param
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """A first client port such that a cluster of ``count`` nodes finds all its ports free."""
+    for _ in range(100):
+        port = random.randrange(20000, 40000)
+        wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
+        if all(_free(p) for p in wanted):
+            return port
+    raise RuntimeError("no free ports")
+
+
+def _cluster(tmp_path_factory, brokers: int):
+    cluster = Cluster(tmp_path_factory.mktemp(f"kafka{brokers}"), brokers=brokers, port=free_ports(brokers))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory):
+    yield from _cluster(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3(tmp_path_factory):
+    yield from _cluster(tmp_path_factory, 3)
+
+
+@pytest.fixture
+def bootstrap(kafka_cluster) -> str:
+    return kafka_cluster.bootstrap_servers
+
+
+@pytest.fixture
+def topic_name(request) -> str:
+    """A topic name no other test uses."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:60]}-{uuid.uuid4().hex[:8]}"

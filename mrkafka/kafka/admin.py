@@ -1,0 +1,167 @@
+"""Topic administration and cluster checks over aiokafka's admin client.
+
+Every call takes the bootstrap servers (``--bootstrap-servers``, else the environment's
+``MRKAFKA_BOOTSTRAP_SERVERS``, else 127.0.0.1:9092) and fails within seconds, with
+``KafkaUnavailableError``, when no broker answers there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import for_code
+
+from mrkafka.errors import KafkaError, TopicError
+from mrkafka.kafka.client import CONNECT_TIMEOUT, started
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP_SERVERS",
+    "PartitionInfo",
+    "TopicInfo",
+    "admin_client",
+    "alter_partitions",
+    "bootstrap_servers",
+    "broker_ids",
+    "create_topic",
+    "delete_topic",
+    "describe_topic",
+    "list_topics",
+]
+
+DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' ConfigSource for a config set on the topic itself
+
+
+def bootstrap_servers(given: str | None = None) -> str:
+    return given or os.environ.get("MRKAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
+
+
+@dataclass(frozen=True, order=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: list[PartitionInfo]
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def admin_client(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    async with started(client, bootstrap, timeout):
+        yield client
+
+
+def _check(errors: list[tuple], action: str) -> None:
+    for entry in errors:
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 and entry[2] else ""
+        if code:
+            error = for_code(code)
+            text = f"{action} {name}: {error.__name__}" + (f": {message}" if message else "")
+            raise (TopicError if error.__name__.startswith(("Topic", "UnknownTopic")) else KafkaError)(text)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except AIOKafkaError as exc:
+        detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("[Error") else str(exc)
+        raise KafkaError(f"{type(exc).__name__}: {detail}") from exc
+
+
+async def _broker_ids(bootstrap: str, timeout: float) -> set[int]:
+    async with admin_client(bootstrap, timeout) as client:
+        cluster = await client.describe_cluster()
+    return {broker["node_id"] for broker in cluster["brokers"]}
+
+
+def broker_ids(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> set[int]:
+    """The ids of the brokers the cluster reports."""
+    return _run(_broker_ids(bootstrap, timeout))
+
+
+async def _create(bootstrap: str, topic: NewTopic) -> None:
+    async with admin_client(bootstrap) as client:
+        response = await client.create_topics([topic])
+    _check(response.topic_errors, "cannot create topic")
+
+
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    configs: Mapping[str, str] | None = None,
+) -> None:
+    topic = NewTopic(name, partitions, replication_factor, topic_configs=dict(configs or {}))
+    _run(_create(bootstrap, topic))
+
+
+async def _list(bootstrap: str) -> list[str]:
+    async with admin_client(bootstrap) as client:
+        return sorted(await client.list_topics())
+
+
+def list_topics(bootstrap: str, internal: bool = False) -> list[str]:
+    return [t for t in _run(_list(bootstrap)) if internal or not t.startswith("__")]
+
+
+async def _describe(bootstrap: str, name: str) -> TopicInfo:
+    async with admin_client(bootstrap) as client:
+        (topic,) = await client.describe_topics([name])
+        if topic["error_code"]:
+            raise TopicError(f"topic {name} does not exist" if topic["error_code"] == 3 else
+                             f"cannot describe topic {name}: {for_code(topic['error_code']).__name__}")  # fmt: skip
+        (response,) = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    partitions = sorted(
+        PartitionInfo(p["partition"], p["leader"], list(p["replicas"]), list(p["isr"])) for p in topic["partitions"]
+    )
+    # Entries are (name, value, read_only, source, ...); like kafka-topics, show what was set on the topic.
+    configs = {
+        entry[0]: entry[1]
+        for resource in response.resources
+        for entry in resource[4]
+        if entry[3] == _DYNAMIC_TOPIC_CONFIG
+    }
+    return TopicInfo(name, partitions, configs)
+
+
+def describe_topic(bootstrap: str, name: str) -> TopicInfo:
+    """Partitions (leader, replicas, in-sync replicas) and the configs set on the topic."""
+    return _run(_describe(bootstrap, name))
+
+
+async def _alter(bootstrap: str, name: str, count: int) -> None:
+    async with admin_client(bootstrap) as client:
+        response = await client.create_partitions({name: NewPartitions(count)})
+    _check(response.topic_errors, "cannot alter topic")
+
+
+def alter_partitions(bootstrap: str, name: str, count: int) -> None:
+    """Raise the partition count of a topic (Kafka cannot lower it)."""
+    _run(_alter(bootstrap, name, count))
+
+
+async def _delete(bootstrap: str, name: str) -> None:
+    async with admin_client(bootstrap) as client:
+        response = await client.delete_topics([name])
+    _check(response.topic_error_codes, "cannot delete topic")
+
+
+def delete_topic(bootstrap: str, name: str) -> None:
+    _run(_delete(bootstrap, name))

@@ -1,0 +1,182 @@
+"""``mrkafka produce`` and ``mrkafka consume``: what Kafka's console producer and consumer do."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from mrkafka.errors import BadInputError, TopicError
+from mrkafka.kafka.client import started
+from mrkafka.kafka.serdes import format_value
+from mrkafka.partition import partition_for
+from mrkafka.progress import Progress
+from mrkafka.splits import iter_lines
+
+__all__ = ["consume", "produce_lines"]
+
+_READ_BYTES = 4 << 20
+# Batches sent but not yet acknowledged, before producing waits for the oldest.
+_MAX_PENDING = 64
+
+
+def _blocks(path: str) -> Iterator[bytes]:
+    """The file in blocks of whole lines."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
+    with f:
+        rest = b""
+        while chunk := f.read(_READ_BYTES):
+            chunk = rest + chunk
+            cut = chunk.rfind(b"\n") + 1
+            rest = chunk[cut:]
+            if cut:
+                yield chunk[:cut]
+        if rest:
+            yield rest
+
+
+async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None, progress: Progress) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
+    )
+    async with started(producer, bootstrap):
+        partitions = sorted(await producer.partitions_for(topic) or [])
+        if not partitions:
+            raise TopicError(f"topic {topic} does not exist")
+        n = len(partitions)
+        batches: dict[int, Any] = {}
+        pending: list[asyncio.Future] = []
+        written = 0
+        round_robin = 0
+
+        def batch_for(partition: int) -> Any:
+            if partition not in batches:
+                batches[partition] = producer.create_batch()
+            return batches[partition]
+
+        async def send(partition: int) -> None:
+            pending.append(await producer.send_batch(batches.pop(partition), topic, partition=partition))
+            if len(pending) >= _MAX_PENDING:
+                await pending.pop(0)
+
+        for block in _blocks(path):
+            lines = [line for _, line in iter_lines(block)]
+            if key_sep is None:
+                keys: list[bytes | None] = [None] * len(lines)
+                values = lines
+                targets: list[int | None] = [None] * len(lines)
+            else:
+                split = [line.partition(key_sep) for line in lines]
+                keys = [k if sep else None for k, sep, _ in split]
+                values = [v if sep else k for k, sep, v in split]
+                hashed = partition_for(pa.array([k or b"" for k in keys], pa.binary()), n).tolist()
+                targets = [p if k is not None else None for p, k in zip(hashed, keys)]
+            for key, value, target in zip(keys, values, targets):
+                # No key: fill a batch for one partition, then move on (Kafka's sticky partitioner).
+                partition = round_robin if target is None else target
+                while batch_for(partition).append(key=key, value=value, timestamp=None) is None:
+                    if not batches[partition].record_count():
+                        raise BadInputError(f"a line of {path} is larger than a Kafka batch")
+                    await send(partition)
+                    if target is None:
+                        round_robin = partition = (round_robin + 1) % n
+            written += len(lines)
+            progress.advance(len(block), len(block))
+        for partition in list(batches):
+            await send(partition)
+        await asyncio.gather(*pending)
+    return written
+
+
+def produce_lines(
+    bootstrap: str, topic: str, path: str, key_sep: str | None = None, progress: bool | None = None
+) -> int:
+    """Write one record per line of ``path`` (the line without its ending); return the count.
+
+    With ``key_sep`` each line is split at its first separator into key and value, and keyed
+    records go to the partition Kafka's default partitioner picks. ``acks=all``, idempotent.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
+    sep = key_sep.encode() if key_sep else None
+    with Progress(size, "producing", progress) as bar:
+        return asyncio.run(_produce(bootstrap, topic, path, sep, bar))
+
+
+async def _consume(
+    bootstrap: str,
+    topic: str,
+    out: BinaryIO,
+    from_beginning: bool,
+    max_messages: int | None,
+    timeout_ms: int | None,
+    print_key: bool,
+    print_partition: bool,
+    value_format: str,
+    key_format: str,
+) -> int:
+    # No group: the consumer is assigned every partition of the topic and commits nothing.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    count = 0
+    async with started(consumer, bootstrap):
+        if topic not in await consumer.topics():
+            raise TopicError(f"topic {topic} does not exist")
+        consumer.subscribe([topic])
+        idle_since = time.monotonic()
+        while max_messages is None or count < max_messages:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            if not batches:
+                if timeout_ms is not None and (time.monotonic() - idle_since) * 1000 >= timeout_ms:
+                    break
+                continue
+            idle_since = time.monotonic()
+            for tp, records in sorted(batches.items()):
+                for record in records:
+                    line = b""
+                    if print_partition:
+                        line += b"Partition:%d\t" % tp.partition
+                    if print_key:
+                        line += format_value(record.key, key_format) + b"\t"
+                    out.write(line + format_value(record.value, value_format) + b"\n")
+                    count += 1
+                    if max_messages is not None and count >= max_messages:
+                        break
+                if max_messages is not None and count >= max_messages:
+                    break
+            out.flush()
+    return count
+
+
+def consume(
+    bootstrap: str,
+    topic: str,
+    out: BinaryIO,
+    *,
+    from_beginning: bool = False,
+    max_messages: int | None = None,
+    timeout_ms: int | None = None,
+    print_key: bool = False,
+    print_partition: bool = False,
+    value_format: str = "string",
+    key_format: str = "string",
+) -> int:
+    """Print the records of ``topic`` as kafka-console-consumer does; return how many."""
+    return asyncio.run(
+        _consume(bootstrap, topic, out, from_beginning, max_messages, timeout_ms,
+                 print_key, print_partition, value_format, key_format)
+    )  # fmt: skip

@@ -1,0 +1,361 @@
+"""Apache Kafka 4.3.1 from Maven Central, run in KRaft mode on 127.0.0.1.
+
+``ensure_jars`` resolves the jars once into ``~/.cache/mrkafka/kafka-4.3.1/lib`` with the
+Maven project beside this file. ``Cluster`` writes one config per node (each node both
+broker and controller), formats storage with Kafka's StorageTool, starts ``kafka.Kafka``
+in the background with its logs in the data dir, waits until every broker answers a
+metadata request, and records the pids in the data dir so that ``stop`` ends exactly
+those processes, never others found by name.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrkafka.errors import SetupError
+
+__all__ = ["KAFKA_VERSION", "Cluster", "cache_root", "ensure_jars", "java_command", "tool_command"]
+
+KAFKA_VERSION = "4.3.1"
+DEFAULT_PORT = 9092
+# A node's controller listens this far above its client port.
+CONTROLLER_PORT_OFFSET = 100
+HEAP = "512m"
+STATE_FILE = "cluster.json"
+_POM = Path(__file__).with_name("pom.xml")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MRKAFKA_CACHE", "~/.cache/mrkafka")).expanduser()
+
+
+def default_data_dir() -> Path:
+    return cache_root() / "broker"
+
+
+def _which(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SetupError(f"no {tool} on PATH: {hint}")
+    return path
+
+
+def java_command() -> str:
+    """The ``java`` to run Kafka with, checked to be version 17 or later."""
+    java = _which("java", "install a JDK 17 or later (e.g. apt-get install openjdk-17-jdk-headless)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < 17:
+        raise SetupError(f"Kafka {KAFKA_VERSION} needs Java 17 or later; {java} is {major or 'unknown'}")
+    return java
+
+
+def ensure_jars() -> Path:
+    """The directory of Kafka's jars, resolved from Maven Central on first use."""
+    home = cache_root() / f"kafka-{KAFKA_VERSION}"
+    lib = home / "lib"
+    done = home / ".complete"
+    if done.exists():
+        return lib
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time, across processes
+        if done.exists():
+            return lib
+        mvn = _which("mvn", "install Maven (e.g. apt-get install maven) so that Kafka's jars can be fetched")
+        shutil.copy(_POM, home / "pom.xml")
+        print(f"mrkafka: fetching Apache Kafka {KAFKA_VERSION} from Maven Central ...", file=sys.stderr)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+             f"-DoutputDirectory={lib}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+            raise SetupError(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{tail}")
+        done.touch()
+    return lib
+
+
+def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
+    """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
+    config = cache_root() / f"kafka-{KAFKA_VERSION}" / "tools-log4j2.properties"
+    if not config.exists():
+        config.write_text(
+            "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
+            "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
+            "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
+        )
+    lib = ensure_jars()
+    return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a child that exited is reaped, and a zombie does not count)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    directory: Path
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.log"
+
+
+@dataclass
+class Cluster:
+    """One to three combined broker+controller nodes in ``data_dir``."""
+
+    data_dir: Path
+    brokers: int = 1
+    port: int = DEFAULT_PORT
+    heap: str = HEAP
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.brokers not in (1, 2, 3):
+            raise SetupError(f"--brokers must be 1, 2 or 3, got {self.brokers}")
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [
+            Node(i, self.port + i, self.port + CONTROLLER_PORT_OFFSET + i, self.data_dir / f"node-{i}")
+            for i in range(self.brokers)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    # -- state kept in the data dir -----------------------------------------------------------
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Cluster | None:
+        """The cluster recorded in ``data_dir``, if ``up`` ran there."""
+        state = Path(data_dir).expanduser() / STATE_FILE
+        if not state.exists():
+            return None
+        saved = json.loads(state.read_text())
+        return cls(Path(data_dir), saved["brokers"], saved["port"], saved.get("heap", HEAP))
+
+    def _state(self) -> dict:
+        path = self.data_dir / STATE_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _update_state(self, **changes: object) -> None:
+        state = {**self._state(), "brokers": self.brokers, "port": self.port, "heap": self.heap, **changes}
+        (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    def pids(self) -> dict[int, int]:
+        """Node id -> pid of the nodes that were started here and still run."""
+        running = {}
+        for node_id, pid in self._state().get("pids", {}).items():
+            node = self.nodes[int(node_id)]
+            if _alive(pid) and "kafka.Kafka" in _cmdline(pid) and str(node.config) in _cmdline(pid):
+                running[int(node_id)] = pid
+        return running
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _write_configs(self) -> None:
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        replication = min(3, self.brokers)
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config.write_text(
+                "\n".join([
+                    "process.roles=broker,controller",
+                    f"node.id={node.node_id}",
+                    f"controller.quorum.voters={voters}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={node.directory / 'logs'}",
+                    "num.partitions=1",
+                    f"default.replication.factor={replication}",
+                    f"offsets.topic.replication.factor={replication}",
+                    f"transaction.state.log.replication.factor={replication}",
+                    f"transaction.state.log.min.isr={min(2, replication)}",
+                    "auto.create.topics.enable=false",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.cleaner.backoff.ms=1000",
+                    "",
+                ])
+            )  # fmt: skip
+            (node.directory / "log4j2.properties").write_text(
+                "\n".join([
+                    "status = warn",
+                    "appender.file.type = File",
+                    "appender.file.name = FILE",
+                    f"appender.file.fileName = {node.log}",
+                    "appender.file.layout.type = PatternLayout",
+                    "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+                    "rootLogger.level = INFO",
+                    "rootLogger.appenderRef.file.ref = FILE",
+                    "logger.kafka.name = org.apache.kafka",
+                    "logger.kafka.level = WARN",
+                    "",
+                ])
+            )  # fmt: skip
+
+    def _java(self, node: Node, main_class: str, *args: str, heap: str | None = None) -> list[str]:
+        lib = ensure_jars()
+        return [
+            java_command(),
+            f"-Xmx{heap or self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}",
+            "-cp",
+            f"{lib}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format(self, cluster_id: str) -> None:
+        for node in self.nodes:
+            if (node.directory / "logs" / "meta.properties").exists():
+                continue
+            cmd = self._java(node, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+                             "--config", str(node.config), heap="256m")  # fmt: skip
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise SetupError(f"formatting Kafka storage failed: {(result.stdout + result.stderr).strip()}")
+
+    def start(self, timeout: float = 90.0) -> str:
+        """Start every node that is not running; return the bootstrap servers once all answer."""
+        ensure_jars()
+        java_command()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        saved = self._state()
+        if saved and (saved["brokers"], saved["port"]) != (self.brokers, self.port):
+            raise SetupError(
+                f"{self.data_dir} holds a cluster of {saved['brokers']} broker(s) on port {saved['port']}; "
+                "stop it, or choose another --data-dir"
+            )
+        pids = self.pids()
+        for node in self.nodes:
+            if node.node_id in pids:
+                continue
+            for port in (node.port, node.controller_port):
+                if not _port_free(port):
+                    raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
+        self._write_configs()
+        cluster_id = saved.get("cluster_id") or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        self._format(cluster_id)
+        for node in self.nodes:
+            if node.node_id not in pids:
+                pids[node.node_id] = self._spawn(node)
+        self._update_state(cluster_id=cluster_id, pids=pids)
+        self.wait_ready(timeout)
+        return self.bootstrap_servers
+
+    def _spawn(self, node: Node) -> int:
+        with open(node.directory / "stdout.log", "ab") as out:
+            process = subprocess.Popen(
+                self._java(node, "kafka.Kafka", str(node.config)),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        return process.pid
+
+    def start_node(self, node_id: int, timeout: float = 90.0) -> None:
+        """Bring one stopped node back (after ``stop(node_id)``)."""
+        pids = self.pids()
+        if node_id not in pids:
+            pids[node_id] = self._spawn(self.nodes[node_id])
+            self._update_state(pids=pids)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every running node is a registered broker that answers metadata requests."""
+        from mrkafka.kafka.admin import broker_ids
+
+        deadline = time.monotonic() + timeout
+        started = {int(n): pid for n, pid in self._state().get("pids", {}).items()}
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            dead = sorted(n for n, pid in started.items() if not _alive(pid))
+            if dead:
+                raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
+            try:
+                if started.keys() <= broker_ids(self.bootstrap_servers, timeout=5.0):
+                    return
+            except Exception as exc:  # not up yet
+                last_error = exc
+            time.sleep(0.3)
+        raise SetupError(f"Kafka did not answer within {timeout:.0f} s ({last_error}); see {self.nodes[0].log}")
+
+    def stop(self, node_id: int | None = None, timeout: float = 30.0) -> list[int]:
+        """Stop all nodes (or one), by recorded pid: SIGTERM, then SIGKILL after ``timeout``."""
+        pids = self.pids()
+        targets = {n: p for n, p in pids.items() if node_id is None or n == node_id}
+        for pid in targets.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
+            time.sleep(0.2)
+        for n in self.pids():
+            if n in targets:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pids[n], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
+            time.sleep(0.1)
+        self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
+        return sorted(targets.values())
+
+    def status(self) -> list[tuple[Node, int | None]]:
+        pids = self.pids()
+        return [(node, pids.get(node.node_id)) for node in self.nodes]

@@ -1,0 +1,61 @@
+"""Kafka's wire forms of keys and values, as Kafka's own serializers write them.
+
+Keys: a str as UTF-8 (surrogateescape, so any bytes survive), bytes unchanged, an int as
+Kafka's LongSerializer writes it. Values: an int as an 8-byte big-endian signed long
+(LongSerializer), bytes unchanged, ``None`` as a tombstone, anything else as compact JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+__all__ = ["VALUE_FORMATS", "deserialize_long", "format_value", "serialize_key", "serialize_long", "serialize_value"]
+
+_LONG = struct.Struct(">q")
+VALUE_FORMATS = ("string", "long", "json", "bytes")
+
+
+def serialize_long(value: int) -> bytes:
+    return _LONG.pack(value)
+
+
+def deserialize_long(data: bytes) -> int:
+    if len(data) != 8:
+        raise ValueError(f"a long is 8 bytes, got {len(data)}")
+    return _LONG.unpack(data)[0]
+
+
+def serialize_key(key: Any) -> bytes | None:
+    if key is None or isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8", "surrogateescape")
+    if isinstance(key, int) and not isinstance(key, bool):
+        return serialize_long(key)
+    raise TypeError(f"keys must be str, bytes or int, not {type(key).__name__}")
+
+
+def serialize_value(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return serialize_long(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+def format_value(data: bytes | None, fmt: str) -> bytes:
+    """How the console consumer prints a key or value in format ``fmt``."""
+    if data is None:
+        return b"null"
+    if fmt == "long":
+        try:
+            return str(deserialize_long(data)).encode()
+        except ValueError:
+            return b"<not a long: " + data.hex().encode() + b">"
+    if fmt == "json":
+        return json.dumps(json.loads(data), ensure_ascii=False).encode()
+    if fmt == "bytes":
+        return repr(data).encode()
+    return data

@@ -1,0 +1,196 @@
+"""The Kafka half: the launcher, topic tools, produce and consume, checked against Kafka's own Java tools."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from click.testing import CliRunner
+
+from mrkafka.cli import main
+from mrkafka.errors import SetupError
+from mrkafka.kafka import admin
+from mrkafka.kafka.launcher import Cluster, tool_command
+from mrkafka.kafka.serdes import serialize_long
+from mrkafka.partition import murmur2, to_positive
+from tests.helpers import messy_corpus
+from tests.integration.conftest import free_ports
+
+pytestmark = pytest.mark.integration
+
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+
+
+def cli(*args: str) -> tuple[int, bytes, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+def java_consume(bootstrap: str, topic: str, count: int, *extra: str) -> bytes:
+    cmd = tool_command(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+                       "--max-messages", str(count), "--timeout-ms", "20000", *extra)  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+
+
+def test_topic_lifecycle(bootstrap: str, topic_name: str) -> None:
+    b = ["--bootstrap-servers", bootstrap]
+    code, _, err = cli("topic", "create", topic_name, "--partitions", "3", "--config", "cleanup.policy=compact", *b)
+    assert code == 0, err
+    code, out, _ = cli("topic", "list", *b)
+    assert topic_name in out.decode().split()
+    code, out, _ = cli("topic", "describe", topic_name, *b)
+    text = out.decode()
+    assert "PartitionCount: 3" in text and "cleanup.policy=compact" in text and "Isr: 0" in text
+    assert cli("topic", "alter", topic_name, "--partitions", "5", *b)[0] == 0
+    assert len(admin.describe_topic(bootstrap, topic_name).partitions) == 5
+    assert cli("topic", "delete", topic_name, *b)[0] == 0
+    assert topic_name not in admin.list_topics(bootstrap)
+
+
+def test_topic_errors(bootstrap: str, topic_name: str) -> None:
+    b = ["--bootstrap-servers", bootstrap]
+    admin.create_topic(bootstrap, topic_name)
+    code, _, err = cli("topic", "create", topic_name, *b)
+    assert code == 9 and "already exists" in err and err.count("\n") == 1
+    code, _, err = cli("topic", "describe", "no-such-topic", *b)
+    assert code == 9 and err == "mrkafka: error: topic no-such-topic does not exist\n"
+    code, _, err = cli("topic", "create", topic_name + "-rf", "--replication-factor", "3", *b)
+    assert code == 7 and "replication factor of 3" in err
+    code, _, err = cli("topic", "alter", topic_name, "--partitions", "1", *b)
+    assert code == 7 and err.startswith("mrkafka: error: InvalidPartitionsError: Could not create partitions")
+    code, _, err = cli("consume", "--topic", "no-such-topic", "--from-beginning", *b)
+    assert code == 9 and "does not exist" in err
+
+
+def test_unreachable_broker_is_a_quick_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        started = time.monotonic()
+        code, _, err = cli("topic", "list", "--bootstrap-servers", f"127.0.0.1:{port}")
+    assert code == 8 and err.startswith("mrkafka: error: no Kafka broker answers at") and err.count("\n") == 1
+    assert time.monotonic() - started < 15
+
+
+def test_produce_reads_back_identically_through_kafkas_console_consumer(
+    bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    data = messy_corpus(lines=500)
+    path = tmp_path / "in.txt"
+    path.write_bytes(data)
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    code, _, err = cli("produce", "--topic", topic_name, "--input", str(path), "--bootstrap-servers", bootstrap)
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in data.split(b"\n")]
+    assert code == 0 and f"wrote {len(lines)} records" in err
+    assert java_consume(bootstrap, topic_name, len(lines)) == b"".join(line + b"\n" for line in lines)
+    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--timeout-ms", "1000",
+                       "--bootstrap-servers", bootstrap)  # fmt: skip
+    assert out == b"".join(line + b"\n" for line in lines)
+
+
+def test_keyed_records_land_where_mrkafkas_partitioner_predicts(
+    bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    admin.create_topic(bootstrap, topic_name, partitions=6)
+    keys = [f"key{i}".encode() for i in range(200)] + ["é".encode(), b"21", b"foobar"]
+    stdin = b"".join(k + b"," + b"v%d\n" % i for i, k in enumerate(keys))
+    cmd = tool_command(CONSOLE_PRODUCER, "--bootstrap-server", bootstrap, "--topic", topic_name,
+                       "--reader-property", "parse.key=true", "--reader-property", "key.separator=,")  # fmt: skip
+    subprocess.run(cmd, input=stdin, capture_output=True, check=True, timeout=60)
+    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--print-key", "--print-partition",
+                       "--max-messages", str(len(keys)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    seen = {}
+    for line in out.splitlines():
+        partition, key, _ = line.split(b"\t")
+        seen[key] = int(partition.removeprefix(b"Partition:"))
+    assert seen == {k: to_positive(murmur2(k)) % 6 for k in keys}
+
+    # And mrkafka's own keyed produce agrees with Kafka's producer.
+    path = tmp_path / "keyed.txt"
+    path.write_bytes(stdin)
+    cli("produce", "--topic", topic_name, "--input", str(path), "--key-sep", ",", "--bootstrap-servers", bootstrap)
+    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--print-key", "--print-partition",
+                       "--max-messages", str(2 * len(keys)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    pairs = {tuple(line.split(b"\t")[:2]) for line in out.splitlines()}
+    assert pairs == {(b"Partition:%d" % p, k) for k, p in seen.items()}
+
+
+def test_long_values_print_as_numbers_through_kafkas_long_deserializer(bootstrap: str, topic_name: str) -> None:
+    admin.create_topic(bootstrap, topic_name)
+    values = [0, 1, -1, 42, 2**63 - 1, -(2**63)]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for v in values:
+                await producer.send_and_wait(topic_name, serialize_long(v), key=b"k")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    out = java_consume(bootstrap, topic_name, len(values), "--value-deserializer",
+                       "org.apache.kafka.common.serialization.LongDeserializer")  # fmt: skip
+    assert out.decode().split() == [str(v) for v in values]
+    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--value-format", "long",
+                       "--max-messages", str(len(values)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    assert out.decode().split() == [str(v) for v in values]
+
+
+def test_up_status_down_through_the_cli(tmp_path: Path) -> None:
+    port = free_ports(1)
+    data = ["--data-dir", str(tmp_path / "k")]
+    code, out, err = cli("kafka", "up", "--port", str(port), *data)
+    try:
+        assert code == 0, err
+        assert out.decode().strip() == f"127.0.0.1:{port}"
+        code, out, _ = cli("kafka", "status", *data)
+        assert code == 0 and "running (pid" in out.decode()
+        code, _, err = cli("kafka", "up", "--port", str(port + 1), *data)
+        assert code == 6 and "holds a cluster" in err
+    finally:
+        code, _, err = cli("kafka", "down", *data)
+    assert code == 0 and "stopped 1 broker(s)" in err
+    code, out, _ = cli("kafka", "status", *data)
+    assert code == 1 and "stopped" in out.decode()
+    assert not Cluster.load(tmp_path / "k").pids()
+
+
+def test_a_taken_port_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(SetupError, match=f"port {port} on 127.0.0.1 is taken"):
+            Cluster(tmp_path / "k", 1, port).start()
+
+
+def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: str, tmp_path: Path) -> None:
+    bootstrap = kafka_cluster3.bootstrap_servers
+    admin.create_topic(bootstrap, topic_name, partitions=3, replication_factor=3,
+                       configs={"min.insync.replicas": "2"})  # fmt: skip
+    assert all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions)
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"".join(b"line %d\n" % i for i in range(1000)))
+    kafka_cluster3.stop(node_id=2)
+    try:
+        alive = ",".join(bootstrap.split(",")[:2])
+        code, _, err = cli("produce", "--topic", topic_name, "--input", str(path), "--bootstrap-servers", alive)
+        assert code == 0, err
+        code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--max-messages", "1000",
+                           "--bootstrap-servers", alive)  # fmt: skip
+        assert sorted(out.splitlines()) == sorted(b"line %d" % i for i in range(1000))
+    finally:
+        kafka_cluster3.start_node(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions):
+            break
+        time.sleep(0.5)
+    assert all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions)
