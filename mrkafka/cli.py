@@ -323,5 +323,7 @@ def consume(
         key_format=key_format,
     )  # fmt: skip
     click.echo(f"Processed a total of {count} messages", err=True)
+
+
 if __name__ == "__main__":
     main()
