@@ -107,6 +107,15 @@ def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
     return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
 
 
+def _new_cluster_id() -> str:
+    """A random id in Kafka's form: 16 bytes, URL-safe base64 without padding, not starting
+    with "-" (which the tools would read as an option; Kafka's Uuid.randomUuid skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -292,7 +301,7 @@ class Cluster:
                 if not _port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
         self._write_configs()
-        cluster_id = saved.get("cluster_id") or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        cluster_id = saved.get("cluster_id") or _new_cluster_id()
         self._format(cluster_id)
         for node in self.nodes:
             if node.node_id not in pids:

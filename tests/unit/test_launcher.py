@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import base64
+
+from mrkafka.kafka.launcher import Cluster, _new_cluster_id
+
+
+def test_cluster_ids_are_kafkas_form_and_never_look_like_an_option() -> None:
+    for _ in range(2000):
+        cluster_id = _new_cluster_id()
+        assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_nodes_and_ports(tmp_path) -> None:
+    cluster = Cluster(tmp_path, brokers=3, port=29092)
+    assert cluster.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+    assert [n.controller_port for n in cluster.nodes] == [29192, 29193, 29194]
+    cluster._write_configs()
+    config = cluster.nodes[1].config.read_text()
+    assert "node.id=1" in config and "controller.quorum.voters=0@127.0.0.1:29192,1@127.0.0.1:29193" in config
+    assert "listeners=PLAINTEXT://127.0.0.1:29093,CONTROLLER://127.0.0.1:29193" in config
+    assert cluster.pids() == {}
