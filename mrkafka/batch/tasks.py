@@ -13,17 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from mrkafka import output
-from mrkafka.aggregate import (
-    KEY,
-    VALUE,
-    Accumulator,
-    Aggregation,
-    empty_partial,
-    partial_from_arrow,
-    partial_from_pairs,
-)
-from mrkafka.errors import JobFailedError
+from mrkafka.aggregate import KEY, Accumulator, Aggregation, empty_partial
 from mrkafka.job import Job
+from mrkafka.mapping import job_failed, map_arrow, map_records
 from mrkafka.output import Counters
 from mrkafka.partition import partition_for
 from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
@@ -46,10 +38,6 @@ class JobSpec:
     @property
     def name(self) -> str:
         return self.job_cls.job_name()
-
-
-def _job_failed(what: str, exc: Exception, where: str) -> JobFailedError:
-    return JobFailedError(f"{what} raised {type(exc).__name__}: {exc} ({where})")
 
 
 def split_by_partition(table: pa.Table, num_partitions: int) -> list[pa.Table]:
@@ -99,7 +87,9 @@ class MapTask:
         self.job.counters.clear()
         return table
 
-    def _map_arrow(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
+    def _map_arrow(
+        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
+    ) -> pa.Table:
         """Vectorized map, piece by piece; when combining, each piece's output is combined
         before the next is mapped, so a task holds one piece's map output at a time."""
         tables = []
@@ -107,14 +97,8 @@ class MapTask:
         for piece_offset, piece in pieces(block):
             lines = lines_array(piece)
             counters.add(output.MAP_INPUT_RECORDS, len(lines))
-            try:
-                table = partial_from_arrow(self.job.map_arrow(lines))
-            except Exception as exc:
-                where = f"lines of {split.path} from byte {offset + piece_offset}"
-                raise _job_failed("map_arrow", exc, where) from exc
+            table = map_arrow(self.job, lines, f"lines of {split.path} from byte {offset + piece_offset}")
             emitted += table.num_rows
-            if self.job.aggregate == "count":
-                table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
             tables.append(self._combine(table, split) if combine else table)
         counters.add(output.MAP_OUTPUT_RECORDS, emitted)
         if not tables:
@@ -128,47 +112,19 @@ class MapTask:
         try:
             return self.aggregation.combine(table)
         except Exception as exc:
-            raise _job_failed("reduce (as combiner)", exc, f"split {split}") from exc
+            raise job_failed("reduce (as combiner)", exc, f"split {split}") from exc
 
-    def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
-        """Per-record map; when combining, the combiner runs as records come, into one dict."""
-        job = self.job
-        as_text = job.input_type is not bytes
-        count = job.aggregate == "count"
-        merge = self.aggregation.merge if self.aggregation else None
-        held: dict[Any, Any] = {}
-        keys: list[Any] = []
-        values: list[Any] = []
-        records = emitted = 0
-        line_offset = offset
-        try:
-            for line_offset, line in iter_lines(block, offset):
-                records += 1
-                value = line.decode("utf-8", "surrogateescape") if as_text else line
-                for key, out in job.map(line_offset, value):
-                    emitted += 1
-                    if count:
-                        out = 1
-                    if not combine:
-                        keys.append(key)
-                        values.append(out)
-                    elif key in held:
-                        try:
-                            held[key] = merge(held[key], out)
-                        except Exception as exc:
-                            where = f"{split.path} at byte {line_offset}"
-                            raise _job_failed("reduce (as combiner)", exc, where) from exc
-                    else:
-                        held[key] = out
-        except JobFailedError:
-            raise
-        except Exception as exc:
-            raise _job_failed("map", exc, f"{split.path} at byte {line_offset}") from exc
-        counters.add(output.MAP_INPUT_RECORDS, records)
+    def _map_records(
+        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
+    ) -> pa.Table:
+        def where(position: int) -> str:
+            return f"{split.path} at byte {position}"
+
+        aggregation = self.aggregation if combine else None
+        table, read, emitted = map_records(self.job, iter_lines(block, offset), where, aggregation)
+        counters.add(output.MAP_INPUT_RECORDS, read)
         counters.add(output.MAP_OUTPUT_RECORDS, emitted)
-        if combine:
-            keys, values = list(held), list(held.values())
-        return partial_from_pairs(keys, values)
+        return table
 
 
 class ReduceTask:
@@ -184,7 +140,7 @@ class ReduceTask:
         try:
             self.accumulator.add(partial)
         except Exception as exc:
-            raise _job_failed("reduce", exc, f"reducer {self.index}") from exc
+            raise job_failed("reduce", exc, f"reducer {self.index}") from exc
 
     def write(self, path: str, fmt: str) -> Counters:
         counters = Counters()
@@ -196,7 +152,7 @@ class ReduceTask:
             try:
                 table = output.finish_partial(table, self.job.finish)
             except Exception as exc:
-                raise _job_failed("finish", exc, f"reducer {self.index}") from exc
+                raise job_failed("finish", exc, f"reducer {self.index}") from exc
         table = output.sort_by_key(table)
         counters.add(output.REDUCE_OUTPUT_RECORDS, table.num_rows)
         counters.add(output.BYTES_WRITTEN, output.write_part(table, path, fmt))

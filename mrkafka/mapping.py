@@ -1,0 +1,81 @@
+"""Mapping input records to partial tables: the map side both engines share.
+
+A batch map task feeds it the lines of a split; a stream map task the values of one poll
+of one input partition. ``where`` turns a record's position (a byte offset in a file, an
+offset in a partition) into the words an error message needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mrkafka.aggregate import VALUE, Aggregation, partial_from_arrow, partial_from_pairs
+from mrkafka.errors import JobFailedError
+from mrkafka.job import Job
+
+__all__ = ["job_failed", "map_arrow", "map_records"]
+
+
+def job_failed(what: str, exc: Exception, where: str) -> JobFailedError:
+    return JobFailedError(f"{what} raised {type(exc).__name__}: {exc} ({where})")
+
+
+def map_arrow(job: Job, lines: pa.Array, where: str) -> pa.Table:
+    """The job's vectorized map over a batch of lines, as a partial (count's values made 1)."""
+    try:
+        table = partial_from_arrow(job.map_arrow(lines))
+    except Exception as exc:
+        raise job_failed("map_arrow", exc, where) from exc
+    if job.aggregate == "count":
+        table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
+    return table
+
+
+def map_records(
+    job: Job,
+    records: Iterable[tuple[int, bytes]],
+    where: Callable[[int], str],
+    aggregation: Aggregation | None,
+) -> tuple[pa.Table, int, int]:
+    """The job's per-record map over ``(position, line)`` records.
+
+    With an ``aggregation`` the combiner runs as records come, into one dict. Returns the
+    partial, the records read and the pairs the map emitted.
+    """
+    as_text = job.input_type is not bytes
+    count = job.aggregate == "count"
+    merge = aggregation.merge if aggregation is not None else None
+    held: dict[Any, Any] = {}
+    keys: list[Any] = []
+    values: list[Any] = []
+    read = emitted = 0
+    position = -1
+    try:
+        for position, line in records:
+            read += 1
+            value = line.decode("utf-8", "surrogateescape") if as_text else line
+            for key, out in job.map(position, value):
+                emitted += 1
+                if count:
+                    out = 1
+                if merge is None:
+                    keys.append(key)
+                    values.append(out)
+                elif key in held:
+                    try:
+                        held[key] = merge(held[key], out)
+                    except Exception as exc:
+                        raise job_failed("reduce (as combiner)", exc, where(position)) from exc
+                else:
+                    held[key] = out
+    except JobFailedError:
+        raise
+    except Exception as exc:
+        raise job_failed("map", exc, where(position)) from exc
+    if merge is not None:
+        keys, values = list(held), list(held.values())
+    return partial_from_pairs(keys, values), read, emitted
