@@ -18,6 +18,7 @@ class WordCount(Job):
     name = "wordcount"
     input_type = bytes
     aggregate = "sum"
+    value_serde = "long"
 
     def map(self, offset, line):
         for word in line.split():

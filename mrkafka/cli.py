@@ -72,6 +72,15 @@ def main() -> None:
 @click.option("--runner", type=click.Choice(["ray", "inline"]), default="ray", show_default=True)
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
 @click.option("--no-vectorize", is_flag=True, help="Use the job's per-record map and reduce only.")
+@click.option("--stream", is_flag=True, help="Run as a streaming aggregation over --input-topic.")
+@click.option("--input-topic", help="[stream] The topic to consume.")
+@click.option("--output-topic", help="[stream] The topic to write finish(key, state) to [default: APP-output].")
+@click.option("--application-id", help="[stream] Consumer group and prefix of internal topics [default: job name].")
+@click.option("--until-end", is_flag=True, help="[stream] Stop at the input's end offsets taken at start.")
+@click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True)
+@click.option("--state-dir", default="~/.cache/mrkafka/state", show_default=True, help="[stream] RocksDB files.")
+@click.option("--commit-interval-ms", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True)
 @debug_option
 def run(
     job_file: str,
@@ -87,13 +96,40 @@ def run(
     runner: str,
     ray_address: str | None,
     no_vectorize: bool,
+    stream: bool,
+    input_topic: str | None,
+    output_topic: str | None,
+    application_id: str | None,
+    until_end: bool,
+    state: str,
+    state_dir: str,
+    commit_interval_ms: int,
+    bootstrap_servers: str,
 ) -> None:
-    """Run JOB_FILE as a batch MapReduce over --input into --output."""
+    """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic."""
     from mrkafka.batch import JobSpec, run_batch
     from mrkafka.errors import BadInputError
     from mrkafka.job import load_job, parse_params
     from mrkafka.splits import parse_size
 
+    if stream:
+        from mrkafka.stream import run_stream
+
+        if not input_topic:
+            raise BadInputError("--stream needs --input-topic")
+        job_cls = load_job(job_file, job_name)
+        spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize)
+        spec.instantiate()
+        app = application_id or job_cls.job_name()
+        report = run_stream(
+            spec, bootstrap=bootstrap_servers, input_topic=input_topic, output_topic=output_topic or f"{app}-output",
+            application_id=app, reducers=reducers, mappers=mappers, commit_interval_ms=commit_interval_ms,
+            state=state, state_dir=state_dir, until_end=until_end, output=output, fmt=fmt, overwrite=overwrite,
+            ray_address=ray_address,
+        )  # fmt: skip
+        click.echo(report.counters.format(), err=True)
+        click.echo(f"{app}: {report.format()}", err=True)
+        return
     if not inputs:
         raise BadInputError("no --input given")
     if not output:

@@ -53,6 +53,9 @@ class Job:
     aggregate: ClassVar[str | None] = None
     #: Name of the state store in stream mode (the changelog is ``APP-STORE-changelog``).
     store_name: ClassVar[str] = "state"
+    #: How values travel on topics in stream mode: ``long`` (8-byte big-endian, Kafka's
+    #: LongSerializer; for integer values) or ``json``.
+    value_serde: ClassVar[str] = "json"
 
     def __init__(self, params: Mapping[str, str] | None = None) -> None:
         self.params: dict[str, Any] = _coerce_params(type(self), params or {})

@@ -26,7 +26,7 @@ from mrkafka.progress import Progress
 if TYPE_CHECKING:
     from mrkafka.batch import BatchPlan
 
-__all__ = ["ray_session", "run_ray"]
+__all__ = ["get_result", "ray_session", "run_ray", "ship_job_by_value"]
 
 SPLITS_IN_FLIGHT_PER_MAPPER = 2
 
@@ -47,7 +47,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         ray.shutdown()
 
 
-def _get(refs: Any) -> Any:
+def get_result(refs: Any) -> Any:
     """``ray.get``, with the error a task raised re-raised as itself."""
     try:
         return ray.get(refs)
@@ -59,7 +59,7 @@ def _get(refs: Any) -> Any:
         raise JobFailedError(f"a task's process died: {exc}") from exc
 
 
-def _ship_job_by_value(job_cls: type) -> None:
+def ship_job_by_value(job_cls: type) -> None:
     # A job file is not importable on the workers: send its module's code along.
     module = sys.modules.get(job_cls.__module__)
     if module is not None and job_cls.__module__.startswith("mrkafka_job_"):
@@ -68,7 +68,7 @@ def _ship_job_by_value(job_cls: type) -> None:
 
 def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
     with ray_session(plan.ray_address):
-        _ship_job_by_value(plan.spec.job_cls)
+        ship_job_by_value(plan.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
         mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
@@ -105,7 +105,7 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
         for ref in ready:
             split, m, partials = running.pop(ref)
             load[m] -= 1
-            counters.update(_get(ref))
+            counters.update(get_result(ref))
             mapped[split.index] = partials
             progress.advance(1, split.length)
         while next_to_merge in mapped:
@@ -113,9 +113,9 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
             merging.append([r.add.remote(p) for r, p in zip(reducers, partials)])
             next_to_merge += 1
         while len(merging) > max_in_flight:
-            _get(merging.popleft())
+            get_result(merging.popleft())
     for adds in merging:
-        _get(adds)
-    for reducer_counters in _get([r.write.remote(plan.part_path(k), plan.fmt) for k, r in enumerate(reducers)]):
+        get_result(adds)
+    for reducer_counters in get_result([r.write.remote(plan.part_path(k), plan.fmt) for k, r in enumerate(reducers)]):
         counters.update(reducer_counters)
     return counters

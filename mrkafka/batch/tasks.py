@@ -9,18 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from mrkafka import output
-from mrkafka.aggregate import KEY, Accumulator, Aggregation, empty_partial
+from mrkafka.aggregate import Accumulator, Aggregation, empty_partial
 from mrkafka.job import Job
 from mrkafka.mapping import job_failed, map_arrow, map_records
 from mrkafka.output import Counters
-from mrkafka.partition import partition_for
+from mrkafka.partition import split_by_partition
 from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
 
-__all__ = ["JobSpec", "MapTask", "ReduceTask", "split_by_partition"]
+__all__ = ["JobSpec", "MapTask", "ReduceTask"]
 
 
 @dataclass(frozen=True)
@@ -38,17 +37,6 @@ class JobSpec:
     @property
     def name(self) -> str:
         return self.job_cls.job_name()
-
-
-def split_by_partition(table: pa.Table, num_partitions: int) -> list[pa.Table]:
-    """The rows of ``table`` for each partition, in partition order, rows keeping their order."""
-    if num_partitions == 1:
-        return [table]
-    parts = partition_for(table.column(KEY), num_partitions)
-    order = np.argsort(parts, kind="stable")
-    ordered = table.take(pa.array(order))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=num_partitions))])
-    return [ordered.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(num_partitions)]
 
 
 class MapTask:
@@ -87,9 +75,7 @@ class MapTask:
         self.job.counters.clear()
         return table
 
-    def _map_arrow(
-        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
-    ) -> pa.Table:
+    def _map_arrow(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         """Vectorized map, piece by piece; when combining, each piece's output is combined
         before the next is mapped, so a task holds one piece's map output at a time."""
         tables = []
@@ -114,9 +100,7 @@ class MapTask:
         except Exception as exc:
             raise job_failed("reduce (as combiner)", exc, f"split {split}") from exc
 
-    def _map_records(
-        self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool
-    ) -> pa.Table:
+    def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         def where(position: int) -> str:
             return f"{split.path} at byte {position}"
 

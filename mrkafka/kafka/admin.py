@@ -30,10 +30,13 @@ __all__ = [
     "alter_partitions",
     "bootstrap_servers",
     "broker_ids",
+    "committed_offsets",
     "create_topic",
     "delete_topic",
     "describe_topic",
+    "ensure_topic",
     "list_topics",
+    "topic_offsets",
 ]
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
@@ -165,3 +168,57 @@ async def _delete(bootstrap: str, name: str) -> None:
 
 def delete_topic(bootstrap: str, name: str) -> None:
     _run(_delete(bootstrap, name))
+
+
+async def _offsets(bootstrap: str, topic: str, partitions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    async with started(consumer, bootstrap):
+        tps = [TopicPartition(topic, p) for p in partitions]
+        begin = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+    return {tp.partition: o for tp, o in begin.items()}, {tp.partition: o for tp, o in end.items()}
+
+
+def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """The beginning and end offset of every partition of ``topic``."""
+    partitions = [p.partition for p in describe_topic(bootstrap, topic).partitions]
+    return _run(_offsets(bootstrap, topic, partitions))
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    async with admin_client(bootstrap) as client:
+        try:
+            offsets = await client.list_consumer_group_offsets(group)
+        except AIOKafkaError as exc:
+            if not exc.retriable:  # e.g. the coordinator is still loading: nothing committed yet
+                raise
+            return {}
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets consumer group ``group`` committed for the partitions of ``topic``."""
+    return _run(_committed(bootstrap, group, topic))
+
+
+def ensure_topic(
+    bootstrap: str, name: str, partitions: int, configs: Mapping[str, str] | None = None, replication_factor: int = 1
+) -> bool:
+    """Create ``name`` unless it exists; an existing one must have ``partitions``. True if created."""
+    try:
+        info = describe_topic(bootstrap, name)
+    except TopicError:
+        try:
+            create_topic(bootstrap, name, partitions, replication_factor, configs)
+            return True
+        except TopicError:  # created meanwhile by another run
+            info = describe_topic(bootstrap, name)
+    if len(info.partitions) != partitions:
+        raise TopicError(
+            f"topic {name} has {len(info.partitions)} partitions, but this run needs {partitions}; "
+            f"delete it or run with --reducers {len(info.partitions)}"
+        )
+    return False

@@ -6,13 +6,13 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from mrkafka.errors import BadInputError, TopicError
-from mrkafka.kafka.client import started
+from mrkafka.kafka.client import BatchSender, started
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
 from mrkafka.progress import Progress
@@ -21,8 +21,6 @@ from mrkafka.splits import iter_lines
 __all__ = ["consume", "produce_lines"]
 
 _READ_BYTES = 4 << 20
-# Batches sent but not yet acknowledged, before producing waits for the oldest.
-_MAX_PENDING = 64
 
 
 def _blocks(path: str) -> Iterator[bytes]:
@@ -52,21 +50,9 @@ async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None,
         if not partitions:
             raise TopicError(f"topic {topic} does not exist")
         n = len(partitions)
-        batches: dict[int, Any] = {}
-        pending: list[asyncio.Future] = []
+        sender = BatchSender(producer)
         written = 0
         round_robin = 0
-
-        def batch_for(partition: int) -> Any:
-            if partition not in batches:
-                batches[partition] = producer.create_batch()
-            return batches[partition]
-
-        async def send(partition: int) -> None:
-            pending.append(await producer.send_batch(batches.pop(partition), topic, partition=partition))
-            if len(pending) >= _MAX_PENDING:
-                await pending.pop(0)
-
         for block in _blocks(path):
             lines = [line for _, line in iter_lines(block)]
             if key_sep is None:
@@ -79,20 +65,16 @@ async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None,
                 values = [v if sep else k for k, sep, v in split]
                 hashed = partition_for(pa.array([k or b"" for k in keys], pa.binary()), n).tolist()
                 targets = [p if k is not None else None for p, k in zip(hashed, keys)]
+            # No key: a block's records go to one partition, the next block's to the next.
             for key, value, target in zip(keys, values, targets):
-                # No key: fill a batch for one partition, then move on (Kafka's sticky partitioner).
-                partition = round_robin if target is None else target
-                while batch_for(partition).append(key=key, value=value, timestamp=None) is None:
-                    if not batches[partition].record_count():
-                        raise BadInputError(f"a line of {path} is larger than a Kafka batch")
-                    await send(partition)
-                    if target is None:
-                        round_robin = partition = (round_robin + 1) % n
+                try:
+                    await sender.append(topic, round_robin if target is None else target, key, value)
+                except ValueError as exc:
+                    raise BadInputError(f"{path}: {exc}") from exc
+            round_robin = (round_robin + 1) % n
             written += len(lines)
             progress.advance(len(block), len(block))
-        for partition in list(batches):
-            await send(partition)
-        await asyncio.gather(*pending)
+        await sender.flush()
     return written
 
 

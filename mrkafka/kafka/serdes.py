@@ -11,7 +11,15 @@ import json
 import struct
 from typing import Any
 
-__all__ = ["VALUE_FORMATS", "deserialize_long", "format_value", "serialize_key", "serialize_long", "serialize_value"]
+__all__ = [
+    "VALUE_FORMATS",
+    "Serde",
+    "deserialize_long",
+    "format_value",
+    "serialize_key",
+    "serialize_long",
+    "serialize_value",
+]
 
 _LONG = struct.Struct(">q")
 VALUE_FORMATS = ("string", "long", "json", "bytes")
@@ -59,3 +67,26 @@ def format_value(data: bytes | None, fmt: str) -> bytes:
     if fmt == "bytes":
         return repr(data).encode()
     return data
+
+
+class Serde:
+    """A value serde of one kind for a whole topic: ``long`` (LongSerializer) or ``json``."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("long", "json"):
+            raise ValueError(f"value serde must be long or json, not {kind!r}")
+        self.kind = kind
+
+    def encode(self, value: Any) -> bytes | None:
+        if value is None:
+            return None  # a tombstone
+        if self.kind == "long":
+            return serialize_long(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+    def decode(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        if self.kind == "long":
+            return deserialize_long(data)
+        return json.loads(data.decode("utf-8", "surrogateescape"))
