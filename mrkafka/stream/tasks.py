@@ -270,14 +270,15 @@ class ReduceWorker:
         """Read changelog partition K into the store, from the store's checkpoint (or the start)."""
         config = self.config
         tp = TopicPartition(config.changelog_topic, self.partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False)
+        # "earliest" rather than seek_to_beginning(), which can lose to the reset that assign() starts.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=config.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         async with started(consumer, config.bootstrap):
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             if self.store.checkpoint is not None:
                 consumer.seek(tp, self.store.checkpoint)
-            else:
-                await consumer.seek_to_beginning(tp)
             decode = self.serde.decode
             while await consumer.position(tp) < end:
                 batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
