@@ -198,8 +198,8 @@ def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, 
     time.sleep(1)
     admin.create_topic(stream_env["bootstrap"], stream_env["input_topic"], partitions=1)
     produce(stream_env, b"good\n" * 10 + b"bad\n" + b"good\n", tmp_path)
-    with pytest.raises(JobFailedError, match=rf"map raised ValueError: no bad lines \(topic {stream_env['input_topic']} "
-                                             r"partition 0 offset 10\)"):  # fmt: skip
+    where = rf"\(topic {stream_env['input_topic']} partition 0 offset 10\)"
+    with pytest.raises(JobFailedError, match=r"map raised ValueError: no bad lines " + where):
         run_stream(JobSpec(load_job(job)), until_end=True, reducers=1, **stream_env)
     committed = admin.committed_offsets(
         stream_env["bootstrap"], stream_env["application_id"], stream_env["input_topic"]
