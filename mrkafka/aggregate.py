@@ -29,7 +29,9 @@ __all__ = [
     "encode_key",
     "empty_partial",
     "partial_from_arrow",
+    "partial_from_ipc",
     "partial_from_pairs",
+    "partial_to_ipc",
     "partial_to_pairs",
 ]
 
@@ -231,3 +233,21 @@ def _concat(tables: Iterable[pa.Table]) -> pa.Table:
     tables = list(tables)
     first = tables[0]
     return pa.concat_tables([t.cast(first.schema) if t.schema != first.schema else t for t in tables])
+
+
+def partial_to_ipc(table: pa.Table, max_bytes: int) -> list[bytes]:
+    """A partial as Arrow IPC streams of at most about ``max_bytes`` each (one per Kafka record)."""
+    if not table.num_rows:
+        return []
+    rows = max(1, int(table.num_rows * max_bytes / max(table.nbytes, 1)))
+    streams = []
+    for start in range(0, table.num_rows, rows):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table.slice(start, rows))
+        streams.append(sink.getvalue().to_pybytes())
+    return streams
+
+
+def partial_from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ class MemoryStore:
 
     def delete(self, key: bytes) -> None:
         self._data.pop(key, None)
+
+    def update(self, keys: list[bytes], values: list[Any], merge: Callable[[Any, Any], Any]) -> None:
+        """Merge each value into what is held for its key (or hold it), in order."""
+        data = self._data
+        for key, value in zip(keys, values):
+            held = data.get(key)
+            data[key] = value if held is None else merge(held, value)
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         return iter(self._data.items())
@@ -74,6 +81,11 @@ class RocksDBStore:
 
     def delete(self, key: bytes) -> None:
         del self._db[key]
+
+    def update(self, keys: list[bytes], values: list[Any], merge: Callable[[Any, Any], Any]) -> None:
+        for key, value in zip(keys, values):
+            held = self.get(key)
+            self.put(key, value if held is None else merge(held, value))
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for key, data in self._db.items():

@@ -3,10 +3,13 @@ repartition topic. Each is an asyncio object that a Ray async actor hosts.
 
 A map worker consumes the input topic in consumer group APP, so that Kafka assigns it
 partitions and a new run resumes from the committed offsets. Per poll of an input partition
-it maps the records, combines them, and produces the partial (key, value) pairs to
-``APP-repartition``, placing each key with murmur2 as the batch shuffle does. Its commit:
+it maps the records and combines them; per commit interval it combines what each input
+partition (task) holds and produces the partial (key, value) pairs to ``APP-repartition``,
+each pair in the partition murmur2 gives its key, as the batch shuffle does. The pairs of
+one partition travel as Arrow blocks (an IPC stream of up to ~1 MB per Kafka record), not
+one record each: the topic is internal, and blocks spare both sides a per-pair cost. Its commit:
 
-1. flush the producer of every input partition it owns, and wait for the acknowledgements;
+1. produce what each task holds, flush every task's producer, wait for the acknowledgements;
 2. commit the consumed input offsets.
 
 A reduce worker owns repartition partition K: it restores its state store from the
@@ -26,6 +29,7 @@ So a crash anywhere replays input whose effects may already be in the changelog:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +41,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from mrkafka import output
-from mrkafka.aggregate import KEY, Aggregation, decode_key, decode_values, key_kind, partial_from_pairs
+from mrkafka.aggregate import (
+    KEY,
+    Aggregation,
+    decode_key,
+    decode_values,
+    key_kind,
+    partial_from_ipc,
+    partial_from_pairs,
+    partial_to_ipc,
+)
 from mrkafka.batch.tasks import JobSpec
 from mrkafka.kafka.client import BatchSender, start, started
 from mrkafka.kafka.serdes import Serde, serialize_key
@@ -47,9 +60,12 @@ from mrkafka.partition import partition_for, split_by_partition
 
 __all__ = ["MapWorker", "ReduceWorker", "StreamConfig"]
 
-_KIND_HEADER = "mrkafka.key"
 _POLL_MS = 100
 _MAX_POLL_RECORDS = 20_000
+#: Combined partials a map worker holds before producing them even if its commit is not due.
+MAX_HELD_ROWS = 1_000_000
+# Arrow block size on the repartition topic: under Kafka's default 1 MB record limit.
+_BLOCK_BYTES = 900_000
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,11 @@ class StreamConfig:
         return f"{self.application_id}-reducers"
 
 
+def _quiet_client_logs() -> None:
+    # aiokafka logs every rebalance and retry; what a user must know reaches them as errors.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+
+
 def _producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
@@ -90,6 +111,7 @@ class MapWorker(ConsumerRebalanceListener):
     """Consumes input partitions, maps, combines, and produces partials to the repartition topic."""
 
     def __init__(self, config: StreamConfig, index: int) -> None:
+        _quiet_client_logs()
         self.config = config
         self.index = index
         self.job = config.spec.instantiate()
@@ -99,7 +121,11 @@ class MapWorker(ConsumerRebalanceListener):
         self.counters = Counters()
         self._consumer: AIOKafkaConsumer | None = None
         self._senders: dict[int, BatchSender] = {}  # one producer per input partition (task)
+        self._held: dict[TopicPartition, list[pa.Table]] = {}  # combined partials not yet produced
+        self._held_rows = 0
         self._positions: dict[TopicPartition, int] = {}
+        self._timestamps: dict[TopicPartition, int] = {}  # newest input timestamp held, per task
+        self._commit_lock = asyncio.Lock()
         self._stop = asyncio.Event()
 
     async def stop(self) -> None:
@@ -114,6 +140,8 @@ class MapWorker(ConsumerRebalanceListener):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 << 20,
+            # Workers join one by one at start; a short heartbeat makes the rebalances quick.
+            heartbeat_interval_ms=500,
         )
         self._consumer = consumer
         async with started(consumer, config.bootstrap):
@@ -131,9 +159,10 @@ class MapWorker(ConsumerRebalanceListener):
                                 reached = True
                                 records = [r for r in records if r.offset < bound]
                         if records:
-                            await self._process(tp, records)
+                            self._process(tp, records)
                             self._positions[tp] = records[-1].offset + 1
-                    if reached or time.monotonic() - last_commit >= config.commit_interval_ms / 1000:
+                    due = time.monotonic() - last_commit >= config.commit_interval_ms / 1000
+                    if reached or due or self._held_rows >= MAX_HELD_ROWS:
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
@@ -143,8 +172,8 @@ class MapWorker(ConsumerRebalanceListener):
                 self._senders.clear()
         return self.counters
 
-    async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
-        config = self.config
+    def _process(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Map and combine one poll of one input partition into what the task holds."""
         first, last = records[0].offset, records[-1].offset
         values = [r.value if r.value is not None else b"" for r in records]
         self.counters.add(output.MAP_INPUT_RECORDS, len(values))
@@ -166,14 +195,22 @@ class MapWorker(ConsumerRebalanceListener):
                 self.job, ((r.offset, v) for r, v in zip(records, values)), where_, self.aggregation
             )
             self.counters.add(output.MAP_OUTPUT_RECORDS, emitted)
-        self.counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
-        timestamp = max(r.timestamp for r in records)
-        headers = [(_KIND_HEADER, key_kind(table).encode())]
-        sender = await self._sender(tp.partition)
-        encode = self.serde.encode
-        for k, part in enumerate(split_by_partition(table, config.reducers)):
-            for key, value in zip(part.column(KEY).to_pylist(), decode_values(part)):
-                await sender.append(config.repartition_topic, k, key, encode(value), timestamp, headers)
+        self._held.setdefault(tp, []).append(table)
+        self._held_rows += table.num_rows
+        self._timestamps[tp] = max(self._timestamps.get(tp, 0), max(r.timestamp for r in records))
+
+    async def _produce_held(self) -> None:
+        """Combine what each task holds across its polls, and produce it to the repartition topic."""
+        config = self.config
+        held, self._held, self._held_rows = self._held, {}, 0
+        timestamps, self._timestamps = self._timestamps, {}
+        for tp, tables in held.items():
+            table = self.aggregation.combine(pa.concat_tables(tables)) if len(tables) > 1 else tables[0]
+            self.counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
+            sender = await self._sender(tp.partition)
+            for k, part in enumerate(split_by_partition(table, config.reducers)):
+                for block in partial_to_ipc(part, _BLOCK_BYTES):
+                    await sender.append(config.repartition_topic, k, None, block, timestamps[tp])
 
     async def _sender(self, partition: int) -> BatchSender:
         if partition not in self._senders:
@@ -183,11 +220,17 @@ class MapWorker(ConsumerRebalanceListener):
         return self._senders[partition]
 
     async def _commit(self) -> None:
-        for sender in self._senders.values():
-            await sender.flush()
-        if self._positions and self._consumer is not None:
-            await self._consumer.commit(dict(self._positions))
-            self._positions.clear()
+        # The loop and the rebalance listener both commit; one at a time, each with its own snapshot.
+        async with self._commit_lock:
+            positions, self._positions = self._positions, {}
+            await self._produce_held()
+            for sender in self._senders.values():
+                await sender.flush()
+            if self._consumer is not None:
+                owned = self._consumer.assignment()
+                positions = {tp: offset for tp, offset in positions.items() if tp in owned}
+                if positions:
+                    await self._consumer.commit(positions)
 
     # Rebalance: commit what was processed before a partition moves to another worker.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -203,6 +246,7 @@ class ReduceWorker:
     def __init__(self, config: StreamConfig, partition: int) -> None:
         from mrkafka.stream.store import open_store
 
+        _quiet_client_logs()
         self.config = config
         self.partition = partition
         self.job = config.spec.instantiate()
@@ -214,6 +258,7 @@ class ReduceWorker:
         self.counters = Counters()
         self.latencies_ms: list[float] = []
         self._dirty: dict[bytes, int] = {}  # key -> newest input timestamp that changed it
+        self._newest_dirty = -1
         self._target: int | None = None
         self._reached = asyncio.Event()
         self._stop = asyncio.Event()
@@ -290,21 +335,25 @@ class ReduceWorker:
         self._changelog_end = end
 
     def _merge(self, records: list[Any]) -> None:
-        merge, decode, store, dirty = self.aggregation.merge, self.serde.decode, self.store, self._dirty
-        if self.kind == "bytes" and records[0].headers:
-            self.kind = dict(records[0].headers).get(_KIND_HEADER, b"bytes").decode()
-        self.counters.add(output.REDUCE_INPUT_RECORDS, len(records))
+        dirty = self._dirty
         for record in records:
-            key = record.key
-            value = decode(record.value)
-            held = store.get(key)
+            table = partial_from_ipc(record.value)
+            self.kind = key_kind(table)
+            self.counters.add(output.REDUCE_INPUT_RECORDS, table.num_rows)
+            keys = table.column(KEY).to_pylist()
             try:
-                store.put(key, value if held is None else merge(held, value))
+                self.store.update(keys, decode_values(table), self.aggregation.merge)
             except Exception as exc:
                 where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
                 raise job_failed("reduce", exc, where) from exc
-            if record.timestamp > dirty.get(key, -1):
-                dirty[key] = record.timestamp
+            timestamp = record.timestamp
+            if timestamp >= self._newest_dirty:  # max(held, timestamp) is timestamp for every key
+                dirty.update(dict.fromkeys(keys, timestamp))
+                self._newest_dirty = timestamp
+            else:
+                for key in keys:
+                    if timestamp > dirty.get(key, -1):
+                        dirty[key] = timestamp
 
     async def _commit(self) -> None:
         config = self.config
@@ -312,7 +361,7 @@ class ReduceWorker:
             encode = self.serde.encode
             finish = self.job.finish if self.job.has_finish() else None
             changed = list(self._dirty.items())
-            self._dirty = {}
+            self._dirty, self._newest_dirty = {}, -1
             keys = [key for key, _ in changed]
             out_partitions = partition_for(pa.array(keys, pa.binary()), config.output_partitions).tolist()
             now_ms = time.time() * 1000
