@@ -14,6 +14,7 @@ import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -328,6 +329,17 @@ class Cluster:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node is a registered broker that answers metadata requests."""
+
+        # Refused connections are expected until the broker listens: keep the client from logging each.
+        client_log = logging.getLogger("aiokafka")
+        level = client_log.level
+        client_log.setLevel(logging.CRITICAL)
+        try:
+            self._wait_ready(timeout)
+        finally:
+            client_log.setLevel(level)
+
+    def _wait_ready(self, timeout: float) -> None:
         from mrkafka.kafka.admin import broker_ids
 
         deadline = time.monotonic() + timeout
