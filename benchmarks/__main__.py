@@ -107,9 +107,9 @@ def _lines(path: Path) -> int:
 
 @contextlib.contextmanager
 def _broker(workdir: Path) -> Iterator[object]:
-    from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, _port_free
+    from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
 
-    port = next(p for p in range(29092, 30000) if _port_free(p) and _port_free(p + CONTROLLER_PORT_OFFSET))
+    port = next(p for p in range(29092, 30000) if port_free(p) and port_free(p + CONTROLLER_PORT_OFFSET))
     cluster = Cluster(workdir / "kafka", 1, port)
     cluster.start()
     try:

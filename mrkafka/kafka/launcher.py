@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mrkafka.errors import SetupError
 
-__all__ = ["KAFKA_VERSION", "Cluster", "cache_root", "ensure_jars", "java_command", "tool_command"]
+__all__ = ["KAFKA_VERSION", "Cluster", "cache_root", "ensure_jars", "java_command", "port_free", "tool_command"]
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_PORT = 9092
@@ -117,7 +117,7 @@ def _new_cluster_id() -> str:
             return cluster_id
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -299,7 +299,7 @@ class Cluster:
             if node.node_id in pids:
                 continue
             for port in (node.port, node.controller_port):
-                if not _port_free(port):
+                if not port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
         self._write_configs()
         cluster_id = saved.get("cluster_id") or _new_cluster_id()

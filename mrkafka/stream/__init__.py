@@ -131,7 +131,7 @@ def run_stream(
             for k in range(reducers)
         ]
         map_actors = [
-            ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config, i)
+            ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
             for i in range(n_mappers)
         ]
         counters = Counters()

@@ -43,6 +43,7 @@ from aiokafka.structs import TopicPartition
 from mrkafka import output
 from mrkafka.aggregate import (
     KEY,
+    Accumulator,
     Aggregation,
     decode_key,
     decode_values,
@@ -110,10 +111,9 @@ def _producer(bootstrap: str) -> AIOKafkaProducer:
 class MapWorker(ConsumerRebalanceListener):
     """Consumes input partitions, maps, combines, and produces partials to the repartition topic."""
 
-    def __init__(self, config: StreamConfig, index: int) -> None:
+    def __init__(self, config: StreamConfig) -> None:
         _quiet_client_logs()
         self.config = config
-        self.index = index
         self.job = config.spec.instantiate()
         self.aggregation = Aggregation(self.job, config.spec.vectorize)
         self.vectorized = config.spec.vectorize and self.job.has_map_arrow()
@@ -121,8 +121,7 @@ class MapWorker(ConsumerRebalanceListener):
         self.counters = Counters()
         self._consumer: AIOKafkaConsumer | None = None
         self._senders: dict[int, BatchSender] = {}  # one producer per input partition (task)
-        self._held: dict[TopicPartition, list[pa.Table]] = {}  # combined partials not yet produced
-        self._held_rows = 0
+        self._held: dict[TopicPartition, Accumulator] = {}  # per task: partials not yet produced
         self._positions: dict[TopicPartition, int] = {}
         self._timestamps: dict[TopicPartition, int] = {}  # newest input timestamp held, per task
         self._commit_lock = asyncio.Lock()
@@ -162,7 +161,8 @@ class MapWorker(ConsumerRebalanceListener):
                             self._process(tp, records)
                             self._positions[tp] = records[-1].offset + 1
                     due = time.monotonic() - last_commit >= config.commit_interval_ms / 1000
-                    if reached or due or self._held_rows >= MAX_HELD_ROWS:
+                    held_rows = sum(a.input_records for a in self._held.values())
+                    if reached or due or held_rows >= MAX_HELD_ROWS:
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
@@ -178,14 +178,10 @@ class MapWorker(ConsumerRebalanceListener):
         values = [r.value if r.value is not None else b"" for r in records]
         self.counters.add(output.MAP_INPUT_RECORDS, len(values))
         self.counters.add(output.BYTES_READ, sum(map(len, values)))
+        where = f"topic {tp.topic} partition {tp.partition} offsets {first}-{last}"
         if self.vectorized:
-            where = f"topic {tp.topic} partition {tp.partition} offsets {first}-{last}"
             table = map_arrow(self.job, pa.array(values, pa.binary()), where)
             self.counters.add(output.MAP_OUTPUT_RECORDS, table.num_rows)
-            try:
-                table = self.aggregation.combine(table)
-            except Exception as exc:
-                raise job_failed("reduce (as combiner)", exc, where) from exc
         else:
 
             def where_(offset: int) -> str:
@@ -195,17 +191,19 @@ class MapWorker(ConsumerRebalanceListener):
                 self.job, ((r.offset, v) for r, v in zip(records, values)), where_, self.aggregation
             )
             self.counters.add(output.MAP_OUTPUT_RECORDS, emitted)
-        self._held.setdefault(tp, []).append(table)
-        self._held_rows += table.num_rows
+        try:
+            self._held.setdefault(tp, Accumulator(self.aggregation)).add(table)
+        except Exception as exc:
+            raise job_failed("reduce (as combiner)", exc, where) from exc
         self._timestamps[tp] = max(self._timestamps.get(tp, 0), max(r.timestamp for r in records))
 
     async def _produce_held(self) -> None:
-        """Combine what each task holds across its polls, and produce it to the repartition topic."""
+        """Produce what each task holds, combined, to the repartition topic."""
         config = self.config
-        held, self._held, self._held_rows = self._held, {}, 0
+        held, self._held = self._held, {}
         timestamps, self._timestamps = self._timestamps, {}
-        for tp, tables in held.items():
-            table = self.aggregation.combine(pa.concat_tables(tables)) if len(tables) > 1 else tables[0]
+        for tp, accumulator in held.items():
+            table = accumulator.result()
             self.counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
             sender = await self._sender(tp.partition)
             for k, part in enumerate(split_by_partition(table, config.reducers)):
@@ -264,6 +262,7 @@ class ReduceWorker:
         self._stop = asyncio.Event()
         self._position = 0
         self._consumer: AIOKafkaConsumer | None = None
+        self.sender: BatchSender | None = None
         self._changelog_end = 0
 
     async def stop(self) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 import random
 import re
-import socket
 import uuid
 
 import pytest
 
-from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster
+from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
@@ -36,21 +35,12 @@ def runner(request) -> str:
     return request.param
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports(count: int) -> int:
     """A first client port such that a cluster of ``count`` nodes finds all its ports free."""
     for _ in range(100):
         port = random.randrange(20000, 40000)
         wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
-        if all(_free(p) for p in wanted):
+        if all(port_free(p) for p in wanted):
             return port
     raise RuntimeError("no free ports")
 
