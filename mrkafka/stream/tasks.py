@@ -192,6 +192,8 @@ class MapWorker(ConsumerRebalanceListener):
             )
             self.counters.add(output.MAP_OUTPUT_RECORDS, emitted)
         try:
+            # Combining each poll first keeps the hash tables small: measured faster than one big merge.
+            table = self.aggregation.combine(table) if self.vectorized else table
             self._held.setdefault(tp, Accumulator(self.aggregation)).add(table)
         except Exception as exc:
             raise job_failed("reduce (as combiner)", exc, where) from exc
