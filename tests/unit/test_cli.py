@@ -64,3 +64,13 @@ def test_job_error_shows_traceback_only_with_debug(tmp_path: Path) -> None:
     assert err.count("\n") == 1
     code, err = run("--debug", *args)
     assert code == 5 and "Traceback" in err and "raise KeyError(v)" in err
+
+
+def test_stream_errors_before_anything_starts(tmp_path: Path) -> None:
+    code, err = run("run", str(WORDCOUNT), "--stream")
+    assert code == 2 and "--stream needs --input-topic" in err
+    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--output", str(tmp_path / "o"))
+    assert code == 2 and "--output needs --until-end" in err
+    # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
+    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1")
+    assert code == 8 and "no Kafka broker answers at 127.0.0.1:1" in err and err.count("\n") == 1
