@@ -21,3 +21,31 @@ def test_nodes_and_ports(tmp_path) -> None:
     assert "node.id=1" in config and "controller.quorum.voters=0@127.0.0.1:29192,1@127.0.0.1:29193" in config
     assert "listeners=PLAINTEXT://127.0.0.1:29093,CONTROLLER://127.0.0.1:29193" in config
     assert cluster.pids() == {}
+
+
+def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from mrkafka.errors import SetupError
+    from mrkafka.kafka.launcher import ensure_jars, java_command
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java, no mvn
+    monkeypatch.setenv("MRKAFKA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SetupError, match="no java on PATH: install a JDK 17"):
+        java_command()
+    with pytest.raises(SetupError, match="no mvn on PATH: install Maven"):
+        ensure_jars()
+
+
+def test_an_old_java_is_refused(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from mrkafka.errors import SetupError
+    from mrkafka.kafka.launcher import java_command
+
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SetupError, match="needs Java 17 or later; .* is 11"):
+        java_command()
