@@ -315,14 +315,17 @@ def topic_delete(name: str, bootstrap_servers: str) -> None:
 @click.option("--topic", "topic_name", required=True)
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="One record per line.")
 @click.option("--key-sep", help="Split each line at its first SEP into key and value.")
+@click.option("--key-field", type=int, help="With --key-sep: the key is field N (from 1), the value the whole line.")
 @bootstrap_option
 @debug_option
-def produce(topic_name: str, input_path: str, key_sep: str | None, bootstrap_servers: str) -> None:
+def produce(
+    topic_name: str, input_path: str, key_sep: str | None, key_field: int | None, bootstrap_servers: str
+) -> None:
     """Write the lines of a file to a topic (acks=all, idempotent)."""
     from mrkafka.kafka.console import produce_lines
 
     started = time.monotonic()
-    count = produce_lines(bootstrap_servers, topic_name, input_path, key_sep)
+    count = produce_lines(bootstrap_servers, topic_name, input_path, key_sep, key_field=key_field)
     click.echo(f"wrote {count} records to {topic_name} in {time.monotonic() - started:.2f} s", err=True)
 
 
@@ -359,6 +362,28 @@ def consume(
         key_format=key_format,
     )  # fmt: skip
     click.echo(f"Processed a total of {count} messages", err=True)
+
+
+@main.command("lookup")
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.argument("key")
+@click.option("--fuzzy", type=click.IntRange(0, 10), default=0, help="Also keys within N edits (Levenshtein).")
+@debug_option
+def lookup_command(output_dir: str, key: str, fuzzy: int) -> None:
+    """Print the value of KEY in a finished output: for prefix_index, its completions.
+
+    Lines are KEY<TAB>VALUE; a list value (completions) prints one line per item.
+    """
+    from mrkafka.lookup import lookup
+
+    found = lookup(output_dir, key, fuzzy)
+    for stored, _, value in found:
+        for item in value if isinstance(value, list) else [value]:
+            text = "\t".join(map(str, item)) if isinstance(item, list) else str(item)
+            click.echo(f"{stored}\t{text}")
+    if not found:
+        click.echo(f"no key {key!r}" + (f" within {fuzzy} edits" if fuzzy else ""), err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ class Job:
     #: How values travel on topics in stream mode: ``long`` (8-byte big-endian, Kafka's
     #: LongSerializer; for integer values) or ``json``.
     value_serde: ClassVar[str] = "json"
+    #: Configs for the output topic when a stream run creates it (e.g. ``cleanup.policy=compact``).
+    output_topic_configs: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, params: Mapping[str, str] | None = None) -> None:
         self.params: dict[str, Any] = _coerce_params(type(self), params or {})
@@ -74,7 +76,8 @@ class Job:
         raise NotImplementedError(f"{type(self).__name__} defines neither reduce nor aggregate")
 
     def finish(self, key: Any, value: Any) -> Any:
-        """Turn the merged value of a key into the value written out."""
+        """Turn the merged value of a key into the value written out; ``None`` deletes the key
+        (no row in part files, a tombstone on the output topic)."""
         return value
 
     #: Vectorized map: ``map_arrow(self, lines: pa.BinaryArray) -> pa.Table`` with columns

@@ -59,12 +59,14 @@ def part_name(index: int, map_only: bool = False) -> str:
 
 
 def finish_partial(table: pa.Table, finish: Callable[[Any, Any], Any]) -> pa.Table:
-    """Apply the job's ``finish(key, value)`` to every row."""
+    """Apply the job's ``finish(key, value)`` to every row; a row finished to ``None`` is deleted."""
     kind = key_kind(table)
     keys, values = [], []
     for key, value in partial_to_pairs(table):
-        keys.append(key)
-        values.append(finish(key, value))
+        out = finish(key, value)
+        if out is not None:
+            keys.append(key)
+            values.append(out)
     return partial_from_pairs(keys, values, kind)
 
 

@@ -41,7 +41,9 @@ def _blocks(path: str) -> Iterator[bytes]:
             yield rest
 
 
-async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None, progress: Progress) -> int:
+async def _produce(
+    bootstrap: str, topic: str, path: str, key_sep: bytes | None, key_field: int | None, progress: Progress
+) -> int:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
     )
@@ -59,10 +61,15 @@ async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None,
                 keys: list[bytes | None] = [None] * len(lines)
                 values = lines
                 targets: list[int | None] = [None] * len(lines)
+            elif key_field is not None:  # the key is one field; the value the whole line
+                fields = [line.split(key_sep) for line in lines]
+                keys = [f[key_field - 1] if len(f) >= key_field else None for f in fields]
+                values = lines
             else:
                 split = [line.partition(key_sep) for line in lines]
                 keys = [k if sep else None for k, sep, _ in split]
                 values = [v if sep else k for k, sep, v in split]
+            if key_sep is not None:
                 hashed = partition_for(pa.array([k or b"" for k in keys], pa.binary()), n).tolist()
                 targets = [p if k is not None else None for p, k in zip(hashed, keys)]
             # No key: a block's records go to one partition, the next block's to the next.
@@ -79,20 +86,28 @@ async def _produce(bootstrap: str, topic: str, path: str, key_sep: bytes | None,
 
 
 def produce_lines(
-    bootstrap: str, topic: str, path: str, key_sep: str | None = None, progress: bool | None = None
+    bootstrap: str,
+    topic: str,
+    path: str,
+    key_sep: str | None = None,
+    progress: bool | None = None,
+    key_field: int | None = None,
 ) -> int:
     """Write one record per line of ``path`` (the line without its ending); return the count.
 
-    With ``key_sep`` each line is split at its first separator into key and value, and keyed
-    records go to the partition Kafka's default partitioner picks. ``acks=all``, idempotent.
+    With ``key_sep`` each line is split at its first separator into key and value; with
+    ``key_field`` N as well, the key is the Nth separated field and the value the whole line.
+    Keyed records go to the partition Kafka's default partitioner picks. ``acks=all``, idempotent.
     """
     try:
         size = os.path.getsize(path)
     except OSError as exc:
         raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
+    if key_field is not None and (not key_sep or key_field < 1):
+        raise BadInputError("--key-field needs --key-sep, and counts from 1")
     sep = key_sep.encode() if key_sep else None
     with Progress(size, "producing", progress) as bar:
-        return asyncio.run(_produce(bootstrap, topic, path, sep, bar))
+        return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar))
 
 
 async def _consume(

@@ -108,7 +108,7 @@ def run_stream(
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
     app = application_id or spec.name
     input_partitions = len(admin.describe_topic(bootstrap, input_topic).partitions)
-    if admin.ensure_topic(bootstrap, output_topic, reducers) is False:
+    if admin.ensure_topic(bootstrap, output_topic, reducers, spec.job_cls.output_topic_configs) is False:
         output_partitions = len(admin.describe_topic(bootstrap, output_topic).partitions)
     else:
         output_partitions = reducers

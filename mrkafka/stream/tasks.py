@@ -198,6 +198,8 @@ class MapWorker(ConsumerRebalanceListener):
         except Exception as exc:
             raise job_failed("reduce (as combiner)", exc, where) from exc
         self._timestamps[tp] = max(self._timestamps.get(tp, 0), max(r.timestamp for r in records))
+        self.counters.update(((self.config.spec.name, name), n) for name, n in self.job.counters.items())
+        self.job.counters.clear()
 
     async def _produce_held(self) -> None:
         """Produce what each task holds, combined, to the repartition topic."""
@@ -384,12 +386,11 @@ class ReduceWorker:
 
     def final_partial(self) -> pa.Table:
         """The held state of this partition, through ``finish``, as a partial sorted by key."""
-        keys, values = [], []
-        for key, state in self.store.items():
-            python_key = decode_key(key, self.kind)
-            keys.append(python_key)
-            values.append(self.job.finish(python_key, state))
-        return output.sort_by_key(partial_from_pairs(keys, values, self.kind))
+        pairs = [(decode_key(key, self.kind), state) for key, state in self.store.items()]
+        table = partial_from_pairs([k for k, _ in pairs], [v for _, v in pairs], self.kind)
+        if self.job.has_finish():
+            table = output.finish_partial(table, self.job.finish)
+        return output.sort_by_key(table)
 
     def write_part(self, path: str, fmt: str) -> Counters:
         table = self.final_partial()
