@@ -74,3 +74,18 @@ def test_stream_errors_before_anything_starts(tmp_path: Path) -> None:
     # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
     code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1")
     assert code == 8 and "no Kafka broker answers at 127.0.0.1:1" in err and err.count("\n") == 1
+
+
+def test_lookup_cli(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    job = str(WORDCOUNT.parent / "prefix_index.py")
+    data = tmp_path / "in.txt"
+    data.write_text("Mukesh Mukund Mukesh\n")
+    assert run("run", job, "--input", str(data), "--output", str(out), "--runner", "inline")[0] == 0
+    result = CliRunner().invoke(main, ["lookup", str(out), "Muk"])
+    assert result.exit_code == 0 and result.stdout == "Muk\tMukesh\t2\nMuk\tMukund\t1\n"
+    code, err = run("lookup", str(out), "Zz")
+    assert code == 1 and "no key 'Zz'" in err
+    (out / "_SUCCESS").unlink()
+    code, err = run("lookup", str(out), "Muk")
+    assert code == 2 and "not a finished output" in err
