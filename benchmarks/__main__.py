@@ -14,6 +14,7 @@ topic loaded beforehand, that includes the time records waited in the topic.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -26,13 +27,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
 from benchmarks.corpus import generate_corpus
+from benchmarks.oracles import derive, java_split_empty_words
 from mrkafka.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +41,19 @@ RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT / "benchmarks" / "data"
 JOB = str(ROOT / "jobs" / "wordcount.py")
 MRKAFKA = [sys.executable, "-m", "mrkafka.cli"]
-SYSTEMS = ("python", "mrkafka-ray", "mrkafka-inline", "mrkafka-stream")
+DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
+SYSTEMS = (
+    "python", "pyarrow", "dask", "ray-data", "pyspark", "mrkafka-ray", "mrkafka-inline",
+    "mrkafka-stream", "mrkafka-stream-demo", "kafka-streams-demo",
+)  # fmt: skip
+# WordCountDemo's fixed topic names and application id.
+DEMO_INPUT, DEMO_OUTPUT, DEMO_APP = "streams-plaintext-input", "streams-wordcount-output", "streams-wordcount"
 
 
 @dataclass
 class Result:
     system: str
+    tokenizer: str
     seconds: float
     mb_per_s: float
     records_per_s: float
@@ -68,35 +76,44 @@ def _tree_pss(pids: list[int]) -> int:
     return total
 
 
+class Sampler:
+    """The peak of the summed memory of some process trees, sampled four times a second."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = list(pids)
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, _tree_pss(self.pids))
+            self._done.wait(0.25)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
 def measure(cmd: list[str], also: list[int] = ()) -> tuple[float, int, subprocess.CompletedProcess]:
     """Wall seconds and peak memory (bytes, summed over the process tree and ``also``) of a command."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_pss([proc.pid, *also]))
-            done.wait(0.25)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = Sampler([proc.pid, *also])
     stdout, stderr = proc.communicate()
     elapsed = time.monotonic() - started
-    done.set()
-    sampler.join()
-    return elapsed, peak, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return elapsed, sampler.stop(), subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def _read_counts(path: Path) -> dict[bytes, bytes]:
+def read_counts(path: Path) -> dict[bytes, int]:
     files = sorted(path.glob("part-r-*")) if path.is_dir() else [path]
     counts = {}
     for f in files:
         for line in f.read_bytes().splitlines():
             key, _, value = line.rpartition(b"\t")
-            counts[key] = value
+            counts[key] = int(value)
     return counts
 
 
@@ -105,17 +122,33 @@ def _lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
 
 
-@contextlib.contextmanager
-def _broker(workdir: Path) -> Iterator[object]:
-    from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
+def _error_line(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines() or [""]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines)[-1].strip()[:200]
 
-    port = next(p for p in range(29092, 30000) if port_free(p) and port_free(p + CONTROLLER_PORT_OFFSET))
-    cluster = Cluster(workdir / "kafka", 1, port)
-    cluster.start()
+
+async def _latest(bootstrap: str, topic: str) -> dict[bytes, int]:
+    """The latest value of every key of ``topic``, values read as Kafka longs."""
+    from aiokafka import AIOKafkaConsumer
+
+    from mrkafka.kafka.serdes import deserialize_long
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)  # fmt: skip
+    await consumer.start()
     try:
-        yield cluster
+        latest: dict[bytes, int] = {}
+        idle = 0
+        while idle < 10:
+            batches = await consumer.getmany(timeout_ms=500, max_records=100_000)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                for r in records:
+                    latest[r.key] = deserialize_long(r.value)
+        return latest
     finally:
-        cluster.stop()
+        await consumer.stop()
 
 
 class Bench:
@@ -124,69 +157,189 @@ class Bench:
         self.stream_corpus = stream_corpus
         self.workdir = workdir
         self.results: list[Result] = []
-        self.reference: dict[bytes, bytes] = {}
+        self.baseline: dict[bytes, int] = {}
+        self.stream_baseline: dict[bytes, int] | None = None
         self.baseline_mb_s: float | None = None
         self._lines: dict[Path, int] = {}
+        self._kafka = contextlib.ExitStack()
+        self.cluster = None
+
+    def close(self) -> None:
+        self._kafka.close()
 
     def lines(self, path: Path) -> int:
         if path not in self._lines:
             self._lines[path] = _lines(path)
         return self._lines[path]
 
-    def record(self, system: str, corpus: Path, seconds: float, peak: int, proc: subprocess.CompletedProcess,
-               out: Path | None, reference: dict[bytes, bytes] | None = None, **extra) -> Result:  # fmt: skip
+    def record(self, system: str, corpus: Path, seconds: float, peak: int, returncode: int, stderr: bytes,
+               out: Path | None, tokenizer: str = "bytes.split", expected: dict[bytes, int] | None = None,
+               **extra) -> Result:  # fmt: skip
         size = corpus.stat().st_size
-        mb_s = size / 1e6 / seconds
-        if proc.returncode != 0:
-            result = Result(system, seconds, 0, 0, peak / 2**20, None, False, note=proc.stderr.decode()[-300:])
+        if returncode != 0:
+            result = Result(system, tokenizer, seconds, 0, 0, peak / 2**20, None, False,
+                            note=f"failed: {_error_line(stderr)}")  # fmt: skip
         else:
-            expected = reference if reference is not None else self.reference
-            correct = None if out is None else _read_counts(out) == expected
+            if out is None:
+                correct = None
+            else:
+                base = self.baseline if corpus == self.corpus else self.stream_baseline
+                correct = read_counts(out) == (expected or derive(base, tokenizer))
+            mb_s = size / 1e6 / seconds
             ratio = mb_s / self.baseline_mb_s if self.baseline_mb_s else None
-            result = Result(system, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio, correct, **extra)
+            result = Result(system, tokenizer, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio,
+                            correct, **extra)  # fmt: skip
         self.results.append(result)
         return result
 
+    def run(self, system: str, cmd: list[str], out: Path | None, corpus: Path | None = None, also=(), **kw):
+        seconds, peak, proc = measure(cmd, list(also))
+        return self.record(system, corpus or self.corpus, seconds, peak, proc.returncode, proc.stderr, out, **kw), proc
+
+    # -- single-machine word counts ---------------------------------------------------------------
+
     def python(self) -> None:
         out = self.workdir / "python"
-        seconds, peak, proc = measure([sys.executable, "-m", "benchmarks.baseline", str(self.corpus), str(out)])
-        self.reference = _read_counts(out) if proc.returncode == 0 else {}
-        self.baseline_mb_s = self.corpus.stat().st_size / 1e6 / seconds
-        self.record("python", self.corpus, seconds, peak, proc, None, note="the baseline; the rest checked against it")
+        cmd = [sys.executable, "-m", "benchmarks.baseline", str(self.corpus), str(out)]
+        result, _ = self.run("python", cmd, None, note="the baseline; every output is checked against it")
+        self.baseline = read_counts(out)
+        self.baseline_mb_s = result.mb_per_s
+        result.vs_baseline = 1.0
+        if self.stream_corpus != self.corpus:
+            out = self.workdir / "python-stream"
+            subprocess.run([sys.executable, "-m", "benchmarks.baseline", str(self.stream_corpus), str(out)], check=True)
+            self.stream_baseline = read_counts(out)
+        else:
+            self.stream_baseline = self.baseline
+
+    def peer(self, system: str, module: str, tokenizer: str = "bytes.split", corpus: Path | None = None,
+             note: str = "") -> Result:  # fmt: skip
+        out = self.workdir / system
+        cmd = [sys.executable, "-m", f"benchmarks.peers.{module}", str(corpus or self.corpus), str(out)]
+        return self.run(system, cmd, out, corpus, tokenizer=tokenizer, note=note)[0]
+
+    def pyarrow(self) -> None:
+        self.peer("pyarrow", "pyarrow_wc", note="single process")
+
+    def dask(self) -> None:
+        self.peer("dask", "dask_wc", note="dask bag, multiprocessing scheduler")
+
+    def ray_data(self) -> None:
+        first = self.peer("ray-data", "raydata_wc")
+        if first.correct is not False or not first.note.startswith("failed"):
+            return
+        cleaned = self.workdir / "corpus-utf8.txt"
+        with open(self.corpus, "rb") as src, open(cleaned, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 24), b""):
+                dst.write(chunk.decode("utf-8", "replace").encode())  # chunks end anywhere: fine for \xe9
+        base = derive(self.baseline, "utf-8 replace, split")
+        out = self.workdir / "ray-data-utf8"
+        cmd = [sys.executable, "-m", "benchmarks.peers.raydata_wc", str(cleaned), str(out)]
+        seconds, peak, proc = measure(cmd)
+        self.record("ray-data", self.corpus, seconds, peak, proc.returncode, proc.stderr, out,
+                    tokenizer="utf-8 replace, split", expected=base, note="on a UTF-8-cleaned copy")  # fmt: skip
+
+    def pyspark(self) -> None:
+        self.peer("pyspark", "pyspark_wc", tokenizer="utf-8 replace, split", note="local[N], DataFrame API")
 
     def mrkafka(self, runner: str) -> None:
         out = self.workdir / f"mrkafka-{runner}"
         cmd = [*MRKAFKA, "run", JOB, "--input", str(self.corpus), "--output", str(out), "--runner", runner]
-        self.record(f"mrkafka-{runner}", self.corpus, *measure(cmd), out)
+        self.run(f"mrkafka-{runner}", cmd, out)
 
-    def stream(self) -> None:
+    # -- streams, over one topic of a broker the suite starts ---------------------------------------
+
+    def kafka(self):
+        """The broker, with the stream corpus loaded into WordCountDemo's input topic (once)."""
+        if self.cluster is None:
+            from mrkafka.kafka import admin
+            from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
+
+            port = next(p for p in range(29092, 30000) if port_free(p) and port_free(p + CONTROLLER_PORT_OFFSET))
+            cluster = Cluster(self.workdir / "kafka", 1, port)
+            cluster.start()
+            self._kafka.callback(cluster.stop)
+            self.cluster = cluster
+            admin.create_topic(cluster.bootstrap_servers, DEMO_INPUT, partitions=2)
+            admin.create_topic(cluster.bootstrap_servers, DEMO_OUTPUT, partitions=2)
+            load = [*MRKAFKA, "produce", "--topic", DEMO_INPUT, "--input", str(self.stream_corpus),
+                    "--bootstrap-servers", cluster.bootstrap_servers]  # fmt: skip
+            self.run("kafka load (produce)", load, None, self.stream_corpus, self.broker_pids(),
+                     note="mrkafka produce, before the stream runs")  # fmt: skip
+        return self.cluster
+
+    def broker_pids(self) -> list[int]:
+        return list(self.cluster.pids().values())
+
+    def mrkafka_stream(self, demo: bool) -> None:
+        bootstrap = self.kafka().bootstrap_servers
+        system = "mrkafka-stream-demo" if demo else "mrkafka-stream"
+        out = self.workdir / system
+        cmd = [*MRKAFKA, "run", JOB, "--stream", "--input-topic", DEMO_INPUT, "--application-id", system,
+               "--until-end", "--output", str(out), "--bootstrap-servers", bootstrap,
+               "--state-dir", str(self.workdir / "state"), *(DEMO_PARAMS if demo else [])]  # fmt: skip
+        seconds, peak, proc = measure(cmd, self.broker_pids())
+        match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", proc.stderr)
+        p50, p99 = (float(match.group(1)), float(match.group(2))) if match else (None, None)
+        self.record(system, self.stream_corpus, seconds, peak, proc.returncode, proc.stderr, out,
+                    tokenizer="lower, \\W+" if demo else "bytes.split", latency_p50_ms=p50, latency_p99_ms=p99,
+                    note="bounded (--until-end); the broker's memory included")  # fmt: skip
+
+    @staticmethod
+    def _demo_caught_up(bootstrap: str, input_ends: dict[int, int]) -> bool:
+        """WordCountDemo committed the input's end, and then the end of its repartition topic:
+        it commits input offsets once words reach its repartition topic, before counting them."""
         from mrkafka.kafka import admin
 
-        reference = self.reference
-        if self.stream_corpus != self.corpus:
-            base = self.workdir / "python-stream"
-            subprocess.run(
-                [sys.executable, "-m", "benchmarks.baseline", str(self.stream_corpus), str(base)], check=True
-            )
-            reference = _read_counts(base)
-        with _broker(self.workdir) as cluster:
-            bootstrap = cluster.bootstrap_servers
-            broker_pids = list(cluster.pids().values())
-            admin.create_topic(bootstrap, "corpus", partitions=2)
-            load = [*MRKAFKA, "produce", "--topic", "corpus", "--input", str(self.stream_corpus),
-                    "--bootstrap-servers", bootstrap]  # fmt: skip
-            self.record("kafka load (produce)", self.stream_corpus, *measure(load, broker_pids), None,
-                        note="loading the topic, before the stream run")  # fmt: skip
-            out = self.workdir / "mrkafka-stream"
-            cmd = [*MRKAFKA, "run", JOB, "--stream", "--input-topic", "corpus", "--application-id", "bench",
-                   "--until-end", "--output", str(out), "--bootstrap-servers", bootstrap,
-                   "--state-dir", str(self.workdir / "state")]  # fmt: skip
-            seconds, peak, proc = measure(cmd, broker_pids)
-            match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", proc.stderr)
-            p50, p99 = (float(match.group(1)), float(match.group(2))) if match else (None, None)
-            self.record("mrkafka-stream", self.stream_corpus, seconds, peak, proc, out, reference,
-                        latency_p50_ms=p50, latency_p99_ms=p99,
-                        note="bounded (--until-end), broker memory included")  # fmt: skip
+        committed = admin.committed_offsets(bootstrap, DEMO_APP, DEMO_INPUT)
+        if not all(committed.get(p, 0) >= end for p, end in input_ends.items()):
+            return False
+        for topic in admin.list_topics(bootstrap):
+            if topic.startswith(f"{DEMO_APP}-") and topic.endswith("-repartition"):
+                _, ends = admin.topic_offsets(bootstrap, topic)
+                committed = admin.committed_offsets(bootstrap, DEMO_APP, topic)
+                if not all(committed.get(p, 0) >= end for p, end in ends.items()):
+                    return False
+        return True
+
+    def kafka_streams_demo(self) -> None:
+        """WordCountDemo on the same topic, timed until its group committed the input's end offsets."""
+        from mrkafka.kafka import admin
+        from mrkafka.kafka.launcher import cache_root, java_command, resolve_maven_project
+
+        cluster = self.kafka()
+        bootstrap = cluster.bootstrap_servers
+        pom = ROOT / "benchmarks" / "kafka-streams" / "pom.xml"
+        lib = resolve_maven_project(pom, cache_root() / "kafka-streams-examples-4.3.1", "kafka-streams-examples-*.jar")
+        props = self.workdir / "wordcount-demo.properties"
+        props.write_text(f"bootstrap.servers={bootstrap}\ncommit.interval.ms=1000\nnum.stream.threads=2\n"
+                         f"state.dir={self.workdir / 'kstreams-state'}\n")  # fmt: skip
+        _, ends = admin.topic_offsets(bootstrap, DEMO_INPUT)
+        cmd = [java_command(), "-Xmx1g", "-cp", f"{lib}/*", "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
+               str(props)]  # fmt: skip
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sampler = Sampler([proc.pid, *self.broker_pids()])
+        try:
+            while proc.poll() is None and not self._demo_caught_up(bootstrap, ends):
+                time.sleep(0.2)
+            seconds = time.monotonic() - started
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=60)
+        peak = sampler.stop()
+        out = self.workdir / "kafka-streams-demo.txt"
+        latest = asyncio.run(_latest(bootstrap, DEMO_OUTPUT))
+        out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
+        returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
+        expected = derive(self.stream_baseline, "lower, \\W+")
+        empty = java_split_empty_words(self.stream_corpus)
+        if empty:
+            expected[b""] = empty
+        self.record("kafka-streams-demo", self.stream_corpus, seconds, peak, returncode, stderr, out,
+                    tokenizer="Java split(\\W+)", expected=expected,
+                    note=f"WordCountDemo, 2 stream threads, commit 1 s; timed until it committed the input's end; "
+                    f"the broker's memory included; {empty:,} empty words")  # fmt: skip
 
 
 def machine() -> dict[str, object]:
@@ -203,19 +356,42 @@ def table(bench: Bench, info: dict) -> str:
     size = bench.corpus.stat().st_size / 2**20
     stream = bench.stream_corpus.stat().st_size / 2**20
     lines = [
-        f"Word count over {size:.0f} MiB" + (f" ({stream:.0f} MiB for the stream rows)" if stream != size else "")
+        f"Word count over {size:.0f} MiB" + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
         + f" on {info['cpus']} CPUs, {info['memory_gib']} GiB ({info['processor']}, Python {info['python']})",
         "",
-        "| system | wall s | MB/s | records/s | peak memory MiB | x baseline | latency p50 / p99 ms | output |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| system | tokenizer | wall s | MB/s | records/s | peak memory MiB | x baseline | latency p50 / p99 ms "
+        "| output | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]  # fmt: skip
     for r in bench.results:
         ratio = f"{r.vs_baseline:.2f}" if r.vs_baseline else "-"
         latency = f"{r.latency_p50_ms:.0f} / {r.latency_p99_ms:.0f}" if r.latency_p50_ms is not None else "-"
-        check = {True: "matches baseline", False: "WRONG", None: "-"}[r.correct] + (f"; {r.note}" if r.note else "")
-        lines.append(f"| {r.system} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {r.records_per_s:,.0f} | "
-                     f"{r.peak_memory_mib:.0f} | {ratio} | {latency} | {check} |")  # fmt: skip
+        check = {True: "matches", False: "WRONG" if not r.note.startswith("failed") else "-", None: "-"}[r.correct]
+        lines.append(f"| {r.system} | {r.tokenizer} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {r.records_per_s:,.0f} | "
+                     f"{r.peak_memory_mib:.0f} | {ratio} | {latency} | {check} | {r.note} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def chart(bench: Bench, path: Path) -> None:
+    """Bars of MB/s and of peak memory, one per run that finished."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in bench.results if r.mb_per_s > 0]
+    labels = [r.system + (" (UTF-8 copy)" if "cleaned" in r.note else "") for r in rows]
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.5), sharey=True)
+    colors = ["#4c72b0" if r.system.startswith("mrkafka") else "#999999" for r in rows]
+    speed.barh(labels, [r.mb_per_s for r in rows], color=colors)
+    speed.set_xlabel("MB/s (higher is better)")
+    memory.barh(labels, [r.peak_memory_mib for r in rows], color=colors)
+    memory.set_xlabel("peak memory, MiB (lower is better)")
+    speed.invert_yaxis()
+    fig.suptitle(f"Word count, {bench.corpus.stat().st_size / 2**20:.0f} MiB, {os.cpu_count()} CPUs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _corpus(size_text: str, seed: int) -> Path:
@@ -231,10 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1GiB", help="size of the generated corpus (default 1GiB)")
     parser.add_argument("--input", help="a corpus file to use instead of the generated one")
-    parser.add_argument("--stream-size", help="a smaller generated corpus for the stream rows")
+    parser.add_argument("--stream-size", help="a smaller generated corpus for the Kafka rows")
     parser.add_argument("--only", help=f"comma-separated systems (of {', '.join(SYSTEMS)}); python always runs")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--results", default=str(RESULTS), help="where the JSON and markdown go")
+    parser.add_argument("--results", default=str(RESULTS), help="where the JSON, markdown and PNG go")
     args = parser.parse_args(argv)
 
     corpus = Path(args.input) if args.input else _corpus(args.size, args.seed)
@@ -246,13 +422,18 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="mrkafka-bench-"))
     bench = Bench(corpus, stream_corpus, workdir)
-    runs = {"python": bench.python, "mrkafka-ray": lambda: bench.mrkafka("ray"),
-            "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": bench.stream}  # fmt: skip
+    runs = {
+        "python": bench.python, "pyarrow": bench.pyarrow, "dask": bench.dask, "ray-data": bench.ray_data,
+        "pyspark": bench.pyspark, "mrkafka-ray": lambda: bench.mrkafka("ray"),
+        "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": lambda: bench.mrkafka_stream(False),
+        "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True), "kafka-streams-demo": bench.kafka_streams_demo,
+    }  # fmt: skip
     try:
         for system in wanted:
             print(f"running {system} ...", file=sys.stderr)
             runs[system]()
     finally:
+        bench.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
     info = machine()
@@ -267,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                     "results": [asdict(r) for r in bench.results]}, indent=2) + "\n"
     )  # fmt: skip
     (results_dir / f"{stem}.md").write_text(text + "\n")
-    return 0 if all(r.correct is not False for r in bench.results) else 1
+    chart(bench, results_dir / f"{stem}.png")
+    failed = [r for r in bench.results if r.correct is False and not r.note.startswith("failed")]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,16 @@ from pathlib import Path
 
 from mrkafka.errors import SetupError
 
-__all__ = ["KAFKA_VERSION", "Cluster", "cache_root", "ensure_jars", "java_command", "port_free", "tool_command"]
+__all__ = [
+    "KAFKA_VERSION",
+    "Cluster",
+    "cache_root",
+    "ensure_jars",
+    "java_command",
+    "port_free",
+    "resolve_maven_project",
+    "tool_command",
+]
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_PORT = 9092
@@ -70,7 +79,14 @@ def java_command() -> str:
 
 def ensure_jars() -> Path:
     """The directory of Kafka's jars, resolved from Maven Central on first use."""
-    home = cache_root() / f"kafka-{KAFKA_VERSION}"
+    return resolve_maven_project(_POM, cache_root() / f"kafka-{KAFKA_VERSION}", "kafka_2.13-*.jar")
+
+
+def resolve_maven_project(pom: Path, home: Path, expect: str) -> Path:
+    """Copy the dependencies of the Maven project ``pom`` into ``home/lib`` (once); return that dir.
+
+    ``expect`` is a glob of a jar that must be there afterwards.
+    """
     lib = home / "lib"
     done = home / ".complete"
     if done.exists():
@@ -81,30 +97,30 @@ def ensure_jars() -> Path:
         if done.exists():
             return lib
         mvn = _which("mvn", "install Maven (e.g. apt-get install maven) so that Kafka's jars can be fetched")
-        shutil.copy(_POM, home / "pom.xml")
-        print(f"mrkafka: fetching Apache Kafka {KAFKA_VERSION} from Maven Central ...", file=sys.stderr)
+        shutil.copy(pom, home / "pom.xml")
+        print(f"mrkafka: fetching {home.name} from Maven Central ...", file=sys.stderr)
         result = subprocess.run(
             [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
              f"-DoutputDirectory={lib}"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        if result.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
+        if result.returncode != 0 or not any(lib.glob(expect)):
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-            raise SetupError(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{tail}")
+            raise SetupError(f"Maven could not fetch {home.name}:\n{tail}")
         done.touch()
     return lib
 
 
 def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
     """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
-    config = cache_root() / f"kafka-{KAFKA_VERSION}" / "tools-log4j2.properties"
+    lib = ensure_jars()
+    config = lib.parent / "tools-log4j2.properties"
     if not config.exists():
         config.write_text(
             "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
             "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
             "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
         )
-    lib = ensure_jars()
     return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
 
 
