@@ -205,9 +205,16 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 def ensure_topic(
-    bootstrap: str, name: str, partitions: int, configs: Mapping[str, str] | None = None, replication_factor: int = 1
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    configs: Mapping[str, str] | None = None,
+    replication_factor: int = 1,
+    exact: bool = True,
 ) -> bool:
-    """Create ``name`` unless it exists; an existing one must have ``partitions``. True if created."""
+    """Create ``name`` unless it exists; with ``exact``, an existing one must have ``partitions``.
+
+    Returns whether it created the topic."""
     try:
         info = describe_topic(bootstrap, name)
     except TopicError:
@@ -216,7 +223,7 @@ def ensure_topic(
             return True
         except TopicError:  # created meanwhile by another run
             info = describe_topic(bootstrap, name)
-    if len(info.partitions) != partitions:
+    if exact and len(info.partitions) != partitions:
         raise TopicError(
             f"topic {name} has {len(info.partitions)} partitions, but this run needs {partitions}; "
             f"delete it or run with --reducers {len(info.partitions)}"

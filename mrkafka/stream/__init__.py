@@ -75,9 +75,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _prepare_topics(config: StreamConfig) -> None:
+def _prepare_internal_topics(config: StreamConfig) -> None:
+    """Internal topics need exactly R partitions: another count would misroute keys."""
     bootstrap = config.bootstrap
-    admin.describe_topic(bootstrap, config.input_topic)  # a clear error if it is missing
     admin.ensure_topic(bootstrap, config.repartition_topic, config.reducers, {"cleanup.policy": "delete"})
     admin.ensure_topic(bootstrap, config.changelog_topic, config.reducers, {"cleanup.policy": "compact"})
 
@@ -107,14 +107,13 @@ def run_stream(
     if output is not None and not until_end:
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
     app = application_id or spec.name
-    input_partitions = len(admin.describe_topic(bootstrap, input_topic).partitions)
-    if admin.ensure_topic(bootstrap, output_topic, reducers, spec.job_cls.output_topic_configs) is False:
-        output_partitions = len(admin.describe_topic(bootstrap, output_topic).partitions)
-    else:
-        output_partitions = reducers
+    input_partitions = len(admin.describe_topic(bootstrap, input_topic).partitions)  # a clear error if missing
+    # The output topic may have any partition count; a missing one is created with R.
+    admin.ensure_topic(bootstrap, output_topic, reducers, spec.job_cls.output_topic_configs, exact=False)
+    output_partitions = len(admin.describe_topic(bootstrap, output_topic).partitions)
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, output_partitions,
                           commit_interval_ms, state, state_dir)  # fmt: skip
-    _prepare_topics(config)
+    _prepare_internal_topics(config)
     committer = OutputCommitter(output, overwrite) if output is not None else None
     bounds = None
     if until_end:
@@ -135,6 +134,7 @@ def run_stream(
             for i in range(n_mappers)
         ]
         counters = Counters()
+        interrupted = False
         reduce_runs = [a.run.remote() for a in reduce_actors]
         map_runs = [a.run.remote(bounds) for a in map_actors]
         try:
@@ -155,7 +155,7 @@ def run_stream(
                     for c in get_result([a.write_part.remote(p, fmt) for a, p in zip(reduce_actors, paths)]):
                         counters.update(c)
         except KeyboardInterrupt:
-            pass  # stop gracefully below
+            interrupted = True  # stop gracefully below
         except BaseException:
             if committer is not None:
                 committer.abort()
@@ -171,7 +171,9 @@ def run_stream(
             for actor in map_actors + reduce_actors:
                 ray.kill(actor)
     seconds = time.monotonic() - started
-    if committer is not None:
+    if committer is not None and interrupted:
+        committer.abort()  # a bounded run stopped early has no final state; what it did is committed in Kafka
+    elif committer is not None:
         committer.commit(counters)
     p50, p99 = np.percentile(latencies, [50, 99]).tolist() if len(latencies) else (None, None)
     return StreamReport(counters, seconds, p50, p99)
