@@ -85,7 +85,11 @@ def test_bounded_stream_and_batch_write_byte_identical_parts(stream_env: dict, t
 
 def test_internal_topics_are_created_with_kafka_streams_names_and_policies(stream_env: dict, tmp_path: Path) -> None:
     produce(stream_env, b"a b\nb c\n", tmp_path)
+    # An output topic may have any partition count (internal topics may not).
+    admin.create_topic(stream_env["bootstrap"], stream_env["output_topic"], partitions=1)
     stream_wordcount(stream_env, reducers=3)
+    _, output_ends = admin.topic_offsets(stream_env["bootstrap"], stream_env["output_topic"])
+    assert output_ends == {0: 3}  # a, b, c
     app, bootstrap = stream_env["application_id"], stream_env["bootstrap"]
     repartition = admin.describe_topic(bootstrap, f"{app}-repartition")
     changelog = admin.describe_topic(bootstrap, f"{app}-state-changelog")
