@@ -388,7 +388,9 @@ def chart(bench: Bench, path: Path) -> None:
     memory.barh(labels, [r.peak_memory_mib for r in rows], color=colors)
     memory.set_xlabel("peak memory, MiB (lower is better)")
     speed.invert_yaxis()
-    fig.suptitle(f"Word count, {bench.corpus.stat().st_size / 2**20:.0f} MiB, {os.cpu_count()} CPUs")
+    size, stream = bench.corpus.stat().st_size / 2**20, bench.stream_corpus.stat().st_size / 2**20
+    kafka_rows = f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else ""
+    fig.suptitle(f"Word count, {size:.0f} MiB{kafka_rows}, {os.cpu_count()} CPUs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
