@@ -102,6 +102,18 @@ def _quiet_client_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 
+def _consumer(bootstrap: str, group_id: str | None, **options: Any) -> AIOKafkaConsumer:
+    """A consumer that commits only when told, starting at the earliest offset it has none for."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        **options,
+    )
+
+
 def _producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
@@ -133,15 +145,8 @@ class MapWorker(ConsumerRebalanceListener):
     async def run(self, bounds: dict[int, int] | None) -> Counters:
         """Process until stopped; with ``bounds``, no record at or past a partition's bound."""
         config = self.config
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            group_id=config.application_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 << 20,
-            # Workers join one by one at start; a short heartbeat makes the rebalances quick.
-            heartbeat_interval_ms=500,
-        )
+        # Workers join one by one at start; a short heartbeat makes the rebalances quick.
+        consumer = _consumer(config.bootstrap, config.application_id, heartbeat_interval_ms=500)
         self._consumer = consumer
         async with started(consumer, config.bootstrap):
             consumer.subscribe([config.input_topic], listener=self)
@@ -283,13 +288,7 @@ class ReduceWorker:
         async with started(producer, config.bootstrap):
             self.sender = BatchSender(producer)
             await self._restore()
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=config.bootstrap,
-                group_id=config.reducer_group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_partition_fetch_bytes=4 << 20,
-            )
+            consumer = _consumer(config.bootstrap, config.reducer_group)
             tp = TopicPartition(config.repartition_topic, self.partition)
             async with started(consumer, config.bootstrap):
                 consumer.assign([tp])
@@ -319,9 +318,7 @@ class ReduceWorker:
         config = self.config
         tp = TopicPartition(config.changelog_topic, self.partition)
         # "earliest" rather than seek_to_beginning(), which can lose to the reset that assign() starts.
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
+        consumer = _consumer(config.bootstrap, None)
         async with started(consumer, config.bootstrap):
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
