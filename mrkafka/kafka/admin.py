@@ -101,7 +101,14 @@ def broker_ids(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> set[int]:
 async def _create(bootstrap: str, topic: NewTopic) -> None:
     async with admin_client(bootstrap) as client:
         response = await client.create_topics([topic])
-    _check(response.topic_errors, "cannot create topic")
+        _check(response.topic_errors, "cannot create topic")
+        # The controller answers before every broker's metadata has the topic: wait until it does.
+        deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            (described,) = await client.describe_topics([topic.name])
+            if not described["error_code"] and len(described["partitions"]) == topic.num_partitions:
+                return
+            await asyncio.sleep(0.05)
 
 
 def create_topic(

@@ -134,7 +134,10 @@ def _new_cluster_id() -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port``. SO_REUSEADDR, as Kafka binds: sockets
+    a stopped broker left in TIME_WAIT do not make its port taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

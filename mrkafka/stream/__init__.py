@@ -24,7 +24,7 @@ import ray
 from mrkafka import output as out
 from mrkafka.batch.ray_runner import get_result, ray_session, ship_job_by_value
 from mrkafka.batch.tasks import JobSpec
-from mrkafka.errors import BadInputError
+from mrkafka.errors import BadInputError, KafkaUnavailableError
 from mrkafka.kafka import admin
 from mrkafka.output import Counters, OutputCommitter, part_name
 from mrkafka.stream.tasks import MapWorker, ReduceWorker, StreamConfig
@@ -188,9 +188,20 @@ def _check_early_exit(runs: list) -> None:
 
 
 def _wait_for_mappers(config: StreamConfig, begin: dict[int, int], bounds: dict[int, int], runs: list) -> None:
-    """Until group APP committed every input partition up to its bound."""
+    """Until group APP committed every input partition up to its bound.
+
+    A broker that is away is waited for: the workers retry, and fail the run (which ends this
+    wait) if it does not come back in their timeouts.
+    """
+    backoff = _WAIT_S
     while True:
         _check_early_exit(runs)
-        committed = admin.committed_offsets(config.bootstrap, config.application_id, config.input_topic)
+        try:
+            committed = admin.committed_offsets(config.bootstrap, config.application_id, config.input_topic)
+        except KafkaUnavailableError:
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            continue
+        backoff = _WAIT_S
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return

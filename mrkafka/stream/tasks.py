@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.structs import TopicPartition
 
 from mrkafka import output
@@ -53,6 +56,7 @@ from mrkafka.aggregate import (
     partial_to_ipc,
 )
 from mrkafka.batch.tasks import JobSpec
+from mrkafka.errors import KafkaError
 from mrkafka.kafka.client import BatchSender, start, started
 from mrkafka.kafka.serdes import Serde, serialize_key
 from mrkafka.mapping import job_failed, map_arrow, map_records
@@ -102,6 +106,17 @@ def _quiet_client_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 
+@contextmanager
+def _kafka_errors(worker: str) -> Iterator[None]:
+    """A Kafka failure inside a worker, as one clear error (the job's own errors pass through)."""
+    try:
+        yield
+    except AIOKafkaError as exc:
+        raise KafkaError(
+            f"{worker}: Kafka failed ({type(exc).__name__}: {exc}); a new run resumes from the last commit"
+        ) from exc
+
+
 def _consumer(bootstrap: str, group_id: str | None, **options: Any) -> AIOKafkaConsumer:
     """A consumer that commits only when told, starting at the earliest offset it has none for."""
     return AIOKafkaConsumer(
@@ -148,6 +163,12 @@ class MapWorker(ConsumerRebalanceListener):
         # Workers join one by one at start; a short heartbeat makes the rebalances quick.
         consumer = _consumer(config.bootstrap, config.application_id, heartbeat_interval_ms=500)
         self._consumer = consumer
+        with _kafka_errors("a map worker"):
+            await self._run(consumer, bounds)
+        return self.counters
+
+    async def _run(self, consumer: AIOKafkaConsumer, bounds: dict[int, int] | None) -> None:
+        config = self.config
         async with started(consumer, config.bootstrap):
             consumer.subscribe([config.input_topic], listener=self)
             last_commit = time.monotonic()
@@ -175,7 +196,6 @@ class MapWorker(ConsumerRebalanceListener):
                 for sender in self._senders.values():
                     await sender.producer.stop()
                 self._senders.clear()
-        return self.counters
 
     def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         """Map and combine one poll of one input partition into what the task holds."""
@@ -283,6 +303,12 @@ class ReduceWorker:
         await self._reached.wait()
 
     async def run(self) -> Counters:
+        with _kafka_errors(f"reduce worker {self.partition}"):
+            await self._run()
+        self.store.close()
+        return self.counters
+
+    async def _run(self) -> None:
         config = self.config
         producer = _producer(config.bootstrap)
         async with started(producer, config.bootstrap):
@@ -310,8 +336,6 @@ class ReduceWorker:
                                 self._reached.set()
                 finally:
                     await self._commit()
-        self.store.close()
-        return self.counters
 
     async def _restore(self) -> None:
         """Read changelog partition K into the store, from the store's checkpoint (or the start)."""

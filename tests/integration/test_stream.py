@@ -209,3 +209,42 @@ def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, 
         stream_env["bootstrap"], stream_env["application_id"], stream_env["input_topic"]
     )
     assert committed.get(0, 0) <= 10
+
+
+def test_a_broker_that_goes_away_and_comes_back_loses_nothing(ray_cluster, tmp_path: Path, tmp_path_factory) -> None:
+    from mrkafka.kafka.launcher import Cluster
+    from tests.integration.conftest import free_ports
+
+    cluster = Cluster(tmp_path_factory.mktemp("kafka-restart"), brokers=1, port=free_ports(1))
+    cluster.start()
+    try:
+        env = {"bootstrap": cluster.bootstrap_servers, "input_topic": "in", "output_topic": "out",
+               "application_id": "restart", "state_dir": str(tmp_path / "state")}  # fmt: skip
+        admin.create_topic(env["bootstrap"], "in", partitions=2)
+        data = messy_corpus(seed=13, lines=40000)
+        produce(env, data, tmp_path)
+        result: dict = {}
+
+        def run() -> None:
+            try:
+                result["report"] = stream_wordcount(env, output=tmp_path / "S", commit_interval_ms=100)
+            except BaseException as exc:  # reported below
+                result["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not admin.committed_offsets(env["bootstrap"], "restart", "in") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.stop()
+        time.sleep(2)
+        cluster.start()
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        assert "error" not in result, result.get("error")
+        got = {k: int(v) for k, v in read_parts(tmp_path / "S").items()}
+        expected = oracle_wordcount(data)
+        assert got.keys() == expected.keys()
+        assert all(got[k] >= n for k, n in expected.items())
+    finally:
+        cluster.stop()
