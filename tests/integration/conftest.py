@@ -35,10 +35,21 @@ def runner(request) -> str:
     return request.param
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int) -> int:
-    """A first client port such that a cluster of ``count`` nodes finds all its ports free."""
+    """A first client port such that a cluster of ``count`` nodes finds all its ports free.
+
+    Below the ephemeral range: while a broker is down, clients retrying a connection to an
+    ephemeral port can be handed that very port and connect to themselves, taking it."""
+    top = min(_ephemeral_start(), 40000) - CONTROLLER_PORT_OFFSET - count
     for _ in range(100):
-        port = random.randrange(20000, 40000)
+        port = random.randrange(15000, top)
         wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
         if all(port_free(p) for p in wanted):
             return port
