@@ -48,3 +48,26 @@ def messy_corpus(seed: int = 7, lines: int = 3000) -> bytes:
             line = b" " + line + b"\t"
         out.append(line + (b"\r" if i % 3 == 0 else b""))
     return b"\n".join(out)
+
+
+#: A job whose map raises on the line "bad": for the tests of how a job's error is reported.
+PICKY_JOB = """
+from mrkafka import Job
+class Picky(Job):
+    value_serde = "long"
+    def map(self, offset, line):
+        if line == "bad":
+            raise ValueError("no bad lines")
+        yield line, 1
+    def reduce(self, a, b):
+        return a + b
+"""
+
+
+def write_job(directory: Path, source: str, name: str = "job.py") -> Path:
+    """Write a job file (source dedented) into ``directory``; return its path."""
+    import textwrap
+
+    path = directory / name
+    path.write_text(textwrap.dedent(source))
+    return path

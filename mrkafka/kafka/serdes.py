@@ -20,7 +20,6 @@ __all__ = [
     "format_value",
     "serialize_key",
     "serialize_long",
-    "serialize_value",
 ]
 
 _LONG = struct.Struct(">q")
@@ -45,14 +44,6 @@ def serialize_key(key: Any) -> bytes | None:
     if isinstance(key, int) and not isinstance(key, bool):
         return serialize_long(key)
     raise TypeError(f"keys must be str, bytes or int, not {type(key).__name__}")
-
-
-def serialize_value(value: Any) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return serialize_long(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
 def format_value(data: bytes | None, fmt: str) -> bytes:

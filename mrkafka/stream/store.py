@@ -43,9 +43,6 @@ class MemoryStore:
     def items(self) -> Iterator[tuple[bytes, Any]]:
         return iter(self._data.items())
 
-    def __len__(self) -> int:
-        return len(self._data)
-
     def commit(self, changelog_offset: int) -> None:
         pass
 

@@ -12,7 +12,7 @@ from mrkafka.batch import JobSpec, run_batch
 from mrkafka.errors import JobFailedError
 from mrkafka.job import load_job
 from mrkafka.partition import murmur2, to_positive
-from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
 
 pytestmark = pytest.mark.integration
 
@@ -87,19 +87,7 @@ def test_map_only_writes_one_part_per_split_in_input_order(runner: str, tmp_path
 
 
 def test_a_map_that_raises_names_file_and_offset_and_commits_nothing(runner: str, tmp_path: Path) -> None:
-    job = tmp_path / "picky.py"
-    job.write_text(
-        textwrap.dedent("""
-        from mrkafka import Job
-        class Picky(Job):
-            def map(self, offset, line):
-                if line == "bad":
-                    raise ValueError("no bad lines")
-                yield line, 1
-            def reduce(self, a, b):
-                return a + b
-        """)
-    )
+    job = write_job(tmp_path, PICKY_JOB, "picky.py")
     (tmp_path / "in.txt").write_bytes(b"good\n" * 100 + b"bad\n" + b"good\n")
     with pytest.raises(JobFailedError, match=r"map raised ValueError: no bad lines .*in\.txt at byte 500"):
         run_batch(JobSpec(load_job(job)), [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, block_size=64)

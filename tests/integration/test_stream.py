@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import tool_command
 from mrkafka.stream import run_stream
-from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, read_parts
+from tests.helpers import PICKY_JOB, WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, write_job
 
 pytestmark = pytest.mark.integration
 
@@ -184,20 +183,7 @@ def test_output_needs_until_end(bootstrap: str, tmp_path: Path) -> None:
 
 
 def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, tmp_path: Path) -> None:
-    job = tmp_path / "picky.py"
-    job.write_text(
-        textwrap.dedent("""
-        from mrkafka import Job
-        class Picky(Job):
-            value_serde = "long"
-            def map(self, offset, line):
-                if line == "bad":
-                    raise ValueError("no bad lines")
-                yield line, 1
-            def reduce(self, a, b):
-                return a + b
-        """)
-    )
+    job = write_job(tmp_path, PICKY_JOB, "picky.py")
     admin.delete_topic(stream_env["bootstrap"], stream_env["input_topic"])
     time.sleep(1)
     admin.create_topic(stream_env["bootstrap"], stream_env["input_topic"], partitions=1)

@@ -2,20 +2,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from mrkafka.errors import BadJobError
 from mrkafka.job import load_job, parse_params
-from tests.helpers import WORDCOUNT
-
-
-def write_job(tmp_path: Path, body: str, name: str = "job.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return path
+from tests.helpers import WORDCOUNT, write_job
 
 
 def test_loads_wordcount() -> None:
