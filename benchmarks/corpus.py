@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["generate_corpus"]
+__all__ = ["docs_text", "generate_corpus", "generate_docs_corpus"]
 
 VOCABULARY = 1_000_000
 ZIPF_EXPONENT = 1.07
@@ -55,4 +55,60 @@ def generate_corpus(path: str | Path, size: int, seed: int = 42) -> Path:
             f.write(text)
             f.write(b"\n")
             written += text.size + 1
+    return path
+
+
+DOCS_ROOT = Path("/usr/share/doc")
+
+
+def _doc_texts(root: Path):
+    """The text of every plain or gzipped file under ``root``, in path order; binaries skipped."""
+    import gzip
+    import zlib
+
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        try:
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+            continue
+        if data and b"\0" not in data[:8192]:
+            yield data if data.endswith(b"\n") else data + b"\n"
+
+
+def docs_text(limit: int, root: Path = DOCS_ROOT, long_line: int = 2048) -> bytes:
+    """About ``limit`` bytes (whole lines) of real text: this machine's package documentation.
+
+    Real text has what synthetic corpora lack: lines of many KB, words of several KB (URLs,
+    base64, paths), bytes that are not UTF-8, CRLF line ends. The longest of those lie deep
+    in the documentation, so every line of ``long_line`` bytes or more found anywhere is
+    added (within a tenth of ``limit``) to the text read from the start. Deterministic for a machine."""
+    head, size, longest, long_size = [], 0, [], 0
+    for text in _doc_texts(root):
+        if size < limit:
+            piece = text[: limit - size]
+            head.append(piece[: piece.rfind(b"\n") + 1])
+            size += len(piece)
+        for line in text.split(b"\n"):
+            if len(line) >= long_line and long_size < limit // 10:
+                longest.append(line + b"\n")
+                long_size += len(line) + 1
+    return b"".join(head + longest)
+
+
+def generate_docs_corpus(path: str | Path, size: int, root: Path = DOCS_ROOT) -> Path:
+    """Write about ``size`` bytes of the package documentation to ``path``, repeated as needed."""
+    path = Path(path)
+    written = 0
+    with open(path, "wb") as f:
+        while written < size:
+            before = written
+            for text in _doc_texts(root):
+                f.write(text)
+                written += len(text)
+                if written >= size:
+                    break
+            if written == before:
+                raise FileNotFoundError(f"no text files under {root}")
     return path

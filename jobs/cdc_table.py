@@ -17,6 +17,7 @@ from mrkafka import Job
 class CdcTable(Job):
     name = "cdc_table"
     output_topic_configs = {"cleanup.policy": "compact"}
+    keyed_input = True  # the events of one id must share a partition, in order
 
     def map(self, offset, line):
         op, _, rest = line.partition(",")

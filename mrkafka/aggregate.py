@@ -1,7 +1,7 @@
 """Records as Arrow tables, and the merge of partial aggregates into held state.
 
-A *partial* is a table with a binary ``key`` column (the key bytes the partitioner hashes
-and the output sorts by) and a ``value`` column. Values are ``int64`` or ``float64`` when
+A *partial* is a table with a binary ``key`` column (key bytes, see ``mrkafka.keys``: what
+the output sorts by) and a ``value`` column. Values are ``int64`` or ``float64`` when
 every value is one, else pickled Python objects, so that a job's reduce sees exactly what
 its map produced. The schema's metadata records whether keys were str, bytes or int.
 
@@ -14,19 +14,20 @@ runs the job's ``reduce``.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mrkafka.job import AGGREGATES, Job
+from mrkafka.keys import from_key_bytes, key_bytes, kind_of
 
 __all__ = [
+    "MISSING",
     "Accumulator",
     "Aggregation",
-    "decode_key",
-    "encode_key",
     "empty_partial",
     "partial_from_arrow",
     "partial_from_ipc",
@@ -38,33 +39,11 @@ __all__ = [
 KEY = "key"
 VALUE = "value"
 _KEY_KIND = b"mrkafka.key"
+#: What a held mapping gives for a key it does not hold (``None`` is a value a reduce may return).
+MISSING: Any = object()
 _PICKLED = {b"mrkafka.value": b"pickle"}
 # Arrow's hash-aggregate functions for the built-ins (count is a sum of map-side ones).
 _ARROW_AGGREGATE = {"sum": "sum", "count": "sum", "min": "min", "max": "max", "last": "last"}
-
-
-def encode_key(key: Any) -> bytes:
-    """The bytes of a key: UTF-8 (surrogateescape) of a str, a bytes key as is, an int in decimal."""
-    if isinstance(key, bytes):
-        return key
-    if isinstance(key, str):
-        return key.encode("utf-8", "surrogateescape")
-    if isinstance(key, int) and not isinstance(key, bool):
-        return str(key).encode()
-    raise TypeError(f"keys must be str, bytes or int, not {type(key).__name__}: {key!r}")
-
-
-def _kind(key: Any) -> str:
-    return "int" if isinstance(key, int) else type(key).__name__
-
-
-def decode_key(data: bytes, kind: str) -> Any:
-    """The inverse of ``encode_key`` for a key of the given kind."""
-    if kind == "str":
-        return data.decode("utf-8", "surrogateescape")
-    if kind == "int":
-        return int(data)
-    return data
 
 
 def key_kind(table: pa.Table) -> str:
@@ -99,8 +78,8 @@ def decode_values(table: pa.Table) -> list[Any]:
 def partial_from_pairs(keys: Sequence[Any], values: Sequence[Any], kind: str | None = None) -> pa.Table:
     """A partial from Python keys and values (keys of one kind: str, bytes or int)."""
     if kind is None:
-        kind = _kind(keys[0]) if keys else "bytes"
-    key_array = pa.array([encode_key(k) for k in keys], pa.binary())
+        kind = kind_of(keys[0]) if keys else "bytes"
+    key_array = pa.array([key_bytes(k) for k in keys], pa.binary())
     value_array, value_field = _encode_values(values)
     return pa.Table.from_arrays([key_array, value_array], schema=_schema(kind, value_field))
 
@@ -126,7 +105,7 @@ def partial_to_pairs(table: pa.Table) -> Iterator[tuple[Any, Any]]:
     """The ``(key, value)`` pairs of a partial, decoded to the Python types the job produced."""
     kind = key_kind(table)
     keys = table.column(KEY).to_pylist()
-    return zip((decode_key(k, kind) for k in keys), decode_values(table))
+    return zip((from_key_bytes(k, kind) for k in keys), decode_values(table))
 
 
 def empty_partial() -> pa.Table:
@@ -159,14 +138,31 @@ class Aggregation:
                 .replace_schema_metadata(table.schema.metadata)
             )
         held: dict[bytes, Any] = {}
-        self.merge_into(held, table)
+        self.merge_table(held, table)
         return self.to_partial(held, key_kind(table))
 
-    def merge_into(self, held: dict[bytes, Any], table: pa.Table) -> None:
-        """Merge the rows of a partial into a dict of key bytes -> value, in row order."""
+    def merge_into(
+        self,
+        held: MutableMapping[bytes, Any],
+        keys: Iterable[bytes],
+        values: Iterable[Any],
+        lookup: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        """Merge each value into what ``held`` holds for its key, in order; a key ``held`` lacks
+        takes what ``lookup(key)`` gives, or the value itself where that is ``MISSING``.
+
+        The one merge of a value into held state: the combiner, the batch reducer and the
+        stream state update all go through it. ``None`` is a value like any other."""
         merge = self._merge
-        for key, value in zip(table.column(KEY).to_pylist(), decode_values(table)):
-            held[key] = merge(held[key], value) if key in held else value
+        for key, value in zip(keys, values):
+            current = held.get(key, MISSING)
+            if current is MISSING and lookup is not None:
+                current = lookup(key)
+            held[key] = value if current is MISSING else merge(current, value)
+
+    def merge_table(self, held: MutableMapping[bytes, Any], table: pa.Table) -> None:
+        """``merge_into`` with the rows of a partial."""
+        self.merge_into(held, table.column(KEY).to_pylist(), decode_values(table))
 
     @staticmethod
     def to_partial(held: dict[bytes, Any], kind: str) -> pa.Table:
@@ -210,9 +206,9 @@ class Accumulator:
             # Values that Arrow cannot aggregate arrived: hold everything as Python values.
             for table in [self._held_table, *self._buffer]:
                 if table is not None:
-                    self.aggregation.merge_into(self._held_dict, table)
+                    self.aggregation.merge_table(self._held_dict, table)
             self._held_table, self._buffer, self._buffered_rows = None, [], 0
-        self.aggregation.merge_into(self._held_dict, partial)
+        self.aggregation.merge_table(self._held_dict, partial)
 
     def _flush(self) -> None:
         tables = ([self._held_table] if self._held_table is not None else []) + self._buffer
@@ -235,17 +231,31 @@ def _concat(tables: Iterable[pa.Table]) -> pa.Table:
     return pa.concat_tables([t.cast(first.schema) if t.schema != first.schema else t for t in tables])
 
 
+def _row_bytes(table: pa.Table) -> np.ndarray:
+    """The bytes each row of a partial takes in Arrow IPC: its key and value data, and offsets."""
+    sizes = np.asarray(pc.binary_length(table.column(KEY)), dtype=np.int64) + 4
+    values = table.column(VALUE)
+    if pa.types.is_binary(values.type) or pa.types.is_string(values.type):
+        return sizes + np.asarray(pc.binary_length(values), dtype=np.int64) + 4
+    return sizes + values.type.byte_width
+
+
 def partial_to_ipc(table: pa.Table, max_bytes: int) -> list[bytes]:
-    """A partial as Arrow IPC streams of at most about ``max_bytes`` each (one per Kafka record)."""
+    """A partial as Arrow IPC streams (one per Kafka record) of at most about ``max_bytes``
+    each, cut by the rows' real sizes; a row larger than that alone is a stream of its own."""
     if not table.num_rows:
         return []
-    rows = max(1, int(table.num_rows * max_bytes / max(table.nbytes, 1)))
+    ends = np.cumsum(_row_bytes(table))
     streams = []
-    for start in range(0, table.num_rows, rows):
+    start = 0
+    while start < table.num_rows:
+        base = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + max_bytes, side="right")))
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table.slice(start, rows))
+            writer.write_table(table.slice(start, stop - start))
         streams.append(sink.getvalue().to_pybytes())
+        start = stop
     return streams
 
 

@@ -79,7 +79,20 @@ def main() -> None:
 @click.option("--until-end", is_flag=True, help="[stream] Stop at the input's end offsets taken at start.")
 @click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True)
 @click.option("--state-dir", default="~/.cache/mrkafka/state", show_default=True, help="[stream] RocksDB files.")
-@click.option("--commit-interval-ms", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--commit-interval-ms",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="[stream] How often offsets are committed and changed keys written.",
+)
+@click.option(
+    "--task-timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="[stream] Seconds a worker (or the driver) retries a failing Kafka before the run fails.",
+)
 @click.option("--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True)
 @debug_option
 def run(
@@ -104,12 +117,13 @@ def run(
     state: str,
     state_dir: str,
     commit_interval_ms: int,
+    task_timeout: float,
     bootstrap_servers: str,
 ) -> None:
     """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic."""
-    from mrkafka.batch import JobSpec, run_batch
+    from mrkafka.batch import run_batch
     from mrkafka.errors import BadInputError
-    from mrkafka.job import load_job, parse_params
+    from mrkafka.job import JobSpec, load_job, parse_params
     from mrkafka.splits import parse_size
 
     if stream:
@@ -125,7 +139,7 @@ def run(
             spec, bootstrap=bootstrap_servers, input_topic=input_topic, output_topic=output_topic or f"{app}-output",
             application_id=app, reducers=reducers, mappers=mappers, commit_interval_ms=commit_interval_ms,
             state=state, state_dir=state_dir, until_end=until_end, output=output, fmt=fmt, overwrite=overwrite,
-            ray_address=ray_address,
+            ray_address=ray_address, task_timeout_s=task_timeout,
         )  # fmt: skip
         click.echo(report.counters.format(), err=True)
         click.echo(f"{app}: {report.format()}", err=True)

@@ -16,6 +16,7 @@ __all__ = [
     "OutputExistsError",
     "SetupError",
     "TopicError",
+    "TransientKafkaError",
 ]
 
 
@@ -61,7 +62,15 @@ class KafkaError(MrkafkaError):
     exit_code = 7
 
 
-class KafkaUnavailableError(KafkaError):
+class TransientKafkaError(KafkaError):
+    """A Kafka failure that may pass (a broker restarting, a leader moving): worth retrying."""
+
+    @classmethod
+    def unavailable(cls, bootstrap: str) -> KafkaUnavailableError:
+        return KafkaUnavailableError(f"no Kafka broker answers at {bootstrap} (start one with: mrkafka kafka up)")
+
+
+class KafkaUnavailableError(TransientKafkaError):
     """No broker answered at the bootstrap address in time."""
 
     exit_code = 8

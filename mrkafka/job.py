@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,7 @@ from mrkafka.errors import BadJobError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["AGGREGATES", "Job", "load_job", "parse_params"]
+__all__ = ["AGGREGATES", "Job", "JobSpec", "load_job", "parse_params"]
 
 #: Built-in aggregates a vectorized job may name, and the two-value merge each stands for.
 #: ``count`` counts map output records: its map-side values are replaced by 1 and summed.
@@ -32,6 +33,8 @@ AGGREGATES: dict[str, Any] = {
     "max": max,
     "last": lambda a, b: b,
 }
+#: The value serdes a job may name for its output topic.
+VALUE_SERDES = ("long", "json")
 
 
 class Job:
@@ -56,6 +59,10 @@ class Job:
     #: How values travel on topics in stream mode: ``long`` (8-byte big-endian, Kafka's
     #: LongSerializer; for integer values) or ``json``.
     value_serde: ClassVar[str] = "json"
+    #: Whether the job needs input records keyed (stream mode): a job whose result depends on
+    #: the order of one key's records (the latest event per id) needs them in one partition.
+    #: A stream run refuses a record without a key, saying how to produce keyed records.
+    keyed_input: ClassVar[bool] = False
     #: Configs for the output topic when a stream run creates it (e.g. ``cleanup.policy=compact``).
     output_topic_configs: ClassVar[Mapping[str, str]] = {}
 
@@ -107,6 +114,23 @@ class Job:
     @classmethod
     def has_reduce(cls) -> bool:
         return cls.reduce is not Job.reduce or cls.aggregate is not None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a task needs to build its own instance of the job."""
+
+    job_cls: type[Job]
+    params: dict[str, str] = field(default_factory=dict)
+    #: Use the job's vectorized form (``map_arrow``, ``aggregate``) where it has one.
+    vectorize: bool = True
+
+    def instantiate(self) -> Job:
+        return self.job_cls(self.params)
+
+    @property
+    def name(self) -> str:
+        return self.job_cls.job_name()
 
 
 def _coerce_params(job_cls: type[Job], given: Mapping[str, str]) -> dict[str, Any]:
@@ -184,4 +208,7 @@ def load_job(path: str | Path, name: str | None = None) -> type[Job]:
         raise BadJobError(
             f"{job_cls.__name__}.aggregate is {job_cls.aggregate!r}; built-in aggregates are {', '.join(AGGREGATES)}"
         )
+    if job_cls.value_serde not in VALUE_SERDES:
+        choices = " or ".join(VALUE_SERDES)
+        raise BadJobError(f"{job_cls.__name__}.value_serde is {job_cls.value_serde!r}; choose {choices}")
     return job_cls

@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 from mrkafka.aggregate import (
     KEY,
     VALUE,
-    decode_key,
     decode_values,
     is_pickled,
     key_kind,
@@ -36,6 +35,7 @@ from mrkafka.aggregate import (
     partial_to_pairs,
 )
 from mrkafka.errors import BadInputError, OutputExistsError
+from mrkafka.keys import from_key_bytes
 
 __all__ = [
     "FORMATS",
@@ -114,7 +114,7 @@ def _write_text(table: pa.Table, f) -> None:
 def _write_jsonl(table: pa.Table, f) -> None:
     kind = key_kind(table)
     for key, value in zip(table.column(KEY).to_pylist(), decode_values(table)):
-        key = decode_key(key, kind)
+        key = from_key_bytes(key, kind)
         f.write(_json({"key": key, "value": value}) + b"\n")
 
 

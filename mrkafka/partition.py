@@ -1,7 +1,8 @@
 """Kafka's default partitioner: ``(murmur2(key_bytes) & 0x7fffffff) % R``.
 
-Both engines place keys with it, so batch reducer K holds exactly the keys Kafka's own
-producer would put in partition K of an R-partition topic. Python's ``hash()`` is salted
+Both engines place keys with it (``mrkafka.keys`` says which bytes of a key it hashes), so
+batch reducer K holds exactly the keys Kafka's own producer would put in partition K of an
+R-partition topic. Python's ``hash()`` is salted
 per process and would break that; murmur2 is what Kafka's ``BuiltInPartitioner`` uses.
 ``partition_for`` hashes a whole Arrow array at once with numpy, four key bytes per step.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["murmur2", "murmur2_array", "partition_for", "split_by_partition", "to_positive"]
+__all__ = ["murmur2", "murmur2_array", "partition_for", "to_positive"]
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -117,14 +118,3 @@ def murmur2_array(keys: pa.Array) -> np.ndarray:
 def partition_for(keys: pa.Array, num_partitions: int) -> np.ndarray:
     """The partition of each key among ``num_partitions``, as Kafka's producer picks it."""
     return ((murmur2_array(keys) & np.uint32(0x7FFFFFFF)) % np.uint32(num_partitions)).astype(np.int32)
-
-
-def split_by_partition(table: pa.Table, num_partitions: int) -> list[pa.Table]:
-    """The rows of ``table`` for each partition, in partition order, rows keeping their order."""
-    if num_partitions == 1:
-        return [table]
-    parts = partition_for(table.column("key"), num_partitions)
-    order = np.argsort(parts, kind="stable")
-    ordered = table.take(pa.array(order))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=num_partitions))])
-    return [ordered.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(num_partitions)]

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrkafka.batch.tasks import JobSpec
 from mrkafka.errors import BadInputError
+from mrkafka.job import JobSpec
 from mrkafka.output import FORMATS, Counters, OutputCommitter, part_name
 from mrkafka.progress import Progress
 from mrkafka.splits import DEFAULT_BLOCK_SIZE, Split, expand_inputs, plan_splits

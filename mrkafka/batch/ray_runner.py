@@ -8,62 +8,22 @@ even of ``last`` or float sums) does not depend on which mapper finished first.
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
-from mrkafka.errors import JobFailedError, MrkafkaError
 from mrkafka.output import Counters
 from mrkafka.progress import Progress
+from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
 
 if TYPE_CHECKING:
     from mrkafka.batch import BatchPlan
 
-__all__ = ["get_result", "ray_session", "run_ray", "ship_job_by_value"]
+__all__ = ["run_ray"]
 
 SPLITS_IN_FLIGHT_PER_MAPPER = 2
-
-
-@contextmanager
-def ray_session(address: str | None = None) -> Iterator[None]:
-    """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one."""
-    if ray.is_initialized():
-        yield
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    except ConnectionError as exc:
-        raise MrkafkaError(f"cannot reach Ray at {address}: {exc}") from exc
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def get_result(refs: Any) -> Any:
-    """``ray.get``, with the error a task raised re-raised as itself."""
-    try:
-        return ray.get(refs)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, MrkafkaError):
-            raise exc.cause from exc
-        raise JobFailedError(f"a task failed: {exc.cause!r}") from exc
-    except RayActorError as exc:
-        raise JobFailedError(f"a task's process died: {exc}") from exc
-
-
-def ship_job_by_value(job_cls: type) -> None:
-    # A job file is not importable on the workers: send its module's code along.
-    module = sys.modules.get(job_cls.__module__)
-    if module is not None and job_cls.__module__.startswith("mrkafka_job_"):
-        ray.cloudpickle.register_pickle_by_value(module)
 
 
 def run_ray(plan: BatchPlan, progress: Progress) -> Counters:

@@ -6,37 +6,19 @@ them in one process, the Ray runner wraps each in an actor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from mrkafka import output
-from mrkafka.aggregate import Accumulator, Aggregation, empty_partial
-from mrkafka.job import Job
+from mrkafka.aggregate import Accumulator, Aggregation, empty_partial, key_kind
+from mrkafka.job import JobSpec
+from mrkafka.keys import split_by_partition
 from mrkafka.mapping import job_failed, map_arrow, map_records
 from mrkafka.output import Counters
-from mrkafka.partition import split_by_partition
 from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
 
-__all__ = ["JobSpec", "MapTask", "ReduceTask"]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a task needs to build its own instance of the job."""
-
-    job_cls: type[Job]
-    params: dict[str, str] = field(default_factory=dict)
-    #: Use the job's vectorized form (``map_arrow``, ``aggregate``) where it has one.
-    vectorize: bool = True
-
-    def instantiate(self) -> Job:
-        return self.job_cls(self.params)
-
-    @property
-    def name(self) -> str:
-        return self.job_cls.job_name()
+__all__ = ["MapTask", "ReduceTask"]
 
 
 class MapTask:
@@ -55,7 +37,7 @@ class MapTask:
         table = self._map(split, counters, combine=True)
         counters.add(output.COMBINE_INPUT_RECORDS, counters.get(output.MAP_OUTPUT_RECORDS))
         counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
-        return (counters, *split_by_partition(table, self.num_reducers))
+        return (counters, *split_by_partition(table, self.num_reducers, key_kind(table)))
 
     def run_map_only(self, split: Split, path: str, fmt: str) -> Counters:
         """Map ``split`` and write its records, in input order, as one part file."""

@@ -2,7 +2,8 @@
 
 Every call takes the bootstrap servers (``--bootstrap-servers``, else the environment's
 ``MRKAFKA_BOOTSTRAP_SERVERS``, else 127.0.0.1:9092) and fails within seconds, with
-``KafkaUnavailableError``, when no broker answers there.
+``KafkaUnavailableError``, when no broker answers there; a failure that may pass (a leader
+moving, a request timing out) is a ``TransientKafkaError``, which callers may retry.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import for_code
 
-from mrkafka.errors import KafkaError, TopicError
-from mrkafka.kafka.client import CONNECT_TIMEOUT, started
+from mrkafka.errors import KafkaError, TopicError, TransientKafkaError
+from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, describe, started
 
 __all__ = [
     "DEFAULT_BOOTSTRAP_SERVERS",
     "PartitionInfo",
     "TopicInfo",
     "admin_client",
+    "alter_configs",
     "alter_partitions",
     "bootstrap_servers",
     "broker_ids",
@@ -82,9 +84,9 @@ def _check(errors: list[tuple], action: str) -> None:
 def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
-    except AIOKafkaError as exc:
-        detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("[Error") else str(exc)
-        raise KafkaError(f"{type(exc).__name__}: {detail}") from exc
+    except (AIOKafkaError, asyncio.TimeoutError) as exc:
+        error = TransientKafkaError if classify(exc) == RETRIABLE else KafkaError
+        raise error(describe(exc)) from exc
 
 
 async def _broker_ids(bootstrap: str, timeout: float) -> set[int]:
@@ -177,11 +179,13 @@ def delete_topic(bootstrap: str, name: str) -> None:
     _run(_delete(bootstrap, name))
 
 
-async def _offsets(bootstrap: str, topic: str, partitions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+async def _offsets(
+    bootstrap: str, topic: str, partitions: list[int], isolation_level: str
+) -> tuple[dict[int, int], dict[int, int]]:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
     async with started(consumer, bootstrap):
         tps = [TopicPartition(topic, p) for p in partitions]
         begin = await consumer.beginning_offsets(tps)
@@ -189,10 +193,13 @@ async def _offsets(bootstrap: str, topic: str, partitions: list[int]) -> tuple[d
     return {tp.partition: o for tp, o in begin.items()}, {tp.partition: o for tp, o in end.items()}
 
 
-def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    """The beginning and end offset of every partition of ``topic``."""
+def topic_offsets(
+    bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The beginning and end offset of every partition of ``topic``; under ``read_committed``
+    the end is the last stable offset (no open transaction's records)."""
     partitions = [p.partition for p in describe_topic(bootstrap, topic).partitions]
-    return _run(_offsets(bootstrap, topic, partitions))
+    return _run(_offsets(bootstrap, topic, partitions, isolation_level))
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -218,8 +225,10 @@ def ensure_topic(
     configs: Mapping[str, str] | None = None,
     replication_factor: int = 1,
     exact: bool = True,
+    enforce_configs: bool = False,
 ) -> bool:
-    """Create ``name`` unless it exists; with ``exact``, an existing one must have ``partitions``.
+    """Create ``name`` unless it exists; with ``exact``, an existing one must have ``partitions``;
+    with ``enforce_configs``, an existing one gets ``configs`` (for topics mrkafka owns).
 
     Returns whether it created the topic."""
     try:
@@ -235,4 +244,19 @@ def ensure_topic(
             f"topic {name} has {len(info.partitions)} partitions, but this run needs {partitions}; "
             f"delete it or run with --reducers {len(info.partitions)}"
         )
+    wanted = dict(configs or {})
+    if enforce_configs and any(info.configs.get(k) != v for k, v in wanted.items()):
+        alter_configs(bootstrap, name, {**info.configs, **wanted})
     return False
+
+
+async def _alter_configs(bootstrap: str, name: str, configs: dict[str, str]) -> None:
+    async with admin_client(bootstrap) as client:
+        responses = await client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=configs)])
+    for response in responses:
+        _check([(name, code, message) for code, message, *_ in response.resources], "cannot alter topic")
+
+
+def alter_configs(bootstrap: str, name: str, configs: Mapping[str, str]) -> None:
+    """Set the configs of topic ``name`` to ``configs`` (the ones set on it before are replaced)."""
+    _run(_alter_configs(bootstrap, name, dict(configs)))

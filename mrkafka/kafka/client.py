@@ -1,35 +1,96 @@
-"""Starting and stopping aiokafka clients, with one clear error when no broker answers."""
+"""Starting and stopping aiokafka clients, classifying their errors, and retrying.
+
+Errors are classified as Kafka Streams does: *retriable* (the broker or a leader is away
+for a while: back off and retry), *task migrated* (the consumer group took a partition
+away: drop uncommitted work and rejoin) and *fatal* (authorization, a record too large, a
+wrong configuration: stop with one line). ``Backoff`` retries until ``task_timeout``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaConnectionError
+from aiokafka import errors as kerrors
 
-from mrkafka.errors import KafkaUnavailableError
+from mrkafka.errors import KafkaError, TransientKafkaError
 
-__all__ = ["CONNECT_TIMEOUT", "BatchSender", "start", "started"]
+__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "classify", "close_quietly",
+           "start", "started"]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+RETRIABLE, MIGRATED, FATAL = "retriable", "task migrated", "fatal"
+_MIGRATED = (
+    kerrors.CommitFailedError,
+    kerrors.IllegalGenerationError,
+    kerrors.UnknownMemberIdError,
+    kerrors.RebalanceInProgressError,
+    kerrors.ProducerFenced,
+    kerrors.IllegalStateError,  # e.g. a position asked for a partition no longer assigned
+)
+_RETRIABLE = (
+    kerrors.KafkaTimeoutError,
+    kerrors.KafkaConnectionError,
+    kerrors.NodeNotReadyError,
+    kerrors.RequestTimedOutError,
+    kerrors.ConsumerStoppedError,
+    TransientKafkaError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
 
 CONNECT_TIMEOUT = 10.0
 C = TypeVar("C")
+
+
+def classify(exc: BaseException) -> str:
+    """``RETRIABLE``, ``MIGRATED`` or ``FATAL`` (see the module docstring)."""
+    if isinstance(exc, _MIGRATED):
+        return MIGRATED
+    if isinstance(exc, _RETRIABLE) or (isinstance(exc, kerrors.KafkaError) and exc.retriable):
+        return RETRIABLE
+    return FATAL
+
+
+def describe(exc: BaseException) -> str:
+    """``Name: message`` of a Kafka error, without aiokafka's ``[Error N]`` prefix and long texts."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.split("] ", 1)[-1] if text.startswith("[Error") else text
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and text != name else name
 
 
 async def start(client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """``await client.start()`` within ``timeout``, or one clear error (the client stopped)."""
     try:
         await asyncio.wait_for(client.start(), timeout)
-    except (KafkaConnectionError, asyncio.TimeoutError, OSError) as exc:
-        await _stop(client)
-        raise KafkaUnavailableError(
-            f"no Kafka broker answers at {bootstrap} (start one with: mrkafka kafka up)"
-        ) from exc
+    except (kerrors.KafkaConnectionError, asyncio.TimeoutError, OSError) as exc:
+        await close_quietly(client)
+        raise TransientKafkaError.unavailable(bootstrap) from exc
+    except BaseException:
+        await close_quietly(client)
+        raise
 
 
-async def _stop(client: Any) -> None:
-    await (client.stop() if hasattr(client, "stop") else client.close())
+async def close_quietly(client: Any) -> None:
+    """Stop a client; an error while stopping never replaces the error that led here.
+
+    aiokafka's consumer ``stop()`` can re-raise the cancellation of one of its own tasks
+    (upstream issue aio-libs/aiokafka#647); only a cancellation of the caller is passed on."""
+    try:
+        await (client.stop() if hasattr(client, "stop") else client.close())
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.debug("closing %s failed: %r", type(client).__name__, exc)
 
 
 @asynccontextmanager
@@ -39,14 +100,50 @@ async def started(client: C, bootstrap: str, timeout: float = CONNECT_TIMEOUT) -
     try:
         yield client
     finally:
-        await _stop(client)
+        await close_quietly(client)
+
+
+class Backoff:
+    """Exponential backoff with jitter for retriable errors, for at most ``timeout`` seconds
+    from the first failure since the last ``reset`` (Kafka Streams' ``task.timeout.ms``)."""
+
+    def __init__(self, who: str, timeout: float, first: float = 0.1, most: float = 5.0) -> None:
+        self.who, self.timeout, self.first, self.most = who, timeout, first, most
+        self.failures = 0
+        self._since: float | None = None
+
+    def reset(self) -> None:
+        self.failures, self._since = 0, None
+
+    def delay(self, exc: BaseException) -> float:
+        """How long to wait before retrying; a ``KafkaError`` once ``timeout`` has passed."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._since >= self.timeout:
+            # The cause's own class where it is one of ours (no broker at all: exit 8).
+            error = type(exc) if isinstance(exc, KafkaError) else KafkaError
+            detail = str(exc) if isinstance(exc, KafkaError) else describe(exc)
+            raise error(
+                f"{self.who}: Kafka failed for {now - self._since:.0f} s ({detail}); "
+                "nothing committed is lost, a new run resumes from the last commit"
+            ) from exc
+        self.failures += 1
+        return random.uniform(0.5, 1.0) * min(self.most, self.first * 2 ** (self.failures - 1))
+
+    async def wait(self, exc: BaseException) -> None:
+        await asyncio.sleep(self.delay(exc))
+
+    def sleep(self, exc: BaseException) -> None:
+        time.sleep(self.delay(exc))
 
 
 class BatchSender:
     """Appends records to per-partition batches and sends each batch when it is full.
 
     Records go to explicit partitions, so the caller's partitioner decides placement.
-    ``flush`` sends what is left and waits until the broker acknowledged everything.
+    ``flush`` sends what is left, waits until the broker acknowledged everything, and says
+    at which offset the last record of each partition landed.
     """
 
     MAX_PENDING = 64  # batches sent but not yet acknowledged before appending waits
@@ -54,8 +151,8 @@ class BatchSender:
     def __init__(self, producer: Any) -> None:
         self.producer = producer
         self._batches: dict[tuple[str, int], Any] = {}
-        self._pending: list[asyncio.Future] = []
-        self.sent = 0
+        self._pending: list[tuple[asyncio.Future, int]] = []  # (acknowledgement, records in the batch)
+        self._last: dict[tuple[str, int], int] = {}
 
     async def append(
         self, topic: str, partition: int, key: bytes | None, value: bytes | None,
@@ -67,22 +164,39 @@ class BatchSender:
             if batch is None:
                 batch = self._batches[slot] = self.producer.create_batch()
             if batch.append(key=key, value=value, timestamp=timestamp, headers=headers or []) is not None:
-                self.sent += 1
                 return
-            if not batch.record_count():
-                raise ValueError(f"a record of {len(value or b'')} bytes is larger than a Kafka batch")
-            await self._send(slot)
+            await self._send(slot)  # full (an empty batch takes a record of any size)
 
     async def _send(self, slot: tuple[str, int]) -> None:
         batch = self._batches.pop(slot)
         topic, partition = slot
-        self._pending.append(await self.producer.send_batch(batch, topic, partition=partition))
+        count = batch.record_count()
+        self._pending.append((await self.producer.send_batch(batch, topic, partition=partition), count))
         if len(self._pending) >= self.MAX_PENDING:
-            await self._pending.pop(0)
+            future, count = self._pending.pop(0)
+            self._acknowledged(future, count, await future)
 
-    async def flush(self) -> list[Any]:
-        """Send every open batch and wait for all acknowledgements; return their metadata."""
+    def _acknowledged(self, future: asyncio.Future, count: int, metadata: Any) -> None:
+        slot = (metadata.topic, metadata.partition)
+        self._last[slot] = max(self._last.get(slot, -1), metadata.offset + count - 1)
+
+    async def flush(self) -> dict[tuple[str, int], int]:
+        """Send every open batch and wait for all acknowledgements; return the offset of the
+        last record written to each ``(topic, partition)`` since the previous flush."""
         for slot in list(self._batches):
             await self._send(slot)
         pending, self._pending = self._pending, []
-        return list(await asyncio.gather(*pending))
+        for (future, count), metadata in zip(pending, await asyncio.gather(*(f for f, _ in pending))):
+            self._acknowledged(future, count, metadata)
+        last, self._last = self._last, {}
+        return last
+
+    def discard(self) -> None:
+        """Forget open batches and stop waiting for sent ones (after a failure: nothing is committed)."""
+        self._batches.clear()
+        for future, _ in self._pending:
+            if future.done():
+                future.exception()  # retrieved, so that asyncio does not log it
+            else:
+                future.cancel()
+        self._pending, self._last = [], {}

@@ -1,8 +1,8 @@
 """Kafka's wire forms of keys and values, as Kafka's own serializers write them.
 
-Keys: a str as UTF-8 (surrogateescape, so any bytes survive), bytes unchanged, an int as
-Kafka's LongSerializer writes it. Values: an int as an 8-byte big-endian signed long
-(LongSerializer), bytes unchanged, ``None`` as a tombstone, anything else as compact JSON.
+Keys follow ``mrkafka.keys`` (an int as Kafka's LongSerializer writes it). Values: an int
+as an 8-byte big-endian signed long (LongSerializer), bytes unchanged, ``None`` as a
+tombstone, anything else as compact JSON.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ import json
 import struct
 from typing import Any
 
-import numpy as np
-
 __all__ = [
     "VALUE_FORMATS",
     "Serde",
     "deserialize_long",
     "format_value",
-    "serialize_key",
     "serialize_long",
 ]
 
@@ -34,16 +31,6 @@ def deserialize_long(data: bytes) -> int:
     if len(data) != 8:
         raise ValueError(f"a long is 8 bytes, got {len(data)}")
     return _LONG.unpack(data)[0]
-
-
-def serialize_key(key: Any) -> bytes | None:
-    if key is None or isinstance(key, bytes):
-        return key
-    if isinstance(key, str):
-        return key.encode("utf-8", "surrogateescape")
-    if isinstance(key, int) and not isinstance(key, bool):
-        return serialize_long(key)
-    raise TypeError(f"keys must be str, bytes or int, not {type(key).__name__}")
 
 
 def format_value(data: bytes | None, fmt: str) -> bytes:
@@ -76,14 +63,6 @@ class Serde:
         if self.kind == "long":
             return serialize_long(value)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
-
-    def decode_many(self, data: list[bytes | None]) -> list[Any]:
-        """``decode`` of many values; longs in one numpy step when none is a tombstone."""
-        if self.kind == "long" and None not in data:
-            joined = b"".join(data)
-            if len(joined) == 8 * len(data):
-                return np.frombuffer(joined, dtype=">i8").tolist()
-        return [self.decode(d) for d in data]
 
     def decode(self, data: bytes | None) -> Any:
         if data is None:

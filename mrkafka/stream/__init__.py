@@ -7,32 +7,43 @@
 Ray if their process dies; they resume from committed offsets and restored state), and runs
 until stopped (Ctrl-C, SIGTERM: flush, commit, exit 0) or, with ``until_end``, up to the
 input's end offsets taken at start; then ``output`` gets the final state in the batch layout.
+
+Every wait of the driver also watches the workers' runs, so a worker that fails ends the
+run with its error; every Kafka call of the driver waits out a broker that is away, for
+at most the task timeout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-import numpy as np
 import ray
 
 from mrkafka import output as out
-from mrkafka.batch.ray_runner import get_result, ray_session, ship_job_by_value
-from mrkafka.batch.tasks import JobSpec
-from mrkafka.errors import BadInputError, KafkaUnavailableError
+from mrkafka.errors import BadInputError, MrkafkaError, TransientKafkaError
+from mrkafka.histogram import LatencyHistogram
+from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
+from mrkafka.kafka.client import Backoff
 from mrkafka.output import Counters, OutputCommitter, part_name
-from mrkafka.stream.tasks import MapWorker, ReduceWorker, StreamConfig
+from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.stream.workers import MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
 
 __all__ = ["StreamConfig", "StreamReport", "run_stream"]
 
 ACTOR_RESTARTS = 3
+#: How long a stopped worker may take for its last commit before it is killed.
+STOP_TIMEOUT_S = 60.0
 _WAIT_S = 0.25
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,11 +86,43 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _prepare_internal_topics(config: StreamConfig) -> None:
-    """Internal topics need exactly R partitions: another count would misroute keys."""
-    bootstrap = config.bootstrap
-    admin.ensure_topic(bootstrap, config.repartition_topic, config.reducers, {"cleanup.policy": "delete"})
-    admin.ensure_topic(bootstrap, config.changelog_topic, config.reducers, {"cleanup.policy": "compact"})
+class _Admin:
+    """The driver's Kafka calls, each retried while the broker is away (up to the task timeout)."""
+
+    def __init__(self, bootstrap: str, task_timeout_s: float) -> None:
+        self.bootstrap = bootstrap
+        self.backoff = Backoff("the stream driver", task_timeout_s)
+
+    def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        while True:
+            try:
+                result = call(self.bootstrap, *args, **kwargs)
+            except TransientKafkaError as exc:
+                if not self.backoff.failures and sys.stderr.isatty():
+                    print(f"mrkafka: {exc}; retrying for up to {self.backoff.timeout:.0f} s", file=sys.stderr)
+                self.backoff.sleep(exc)
+                continue
+            self.backoff.reset()
+            return result
+
+
+def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[str, str]) -> None:
+    """Internal topics need exactly R partitions: another count would misroute keys.
+
+    As Kafka Streams creates them: the repartition topic keeps records until reducers have
+    committed and deleted them (``retention.ms=-1``), the changelog is compacted; with three
+    brokers or more, every topic mrkafka creates has three replicas, two of them in sync."""
+    replication = min(3, len(kafka(admin.broker_ids)))
+    common = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    if replication == 3:
+        common["min.insync.replicas"] = "2"
+    kafka(admin.ensure_topic, config.repartition_topic, config.reducers,
+          {**common, "cleanup.policy": "delete", "retention.ms": "-1"}, replication, enforce_configs=True)  # fmt: skip
+    kafka(admin.ensure_topic, config.changelog_topic, config.reducers,
+          {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True)  # fmt: skip
+    # The output topic may have any partition count; a missing one is created with R.
+    kafka(admin.ensure_topic, config.output_topic, config.reducers, {**common, **output_configs}, replication,
+          exact=False)  # fmt: skip
 
 
 def run_stream(
@@ -99,27 +142,31 @@ def run_stream(
     fmt: str = "text",
     overwrite: bool = False,
     ray_address: str | None = None,
+    task_timeout_s: float = 300.0,
 ) -> StreamReport:
     """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring."""
 
     if reducers < 1:
         raise BadInputError(f"a stream run needs --reducers 1 or more, got {reducers}")
+    if mappers is not None and mappers < 1:
+        raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
     if output is not None and not until_end:
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
     app = application_id or spec.name
-    input_partitions = len(admin.describe_topic(bootstrap, input_topic).partitions)  # a clear error if missing
-    # The output topic may have any partition count; a missing one is created with R.
-    admin.ensure_topic(bootstrap, output_topic, reducers, spec.job_cls.output_topic_configs, exact=False)
-    output_partitions = len(admin.describe_topic(bootstrap, output_topic).partitions)
-    config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, output_partitions,
-                          commit_interval_ms, state, state_dir)  # fmt: skip
-    _prepare_internal_topics(config)
+    kafka = _Admin(bootstrap, task_timeout_s)
+    input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
+    config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, commit_interval_ms,
+                          state, state_dir, task_timeout_s)  # fmt: skip
+    _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
+    output_partitions = len(kafka(admin.describe_topic, output_topic).partitions)
+    config = dataclasses.replace(config, output_partitions=output_partitions)
     committer = OutputCommitter(output, overwrite) if output is not None else None
     bounds = None
     if until_end:
-        begin, bounds = admin.topic_offsets(bootstrap, input_topic)
+        begin, bounds = kafka(admin.topic_offsets, input_topic, "read_committed")
 
     started = time.monotonic()
+    counters, latency = Counters(), LatencyHistogram()
     with ray_session(ray_address), _sigterm_as_interrupt():
         ship_job_by_value(spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -133,75 +180,110 @@ def run_stream(
             ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
             for i in range(n_mappers)
         ]
-        counters = Counters()
-        interrupted = False
-        reduce_runs = [a.run.remote() for a in reduce_actors]
         map_runs = [a.run.remote(bounds) for a in map_actors]
+        reduce_runs = [a.run.remote() for a in reduce_actors]
+        failed = True
+        interrupted = False
         try:
             if bounds is None:
-                while True:
-                    _check_early_exit(map_runs + reduce_runs)
+                _wait([], map_runs + reduce_runs)  # until a worker fails, or Ctrl-C / SIGTERM
             else:
-                _wait_for_mappers(config, begin, bounds, map_runs + reduce_runs)
-                get_result([a.stop.remote() for a in map_actors])
-                for c in get_result(map_runs):
-                    counters.update(c)
-                map_runs = []
-                _, repartition_ends = admin.topic_offsets(bootstrap, config.repartition_topic)
-                get_result([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)])
-                if committer is not None:
+                _wait_for_mappers(kafka, config, begin, bounds, map_runs + reduce_runs)
+                _stop(map_actors, map_runs, counters, raise_errors=True)
+                map_actors, map_runs = [], []
+                _, repartition_ends = kafka(admin.topic_offsets, config.repartition_topic, "read_committed")
+                if committer is None:
+                    _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], reduce_runs)
+                else:
                     committer.setup()
-                    paths = [committer.task_path(part_name(k)) for k in range(reducers)]
-                    for c in get_result([a.write_part.remote(p, fmt) for a, p in zip(reduce_actors, paths)]):
+                    parts = [
+                        a.write_part.remote(committer.task_path(part_name(k)), fmt, repartition_ends[k])
+                        for k, a in enumerate(reduce_actors)
+                    ]
+                    for c in _wait(parts, reduce_runs):
                         counters.update(c)
+            failed = False
         except KeyboardInterrupt:
-            interrupted = True  # stop gracefully below
-        except BaseException:
-            if committer is not None:
-                committer.abort()
-            raise
+            interrupted, failed = True, False  # stop gracefully below
         finally:
-            get_result([a.stop.remote() for a in map_actors])
-            for c in get_result(map_runs):
-                counters.update(c)
-            get_result([a.stop.remote() for a in reduce_actors])
-            for c in get_result(reduce_runs):
-                counters.update(c)
-            latencies = np.concatenate(get_result([a.latency_samples.remote() for a in reduce_actors]))
-            for actor in map_actors + reduce_actors:
-                ray.kill(actor)
+            if failed and committer is not None:
+                committer.abort()
+            _stop(map_actors, map_runs, counters, raise_errors=not failed)
+            for histogram in _get_quietly([a.latency.remote() for a in reduce_actors]):
+                latency.merge(histogram)
+            _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed)
     seconds = time.monotonic() - started
     if committer is not None and interrupted:
         committer.abort()  # a bounded run stopped early has no final state; what it did is committed in Kafka
     elif committer is not None:
         committer.commit(counters)
-    p50, p99 = np.percentile(latencies, [50, 99]).tolist() if len(latencies) else (None, None)
-    return StreamReport(counters, seconds, p50, p99)
+    return StreamReport(counters, seconds, latency.percentile(50), latency.percentile(99))
 
 
-def _check_early_exit(runs: list) -> None:
-    """A worker's run returns only when told to stop: an early return is its error."""
-    done, _ = ray.wait(runs, num_returns=1, timeout=_WAIT_S)
+def _check_runs(runs: list) -> None:
+    """A worker's run returns only when told to stop: an early end is its error."""
+    if not runs:
+        return
+    done, _ = ray.wait(runs, num_returns=1, timeout=0)
     if done:
         get_result(done)
-        raise RuntimeError("a stream worker stopped by itself")
+        raise MrkafkaError("a stream worker stopped by itself")
 
 
-def _wait_for_mappers(config: StreamConfig, begin: dict[int, int], bounds: dict[int, int], runs: list) -> None:
-    """Until group APP committed every input partition up to its bound.
+def _wait(refs: list, runs: list) -> list:
+    """The results of ``refs``, once all are ready; the error of a worker's run that ends first.
 
-    A broker that is away is waited for: the workers retry, and fail the run (which ends this
-    wait) if it does not come back in their timeouts.
-    """
-    backoff = _WAIT_S
-    while True:
-        _check_early_exit(runs)
+    With no ``refs``, waits until a run ends (or Ctrl-C)."""
+    pending = list(refs)
+    while pending or not refs:
+        if pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
+        else:
+            ray.wait(runs, num_returns=1, timeout=_WAIT_S)
+        _check_runs(runs)
+    return get_result(refs)
+
+
+def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool) -> None:
+    """Stop workers gracefully (their last commit), for at most ``STOP_TIMEOUT_S``; then kill them.
+
+    A run that Ray started again on a restarted actor after ``stop`` would never end by
+    itself: the timeout ends it. With ``raise_errors`` a run's error is raised after all
+    stopped, else (the run already failed) it is dropped, never replacing the first error."""
+    if not actors:
+        return
+    _get_quietly([a.stop.remote() for a in actors])
+    ready, _ = ray.wait(runs, num_returns=len(runs), timeout=STOP_TIMEOUT_S)
+    error = None
+    for ref in ready:
         try:
-            committed = admin.committed_offsets(config.bootstrap, config.application_id, config.input_topic)
-        except KafkaUnavailableError:
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            counters.update(get_result(ref))
+        except MrkafkaError as exc:
+            error = error or exc
+    for actor in actors:
+        ray.kill(actor, no_restart=True)
+    if error is not None and raise_errors:
+        raise error
+
+
+def _get_quietly(refs: list) -> list:
+    """The results of ``refs`` that are ready within a few seconds (workers may be gone)."""
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=5.0) if refs else ([], [])
+    results = []
+    for ref in ready:
+        try:
+            results.append(ray.get(ref))
+        except Exception:  # a dead or failed worker: its own error is reported elsewhere
             continue
-        backoff = _WAIT_S
+    return results
+
+
+def _wait_for_mappers(kafka: _Admin, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int],
+                      runs: list) -> None:  # fmt: skip
+    """Until group APP committed every input partition up to its bound."""
+    while True:
+        _check_runs(runs)
+        committed = kafka(admin.committed_offsets, config.application_id, config.input_topic)
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return
+        time.sleep(_WAIT_S)

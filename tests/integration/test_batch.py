@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mrkafka.batch import JobSpec, run_batch
+from mrkafka.batch import run_batch
 from mrkafka.errors import JobFailedError
-from mrkafka.job import load_job
+from mrkafka.job import JobSpec, load_job
 from mrkafka.partition import murmur2, to_positive
 from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
 

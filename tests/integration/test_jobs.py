@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mrkafka.batch import JobSpec, run_batch
-from mrkafka.job import load_job, parse_params
+from mrkafka.batch import run_batch
+from mrkafka.job import JobSpec, load_job, parse_params
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import consume, produce_lines
 from mrkafka.lookup import lookup

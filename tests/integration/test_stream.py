@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mrkafka.batch import JobSpec, run_batch
+from mrkafka.batch import run_batch
 from mrkafka.errors import BadInputError, JobFailedError, TopicError
-from mrkafka.job import load_job
+from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import tool_command

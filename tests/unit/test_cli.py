@@ -72,7 +72,9 @@ def test_stream_errors_before_anything_starts(tmp_path: Path) -> None:
     code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--output", str(tmp_path / "o"))
     assert code == 2 and "--output needs --until-end" in err
     # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
-    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1")
+    # (The driver waits out a broker that is away for up to --task-timeout.)
+    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1",
+                    "--task-timeout", "1")  # fmt: skip
     assert code == 8 and "no Kafka broker answers at 127.0.0.1:1" in err and err.count("\n") == 1
 
 

@@ -1,0 +1,51 @@
+"""What both engines need of Ray: a session, results with errors as themselves, job files shipped."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from mrkafka.errors import JobFailedError, MrkafkaError, SetupError
+
+__all__ = ["get_result", "ray_session", "ship_job_by_value"]
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one."""
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise SetupError(f"cannot reach Ray at {address}: {exc}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def get_result(refs: Any) -> Any:
+    """``ray.get``, with the error a task raised re-raised as itself."""
+    try:
+        return ray.get(refs)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, MrkafkaError):
+            raise exc.cause from exc
+        raise JobFailedError(f"a task failed: {exc.cause!r}") from exc
+    except RayActorError as exc:
+        raise JobFailedError(f"a task's process died: {exc}") from exc
+
+
+def ship_job_by_value(job_cls: type) -> None:
+    # A job file is not importable on the workers: send its module's code along.
+    module = sys.modules.get(job_cls.__module__)
+    if module is not None and job_cls.__module__.startswith("mrkafka_job_"):
+        ray.cloudpickle.register_pickle_by_value(module)

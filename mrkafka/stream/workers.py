@@ -1,0 +1,433 @@
+"""The stream engine's workers: thin Kafka shells around ``StreamMapper`` and ``StreamReducer``,
+each hosted by a Ray async actor.
+
+A worker runs *sessions*. A session starts the worker's Kafka clients, (reducer) restores
+its store, and processes until told to stop. A retriable Kafka error ends the session: the
+worker drops what it had not committed, closes its clients, backs off and starts a new
+session from the last commit, for at most ``task_timeout`` without progress. A lost
+assignment (task migrated) does the same without backing off. The job's own errors and
+fatal Kafka errors (authorization, a record too large) end the run with one line. Mapping
+and merging run off the event loop, so that a slow map never starves the consumer's
+heartbeats.
+
+A map worker consumes the input topic in consumer group APP (read_committed), maps and
+combines what each input partition (task) brings, and commits, each commit interval and
+before a partition is revoked:
+
+1. drain each task's combined partials into repartition blocks and produce them;
+2. flush, and wait until the broker acknowledged every block;
+3. commit the tasks' input positions (the consumer's positions, which step over
+   transaction markers and compaction gaps).
+
+A reduce worker owns repartition partition K. It restores its store from changelog
+partition K (from the store's checkpoint, when the checkpoint belongs to that changelog),
+merges partial blocks into an interval's pending state, and commits:
+
+1. compute the changelog and output records of every changed key (``finish`` and the
+   output serde run here: an error writes nothing);
+2. produce them, flush, and wait for every acknowledgement;
+3. commit the repartition position (group APP-reducers);
+4. move the interval's merges into the store, with the changelog position they reach
+   (RocksDB: one write batch);
+5. every ``PURGE_INTERVAL_S``, delete the repartition records before that position.
+
+A failure at any step commits nothing after it. A crash between steps 2 and 3 replays
+input whose effect is already on the changelog: delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.structs import TopicPartition
+
+from mrkafka import output
+from mrkafka.errors import KafkaError
+from mrkafka.histogram import LatencyHistogram
+from mrkafka.job import JobSpec
+from mrkafka.kafka.client import FATAL, RETRIABLE, Backoff, BatchSender, classify, describe, started
+from mrkafka.output import Counters
+from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
+from mrkafka.stream.store import open_store
+
+__all__ = ["MAX_MESSAGE_BYTES", "MapWorker", "ReduceWorker", "StreamConfig"]
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 100
+_MAX_POLL_RECORDS = 20_000
+#: Combined partials a map worker holds before producing them even if its commit is not due.
+MAX_HELD_ROWS = 1_000_000
+#: The largest record mrkafka writes to a topic it creates (a long word's block, a large state).
+MAX_MESSAGE_BYTES = 16 << 20
+#: How often a reducer deletes the repartition records it has committed (Kafka Streams: 30 s).
+PURGE_INTERVAL_S = 30.0
+#: The longest a single Kafka call may wait before it counts as a retriable failure.
+CALL_TIMEOUT_S = 30.0
+#: Counter group of the retries, by error class.
+RETRIES = "Stream retries"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    spec: JobSpec
+    application_id: str
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    reducers: int
+    output_partitions: int
+    commit_interval_ms: int = 1000
+    state: str = "memory"
+    state_dir: str = "~/.cache/mrkafka/state"
+    task_timeout_s: float = 300.0
+
+    @property
+    def repartition_topic(self) -> str:
+        return f"{self.application_id}-repartition"
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.application_id}-{self.spec.job_cls.store_name}-changelog"
+
+    @property
+    def reducer_group(self) -> str:
+        # Reducers own fixed partitions (assigned, not balanced); a group whose members are the
+        # map workers would refuse commits from consumers outside it, so they commit here.
+        return f"{self.application_id}-reducers"
+
+
+def _quiet_client_logs() -> None:
+    # aiokafka logs every rebalance and retry; what a user must know reaches them as errors.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def _consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIOKafkaConsumer:
+    """A read_committed consumer that commits only when told, from the earliest offset it has none for."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 << 20,
+        **options,
+    )
+
+
+def _producer(config: StreamConfig) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        max_batch_size=1 << 20, max_request_size=MAX_MESSAGE_BYTES,
+    )  # fmt: skip
+
+
+async def _call(awaitable: Awaitable[Any]) -> Any:
+    """A Kafka call that may wait out an outage, for at most ``CALL_TIMEOUT_S``."""
+    return await asyncio.wait_for(awaitable, CALL_TIMEOUT_S)
+
+
+async def supervise(
+    who: str,
+    session: Callable[[Backoff], Awaitable[None]],
+    abort: Callable[[], None],
+    config: StreamConfig,
+    stopped: asyncio.Event,
+    counters: Counters,
+) -> None:
+    """Run ``session`` until it returns, starting a new one after each retriable failure."""
+    backoff = Backoff(who, config.task_timeout_s)
+    while not stopped.is_set():
+        try:
+            await session(backoff)
+            return
+        except Exception as exc:
+            kind = classify(exc)
+            if kind == FATAL:
+                if isinstance(exc, AIOKafkaError):
+                    raise KafkaError(f"{who}: Kafka refused ({describe(exc)})") from exc
+                raise
+            abort()
+            counters.add((RETRIES, kind), 1)
+            log.info("%s: %s (%s); starting again from the last commit", who, kind, describe(exc))
+            if kind == RETRIABLE:
+                await backoff.wait(exc)
+
+
+class MapWorker(ConsumerRebalanceListener):
+    """Consumes input partitions, maps, combines, and produces partials to the repartition topic."""
+
+    def __init__(self, config: StreamConfig) -> None:
+        _quiet_client_logs()
+        self.config = config
+        self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()  # processing and committing never overlap
+        self._consumer: AIOKafkaConsumer | None = None
+        self._sender: BatchSender | None = None
+        self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
+        self._bounds: dict[int, int] | None = None
+        self._broken: Exception | None = None  # a failure inside a rebalance callback
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, bounds: dict[int, int] | None) -> Counters:
+        """Process until stopped; with ``bounds``, no record at or past a partition's bound."""
+        self._bounds = bounds
+        await supervise("a map worker", self._session, self._abort, self.config, self._stop, self.mapper.counters)
+        return self.mapper.counters
+
+    def _abort(self) -> None:
+        self.mapper.drop()
+        self._positions.clear()
+        self._broken = None
+
+    async def _session(self, backoff: Backoff) -> None:
+        config = self.config
+        # Workers join one by one at start; a short heartbeat makes the rebalances quick.
+        consumer = _consumer(config, config.application_id, heartbeat_interval_ms=500)
+        async with started(_producer(config), config.bootstrap) as producer, started(consumer, config.bootstrap):
+            self._consumer, self._sender = consumer, BatchSender(producer)
+            try:
+                consumer.subscribe([config.input_topic], listener=self)
+                last_commit = time.monotonic()
+                while not self._stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
+                    async with self._lock:
+                        await self._process(consumer, batches)
+                    reached = await self._pause_at_bounds(consumer)
+                    if self._broken is not None:
+                        raise self._broken
+                    due = time.monotonic() - last_commit >= config.commit_interval_ms / 1000
+                    if reached or due or self.mapper.held_records >= MAX_HELD_ROWS:
+                        await self._commit()
+                        backoff.reset()
+                        last_commit = time.monotonic()
+                await self._commit()  # a graceful stop; never after a failure
+            finally:
+                self._consumer = self._sender = None
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in batches.items():
+            bound = self._bound(tp)
+            if bound is not None:
+                records = [r for r in records if r.offset < bound]
+            if records:
+                await asyncio.to_thread(self.mapper.process, tp.partition, records)
+            position = await consumer.position(tp)
+            self._positions[tp] = position if bound is None else min(position, bound)
+
+    def _bound(self, tp: TopicPartition) -> int | None:
+        return None if self._bounds is None else self._bounds.get(tp.partition, 0)
+
+    async def _pause_at_bounds(self, consumer: AIOKafkaConsumer) -> bool:
+        """Pause the partitions whose position reached their bound; whether one newly did.
+
+        Positions, not record offsets: a partition that ends in a transaction marker or a
+        compaction gap has no record at its bound - 1."""
+        if self._bounds is None:
+            return False
+        reached = False
+        paused = consumer.paused()
+        for tp in consumer.assignment() - paused:
+            bound = self._bound(tp)
+            position = await _call(consumer.position(tp))
+            if position >= bound:
+                consumer.pause(tp)
+                self._positions[tp] = bound
+                reached = True
+        return reached
+
+    async def _commit(self, partitions: set[int] | None = None) -> None:
+        """The numbered commit of the module docstring, for every task (or those of ``partitions``)."""
+        async with self._lock:
+            consumer, sender = self._consumer, self._sender
+            if consumer is None or sender is None:
+                return
+            tasks = set(self.mapper.tasks()) if partitions is None else partitions
+            for partition in tasks:
+                for block in self.mapper.drain(partition):
+                    await sender.append(self.config.repartition_topic, block.partition, None, block.data,
+                                        block.timestamp)  # fmt: skip
+            await _call(sender.flush())
+            offsets = {
+                tp: position
+                for tp, position in self._positions.items()
+                if partitions is None or tp.partition in partitions
+            }
+            if offsets:
+                await _call(consumer.commit(offsets))
+            for tp in offsets:
+                del self._positions[tp]
+
+    # Rebalance: commit what was processed before a partition moves to another worker.
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic == self.config.input_topic}
+        try:
+            await self._commit(partitions)
+        except Exception as exc:  # aiokafka swallows a listener's errors: hand it to the loop
+            self.mapper.drop(partitions)
+            for tp in revoked:
+                self._positions.pop(tp, None)
+            self._broken = exc
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        lost = set(self.mapper.tasks()) - {tp.partition for tp in assigned}
+        self.mapper.drop(lost)
+
+
+class ReduceWorker:
+    """Owns repartition partition K: its state store, changelog partition and output records."""
+
+    def __init__(self, config: StreamConfig, partition: int) -> None:
+        _quiet_client_logs()
+        self.config = config
+        self.partition = partition
+        state_dir = Path(config.state_dir).expanduser() / config.application_id / f"{partition}"
+        store = open_store(config.state, state_dir)
+        self.reducer = StreamReducer(config.spec, partition, config.output_partitions, store)
+        self._stop = asyncio.Event()
+        self._position = 0  # merged up to
+        self._committed = -1  # committed up to, once restored (-1: not yet)
+        self._last_purge = 0.0
+        self._sender: BatchSender | None = None
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> Counters:
+        who = f"reduce worker {self.partition}"
+        try:
+            await supervise(who, self._session, self._abort, self.config, self._stop, self.reducer.counters)
+        finally:
+            self.reducer.store.close()
+        return self.reducer.counters
+
+    def _abort(self) -> None:
+        self.reducer.abort()
+        if self._sender is not None:
+            self._sender.discard()
+        self._committed = -1
+
+    async def finish_at(self, offset: int) -> None:
+        """Return once everything before ``offset`` of the repartition partition is committed
+        (after a restart: restored and committed again)."""
+        while self._committed < offset:
+            await asyncio.sleep(0.05)
+
+    async def write_part(self, path: str, fmt: str, offset: int) -> Counters:
+        """Once committed up to ``offset``, the final state of this partition as a part file."""
+        await self.finish_at(offset)
+        table = await asyncio.to_thread(self.reducer.final_partial)
+        counters = Counters()
+        counters.add(output.REDUCE_INPUT_GROUPS, table.num_rows)
+        counters.add(output.BYTES_WRITTEN, await asyncio.to_thread(output.write_part, table, path, fmt))
+        counters.add(output.REDUCE_TASKS)
+        return counters
+
+    def latency(self) -> LatencyHistogram:
+        return self.reducer.latency
+
+    async def _session(self, backoff: Backoff) -> None:
+        config = self.config
+        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap)
+        async with started(_producer(config), config.bootstrap) as producer, started(admin, config.bootstrap):
+            self._sender = BatchSender(producer)
+            await self._restore()
+            consumer = _consumer(config, config.reducer_group)
+            tp = TopicPartition(config.repartition_topic, self.partition)
+            async with started(consumer, config.bootstrap):
+                consumer.assign([tp])
+                self._position = await _call(consumer.position(tp))
+                self._committed = self._position
+                last_commit = time.monotonic()
+                while not self._stop.is_set():
+                    batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
+                    records = batches.get(tp, [])
+                    if records:
+                        await asyncio.to_thread(self._merge, records)
+                    self._position = await _call(consumer.position(tp))
+                    if time.monotonic() - last_commit >= config.commit_interval_ms / 1000:
+                        await self._commit(consumer, tp, admin)
+                        backoff.reset()
+                        last_commit = time.monotonic()
+                await self._commit(consumer, tp, admin, purge=True)  # a graceful stop; never after a failure
+
+    def _merge(self, records: list[Any]) -> None:
+        for record in records:
+            where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
+            self.reducer.merge_block(record.value, record.timestamp, where)
+
+    async def _restore(self) -> None:
+        """Bring the store up to changelog partition K's end, from its checkpoint where that
+        checkpoint belongs to this changelog, else (wiped) from the beginning."""
+        config, reducer = self.config, self.reducer
+        tp = TopicPartition(config.changelog_topic, self.partition)
+        consumer = _consumer(config, None)
+        async with started(consumer, config.bootstrap):
+            consumer.assign([tp])
+            begin = (await _call(consumer.beginning_offsets([tp])))[tp]
+            end = (await _call(consumer.end_offsets([tp])))[tp]
+            checkpoint = reducer.store.checkpoint
+            if checkpoint is not None:
+                found = None
+                if checkpoint.last_offset is not None and begin <= checkpoint.last_offset < end:
+                    consumer.seek(tp, checkpoint.last_offset)
+                    first = await self._first_record(consumer, tp, end)
+                    found = (first.offset, record_digest(first)) if first is not None else None
+                if not checkpoint_matches(checkpoint, begin, end, found):
+                    log.warning("reduce worker %d: the local store does not match %s; restoring it in full",
+                                self.partition, config.changelog_topic)  # fmt: skip
+                    reducer.store.wipe()
+                    checkpoint = None
+            consumer.seek(tp, checkpoint.offset if checkpoint is not None else begin)
+            while await _call(consumer.position(tp)) < end:
+                batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
+                position = await _call(consumer.position(tp))
+                await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
+
+    @staticmethod
+    async def _first_record(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
+        while await _call(consumer.position(tp)) < end:
+            records = (await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=1)).get(tp, [])
+            if records:
+                return records[0]
+        return None
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, purge: bool = False
+    ) -> None:
+        """The numbered commit of the module docstring."""
+        config, reducer, sender = self.config, self.reducer, self._sender
+        changes = reducer.changes()  # 1
+        for key, value, headers in changes.changelog:  # 2
+            await sender.append(config.changelog_topic, self.partition, key, value, headers=headers)
+        for partition, key, value in changes.output:
+            await sender.append(config.output_topic, partition, key, value)
+        last = await _call(sender.flush())
+        position = self._position
+        if position != self._committed:
+            await _call(consumer.commit({tp: position}))  # 3
+        reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
+        self._committed = position
+        if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
+            await self._purge(admin, tp, position)
+
+    async def _purge(self, admin: AIOKafkaAdminClient, tp: TopicPartition, before: int) -> None:
+        try:
+            await _call(admin.delete_records({tp: RecordsToDelete(before)}))
+        except (AIOKafkaError, asyncio.TimeoutError) as exc:
+            if classify(exc) == FATAL:
+                raise
+            return  # records not yet purged are purged next time
+        self._last_purge = time.monotonic()

@@ -1,0 +1,337 @@
+"""The stream engine without a broker: serdes, state stores, Arrow blocks, the mapper's and the
+reducer's logic, and the reduce worker's commit protocol with fake Kafka clients."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mrkafka.aggregate import MISSING, partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
+from mrkafka.errors import BadInputError, JobFailedError
+from mrkafka.histogram import LatencyHistogram
+from mrkafka.job import JobSpec, load_job
+from mrkafka.kafka.serdes import Serde, deserialize_long, format_value, serialize_long
+from mrkafka.keys import partition_keys, topic_bytes
+from mrkafka.partition import murmur2
+from mrkafka.stream.logic import KEY_KIND_HEADER, Record, StreamMapper, StreamReducer, checkpoint_matches
+from mrkafka.stream.store import Checkpoint, MemoryStore, RocksDBStore
+from tests.helpers import ROOT, WORDCOUNT, oracle_wordcount, write_job
+
+STORES = {"memory": lambda d: MemoryStore(), "rocksdb": lambda d: RocksDBStore(d)}
+
+
+def test_long_is_kafkas_long_serializer() -> None:
+    assert serialize_long(1) == b"\x00\x00\x00\x00\x00\x00\x00\x01"
+    assert serialize_long(-2) == b"\xff\xff\xff\xff\xff\xff\xff\xfe"
+    assert deserialize_long(serialize_long(2**63 - 1)) == 2**63 - 1
+    assert format_value(serialize_long(-5), "long") == b"-5"
+
+
+def test_serdes_round_trip_and_tombstones() -> None:
+    long, js = Serde("long"), Serde("json")
+    assert [long.decode(long.encode(v)) for v in (0, 7, -(2**63))] == [0, 7, -(2**63)]
+    assert js.decode(js.encode({"a": [1, "é"]})) == {"a": [1, "é"]}
+    assert long.encode(None) is None and long.decode(None) is None
+    assert topic_bytes("é") == "é".encode() and topic_bytes(b"\xff") == b"\xff" and topic_bytes(5) == serialize_long(5)
+    with pytest.raises(ValueError):
+        Serde("avro")
+
+
+# -- stores ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_store_applies_changes_and_checkpoint_together(tmp_path: Path, kind: str) -> None:
+    store = STORES[kind](tmp_path / "s")
+    assert store.checkpoint is None and store.get(b"a") is MISSING
+    store.write({b"a": 1, b"b": None}, Checkpoint(5, 4, "d", "str"))
+    assert dict(store.items()) == {b"a": 1, b"b": None} and store.checkpoint == Checkpoint(5, 4, "d", "str")
+    store.write({b"a": MISSING}, Checkpoint(6))
+    assert dict(store.items()) == {b"b": None}
+    store.wipe()
+    assert store.checkpoint is None and dict(store.items()) == {}
+    store.close()
+
+
+def test_rocksdb_keeps_state_and_checkpoint_across_a_restart(tmp_path: Path) -> None:
+    store = RocksDBStore(tmp_path / "s")
+    store.write({b"k": (1, "x")}, Checkpoint(42, 41, "abc", "bytes"))
+    store.close()
+    again = RocksDBStore(tmp_path / "s")
+    assert again.checkpoint == Checkpoint(42, 41, "abc", "bytes") and again.get(b"k") == (1, "x")
+    again.close()
+
+
+def test_checkpoint_must_belong_to_the_changelog() -> None:
+    ours = Checkpoint(10, 9, "abc", "str")
+    assert checkpoint_matches(ours, 0, 10, (9, "abc"))
+    assert checkpoint_matches(ours, 0, 15, (9, "abc"))  # the changelog went on: read its tail
+    assert checkpoint_matches(ours, 0, 15, (12, "zzz"))  # record 9 compacted away (a newer one of its key)
+    assert not checkpoint_matches(ours, 0, 8, None)  # the store is ahead of its changelog
+    assert not checkpoint_matches(ours, 0, 15, (9, "xyz"))  # a recreated changelog: record 9 is another
+    assert not checkpoint_matches(ours, 11, 20, None)  # the changelog was truncated past the store
+    assert not checkpoint_matches(ours, 0, 0, None)  # an emptied (reset) changelog
+
+
+# -- blocks ------------------------------------------------------------------------------------
+
+
+def test_arrow_blocks_round_trip_and_stay_small() -> None:
+    keys = [f"word{i}" for i in range(50_000)]
+    table = partial_from_pairs(keys, list(range(50_000)))
+    blocks = partial_to_ipc(table, 100_000)
+    assert len(blocks) > 5 and all(len(b) < 150_000 for b in blocks)
+    pairs = [pair for block in blocks for pair in partial_to_pairs(partial_from_ipc(block))]
+    assert pairs == list(zip(keys, range(50_000)))
+    assert partial_to_ipc(table.slice(0, 0), 100_000) == []
+
+
+def test_blocks_are_cut_by_real_size_whatever_the_key_lengths() -> None:
+    # Short keys first, then keys of 3 KB (real text's URLs and base64): an average-size cut
+    # made blocks of many MB here, over Kafka's record limit.
+    keys = [b"w%d" % i for i in range(20_000)] + [b"%05d" % i + b"x" * 3000 for i in range(2_000)] + [b"y" * 2_000_000]
+    blocks = partial_to_ipc(partial_from_pairs(keys, [1] * len(keys)), 900_000)
+    tables = [partial_from_ipc(b) for b in blocks]
+    assert all(len(b) <= 910_000 for b, t in zip(blocks, tables) if t.num_rows > 1)
+    assert [t.num_rows for t in tables][-1] == 1  # the 2 MB key goes alone
+    assert [k for t in tables for k in t.column("key").to_pylist()] == keys
+
+
+# -- the mapper --------------------------------------------------------------------------------
+
+
+def _records(lines: list[bytes], keys: list[bytes | None] | None = None, first: int = 0) -> list[Record]:
+    keys = keys or [None] * len(lines)
+    return [Record(first + i, k, line, 1000 + i) for i, (line, k) in enumerate(zip(lines, keys))]
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_mapper_combines_per_task_and_drains_blocks_by_partition(vectorize: bool) -> None:
+    spec = JobSpec(load_job(WORDCOUNT), vectorize=vectorize)
+    mapper = StreamMapper(spec, reducers=3, input_topic="in", block_bytes=200)
+    lines = [b"a b a", b"c " * 100, b"\xff d\te", b""]
+    mapper.process(0, _records(lines[:2]))
+    mapper.process(1, _records(lines[2:]))
+    mapper.process(0, _records([b"a"], first=2))
+    assert sorted(mapper.tasks()) == [0, 1]
+    blocks = mapper.drain(0) + mapper.drain(1)
+    assert mapper.tasks() == [] and mapper.drain(0) == []
+    counts: collections.Counter = collections.Counter()
+    for block in blocks:
+        table = partial_from_ipc(block.data)
+        keys = table.column("key")
+        assert set(partition_keys(keys, "bytes", 3).tolist()) == {block.partition}
+        counts.update(dict(zip(keys.to_pylist(), table.column("value").to_pylist())))
+    assert counts == oracle_wordcount(b"\n".join(lines + [b"a"]))
+
+
+def test_a_job_that_needs_keyed_input_refuses_a_record_without_a_key() -> None:
+    mapper = StreamMapper(JobSpec(load_job(ROOT / "jobs" / "cdc_table.py")), reducers=2, input_topic="cdc")
+    mapper.process(0, _records([b"i,1,a"], [b"1"]))
+    with pytest.raises(BadInputError, match=r"topic cdc partition 0 offset 1 has no key, and cdc_table needs keyed"):
+        mapper.process(0, _records([b"u,1,b"], [None], first=1))
+
+
+# -- the reducer -------------------------------------------------------------------------------
+
+
+def _reducer(spec: JobSpec, store, output_partitions: int = 2) -> StreamReducer:
+    return StreamReducer(spec, partition=0, output_partitions=output_partitions, store=store)
+
+
+def _commit(reducer: StreamReducer, log: list[Record]) -> None:
+    """What the worker does once the changelog acknowledged: append, then ``committed``."""
+    changes = reducer.changes(now_ms=5000)
+    for key, value, headers in changes.changelog:
+        log.append(Record(len(log), key, value, 0, headers))
+    reducer.committed(changes, len(log) - 1 if changes.changelog else None)
+
+
+def test_merges_stay_out_of_the_store_until_committed() -> None:
+    store = MemoryStore()
+    reducer = _reducer(JobSpec(load_job(WORDCOUNT)), store)
+    reducer.merge(partial_from_pairs([b"a", b"b"], [1, 2]), timestamp=100)
+    assert dict(store.items()) == {} and reducer.pending == 2
+    reducer.abort()  # a failed write: the interval's merges are dropped, to be read again
+    reducer.merge(partial_from_pairs([b"a"], [5]), timestamp=100)
+    log: list[Record] = []
+    _commit(reducer, log)
+    assert dict(store.items()) == {b"a": 5} and store.checkpoint.offset == 1
+    assert reducer.latency.total == 1
+
+
+def test_a_finish_that_raises_writes_nothing(tmp_path: Path) -> None:
+    job = write_job(tmp_path, """
+        from mrkafka import Job
+        class Boom(Job):
+            value_serde = "long"
+            def reduce(self, a, b):
+                return a + b
+            def finish(self, key, value):
+                if key == "bad":
+                    raise ValueError("no")
+                return value
+    """)  # fmt: skip
+    store = MemoryStore()
+    reducer = _reducer(JobSpec(load_job(job)), store)
+    reducer.merge(partial_from_pairs(["ok", "bad"], [1, 2]), timestamp=0)
+    with pytest.raises(JobFailedError, match=r"finish raised ValueError: no \(key 'bad'\)"):
+        reducer.changes()
+    assert dict(store.items()) == {} and store.checkpoint is None
+
+
+def test_int_keys_are_longs_on_topics_and_partitioned_as_kafka_does() -> None:
+    # Kafka's producer puts LongSerializer key 10 in partition murmur2(long bytes) % 2 = 1
+    # (the decimal text "10" would give 0): the output and changelog must agree with it.
+    assert (murmur2(serialize_long(10)) & 0x7FFFFFFF) % 2 == 1
+    job = JobSpec(load_job(ROOT / "jobs" / "cdc_table.py"))
+    reducer = _reducer(job, MemoryStore())
+    reducer.merge(partial_from_pairs([10, -3], [(0, "i", "x"), (1, "i", "y")]), timestamp=0)
+    changes = reducer.changes()
+    assert [(p, k) for p, k, _ in changes.output] == [
+        (1, serialize_long(10)),
+        ((murmur2(serialize_long(-3)) & 0x7FFFFFFF) % 2, serialize_long(-3)),
+    ]
+    assert [k for k, _, _ in changes.changelog] == [serialize_long(10), serialize_long(-3)]
+    assert all(dict(h)[KEY_KIND_HEADER] == b"int" for _, _, h in changes.changelog)
+
+
+_PICKLABLE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers() | st.text(), max_size=4)
+        | st.dictionaries(st.integers() | st.text() | st.tuples(st.integers()), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = {
+    "str": st.text(min_size=0, max_size=8),
+    "bytes": st.binary(max_size=8),
+    "int": st.integers(-(2**63), 2**63 - 1),
+}
+
+
+@pytest.mark.parametrize("store_kind", STORES)
+@pytest.mark.parametrize("key_kind", _KEYS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_restored_state_equals_the_state_before_the_restart(tmp_path_factory, store_kind, key_kind, data) -> None:
+    # A job whose state is any picklable value (reduce keeps the newest).
+    spec = JobSpec(load_job(write_job(tmp_path_factory.mktemp("job"), _LAST_JOB)))
+    pairs = data.draw(st.dictionaries(_KEYS[key_kind], _PICKLABLE, min_size=1, max_size=6))
+    directory = tmp_path_factory.mktemp("store")
+    reducer = _reducer(spec, STORES[store_kind](directory / "a"))
+    reducer.merge(partial_from_pairs(list(pairs), list(pairs.values())), timestamp=0)
+    log: list[Record] = []
+    _commit(reducer, log)
+    before = dict(reducer.store.items())
+    restored = _reducer(spec, STORES[store_kind](directory / "b"))
+    restored.restore(log, len(log))
+    after = dict(restored.store.items())
+    assert _exact(after) == _exact(before)
+    assert restored.kind == key_kind == reducer.kind
+    assert partial_to_pairs(restored.final_partial()) is not None
+    assert [k for k, _ in partial_to_pairs(restored.final_partial())] == sorted(
+        pairs, key=lambda k: str(k).encode("utf-8", "surrogateescape") if not isinstance(k, bytes) else k
+    )
+    reducer.store.close()
+    restored.store.close()
+
+
+def _exact(value):
+    """A form of ``value`` equal to another's only if both are the same value of the same types
+    (``==`` alone takes {True} for {1} and 0.0 for -0.0)."""
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(_exact(k)), _exact(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return (type(value).__name__, sorted(repr(_exact(v)) for v in value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_exact(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+_LAST_JOB = """
+from mrkafka import Job
+class Last(Job):
+    def reduce(self, a, b):
+        return b
+    def finish(self, key, value):  # the state is any value; the JSON output topic gets its repr
+        return repr(value)
+"""
+
+
+# -- the latency histogram --------------------------------------------------------------------
+
+
+def test_latency_histogram_has_a_fixed_size_and_close_percentiles() -> None:
+    histogram = LatencyHistogram()
+    size = histogram.counts.nbytes
+    samples = np.random.default_rng(1).lognormal(6, 1.5, 200_000)
+    for chunk in np.array_split(samples, 20):
+        histogram.record(chunk)
+    assert histogram.counts.nbytes == size and histogram.total == len(samples)
+    for q in (50, 99):
+        assert math.isclose(histogram.percentile(q), np.percentile(samples, q), rel_tol=0.07)
+    other = LatencyHistogram()
+    other.record(np.array([1e9]))
+    histogram.merge(other)
+    assert histogram.total == len(samples) + 1 and LatencyHistogram().percentile(50) is None
+
+
+# -- the reduce worker's commit, with fake clients ---------------------------------------------
+
+
+class _FakeSender:
+    def __init__(self, fail: bool) -> None:
+        self.fail, self.appended = fail, []
+
+    async def append(self, topic, partition, key, value, timestamp=None, headers=None) -> None:
+        self.appended.append((topic, partition, key))
+
+    async def flush(self) -> dict:
+        if self.fail:
+            raise ConnectionError("the broker went away")
+        return {("app-state-changelog", 0): len(self.appended) - 1}
+
+    def discard(self) -> None:
+        self.appended.clear()
+
+
+class _FakeConsumer:
+    def __init__(self) -> None:
+        self.commits: list = []
+
+    async def commit(self, offsets) -> None:
+        self.commits.append(offsets)
+
+
+@pytest.mark.parametrize("state", ["memory", "rocksdb"])
+def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: str) -> None:
+    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+
+    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2, state=state,
+                          state_dir=str(tmp_path))  # fmt: skip
+    worker = ReduceWorker(config, 0)
+    worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
+    worker._position, worker._committed = 7, 3
+    consumer, tp = _FakeConsumer(), object()
+    worker._sender = _FakeSender(fail=True)
+    with pytest.raises(ConnectionError):
+        asyncio.run(worker._commit(consumer, tp, admin=None))
+    assert consumer.commits == [] and dict(worker.reducer.store.items()) == {}
+    assert worker.reducer.store.checkpoint is None and worker._committed == 3
+    worker._abort()  # what the session's end does: the merges are read again from offset 3
+    worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
+    worker._sender, worker._last_purge = _FakeSender(fail=False), float("inf")
+    asyncio.run(worker._commit(consumer, tp, admin=None))
+    assert consumer.commits == [{tp: 7}] and dict(worker.reducer.store.items()) == {b"a": 1}
+    worker.reducer.store.close()
