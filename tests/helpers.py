@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,20 @@ def messy_corpus(seed: int = 7, lines: int = 3000) -> bytes:
             line = b" " + line + b"\t"
         out.append(line + (b"\r" if i % 3 == 0 else b""))
     return b"\n".join(out)
+
+
+@functools.lru_cache(maxsize=4)
+def real_text(size: int = 2 << 20) -> bytes:
+    """About ``size`` bytes of this machine's package documentation, its longest lines (20 KB)
+    and words (3 KB) included: real text, which synthetic corpora do not imitate well."""
+    from benchmarks.corpus import docs_text
+
+    return docs_text(size)
+
+
+def tricky_corpus(size: int = 2 << 20) -> bytes:
+    """Messy synthetic lines, real text, and one word of 900 KB (a record near Kafka's limit)."""
+    return messy_corpus(lines=2000) + b"\n" + real_text(size) + b"w" * 900_000 + b" end\n"
 
 
 #: A job whose map raises on the line "bad": for the tests of how a job's error is reported.

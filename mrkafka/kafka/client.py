@@ -61,8 +61,11 @@ def classify(exc: BaseException) -> str:
 def describe(exc: BaseException) -> str:
     """``Name: message`` of a Kafka error, without aiokafka's ``[Error N]`` prefix and long texts."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text.split("] ", 1)[-1] if text.startswith("[Error") else text
+    if text.startswith("[Error"):  # "[Error 37] InvalidPartitionsError: detail"
+        text = text.split("] ", 1)[-1]
+        text = text.split(": ", 1)[1] if ": " in text else ""
     name = type(exc).__name__
+    text = text.removeprefix(f"{name}: ")
     return f"{name}: {text}" if text and text != name else name
 
 

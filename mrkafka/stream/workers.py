@@ -2,13 +2,16 @@
 each hosted by a Ray async actor.
 
 A worker runs *sessions*. A session starts the worker's Kafka clients, (reducer) restores
-its store, and processes until told to stop. A retriable Kafka error ends the session: the
-worker drops what it had not committed, closes its clients, backs off and starts a new
-session from the last commit, for at most ``task_timeout`` without progress. A lost
-assignment (task migrated) does the same without backing off. The job's own errors and
-fatal Kafka errors (authorization, a record too large) end the run with one line. Mapping
-and merging run off the event loop, so that a slow map never starves the consumer's
-heartbeats.
+its store, and processes until told to stop. While a broker is away, a session waits in
+place: its idempotent producer retries every batch and its consumer retries every commit,
+for up to ``task_timeout`` (so a batch acknowledged before the outage is never sent twice).
+A failure that ends the session (a client that cannot start, a request that no retry
+helped) makes the worker drop what it had not committed, close its clients, back off and
+start a new session from the last commit, for at most ``task_timeout`` without progress; a
+lost assignment (task migrated) does the same without backing off. The job's own errors
+and fatal Kafka errors (authorization, a record too large) end the run with one line.
+Mapping and merging run off the event loop, so that a slow map never starves the
+consumer's heartbeats.
 
 A map worker consumes the input topic in consumer group APP (read_committed), maps and
 combines what each input partition (task) brings, and commits, each commit interval and
@@ -71,8 +74,6 @@ MAX_HELD_ROWS = 1_000_000
 MAX_MESSAGE_BYTES = 16 << 20
 #: How often a reducer deletes the repartition records it has committed (Kafka Streams: 30 s).
 PURGE_INTERVAL_S = 30.0
-#: The longest a single Kafka call may wait before it counts as a retriable failure.
-CALL_TIMEOUT_S = 30.0
 #: Counter group of the retries, by error class.
 RETRIES = "Stream retries"
 
@@ -125,15 +126,24 @@ def _consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIO
 
 
 def _producer(config: StreamConfig) -> AIOKafkaProducer:
+    """An idempotent producer that retries a batch for up to the task timeout: the broker
+    drops the copies of a batch that a retry after an outage sends again."""
     return AIOKafkaProducer(
         bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
         max_batch_size=1 << 20, max_request_size=MAX_MESSAGE_BYTES,
+        request_timeout_ms=int(config.task_timeout_s * 1000),
     )  # fmt: skip
 
 
-async def _call(awaitable: Awaitable[Any]) -> Any:
-    """A Kafka call that may wait out an outage, for at most ``CALL_TIMEOUT_S``."""
-    return await asyncio.wait_for(awaitable, CALL_TIMEOUT_S)
+async def _call(awaitable: Awaitable[Any], config: StreamConfig, what: str) -> Any:
+    """A Kafka call that waits out an outage (aiokafka retries it), for at most the task timeout."""
+    try:
+        return await asyncio.wait_for(awaitable, config.task_timeout_s)
+    except asyncio.TimeoutError:
+        raise KafkaError(
+            f"Kafka did not answer for {config.task_timeout_s:.0f} s ({what}); "
+            "nothing committed is lost, a new run resumes from the last commit"
+        ) from None
 
 
 async def supervise(
@@ -171,7 +181,9 @@ class MapWorker(ConsumerRebalanceListener):
         self.config = config
         self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
         self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()  # processing and committing never overlap
+        self._lock = asyncio.Lock()  # one commit at a time (the loop's, a revocation's)
+        self._in_flight: TopicPartition | None = None  # the partition being mapped off the loop
+        self._lost: set[TopicPartition] = set()  # revoked while being mapped: its result is dropped
         self._consumer: AIOKafkaConsumer | None = None
         self._sender: BatchSender | None = None
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
@@ -190,6 +202,7 @@ class MapWorker(ConsumerRebalanceListener):
     def _abort(self) -> None:
         self.mapper.drop()
         self._positions.clear()
+        self._lost.clear()
         self._broken = None
 
     async def _session(self, backoff: Backoff) -> None:
@@ -203,8 +216,7 @@ class MapWorker(ConsumerRebalanceListener):
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
                     batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
-                    async with self._lock:
-                        await self._process(consumer, batches)
+                    await self._process(consumer, batches)
                     reached = await self._pause_at_bounds(consumer)
                     if self._broken is not None:
                         raise self._broken
@@ -218,14 +230,26 @@ class MapWorker(ConsumerRebalanceListener):
                 self._consumer = self._sender = None
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Map each partition's records off the loop. A revocation meanwhile does not wait for
+        it (a map longer than the session timeout would get the worker expelled): the
+        partition's result is dropped and its records go to the new owner."""
         for tp, records in batches.items():
             bound = self._bound(tp)
+            position = await consumer.position(tp)
             if bound is not None:
                 records = [r for r in records if r.offset < bound]
+                position = min(position, bound)
             if records:
-                await asyncio.to_thread(self.mapper.process, tp.partition, records)
-            position = await consumer.position(tp)
-            self._positions[tp] = position if bound is None else min(position, bound)
+                self._in_flight = tp
+                try:
+                    await asyncio.to_thread(self.mapper.process, tp.partition, records)
+                finally:
+                    self._in_flight = None
+                if tp in self._lost:
+                    self._lost.discard(tp)
+                    self.mapper.drop([tp.partition])
+                    continue
+            self._positions[tp] = position
 
     def _bound(self, tp: TopicPartition) -> int | None:
         return None if self._bounds is None else self._bounds.get(tp.partition, 0)
@@ -241,7 +265,7 @@ class MapWorker(ConsumerRebalanceListener):
         paused = consumer.paused()
         for tp in consumer.assignment() - paused:
             bound = self._bound(tp)
-            position = await _call(consumer.position(tp))
+            position = await _call(consumer.position(tp), self.config, "reading a position")
             if position >= bound:
                 consumer.pause(tp)
                 self._positions[tp] = bound
@@ -259,20 +283,22 @@ class MapWorker(ConsumerRebalanceListener):
                 for block in self.mapper.drain(partition):
                     await sender.append(self.config.repartition_topic, block.partition, None, block.data,
                                         block.timestamp)  # fmt: skip
-            await _call(sender.flush())
+            await _call(sender.flush(), self.config, "writing")
             offsets = {
                 tp: position
                 for tp, position in self._positions.items()
                 if partitions is None or tp.partition in partitions
             }
             if offsets:
-                await _call(consumer.commit(offsets))
+                await _call(consumer.commit(offsets), self.config, "committing")
             for tp in offsets:
                 del self._positions[tp]
 
     # Rebalance: commit what was processed before a partition moves to another worker.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        partitions = {tp.partition for tp in revoked if tp.topic == self.config.input_topic}
+        if self._in_flight in revoked:
+            self._lost.add(self._in_flight)
+        partitions = {tp.partition for tp in revoked if tp != self._in_flight}
         try:
             await self._commit(partitions)
         except Exception as exc:  # aiokafka swallows a listener's errors: hand it to the loop
@@ -348,7 +374,7 @@ class ReduceWorker:
             tp = TopicPartition(config.repartition_topic, self.partition)
             async with started(consumer, config.bootstrap):
                 consumer.assign([tp])
-                self._position = await _call(consumer.position(tp))
+                self._position = await _call(consumer.position(tp), self.config, "reading a position")
                 self._committed = self._position
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
@@ -356,7 +382,7 @@ class ReduceWorker:
                     records = batches.get(tp, [])
                     if records:
                         await asyncio.to_thread(self._merge, records)
-                    self._position = await _call(consumer.position(tp))
+                    self._position = await _call(consumer.position(tp), self.config, "reading a position")
                     if time.monotonic() - last_commit >= config.commit_interval_ms / 1000:
                         await self._commit(consumer, tp, admin)
                         backoff.reset()
@@ -376,8 +402,8 @@ class ReduceWorker:
         consumer = _consumer(config, None)
         async with started(consumer, config.bootstrap):
             consumer.assign([tp])
-            begin = (await _call(consumer.beginning_offsets([tp])))[tp]
-            end = (await _call(consumer.end_offsets([tp])))[tp]
+            begin = (await _call(consumer.beginning_offsets([tp]), config, "restoring"))[tp]
+            end = (await _call(consumer.end_offsets([tp]), config, "restoring"))[tp]
             checkpoint = reducer.store.checkpoint
             if checkpoint is not None:
                 found = None
@@ -391,14 +417,13 @@ class ReduceWorker:
                     reducer.store.wipe()
                     checkpoint = None
             consumer.seek(tp, checkpoint.offset if checkpoint is not None else begin)
-            while await _call(consumer.position(tp)) < end:
+            while await _call(consumer.position(tp), self.config, "reading a position") < end:
                 batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
-                position = await _call(consumer.position(tp))
+                position = await _call(consumer.position(tp), self.config, "reading a position")
                 await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
 
-    @staticmethod
-    async def _first_record(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
-        while await _call(consumer.position(tp)) < end:
+    async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
+        while await _call(consumer.position(tp), self.config, "reading a position") < end:
             records = (await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=1)).get(tp, [])
             if records:
                 return records[0]
@@ -414,10 +439,10 @@ class ReduceWorker:
             await sender.append(config.changelog_topic, self.partition, key, value, headers=headers)
         for partition, key, value in changes.output:
             await sender.append(config.output_topic, partition, key, value)
-        last = await _call(sender.flush())
+        last = await _call(sender.flush(), self.config, "writing")
         position = self._position
         if position != self._committed:
-            await _call(consumer.commit({tp: position}))  # 3
+            await _call(consumer.commit({tp: position}), self.config, "committing")  # 3
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
@@ -425,9 +450,9 @@ class ReduceWorker:
 
     async def _purge(self, admin: AIOKafkaAdminClient, tp: TopicPartition, before: int) -> None:
         try:
-            await _call(admin.delete_records({tp: RecordsToDelete(before)}))
-        except (AIOKafkaError, asyncio.TimeoutError) as exc:
-            if classify(exc) == FATAL:
+            await _call(admin.delete_records({tp: RecordsToDelete(before)}), self.config, "purging")
+        except (AIOKafkaError, KafkaError) as exc:
+            if isinstance(exc, AIOKafkaError) and classify(exc) == FATAL:
                 raise
             return  # records not yet purged are purged next time
         self._last_purge = time.monotonic()

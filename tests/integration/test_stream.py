@@ -19,7 +19,7 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import tool_command
 from mrkafka.stream import run_stream
-from tests.helpers import PICKY_JOB, WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, write_job
+from tests.helpers import PICKY_JOB, WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, tricky_corpus, write_job
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,15 @@ def assert_same_parts(a: Path, b: Path) -> None:
 
 
 def test_bounded_stream_and_batch_write_byte_identical_parts(stream_env: dict, tmp_path: Path) -> None:
-    data = messy_corpus(lines=2000)
+    # Real text (lines of 20 KB, words of 3 KB) and a 900 KB word: blocks of long keys once
+    # outgrew Kafka's record limit and stopped the run.
+    data = tricky_corpus()
     path = produce(stream_env, data, tmp_path)
     report = stream_wordcount(stream_env, output=tmp_path / "S")
     batch_wordcount([path], tmp_path / "B")
     assert_same_parts(tmp_path / "S", tmp_path / "B")
     assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(oracle_wordcount(data))
-    assert report.counters.get(("Map-Reduce Framework", "Map input records")) == data.count(b"\n") + 1
+    assert report.counters.get(("Map-Reduce Framework", "Map input records")) == data.count(b"\n")
     assert report.latency_p50_ms is not None and report.latency_p99_ms >= report.latency_p50_ms
 
     # The output topic holds every key's latest count; Kafka's own consumer reads it with LongDeserializer.
@@ -195,3 +197,197 @@ def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, 
         stream_env["bootstrap"], stream_env["application_id"], stream_env["input_topic"]
     )
     assert committed.get(0, 0) <= 10
+
+
+# -- issue-by-issue: the loss paths and hangs of stream mode -----------------------------------
+
+
+def _in_thread(call, timeout: float = 120.0):
+    """Run ``call`` in a thread; return its result or raise its error; fail if it hangs."""
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = call()
+        except BaseException as exc:  # re-raised below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout} s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_a_part_file_waits_for_the_reducer_to_be_restored(stream_env: dict, tmp_path: Path) -> None:
+    import asyncio
+
+    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+
+    data = messy_corpus(seed=21, lines=3000)
+    produce(stream_env, data, tmp_path)
+    stream_wordcount(stream_env, reducers=1)  # state on the changelog, repartition committed
+    env = stream_env
+    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), env["application_id"], env["bootstrap"], env["input_topic"],
+                          env["output_topic"], 1, 1, state_dir=env["state_dir"])  # fmt: skip
+    _, ends = admin.topic_offsets(env["bootstrap"], f"{env['application_id']}-repartition")
+
+    async def restarted_reducer() -> bool:
+        worker = ReduceWorker(config, 0)  # as Ray restarts it: empty, restoring
+        part = asyncio.ensure_future(worker.write_part(str(tmp_path / "part"), "text", ends[0]))
+        await asyncio.sleep(0.5)
+        early = part.done()
+        run = asyncio.ensure_future(worker.run())
+        await part
+        await worker.stop()
+        await run
+        return early
+
+    assert not asyncio.run(restarted_reducer())
+    got = {k: int(v) for k, v in (line.rsplit(b"\t", 1) for line in (tmp_path / "part").read_bytes().splitlines())}
+    assert got == dict(oracle_wordcount(data))
+
+
+def test_the_repartition_topic_keeps_records_until_reducers_delete_them(stream_env: dict, tmp_path: Path) -> None:
+    produce(stream_env, messy_corpus(seed=4, lines=2000), tmp_path)
+    stream_wordcount(stream_env)
+    app, bootstrap = stream_env["application_id"], stream_env["bootstrap"]
+    repartition = admin.describe_topic(bootstrap, f"{app}-repartition")
+    assert repartition.configs["retention.ms"] == "-1"
+    begin, end = admin.topic_offsets(bootstrap, f"{app}-repartition")
+    committed = admin.committed_offsets(bootstrap, f"{app}-reducers", f"{app}-repartition")
+    assert all(end[k] > 0 for k in end)
+    assert begin == committed == end  # read, committed, then deleted (Kafka's DeleteRecords)
+
+
+def test_transactional_and_compacted_input_reaches_its_bounds(stream_env: dict, tmp_path: Path) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    env = stream_env
+    admin.create_topic(env["bootstrap"], env["input_topic"] + "-c", partitions=2,
+                       configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01",
+                                "segment.ms": "100"})  # fmt: skip
+
+    async def write() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=env["bootstrap"], transactional_id=f"{env['input_topic']}-tx")
+        await producer.start()
+        try:
+            for partition in range(2):
+                async with producer.transaction():
+                    await producer.send_and_wait(env["input_topic"], b"kept kept", partition=partition)
+                await producer.begin_transaction()
+                await producer.send_and_wait(env["input_topic"], b"aborted", partition=partition)
+                await producer.abort_transaction()
+                async with producer.transaction():  # the partition ends in a commit marker
+                    await producer.send_and_wait(env["input_topic"], b"last", partition=partition)
+        finally:
+            await producer.stop()
+
+    asyncio.run(write())
+    report = _in_thread(lambda: stream_wordcount(env, output=tmp_path / "S"))
+    assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == {b"kept": 4, b"last": 2}
+    assert report.counters.get(("Map-Reduce Framework", "Map input records")) == 4
+
+
+def test_a_reducer_that_fails_ends_the_run_instead_of_hanging(stream_env: dict, tmp_path: Path) -> None:
+    job = write_job(tmp_path, """
+        from mrkafka import Job
+        class FinishFails(Job):
+            value_serde = "long"
+            def map(self, offset, line):
+                yield line, 1
+            def reduce(self, a, b):
+                return a + b
+            def finish(self, key, value):
+                if key == "bad":
+                    raise ValueError("cannot finish")
+                return value
+    """)  # fmt: skip
+    produce(stream_env, b"good\nbad\n", tmp_path)
+    with pytest.raises(JobFailedError, match=r"finish raised ValueError: cannot finish \(key 'bad'\)"):
+        _in_thread(lambda: run_stream(JobSpec(load_job(job)), until_end=True, output=tmp_path / "S", **stream_env))
+    assert not (tmp_path / "S").exists()
+
+
+def test_rocksdb_state_of_another_changelog_is_not_kept(stream_env: dict, tmp_path: Path) -> None:
+    env, bootstrap, app = stream_env, stream_env["bootstrap"], stream_env["application_id"]
+    produce(env, b"old old words\n", tmp_path)
+    stream_wordcount(env, state="rocksdb", reducers=1)
+    # An application reset: its internal topics are recreated, its input is a new topic.
+    for topic in (f"{app}-repartition", f"{app}-state-changelog", env["output_topic"]):
+        admin.delete_topic(bootstrap, topic)
+    time.sleep(1)
+    fresh = {**env, "input_topic": env["input_topic"] + "-2"}
+    admin.create_topic(bootstrap, fresh["input_topic"], partitions=1)
+    produce(fresh, b"new words\n", tmp_path, "new.txt")
+    stream_wordcount(fresh, state="rocksdb", reducers=1, output=tmp_path / "S")
+    assert read_parts(tmp_path / "S") == {b"new": b"1", b"words": b"1"}
+
+
+def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_path: Path) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    env, bootstrap = stream_env, stream_env["bootstrap"]
+    ids = list(range(-20, 60))
+    produce_keyed = tmp_path / "cdc.txt"
+    produce_keyed.write_bytes(b"".join(b"i,%d,name%d\n" % (i, i) for i in ids))
+    admin.create_topic(bootstrap, env["input_topic"] + "-cdc", partitions=2)
+    produce_lines(bootstrap, env["input_topic"] + "-cdc", str(produce_keyed), ",", key_field=2, progress=False)
+    admin.create_topic(bootstrap, env["output_topic"], partitions=3)
+    run_stream(JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), until_end=True, reducers=2,
+               **{**env, "input_topic": env["input_topic"] + "-cdc"})  # fmt: skip
+    # The same keys through Kafka's own Java producer, LongSerializer keys, default partitioner
+    # (ConsoleProducer sends keys as text: it has no key serializer).
+    java_topic = env["output_topic"] + "-java"
+    admin.create_topic(bootstrap, java_topic, partitions=3)
+    cmd = tool_command(str(Path(__file__).parent / "java" / "LongKeyProducer.java"), bootstrap, java_topic,
+                       *map(str, ids))  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=120, capture_output=True)
+
+    async def placement(topic: str) -> dict[bytes, int]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            got: dict[bytes, int] = {}
+            while len(got) < len(ids):
+                for tp, records in (await consumer.getmany(timeout_ms=2000)).items():
+                    got.update({r.key: tp.partition for r in records})
+            return got
+        finally:
+            await consumer.stop()
+
+    ours, kafkas = asyncio.run(placement(env["output_topic"])), asyncio.run(placement(java_topic))
+    assert ours == kafkas and len(set(ours.values())) == 3
+
+
+def test_a_map_slower_than_the_session_timeout_keeps_its_partitions(stream_env: dict, tmp_path: Path) -> None:
+    job = write_job(tmp_path, """
+        import time
+        from mrkafka import Job
+        class Slow(Job):
+            value_serde = "long"
+            def map(self, offset, line):
+                if line == "slow":
+                    time.sleep(12)  # longer than the consumer's 10 s session timeout
+                yield line, 1
+            def reduce(self, a, b):
+                return a + b
+    """)  # fmt: skip
+    produce(stream_env, b"a\nslow\nb\n" * 2, tmp_path)
+    report = _in_thread(lambda: run_stream(JobSpec(load_job(job)), until_end=True, output=tmp_path / "S",
+                                           **stream_env), timeout=180)  # fmt: skip
+    assert read_parts(tmp_path / "S") == {b"a": b"2", b"b": b"2", b"slow": b"2"}
+    assert not [c for c in report.counters.items() if c[0][0] == "Stream retries"]
+
+
+def test_unkeyed_input_to_a_job_that_needs_keys_is_refused(stream_env: dict, tmp_path: Path) -> None:
+    produce(stream_env, b"i,1,Mukesh\n", tmp_path)
+    with pytest.raises(BadInputError, match="has no key, and cdc_table needs keyed input"):
+        _in_thread(lambda: run_stream(JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), until_end=True,
+                                      **stream_env))  # fmt: skip

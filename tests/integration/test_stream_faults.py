@@ -1,0 +1,204 @@
+"""Stream runs across broker outages, each on a cluster of its own, with real signals.
+
+Every test ends with a bounded run whose part files must equal the batch run's over the
+same lines, byte for byte: an outage may slow a run down, never change what it counts.
+The unbounded runs are ``mrkafka run`` processes (each with its own Ray), stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mrkafka.errors import TransientKafkaError
+from mrkafka.kafka import admin
+from mrkafka.kafka.console import produce_lines
+from mrkafka.kafka.launcher import Cluster
+from tests.helpers import WORDCOUNT, messy_corpus, real_text
+from tests.integration.conftest import free_ports
+from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
+
+pytestmark = pytest.mark.integration
+
+APP = "outage"
+
+
+def _cluster(tmp_path_factory, brokers: int) -> Cluster:
+    cluster = Cluster(tmp_path_factory.mktemp(f"kafka-faults{brokers}"), brokers=brokers, port=free_ports(brokers))
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture
+def cluster(tmp_path_factory):
+    cluster = _cluster(tmp_path_factory, 1)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster3(tmp_path_factory):
+    cluster = _cluster(tmp_path_factory, 3)
+    yield cluster
+    cluster.stop()
+
+
+def _halves(seed: int) -> tuple[bytes, bytes]:
+    data = messy_corpus(seed=seed, lines=6000) + b"\n" + real_text(1 << 20)
+    middle = data.index(b"\n", len(data) // 2) + 1
+    return data[:middle], data[middle:]
+
+
+def _produce(bootstrap: str, topic: str, data: bytes, path: Path) -> Path:
+    path.write_bytes(data)
+    produce_lines(bootstrap, topic, str(path), progress=False)
+    return path
+
+
+def _start_run(bootstrap: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream", "--input-topic", "in",
+            "--output-topic", "out", "--application-id", APP, "--bootstrap-servers", bootstrap,
+            "--state-dir", str(tmp_path / "state"), "--commit-interval-ms", "200", *extra]  # fmt: skip
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - the process owns it
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_ADDRESS": ""},
+                            start_new_session=True)  # fmt: skip
+
+
+def _stop_run(process: subprocess.Popen, tmp_path: Path) -> None:
+    """SIGTERM: a graceful stop, exit 0; the run's process group (its Ray) is gone after."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=120)
+    finally:
+        _kill_group(process)
+    assert code == 0, (tmp_path / "run.log").read_text(errors="replace")[-3000:]
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # what a failed run orphaned (Ray's processes)
+
+
+def _retrying(call, *args):
+    """An admin call, retried while brokers come back or a request meets a node that is down."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return call(*args)
+        except TransientKafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def _wait_committed(bootstrap: str, process: subprocess.Popen | None, tmp_path: Path, timeout: float = 240) -> None:
+    """Until group APP committed the input's end offsets (the run is then idle)."""
+    _, ends = _retrying(admin.topic_offsets, bootstrap, "in")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail("the run ended: " + (tmp_path / "run.log").read_text(errors="replace")[-3000:])
+        committed = _retrying(admin.committed_offsets, bootstrap, APP, "in")
+        if all(committed.get(p, 0) >= end for p, end in ends.items()):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"not committed within {timeout} s: " + (tmp_path / "run.log").read_text(errors="replace")[-3000:])
+
+
+def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path) -> None:
+    env = {"bootstrap": bootstrap, "input_topic": "in", "output_topic": "out", "application_id": APP,
+           "state_dir": str(tmp_path / "state")}  # fmt: skip
+    stream_wordcount(env, output=tmp_path / "S")
+    batch_wordcount(inputs, tmp_path / "B")
+    assert_same_parts(tmp_path / "S", tmp_path / "B")
+
+
+def _kill_brokers(cluster: Cluster, sig: int) -> None:
+    for pid in cluster.pids().values():
+        os.kill(pid, sig)
+    deadline = time.monotonic() + 60
+    while cluster.pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cluster.pids(), "the broker did not stop"
+
+
+@pytest.mark.parametrize("seconds", [2, 15, 60])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_unbounded_run_outlives_a_broker_outage(cluster, ray_cluster, tmp_path, sig, seconds) -> None:
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=seconds + sig)
+    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    process = _start_run(bootstrap, tmp_path)
+    try:
+        _wait_committed(bootstrap, process, tmp_path)
+        inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
+        _kill_brokers(cluster, sig)  # while the run works on the second part
+        time.sleep(seconds)
+        cluster.start()
+        inputs.append(_produce(bootstrap, "in", second[len(second) // 2 :], tmp_path / "third.txt"))
+        _wait_committed(bootstrap, process, tmp_path)  # the run went on by itself
+        _stop_run(process, tmp_path)
+    finally:
+        _kill_group(process)
+    _check_against_batch(bootstrap, inputs, tmp_path)
+
+
+def test_a_run_started_while_the_broker_is_down_waits_for_it(cluster, ray_cluster, tmp_path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=77)
+    inputs = [_produce(bootstrap, "in", first + second, tmp_path / "all.txt")]
+    _kill_brokers(cluster, signal.SIGKILL)
+    process = _start_run(bootstrap, tmp_path)
+    try:
+        time.sleep(8)
+        assert process.poll() is None, (tmp_path / "run.log").read_text(errors="replace")
+        cluster.start()
+        _wait_committed(bootstrap, process, tmp_path)
+        _stop_run(process, tmp_path)
+    finally:
+        _kill_group(process)
+    _check_against_batch(bootstrap, inputs, tmp_path)
+
+
+def test_a_run_gives_up_after_the_task_timeout_with_one_line(cluster, tmp_path) -> None:
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=1)
+    _produce(bootstrap, "in", b"a b\n" * 100, tmp_path / "in.txt")
+    _kill_brokers(cluster, signal.SIGKILL)
+    process = _start_run(bootstrap, tmp_path, "--until-end", "--task-timeout", "5")
+    try:
+        code = process.wait(timeout=120)
+    finally:
+        _kill_group(process)
+    log = (tmp_path / "run.log").read_text(errors="replace")
+    assert code == 8 and f"no Kafka broker answers at {bootstrap}" in log and "Traceback" not in log
+
+
+def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_path) -> None:
+    bootstrap = cluster3.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2, replication_factor=3, configs={"min.insync.replicas": "2"})
+    first, second = _halves(seed=33)
+    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    process = _start_run(bootstrap, tmp_path)
+    try:
+        _wait_committed(bootstrap, process, tmp_path)
+        for topic in (f"{APP}-repartition", f"{APP}-state-changelog", "out"):
+            info = _retrying(admin.describe_topic, bootstrap, topic)
+            assert {len(p.replicas) for p in info.partitions} == {3}, topic
+            assert info.configs["min.insync.replicas"] == "2", topic
+        inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
+        os.kill(cluster3.pids()[1], signal.SIGKILL)
+        _wait_committed(bootstrap, process, tmp_path)
+        _stop_run(process, tmp_path)
+    finally:
+        _kill_group(process)
+    _check_against_batch(bootstrap, inputs, tmp_path)
