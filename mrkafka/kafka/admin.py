@@ -226,17 +226,18 @@ def ensure_topic(
     replication_factor: int = 1,
     exact: bool = True,
     enforce_configs: bool = False,
-) -> bool:
+) -> int:
     """Create ``name`` unless it exists; with ``exact``, an existing one must have ``partitions``;
     with ``enforce_configs``, an existing one gets ``configs`` (for topics mrkafka owns).
 
-    Returns whether it created the topic."""
+    Returns the topic's partition count (asking again right after creating it could meet a
+    broker whose metadata does not have the topic yet)."""
     try:
         info = describe_topic(bootstrap, name)
     except TopicError:
         try:
             create_topic(bootstrap, name, partitions, replication_factor, configs)
-            return True
+            return partitions
         except TopicError:  # created meanwhile by another run
             info = describe_topic(bootstrap, name)
     if exact and len(info.partitions) != partitions:
@@ -247,7 +248,7 @@ def ensure_topic(
     wanted = dict(configs or {})
     if enforce_configs and any(info.configs.get(k) != v for k, v in wanted.items()):
         alter_configs(bootstrap, name, {**info.configs, **wanted})
-    return False
+    return len(info.partitions)
 
 
 async def _alter_configs(bootstrap: str, name: str, configs: dict[str, str]) -> None:

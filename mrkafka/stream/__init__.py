@@ -106,12 +106,13 @@ class _Admin:
             return result
 
 
-def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[str, str]) -> None:
+def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[str, str]) -> int:
     """Internal topics need exactly R partitions: another count would misroute keys.
 
     As Kafka Streams creates them: the repartition topic keeps records until reducers have
     committed and deleted them (``retention.ms=-1``), the changelog is compacted; with three
-    brokers or more, every topic mrkafka creates has three replicas, two of them in sync."""
+    brokers or more, every topic mrkafka creates has three replicas, two of them in sync.
+    Returns the output topic's partition count."""
     replication = min(3, len(kafka(admin.broker_ids)))
     common = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if replication == 3:
@@ -121,7 +122,7 @@ def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[st
     kafka(admin.ensure_topic, config.changelog_topic, config.reducers,
           {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True)  # fmt: skip
     # The output topic may have any partition count; a missing one is created with R.
-    kafka(admin.ensure_topic, config.output_topic, config.reducers, {**common, **output_configs}, replication,
+    return kafka(admin.ensure_topic, config.output_topic, config.reducers, {**common, **output_configs}, replication,
           exact=False)  # fmt: skip
 
 
@@ -157,8 +158,7 @@ def run_stream(
     input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, commit_interval_ms,
                           state, state_dir, task_timeout_s)  # fmt: skip
-    _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
-    output_partitions = len(kafka(admin.describe_topic, output_topic).partitions)
+    output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
     config = dataclasses.replace(config, output_partitions=output_partitions)
     committer = OutputCommitter(output, overwrite) if output is not None else None
     bounds = None
@@ -180,6 +180,7 @@ def run_stream(
             ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
             for i in range(n_mappers)
         ]
+        get_result([a.ready.remote() for a in map_actors])  # then they join group APP together
         map_runs = [a.run.remote(bounds) for a in map_actors]
         reduce_runs = [a.run.remote() for a in reduce_actors]
         failed = True

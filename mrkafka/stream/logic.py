@@ -43,7 +43,7 @@ from mrkafka.mapping import job_failed, map_arrow, map_records
 from mrkafka.output import Counters
 from mrkafka.stream.store import Checkpoint, StateStore
 
-__all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Record", "StreamMapper", "StreamReducer"]
+__all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer"]
 
 #: Arrow block size on the repartition topic, by the rows' real sizes (a longer row goes alone).
 BLOCK_BYTES = 900_000
@@ -67,6 +67,15 @@ class Block(NamedTuple):
     partition: int
     data: bytes
     timestamp: int
+
+
+class Mapped(NamedTuple):
+    """One poll of one input partition, mapped and combined."""
+
+    table: pa.Table
+    newest: int  # the newest input timestamp in it
+    counters: Counters
+    where: str
 
 
 class StreamMapper:
@@ -94,8 +103,14 @@ class StreamMapper:
 
     def process(self, partition: int, records: Sequence[Any]) -> None:
         """Map and combine one poll of one input partition into what its task holds."""
+        self.hold(partition, self.map(partition, records))
+
+    def map(self, partition: int, records: Sequence[Any]) -> Mapped | None:
+        """Map and combine one poll of one input partition; what the task holds is unchanged
+        (a worker maps off its event loop, and holds the result on it with ``hold``)."""
         if not records:
-            return
+            return None
+        counters = Counters()
         where_all = f"topic {self.input_topic} partition {partition} offsets {records[0].offset}-{records[-1].offset}"
         if self.job.keyed_input:
             for record in records:
@@ -106,11 +121,11 @@ class StreamMapper:
                         "--key-field N)"
                     )
         values = [r.value if r.value is not None else b"" for r in records]
-        self.counters.add(output.MAP_INPUT_RECORDS, len(values))
-        self.counters.add(output.BYTES_READ, sum(map(len, values)))
+        counters.add(output.MAP_INPUT_RECORDS, len(values))
+        counters.add(output.BYTES_READ, sum(map(len, values)))
         if self.vectorized:
             table = map_arrow(self.job, pa.array(values, pa.binary()), where_all)
-            self.counters.add(output.MAP_OUTPUT_RECORDS, table.num_rows)
+            counters.add(output.MAP_OUTPUT_RECORDS, table.num_rows)
         else:
 
             def where(offset: int) -> str:
@@ -118,17 +133,26 @@ class StreamMapper:
 
             pairs = ((r.offset, v) for r, v in zip(records, values))
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation)
-            self.counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+            counters.add(output.MAP_OUTPUT_RECORDS, emitted)
         try:
             # Combining each poll first keeps the hash tables small: measured faster than one big merge.
             table = self.aggregation.combine(table) if self.vectorized else table
-            self._held.setdefault(partition, Accumulator(self.aggregation)).add(table)
         except Exception as exc:
             raise job_failed("reduce (as combiner)", exc, where_all) from exc
-        newest = max(r.timestamp for r in records)
-        self._timestamps[partition] = max(self._timestamps.get(partition, newest), newest)
-        self.counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
+        counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         self.job.counters.clear()
+        return Mapped(table, max(r.timestamp for r in records), counters, where_all)
+
+    def hold(self, partition: int, mapped: Mapped | None) -> None:
+        """Add a mapped poll to what its task holds."""
+        if mapped is None:
+            return
+        try:
+            self._held.setdefault(partition, Accumulator(self.aggregation)).add(mapped.table)
+        except Exception as exc:
+            raise job_failed("reduce (as combiner)", exc, mapped.where) from exc
+        self._timestamps[partition] = max(self._timestamps.get(partition, mapped.newest), mapped.newest)
+        self.counters.update(mapped.counters)
 
     def drain(self, partition: int) -> list[Block]:
         """The combined partials of one task as repartition blocks; the task holds nothing after."""

@@ -193,6 +193,9 @@ class MapWorker(ConsumerRebalanceListener):
     async def stop(self) -> None:
         self._stop.set()
 
+    async def ready(self) -> None:
+        """Constructed (the driver starts the map workers together: they join the group at once)."""
+
     async def run(self, bounds: dict[int, int] | None) -> Counters:
         """Process until stopped; with ``bounds``, no record at or past a partition's bound."""
         self._bounds = bounds
@@ -230,9 +233,10 @@ class MapWorker(ConsumerRebalanceListener):
                 self._consumer = self._sender = None
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Map each partition's records off the loop. A revocation meanwhile does not wait for
-        it (a map longer than the session timeout would get the worker expelled): the
-        partition's result is dropped and its records go to the new owner."""
+        """Map each partition's records off the loop, and hold the result on it. A revocation
+        meanwhile does not wait for the map (one longer than the session timeout would get the
+        worker expelled): it commits what the partition held before this poll, and the poll's
+        result is dropped, its records going to the new owner."""
         for tp, records in batches.items():
             bound = self._bound(tp)
             position = await consumer.position(tp)
@@ -242,13 +246,13 @@ class MapWorker(ConsumerRebalanceListener):
             if records:
                 self._in_flight = tp
                 try:
-                    await asyncio.to_thread(self.mapper.process, tp.partition, records)
+                    mapped = await asyncio.to_thread(self.mapper.map, tp.partition, records)
                 finally:
                     self._in_flight = None
                 if tp in self._lost:
                     self._lost.discard(tp)
-                    self.mapper.drop([tp.partition])
                     continue
+                self.mapper.hold(tp.partition, mapped)
             self._positions[tp] = position
 
     def _bound(self, tp: TopicPartition) -> int | None:
@@ -297,8 +301,8 @@ class MapWorker(ConsumerRebalanceListener):
     # Rebalance: commit what was processed before a partition moves to another worker.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if self._in_flight in revoked:
-            self._lost.add(self._in_flight)
-        partitions = {tp.partition for tp in revoked if tp != self._in_flight}
+            self._lost.add(self._in_flight)  # what it held before this poll is committed below
+        partitions = {tp.partition for tp in revoked}
         try:
             await self._commit(partitions)
         except Exception as exc:  # aiokafka swallows a listener's errors: hand it to the loop
