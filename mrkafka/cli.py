@@ -79,20 +79,10 @@ def main() -> None:
 @click.option("--until-end", is_flag=True, help="[stream] Stop at the input's end offsets taken at start.")
 @click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True)
 @click.option("--state-dir", default="~/.cache/mrkafka/state", show_default=True, help="[stream] RocksDB files.")
-@click.option(
-    "--commit-interval-ms",
-    type=click.IntRange(min=1),
-    default=1000,
-    show_default=True,
-    help="[stream] How often offsets are committed and changed keys written.",
-)
-@click.option(
-    "--task-timeout",
-    type=click.FloatRange(min=0),
-    default=300.0,
-    show_default=True,
-    help="[stream] Seconds a worker (or the driver) retries a failing Kafka before the run fails.",
-)
+@click.option("--commit-interval-ms", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="[stream] How often offsets are committed and changed keys written.")  # fmt: skip
+@click.option("--task-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="[stream] Seconds a worker or the driver retries a failing Kafka before the run fails.")  # fmt: skip
 @click.option("--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True)
 @debug_option
 def run(

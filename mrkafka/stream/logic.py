@@ -12,6 +12,7 @@ Records are any objects with ``offset``, ``key``, ``value``, ``timestamp`` and `
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import time
@@ -221,12 +222,10 @@ class StreamReducer:
             key = key_bytes(from_topic_bytes(record.key, kind))
             changes[key] = MISSING if record.value is None else pickle.loads(record.value)
             last = record
-        checkpoint = self.store.checkpoint
         if last is not None:
             checkpoint = Checkpoint(end, last.offset, _digest(last.key, last.value), self.kind)
-        elif checkpoint is None or checkpoint.offset != end:
-            checkpoint = Checkpoint(end, checkpoint.last_offset if checkpoint else None,
-                                    checkpoint.last_digest if checkpoint else None, self.kind)  # fmt: skip
+        else:  # nothing read (an empty changelog, a gap): the same last record, a later offset
+            checkpoint = dataclasses.replace(self.store.checkpoint or Checkpoint(end), offset=end, kind=self.kind)
         self.store.write(changes, checkpoint)
         return len(changes)
 

@@ -165,6 +165,8 @@ async def supervise(
             if kind == FATAL:
                 if isinstance(exc, AIOKafkaError):
                     raise KafkaError(f"{who}: Kafka refused ({describe(exc)})") from exc
+                if isinstance(exc, KafkaError) and not str(exc).startswith(who):
+                    raise type(exc)(f"{who}: {exc}") from exc
                 raise
             abort()
             counters.add((RETRIES, kind), 1)
@@ -210,7 +212,7 @@ class MapWorker(ConsumerRebalanceListener):
 
     async def _session(self, backoff: Backoff) -> None:
         config = self.config
-        # Workers join one by one at start; a short heartbeat makes the rebalances quick.
+        # A short heartbeat makes rebalances (a worker joining, restarted, leaving) quick.
         consumer = _consumer(config, config.application_id, heartbeat_interval_ms=500)
         async with started(_producer(config), config.bootstrap) as producer, started(consumer, config.bootstrap):
             self._consumer, self._sender = consumer, BatchSender(producer)
@@ -238,6 +240,8 @@ class MapWorker(ConsumerRebalanceListener):
         worker expelled): it commits what the partition held before this poll, and the poll's
         result is dropped, its records going to the new owner."""
         for tp, records in batches.items():
+            if tp not in consumer.assignment():  # revoked while an earlier partition was mapped
+                continue
             bound = self._bound(tp)
             position = await consumer.position(tp)
             if bound is not None:
