@@ -21,7 +21,7 @@ from mrkafka.errors import TransientKafkaError
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster
-from tests.helpers import WORDCOUNT, messy_corpus, real_text
+from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
 from tests.integration.conftest import free_ports
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 
@@ -202,3 +202,41 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
     finally:
         _kill_group(process)
     _check_against_batch(bootstrap, inputs, tmp_path)
+
+
+def test_a_reducer_whose_broker_dies_during_its_restore_restores_in_full(cluster, ray_cluster, tmp_path) -> None:
+    import asyncio
+
+    from mrkafka.job import JobSpec, load_job
+    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=1)
+    data = b"".join(b"w%d x\n" % i for i in range(300_000))  # a changelog of 300,001 keys to restore
+    _produce(bootstrap, "in", data, tmp_path / "in.txt")
+    env = {"bootstrap": bootstrap, "input_topic": "in", "output_topic": "out", "application_id": APP,
+           "state_dir": str(tmp_path / "state")}  # fmt: skip
+    stream_wordcount(env, reducers=1)
+    _, changelog_ends = admin.topic_offsets(bootstrap, f"{APP}-state-changelog")
+    _, repartition_ends = admin.topic_offsets(bootstrap, f"{APP}-repartition")
+    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), APP, bootstrap, "in", "out", 1, 1, state_dir=env["state_dir"])
+
+    async def restore_through_an_outage() -> int:
+        worker = ReduceWorker(config, 0)  # a fresh process: its memory store restores in full
+        run = asyncio.ensure_future(worker.run())
+        store = worker.reducer.store
+        while store.checkpoint is None:  # the first restored batch is in
+            await asyncio.sleep(0.002)
+        restored_when_killed = store.checkpoint.offset
+        await asyncio.to_thread(_kill_brokers, cluster, signal.SIGKILL)  # the worker's loop runs on
+        await asyncio.sleep(3)
+        await asyncio.to_thread(cluster.start)
+        await worker.write_part(str(tmp_path / "part"), "text", repartition_ends[0])
+        await worker.stop()
+        await run
+        return restored_when_killed
+
+    restored_when_killed = asyncio.run(restore_through_an_outage())
+    assert 0 < restored_when_killed < changelog_ends[0]  # the outage did fall inside the restore
+    got = {k: int(v) for k, v in (line.rsplit(b"\t", 1) for line in (tmp_path / "part").read_bytes().splitlines())}
+    assert got == dict(oracle_wordcount(data))  # the whole state, restored through the outage
