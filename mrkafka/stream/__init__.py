@@ -122,8 +122,10 @@ def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[st
     kafka(admin.ensure_topic, config.changelog_topic, config.reducers,
           {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True)  # fmt: skip
     # The output topic may have any partition count; a missing one is created with R.
-    return kafka(admin.ensure_topic, config.output_topic, config.reducers, {**common, **output_configs}, replication,
-          exact=False)  # fmt: skip
+    output_topic_configs = {**common, **output_configs}
+    return kafka(
+        admin.ensure_topic, config.output_topic, config.reducers, output_topic_configs, replication, exact=False
+    )
 
 
 def run_stream(

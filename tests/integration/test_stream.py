@@ -251,9 +251,11 @@ def test_a_part_file_waits_for_the_reducer_to_be_restored(stream_env: dict, tmp_
 
 
 def test_the_repartition_topic_keeps_records_until_reducers_delete_them(stream_env: dict, tmp_path: Path) -> None:
+    app, bootstrap = stream_env["application_id"], stream_env["bootstrap"]
+    # As an earlier version left it: the broker's default retention, which deletes unread records.
+    admin.create_topic(bootstrap, f"{app}-repartition", partitions=2, configs={"cleanup.policy": "delete"})
     produce(stream_env, messy_corpus(seed=4, lines=2000), tmp_path)
     stream_wordcount(stream_env)
-    app, bootstrap = stream_env["application_id"], stream_env["bootstrap"]
     repartition = admin.describe_topic(bootstrap, f"{app}-repartition")
     assert repartition.configs["retention.ms"] == "-1"
     begin, end = admin.topic_offsets(bootstrap, f"{app}-repartition")
