@@ -90,3 +90,14 @@ def test_importing_job_does_not_import_ray_or_aiokafka() -> None:
     code = "import sys, mrkafka.job; print(sorted(m for m in ('ray', 'aiokafka') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_engines_are_siblings_that_never_import_each_other() -> None:
+    code = (
+        "import sys, mrkafka.stream, mrkafka.stream.workers; stream = 'mrkafka.batch' in sys.modules; "
+        "[sys.modules.pop(m) for m in list(sys.modules) if m.startswith('mrkafka.stream')]; "
+        "import mrkafka.batch, mrkafka.batch.ray_runner, mrkafka.batch.inline; "
+        "print(stream, any(m.startswith('mrkafka.stream') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
