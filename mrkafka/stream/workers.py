@@ -57,7 +57,7 @@ from mrkafka import output
 from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
-from mrkafka.kafka.client import FATAL, RETRIABLE, Backoff, BatchSender, classify, describe, started
+from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, BatchSender, classify, describe, started
 from mrkafka.output import Counters
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
 from mrkafka.stream.store import open_store
@@ -457,10 +457,12 @@ class ReduceWorker:
             await self._purge(admin, tp, position)
 
     async def _purge(self, admin: AIOKafkaAdminClient, tp: TopicPartition, before: int) -> None:
+        """Delete what was committed. A purge that fails costs only disk, and is tried again at
+        the next interval: right after a leader election, for one, the new leader's high
+        watermark can still be below ``before``, and Kafka refuses (OffsetOutOfRange)."""
         try:
-            await _call(admin.delete_records({tp: RecordsToDelete(before)}), self.config, "purging")
-        except (AIOKafkaError, KafkaError) as exc:
-            if isinstance(exc, AIOKafkaError) and classify(exc) == FATAL:
-                raise
-            return  # records not yet purged are purged next time
+            await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before)}), CONNECT_TIMEOUT)
+        except (AIOKafkaError, asyncio.TimeoutError) as exc:
+            log.warning("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp,
+                        describe(exc))  # fmt: skip
         self._last_purge = time.monotonic()

@@ -334,3 +334,22 @@ def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: 
     asyncio.run(worker._commit(consumer, tp, admin=None))
     assert consumer.commits == [{tp: 7}] and dict(worker.reducer.store.items()) == {b"a": 1}
     worker.reducer.store.close()
+
+
+class _RefusingAdmin:
+    async def delete_records(self, records, timeout_ms=None):
+        from aiokafka.errors import OffsetOutOfRangeError
+
+        raise OffsetOutOfRangeError()  # a new leader whose high watermark is still behind
+
+
+def test_a_refused_purge_does_not_fail_the_commit(tmp_path: Path) -> None:
+    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+
+    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2)
+    worker = ReduceWorker(config, 0)
+    worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
+    worker._position, worker._committed, worker._sender = 4, 0, _FakeSender(fail=False)
+    consumer, tp = _FakeConsumer(), object()
+    asyncio.run(worker._commit(consumer, tp, _RefusingAdmin(), purge=True))
+    assert consumer.commits == [{tp: 4}] and dict(worker.reducer.store.items()) == {b"a": 1}
