@@ -83,6 +83,8 @@ def main() -> None:
               help="[stream] How often offsets are committed and changed keys written.")  # fmt: skip
 @click.option("--task-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
               help="[stream] Seconds a worker or the driver retries a failing Kafka before the run fails.")  # fmt: skip
+@click.option("--guarantee", type=click.Choice(["exactly-once", "at-least-once"]), default="exactly-once",
+              show_default=True, help="[stream] Kafka Streams' processing.guarantee.")  # fmt: skip
 @click.option("--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True)
 @debug_option
 def run(
@@ -108,6 +110,7 @@ def run(
     state_dir: str,
     commit_interval_ms: int,
     task_timeout: float,
+    guarantee: str,
     bootstrap_servers: str,
 ) -> None:
     """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic."""
@@ -129,7 +132,7 @@ def run(
             spec, bootstrap=bootstrap_servers, input_topic=input_topic, output_topic=output_topic or f"{app}-output",
             application_id=app, reducers=reducers, mappers=mappers, commit_interval_ms=commit_interval_ms,
             state=state, state_dir=state_dir, until_end=until_end, output=output, fmt=fmt, overwrite=overwrite,
-            ray_address=ray_address, task_timeout_s=task_timeout,
+            ray_address=ray_address, task_timeout_s=task_timeout, guarantee=guarantee,
         )  # fmt: skip
         click.echo(report.counters.format(), err=True)
         click.echo(f"{app}: {report.format()}", err=True)
@@ -344,6 +347,9 @@ def produce(
               show_default=True)  # fmt: skip
 @click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option("--timeout-ms", type=click.IntRange(min=0), help="Stop when no record came for this long.")
+@click.option("--isolation-level", type=click.Choice(["read_committed", "read_uncommitted"]),
+              default="read_committed", show_default=True,
+              help="read_uncommitted also shows records of open and aborted transactions.")  # fmt: skip
 @bootstrap_option
 @debug_option
 def consume(
@@ -355,6 +361,7 @@ def consume(
     key_format: str,
     max_messages: int | None,
     timeout_ms: int | None,
+    isolation_level: str,
     bootstrap_servers: str,
 ) -> None:
     """Print the records of a topic, as kafka-console-consumer does."""
@@ -363,7 +370,7 @@ def consume(
     count = run_consume(
         bootstrap_servers, topic_name, sys.stdout.buffer, from_beginning=from_beginning, max_messages=max_messages,
         timeout_ms=timeout_ms, print_key=print_key, print_partition=print_partition, value_format=value_format,
-        key_format=key_format,
+        key_format=key_format, isolation_level=isolation_level,
     )  # fmt: skip
     click.echo(f"Processed a total of {count} messages", err=True)
 

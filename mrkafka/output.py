@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mrkafka import faults
 from mrkafka.aggregate import (
     KEY,
     VALUE,
@@ -174,6 +175,7 @@ class OutputCommitter:
         for part in sorted(self.temporary.iterdir()):
             os.replace(part, self.path / part.name)
         self.temporary.rmdir()
+        faults.point("commit-output")
         (self.path / COUNTERS).write_text(json.dumps(counters.as_dict(), indent=2) + "\n")
         (self.path / SUCCESS).touch()
 

@@ -20,8 +20,8 @@ from aiokafka import errors as kerrors
 
 from mrkafka.errors import KafkaError, TransientKafkaError
 
-__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "classify", "close_quietly",
-           "start", "started"]  # fmt: skip
+__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "Outbox", "classify",
+           "close_quietly", "start", "started"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +203,49 @@ class BatchSender:
             else:
                 future.cancel()
         self._pending, self._last = [], {}
+
+
+class Outbox(BatchSender):
+    """A task's output records and the input position they account for, committed as one unit.
+
+    Exactly once (``producer`` is transactional): the first append begins a Kafka
+    transaction; ``commit`` adds the input offsets to it (group ``group_id``) and commits, so
+    read_committed readers see the records and the offsets move together, or neither. At
+    least once: ``commit`` has ``consumer`` commit the offsets after the records were
+    flushed; a crash between the two replays input whose output is already written.
+    Call ``flush`` before ``commit`` (it says where the records landed).
+    """
+
+    def __init__(self, producer: Any, group_id: str, consumer: Any, exactly_once: bool) -> None:
+        super().__init__(producer)
+        self.group_id, self.consumer, self.exactly_once = group_id, consumer, exactly_once
+        self._open = False  # a transaction is open
+
+    async def append(self, *args: Any, **kwargs: Any) -> None:
+        await self._begin()
+        await super().append(*args, **kwargs)
+
+    async def _begin(self) -> None:
+        if self.exactly_once and not self._open:
+            await self.producer.begin_transaction()
+            self._open = True
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        """Commit the flushed records with ``offsets`` (``{TopicPartition: next offset}``)."""
+        if not self.exactly_once:
+            if offsets:
+                await self.consumer.commit(offsets)
+            return
+        if offsets:
+            await self._begin()
+            await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+        if self._open:
+            await self.producer.commit_transaction()
+            self._open = False
+
+    async def abort(self) -> None:
+        """Drop what was appended since the last commit (the transaction, if one is open)."""
+        self.discard()
+        if self._open:
+            self._open = False
+            await self.producer.abort_transaction()

@@ -121,6 +121,7 @@ async def _consume(
     print_partition: bool,
     value_format: str,
     key_format: str,
+    isolation_level: str,
 ) -> int:
     # No group: the consumer is assigned every partition of the topic and commits nothing.
     consumer = AIOKafkaConsumer(
@@ -128,6 +129,7 @@ async def _consume(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level=isolation_level,
     )
     count = 0
     async with started(consumer, bootstrap):
@@ -171,9 +173,11 @@ def consume(
     print_partition: bool = False,
     value_format: str = "string",
     key_format: str = "string",
+    isolation_level: str = "read_committed",
 ) -> int:
-    """Print the records of ``topic`` as kafka-console-consumer does; return how many."""
+    """Print the records of ``topic`` as kafka-console-consumer does (but read_committed by
+    default: a stream run's open or aborted transactions are not shown); return how many."""
     return asyncio.run(
         _consume(bootstrap, topic, out, from_beginning, max_messages, timeout_ms,
-                 print_key, print_partition, value_format, key_format)
+                 print_key, print_partition, value_format, key_format, isolation_level)
     )  # fmt: skip

@@ -35,11 +35,13 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.client import Backoff
 from mrkafka.output import Counters, OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
-from mrkafka.stream.workers import MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
+from mrkafka.stream.workers import EXACTLY_ONCE, GUARANTEES, MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
 
 __all__ = ["StreamConfig", "StreamReport", "run_stream"]
 
-ACTOR_RESTARTS = 3
+#: A worker whose process dies is started again by Ray, however often: it resumes from its
+#: last commit, as Kafka Streams replaces a dead stream thread.
+ACTOR_RESTARTS = -1
 #: How long a stopped worker may take for its last commit before it is killed.
 STOP_TIMEOUT_S = 60.0
 _WAIT_S = 0.25
@@ -146,6 +148,7 @@ def run_stream(
     overwrite: bool = False,
     ray_address: str | None = None,
     task_timeout_s: float = 300.0,
+    guarantee: str = EXACTLY_ONCE,
 ) -> StreamReport:
     """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring."""
 
@@ -153,13 +156,15 @@ def run_stream(
         raise BadInputError(f"a stream run needs --reducers 1 or more, got {reducers}")
     if mappers is not None and mappers < 1:
         raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
+    if guarantee not in GUARANTEES:
+        raise BadInputError(f"--guarantee must be one of {', '.join(GUARANTEES)}, got {guarantee}")
     if output is not None and not until_end:
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
     app = application_id or spec.name
     kafka = _Admin(bootstrap, task_timeout_s)
     input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, commit_interval_ms,
-                          state, state_dir, task_timeout_s)  # fmt: skip
+                          state, state_dir, task_timeout_s, guarantee)  # fmt: skip
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
     config = dataclasses.replace(config, output_partitions=output_partitions)
     committer = OutputCommitter(output, overwrite) if output is not None else None

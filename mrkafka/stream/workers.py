@@ -13,29 +13,40 @@ and fatal Kafka errors (authorization, a record too large) end the run with one 
 Mapping and merging run off the event loop, so that a slow map never starves the
 consumer's heartbeats.
 
-A map worker consumes the input topic in consumer group APP (read_committed), maps and
-combines what each input partition (task) brings, and commits, each commit interval and
-before a partition is revoked:
+Each task writes through its own producer and commits with an ``Outbox``: under exactly
+once (the default) the producer is transactional, its id fixed by the task (``APP-map-P``
+for input partition P, ``APP-reduce-K`` for repartition partition K, as Kafka Streams' first
+exactly-once version did), and a commit is one Kafka transaction holding the task's
+records and its input offsets. Starting a task's producer fences any older instance of the
+task (a worker stalled past its session, a zombie) and aborts its open transaction, so the
+task reads its committed offset only after that. Under at least once the producer is
+idempotent and the offsets are committed after the records were acknowledged.
 
-1. drain each task's combined partials into repartition blocks and produce them;
+A map worker consumes the input topic in consumer group APP (read_committed), maps and
+combines what each input partition (task) brings, and commits each task, each commit
+interval and before its partition is revoked:
+
+1. drain the task's combined partials into repartition blocks and produce them;
 2. flush, and wait until the broker acknowledged every block;
-3. commit the tasks' input positions (the consumer's positions, which step over
-   transaction markers and compaction gaps).
+3. commit them with the task's input position (the consumer's position, which steps over
+   transaction markers and compaction gaps), in group APP.
 
 A reduce worker owns repartition partition K. It restores its store from changelog
-partition K (from the store's checkpoint, when the checkpoint belongs to that changelog),
-merges partial blocks into an interval's pending state, and commits:
+partition K up to its last stable offset (from the store's checkpoint, when the
+checkpoint belongs to that changelog), merges partial blocks into an interval's pending
+state, and commits:
 
 1. compute the changelog and output records of every changed key (``finish`` and the
    output serde run here: an error writes nothing);
 2. produce them, flush, and wait for every acknowledgement;
-3. commit the repartition position (group APP-reducers);
+3. commit them with the repartition position, in group APP-reducers;
 4. move the interval's merges into the store, with the changelog position they reach
-   (RocksDB: one write batch);
+   (RocksDB: one write batch; a crash before it is repaired by the restore);
 5. every ``PURGE_INTERVAL_S``, delete the repartition records before that position.
 
-A failure at any step commits nothing after it. A crash between steps 2 and 3 replays
-input whose effect is already on the changelog: delivery is at least once.
+A failure at any step commits nothing after it, and the task's open transaction is
+aborted (by the task's next producer, at the latest). Under at least once, a crash between
+steps 2 and 3 replays input whose effect is already written: counts can come out too high.
 """
 
 from __future__ import annotations
@@ -53,16 +64,18 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.structs import TopicPartition
 
-from mrkafka import output
+from mrkafka import faults, output
 from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
-from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, BatchSender, classify, describe, started
+from mrkafka.kafka import client
+from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, Outbox, classify, describe, started
 from mrkafka.output import Counters
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
 from mrkafka.stream.store import open_store
 
-__all__ = ["MAX_MESSAGE_BYTES", "MapWorker", "ReduceWorker", "StreamConfig"]
+__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "GUARANTEES", "MAX_MESSAGE_BYTES", "MapWorker", "ReduceWorker",
+           "StreamConfig"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +89,11 @@ MAX_MESSAGE_BYTES = 16 << 20
 PURGE_INTERVAL_S = 30.0
 #: Counter group of the retries, by error class.
 RETRIES = "Stream retries"
+#: Processing guarantees (Kafka Streams' ``exactly_once_v2`` and ``at_least_once``).
+EXACTLY_ONCE, AT_LEAST_ONCE = "exactly-once", "at-least-once"
+GUARANTEES = (EXACTLY_ONCE, AT_LEAST_ONCE)
+#: The broker's default ``transaction.max.timeout.ms``: no transaction may ask for more.
+MAX_TRANSACTION_TIMEOUT_MS = 900_000
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,17 @@ class StreamConfig:
     state: str = "memory"
     state_dir: str = "~/.cache/mrkafka/state"
     task_timeout_s: float = 300.0
+    guarantee: str = EXACTLY_ONCE
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.guarantee == EXACTLY_ONCE
+
+    @property
+    def transaction_timeout_ms(self) -> int:
+        """Longer than a commit interval plus the slowest flush (bounded by the task timeout);
+        a transaction left open longer than this is aborted by the broker."""
+        return min(MAX_TRANSACTION_TIMEOUT_MS, self.commit_interval_ms + int(self.task_timeout_s * 1000) + 10_000)
 
     @property
     def repartition_topic(self) -> str:
@@ -125,13 +154,16 @@ def _consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIO
     )
 
 
-def _producer(config: StreamConfig) -> AIOKafkaProducer:
-    """An idempotent producer that retries a batch for up to the task timeout: the broker
-    drops the copies of a batch that a retry after an outage sends again."""
+def _producer(config: StreamConfig, task: str) -> AIOKafkaProducer:
+    """Task ``task``'s producer: idempotent, retrying a batch for up to the task timeout (the
+    broker drops the copies a retry after an outage sends again); under exactly once,
+    transactional with the id ``APP-task``."""
     return AIOKafkaProducer(
         bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
         max_batch_size=1 << 20, max_request_size=MAX_MESSAGE_BYTES,
         request_timeout_ms=int(config.task_timeout_s * 1000),
+        transactional_id=f"{config.application_id}-{task}" if config.exactly_once else None,
+        transaction_timeout_ms=config.transaction_timeout_ms,
     )  # fmt: skip
 
 
@@ -187,7 +219,7 @@ class MapWorker(ConsumerRebalanceListener):
         self._in_flight: TopicPartition | None = None  # the partition being mapped off the loop
         self._lost: set[TopicPartition] = set()  # revoked while being mapped: its result is dropped
         self._consumer: AIOKafkaConsumer | None = None
-        self._sender: BatchSender | None = None
+        self._outboxes: dict[TopicPartition, Outbox] = {}  # one per assigned partition (task)
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
         self._bounds: dict[int, int] | None = None
         self._broken: Exception | None = None  # a failure inside a rebalance callback
@@ -214,13 +246,15 @@ class MapWorker(ConsumerRebalanceListener):
         config = self.config
         # A short heartbeat makes rebalances (a worker joining, restarted, leaving) quick.
         consumer = _consumer(config, config.application_id, heartbeat_interval_ms=500)
-        async with started(_producer(config), config.bootstrap) as producer, started(consumer, config.bootstrap):
-            self._consumer, self._sender = consumer, BatchSender(producer)
+        async with started(consumer, config.bootstrap):
+            self._consumer = consumer
             try:
                 consumer.subscribe([config.input_topic], listener=self)
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
                     batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
+                    if self._broken is not None:
+                        raise self._broken
                     await self._process(consumer, batches)
                     reached = await self._pause_at_bounds(consumer)
                     if self._broken is not None:
@@ -232,7 +266,8 @@ class MapWorker(ConsumerRebalanceListener):
                         last_commit = time.monotonic()
                 await self._commit()  # a graceful stop; never after a failure
             finally:
-                self._consumer = self._sender = None
+                await self._close_tasks(set(self._outboxes))
+                self._consumer = None
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
         """Map each partition's records off the loop, and hold the result on it. A revocation
@@ -240,7 +275,7 @@ class MapWorker(ConsumerRebalanceListener):
         worker expelled): it commits what the partition held before this poll, and the poll's
         result is dropped, its records going to the new owner."""
         for tp, records in batches.items():
-            if tp not in consumer.assignment():  # revoked while an earlier partition was mapped
+            if tp not in self._outboxes:  # revoked while an earlier partition was mapped
                 continue
             bound = self._bound(tp)
             position = await consumer.position(tp)
@@ -271,7 +306,7 @@ class MapWorker(ConsumerRebalanceListener):
             return False
         reached = False
         paused = consumer.paused()
-        for tp in consumer.assignment() - paused:
+        for tp in set(self._outboxes) - paused:
             bound = self._bound(tp)
             position = await _call(consumer.position(tp), self.config, "reading a position")
             if position >= bound:
@@ -280,44 +315,69 @@ class MapWorker(ConsumerRebalanceListener):
                 reached = True
         return reached
 
-    async def _commit(self, partitions: set[int] | None = None) -> None:
-        """The numbered commit of the module docstring, for every task (or those of ``partitions``)."""
+    async def _commit(self, tasks: set[TopicPartition] | None = None) -> None:
+        """The numbered commit of the module docstring, for every task (or ``tasks``)."""
         async with self._lock:
-            consumer, sender = self._consumer, self._sender
-            if consumer is None or sender is None:
-                return
-            tasks = set(self.mapper.tasks()) if partitions is None else partitions
-            for partition in tasks:
-                for block in self.mapper.drain(partition):
-                    await sender.append(self.config.repartition_topic, block.partition, None, block.data,
+            for tp in set(self._outboxes) if tasks is None else tasks & set(self._outboxes):
+                outbox = self._outboxes[tp]
+                for block in self.mapper.drain(tp.partition):  # 1
+                    await outbox.append(self.config.repartition_topic, block.partition, None, block.data,
                                         block.timestamp)  # fmt: skip
-            await _call(sender.flush(), self.config, "writing")
-            offsets = {
-                tp: position
-                for tp, position in self._positions.items()
-                if partitions is None or tp.partition in partitions
-            }
-            if offsets:
-                await _call(consumer.commit(offsets), self.config, "committing")
-            for tp in offsets:
-                del self._positions[tp]
+                await _call(outbox.flush(), self.config, "writing")  # 2
+                faults.point("map-produced")
+                position = self._positions.pop(tp, None)
+                await _call(outbox.commit({tp: position} if position is not None else {}), self.config, "committing")
 
-    # Rebalance: commit what was processed before a partition moves to another worker.
+    async def _open_tasks(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Start each task's producer (fencing its older instances), then seek to its committed
+        offset: only now has the previous owner's last transaction settled."""
+        config = self.config
+        for tp in partitions - set(self._outboxes):
+            producer = _producer(config, f"map-{tp.partition}")
+            await client.start(producer, config.bootstrap)
+            self._outboxes[tp] = Outbox(producer, config.application_id, consumer, config.exactly_once)
+        for tp in partitions:
+            committed = await _call(consumer.committed(tp), config, "reading committed offsets")
+            if committed is not None:
+                consumer.seek(tp, committed)
+
+    async def _close_tasks(self, tasks: set[TopicPartition]) -> None:
+        """Close the tasks' producers, dropping what they did not commit."""
+        for tp in tasks:
+            self.mapper.drop({tp.partition})
+            self._positions.pop(tp, None)
+            outbox = self._outboxes.pop(tp, None)
+            if outbox is not None:
+                outbox.discard()
+                await client.close_quietly(outbox.producer)
+
+    # Rebalance: commit a task before its partition moves to another worker; start a task when
+    # a partition arrives. aiokafka swallows a listener's errors: they go to the loop.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if self._in_flight in revoked:
             self._lost.add(self._in_flight)  # what it held before this poll is committed below
-        partitions = {tp.partition for tp in revoked}
+        faults.point("map-revoked")
         try:
-            await self._commit(partitions)
-        except Exception as exc:  # aiokafka swallows a listener's errors: hand it to the loop
-            self.mapper.drop(partitions)
-            for tp in revoked:
-                self._positions.pop(tp, None)
-            self._broken = exc
+            await self._commit(set(revoked))
+        except Exception as exc:
+            self._broken = self._broken or exc
+        await self._close_tasks(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        lost = set(self.mapper.tasks()) - {tp.partition for tp in assigned}
-        self.mapper.drop(lost)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        # Nothing is fetched for a partition before its task is open (pausing drops what was).
+        consumer.pause(*assigned)
+        await self._close_tasks(set(self._outboxes) - set(assigned))  # lost without a revocation
+        if self._broken is not None:
+            return
+        try:
+            await self._open_tasks(consumer, set(assigned))
+        except Exception as exc:
+            self._broken = exc
+            return
+        consumer.resume(*assigned)
 
 
 class ReduceWorker:
@@ -334,7 +394,7 @@ class ReduceWorker:
         self._position = 0  # merged up to
         self._committed = -1  # committed up to, once restored (-1: not yet)
         self._last_purge = 0.0
-        self._sender: BatchSender | None = None
+        self._outbox: Outbox | None = None
 
     async def stop(self) -> None:
         self._stop.set()
@@ -349,8 +409,8 @@ class ReduceWorker:
 
     def _abort(self) -> None:
         self.reducer.abort()
-        if self._sender is not None:
-            self._sender.discard()
+        if self._outbox is not None:
+            self._outbox.discard()
         self._committed = -1
 
     async def finish_at(self, offset: int) -> None:
@@ -362,6 +422,7 @@ class ReduceWorker:
     async def write_part(self, path: str, fmt: str, offset: int) -> Counters:
         """Once committed up to ``offset``, the final state of this partition as a part file."""
         await self.finish_at(offset)
+        faults.point("finish")
         table = await asyncio.to_thread(self.reducer.final_partial)
         counters = Counters()
         counters.add(output.REDUCE_INPUT_GROUPS, table.num_rows)
@@ -375,12 +436,15 @@ class ReduceWorker:
     async def _session(self, backoff: Backoff) -> None:
         config = self.config
         admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap)
-        async with started(_producer(config), config.bootstrap) as producer, started(admin, config.bootstrap):
-            self._sender = BatchSender(producer)
+        # The task's producer first: it fences an older instance of this reducer and aborts its
+        # open transaction, so the changelog and the committed position below are settled.
+        producer = _producer(config, f"reduce-{self.partition}")
+        async with started(producer, config.bootstrap), started(admin, config.bootstrap):
             await self._restore()
             consumer = _consumer(config, config.reducer_group)
             tp = TopicPartition(config.repartition_topic, self.partition)
             async with started(consumer, config.bootstrap):
+                self._outbox = Outbox(producer, config.reducer_group, consumer, config.exactly_once)
                 consumer.assign([tp])
                 self._position = await _call(consumer.position(tp), self.config, "reading a position")
                 self._committed = self._position
@@ -429,6 +493,7 @@ class ReduceWorker:
                 batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
                 position = await _call(consumer.position(tp), self.config, "reading a position")
                 await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
+                faults.point("restore")
 
     async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
         while await _call(consumer.position(tp), self.config, "reading a position") < end:
@@ -441,16 +506,17 @@ class ReduceWorker:
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, purge: bool = False
     ) -> None:
         """The numbered commit of the module docstring."""
-        config, reducer, sender = self.config, self.reducer, self._sender
+        config, reducer, outbox = self.config, self.reducer, self._outbox
         changes = reducer.changes()  # 1
         for key, value, headers in changes.changelog:  # 2
-            await sender.append(config.changelog_topic, self.partition, key, value, headers=headers)
+            await outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
         for partition, key, value in changes.output:
-            await sender.append(config.output_topic, partition, key, value)
-        last = await _call(sender.flush(), self.config, "writing")
+            await outbox.append(config.output_topic, partition, key, value)
+        last = await _call(outbox.flush(), config, "writing")
+        faults.point("reduce-produced")
         position = self._position
-        if position != self._committed:
-            await _call(consumer.commit({tp: position}), self.config, "committing")  # 3
+        await _call(outbox.commit({tp: position} if position != self._committed else {}), config, "committing")  # 3
+        faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5

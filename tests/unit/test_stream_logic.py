@@ -7,6 +7,7 @@ import asyncio
 import collections
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -289,20 +290,49 @@ def test_latency_histogram_has_a_fixed_size_and_close_percentiles() -> None:
 # -- the reduce worker's commit, with fake clients ---------------------------------------------
 
 
-class _FakeSender:
+class _FakeBatch:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def append(self, key, value, timestamp, headers) -> object:
+        self.count += 1
+        return object()
+
+    def record_count(self) -> int:
+        return self.count
+
+
+class _FakeProducer:
+    """Records what a task's producer is asked to do; a failing one never acknowledges a batch."""
+
     def __init__(self, fail: bool) -> None:
-        self.fail, self.appended = fail, []
+        self.fail, self.calls, self._next = fail, [], {}
 
-    async def append(self, topic, partition, key, value, timestamp=None, headers=None) -> None:
-        self.appended.append((topic, partition, key))
+    def create_batch(self) -> _FakeBatch:
+        return _FakeBatch()
 
-    async def flush(self) -> dict:
+    async def send_batch(self, batch, topic, partition) -> asyncio.Future:
+        self.calls.append(("send", topic, partition, batch.record_count()))
+        future = asyncio.get_running_loop().create_future()
         if self.fail:
-            raise ConnectionError("the broker went away")
-        return {("app-state-changelog", 0): len(self.appended) - 1}
+            future.set_exception(ConnectionError("the broker went away"))
+        else:
+            offset = self._next.get((topic, partition), 0)
+            self._next[(topic, partition)] = offset + batch.record_count()
+            future.set_result(SimpleNamespace(topic=topic, partition=partition, offset=offset))
+        return future
 
-    def discard(self) -> None:
-        self.appended.clear()
+    async def begin_transaction(self) -> None:
+        self.calls.append(("begin",))
+
+    async def send_offsets_to_transaction(self, offsets, group_id) -> None:
+        self.calls.append(("offsets", offsets, group_id))
+
+    async def commit_transaction(self) -> None:
+        self.calls.append(("commit",))
+
+    async def abort_transaction(self) -> None:
+        self.calls.append(("abort",))
 
 
 class _FakeConsumer:
@@ -313,26 +343,48 @@ class _FakeConsumer:
         self.commits.append(offsets)
 
 
-@pytest.mark.parametrize("state", ["memory", "rocksdb"])
-def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: str) -> None:
-    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeProducer, consumer: _FakeConsumer):
+    from mrkafka.kafka.client import Outbox
+    from mrkafka.stream.workers import EXACTLY_ONCE, ReduceWorker, StreamConfig
 
     config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2, state=state,
-                          state_dir=str(tmp_path))  # fmt: skip
+                          state_dir=str(tmp_path), guarantee=guarantee)  # fmt: skip
     worker = ReduceWorker(config, 0)
+    worker._outbox = Outbox(producer, config.reducer_group, consumer, guarantee == EXACTLY_ONCE)
+    worker._last_purge = float("inf")
+    return worker
+
+
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+@pytest.mark.parametrize("state", ["memory", "rocksdb"])
+def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: str, guarantee: str) -> None:
+    consumer, tp = _FakeConsumer(), object()
+    producer = _FakeProducer(fail=True)
+    worker = _reduce_worker(tmp_path, state, guarantee, producer, consumer)
     worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
     worker._position, worker._committed = 7, 3
-    consumer, tp = _FakeConsumer(), object()
-    worker._sender = _FakeSender(fail=True)
     with pytest.raises(ConnectionError):
         asyncio.run(worker._commit(consumer, tp, admin=None))
-    assert consumer.commits == [] and dict(worker.reducer.store.items()) == {}
-    assert worker.reducer.store.checkpoint is None and worker._committed == 3
+    assert consumer.commits == [] and ("commit",) not in producer.calls and ("offsets",) not in producer.calls
+    assert dict(worker.reducer.store.items()) == {} and worker.reducer.store.checkpoint is None
+    assert worker._committed == 3
     worker._abort()  # what the session's end does: the merges are read again from offset 3
+    worker.reducer.store.close()
+
+    producer = _FakeProducer(fail=False)
+    worker = _reduce_worker(tmp_path, state, guarantee, producer, consumer)
     worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
-    worker._sender, worker._last_purge = _FakeSender(fail=False), float("inf")
+    worker._position, worker._committed = 7, 3
     asyncio.run(worker._commit(consumer, tp, admin=None))
-    assert consumer.commits == [{tp: 7}] and dict(worker.reducer.store.items()) == {b"a": 1}
+    sends = [("send", worker.config.changelog_topic, 0, 1), ("send", "out", (murmur2(b"a") & 0x7FFFFFFF) % 2, 1)]
+    if guarantee == "exactly-once":  # one transaction: the records, then the position, then the commit
+        assert consumer.commits == []
+        assert sorted(producer.calls[1:3]) == sorted(sends)
+        assert producer.calls[0] == ("begin",) and producer.calls[3:] == [("offsets", {tp: 7}, "app-reducers"),
+                                                                           ("commit",)]  # fmt: skip
+    else:  # the records, acknowledged, then the offset commit
+        assert sorted(producer.calls) == sorted(sends) and consumer.commits == [{tp: 7}]
+    assert dict(worker.reducer.store.items()) == {b"a": 1} and worker.reducer.store.checkpoint.offset == 1
     worker.reducer.store.close()
 
 
@@ -344,12 +396,9 @@ class _RefusingAdmin:
 
 
 def test_a_refused_purge_does_not_fail_the_commit(tmp_path: Path) -> None:
-    from mrkafka.stream.workers import ReduceWorker, StreamConfig
-
-    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2)
-    worker = ReduceWorker(config, 0)
-    worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
-    worker._position, worker._committed, worker._sender = 4, 0, _FakeSender(fail=False)
     consumer, tp = _FakeConsumer(), object()
+    worker = _reduce_worker(tmp_path, "memory", "at-least-once", _FakeProducer(fail=False), consumer)
+    worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
+    worker._position, worker._committed = 4, 0
     asyncio.run(worker._commit(consumer, tp, _RefusingAdmin(), purge=True))
     assert consumer.commits == [{tp: 4}] and dict(worker.reducer.store.items()) == {b"a": 1}
