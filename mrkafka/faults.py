@@ -1,10 +1,12 @@
-"""A testing aid: kill this process at a named point, to prove what survives a crash there.
+"""A testing aid: kill or stall this process at a named point, to prove what survives there.
 
 ``MRKAFKA_FAULT=POINT:N`` makes the process SIGKILL itself the Nth time it passes ``POINT``
-(counted per process). With ``MRKAFKA_FAULT_ONCE=PATH`` as well, only the first process
-to get there is killed (it creates ``PATH``; a process that finds it does nothing), so
-that a worker Ray restarts is not killed again at the same point. Unset, a point costs
-one comparison.
+(counted per process); ``POINT:N:stop`` makes it SIGSTOP itself instead (a stalled
+process, a zombie once another took its place, until someone sends SIGCONT). With
+``MRKAFKA_FAULT_ONCE=PATH`` as well, only the first process to get there acts: it creates
+``PATH`` and writes its pid there (a process that finds it does nothing), so that a
+worker Ray restarts is not killed again at the same point. Unset, a point costs one
+comparison.
 """
 
 from __future__ import annotations
@@ -28,20 +30,24 @@ POINTS = {
 _passes: dict[str, int] = {}
 
 
-def _parse(spec: str | None) -> tuple[str, int] | None:
+_SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
+
+
+def _parse(spec: str | None) -> tuple[str, int, signal.Signals] | None:
     if not spec:
         return None
-    name, _, count = spec.partition(":")
-    if name not in POINTS or not count.isdigit() or int(count) < 1:
-        raise ValueError(f"MRKAFKA_FAULT={spec!r}: expected POINT:N with N >= 1 and POINT one of {', '.join(POINTS)}")
-    return name, int(count)
+    name, count, action = [*spec.split(":"), "kill"][:3]
+    if name not in POINTS or not count.isdigit() or int(count) < 1 or action not in _SIGNALS:
+        raise ValueError(f"MRKAFKA_FAULT={spec!r}: expected POINT:N[:kill|stop] with N >= 1 and POINT one of "
+                         f"{', '.join(POINTS)}")  # fmt: skip
+    return name, int(count), _SIGNALS[action]
 
 
 _fault = _parse(os.environ.get("MRKAFKA_FAULT"))
 
 
 def point(name: str) -> None:
-    """Pass the point ``name``: SIGKILL this process if ``MRKAFKA_FAULT`` says so."""
+    """Pass the point ``name``: SIGKILL (or SIGSTOP) this process if ``MRKAFKA_FAULT`` says so."""
     if _fault is None or _fault[0] != name:
         return
     _passes[name] = _passes.get(name, 0) + 1
@@ -50,7 +56,9 @@ def point(name: str) -> None:
     once = os.environ.get("MRKAFKA_FAULT_ONCE")
     if once:
         try:
-            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            fd = os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             return
-    os.kill(os.getpid(), signal.SIGKILL)
+        os.write(fd, b"%d\n" % os.getpid())
+        os.close(fd)
+    os.kill(os.getpid(), _fault[2])

@@ -62,6 +62,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from mrkafka import faults, output
@@ -323,8 +324,8 @@ class MapWorker(ConsumerRebalanceListener):
                 for block in self.mapper.drain(tp.partition):  # 1
                     await outbox.append(self.config.repartition_topic, block.partition, None, block.data,
                                         block.timestamp)  # fmt: skip
-                await _call(outbox.flush(), self.config, "writing")  # 2
-                faults.point("map-produced")
+                if await _call(outbox.flush(), self.config, "writing"):  # 2
+                    faults.point("map-produced")
                 position = self._positions.pop(tp, None)
                 await _call(outbox.commit({tp: position} if position is not None else {}), self.config, "committing")
 
@@ -434,6 +435,18 @@ class ReduceWorker:
         return self.reducer.latency
 
     async def _session(self, backoff: Backoff) -> None:
+        try:
+            await self._owned_session(backoff)
+        except ProducerFenced as exc:
+            # Reducers own their partition by assignment, not through a group: a newer instance
+            # of this task means a second run of the application, which keeps the partition.
+            raise KafkaError(
+                f"another instance took over repartition partition {self.partition} (its producer "
+                f"{self.config.application_id}-reduce-{self.partition} was fenced), or this worker stalled "
+                f"for longer than the transaction timeout; is a second run of {self.config.application_id} going?"
+            ) from exc
+
+    async def _owned_session(self, backoff: Backoff) -> None:
         config = self.config
         admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap)
         # The task's producer first: it fences an older instance of this reducer and aborts its
@@ -513,7 +526,8 @@ class ReduceWorker:
         for partition, key, value in changes.output:
             await outbox.append(config.output_topic, partition, key, value)
         last = await _call(outbox.flush(), config, "writing")
-        faults.point("reduce-produced")
+        if last:
+            faults.point("reduce-produced")
         position = self._position
         await _call(outbox.commit({tp: position} if position != self._committed else {}), config, "committing")  # 3
         faults.point("reduce-committed")

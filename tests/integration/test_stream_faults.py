@@ -7,23 +7,20 @@ The unbounded runs are ``mrkafka run`` processes (each with its own Ray), stoppe
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from mrkafka.errors import TransientKafkaError
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster
 from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
 from tests.integration.conftest import free_ports
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
+from tests.stream_process import StreamRun, retrying, wait_committed
 
 pytestmark = pytest.mark.integration
 
@@ -62,62 +59,16 @@ def _produce(bootstrap: str, topic: str, data: bytes, path: Path) -> Path:
     return path
 
 
-def _start_run(bootstrap: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream", "--input-topic", "in",
-            "--output-topic", "out", "--application-id", APP, "--bootstrap-servers", bootstrap,
-            "--state-dir", str(tmp_path / "state"), "--commit-interval-ms", "200", *extra]  # fmt: skip
-    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_ADDRESS": ""},
-                            start_new_session=True)  # fmt: skip
+def _start_run(bootstrap: str, tmp_path: Path, *extra: str) -> StreamRun:
+    return StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log", *extra)
 
 
-def _stop_run(process: subprocess.Popen, tmp_path: Path) -> None:
-    """SIGTERM: a graceful stop, exit 0; the run's process group (its Ray) is gone after."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        code = process.wait(timeout=120)
-    finally:
-        _kill_group(process)
-    assert code == 0, (tmp_path / "run.log").read_text(errors="replace")[-3000:]
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # what a failed run orphaned (Ray's processes)
-
-
-def _retrying(call, *args):
-    """An admin call, retried while brokers come back or a request meets a node that is down."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return call(*args)
-        except TransientKafkaError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-def _wait_committed(bootstrap: str, process: subprocess.Popen | None, tmp_path: Path, timeout: float = 240) -> None:
-    """Until group APP committed the input's end offsets (the run is then idle)."""
-    _, ends = _retrying(admin.topic_offsets, bootstrap, "in")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            pytest.fail("the run ended: " + (tmp_path / "run.log").read_text(errors="replace")[-3000:])
-        committed = _retrying(admin.committed_offsets, bootstrap, APP, "in")
-        if all(committed.get(p, 0) >= end for p, end in ends.items()):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"not committed within {timeout} s: " + (tmp_path / "run.log").read_text(errors="replace")[-3000:])
-
-
-def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path) -> None:
+def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
     env = {"bootstrap": bootstrap, "input_topic": "in", "output_topic": "out", "application_id": APP,
            "state_dir": str(tmp_path / "state")}  # fmt: skip
-    stream_wordcount(env, output=tmp_path / "S")
-    batch_wordcount(inputs, tmp_path / "B")
-    assert_same_parts(tmp_path / "S", tmp_path / "B")
+    stream_wordcount(env, output=tmp_path / "S", reducers=reducers)
+    batch_wordcount(inputs, tmp_path / "B", reducers=reducers)
+    assert_same_parts(tmp_path / "S", tmp_path / "B", reducers)
 
 
 def _kill_brokers(cluster: Cluster, sig: int) -> None:
@@ -136,18 +87,18 @@ def test_an_unbounded_run_outlives_a_broker_outage(cluster, ray_cluster, tmp_pat
     admin.create_topic(bootstrap, "in", partitions=2)
     first, second = _halves(seed=seconds + sig)
     inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
-    process = _start_run(bootstrap, tmp_path)
+    run = _start_run(bootstrap, tmp_path)
     try:
-        _wait_committed(bootstrap, process, tmp_path)
+        wait_committed(bootstrap, APP, run)
         inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
         _kill_brokers(cluster, sig)  # while the run works on the second part
         time.sleep(seconds)
         cluster.start()
         inputs.append(_produce(bootstrap, "in", second[len(second) // 2 :], tmp_path / "third.txt"))
-        _wait_committed(bootstrap, process, tmp_path)  # the run went on by itself
-        _stop_run(process, tmp_path)
+        wait_committed(bootstrap, APP, run)  # the run went on by itself
+        assert run.stop() == 0, run.tail()
     finally:
-        _kill_group(process)
+        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 
@@ -157,15 +108,15 @@ def test_a_run_started_while_the_broker_is_down_waits_for_it(cluster, ray_cluste
     first, second = _halves(seed=77)
     inputs = [_produce(bootstrap, "in", first + second, tmp_path / "all.txt")]
     _kill_brokers(cluster, signal.SIGKILL)
-    process = _start_run(bootstrap, tmp_path)
+    run = _start_run(bootstrap, tmp_path)
     try:
         time.sleep(8)
-        assert process.poll() is None, (tmp_path / "run.log").read_text(errors="replace")
+        assert run.process.poll() is None, run.tail()
         cluster.start()
-        _wait_committed(bootstrap, process, tmp_path)
-        _stop_run(process, tmp_path)
+        wait_committed(bootstrap, APP, run)
+        assert run.stop() == 0, run.tail()
     finally:
-        _kill_group(process)
+        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 
@@ -174,11 +125,11 @@ def test_a_run_gives_up_after_the_task_timeout_with_one_line(cluster, tmp_path) 
     admin.create_topic(bootstrap, "in", partitions=1)
     _produce(bootstrap, "in", b"a b\n" * 100, tmp_path / "in.txt")
     _kill_brokers(cluster, signal.SIGKILL)
-    process = _start_run(bootstrap, tmp_path, "--until-end", "--task-timeout", "5")
+    run = _start_run(bootstrap, tmp_path, "--until-end", "--task-timeout", "5")
     try:
-        code = process.wait(timeout=120)
+        code = run.process.wait(timeout=120)
     finally:
-        _kill_group(process)
+        run.kill()
     log = (tmp_path / "run.log").read_text(errors="replace")
     assert code == 8 and f"no Kafka broker answers at {bootstrap}" in log and "Traceback" not in log
 
@@ -188,19 +139,19 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
     admin.create_topic(bootstrap, "in", partitions=2, replication_factor=3, configs={"min.insync.replicas": "2"})
     first, second = _halves(seed=33)
     inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
-    process = _start_run(bootstrap, tmp_path)
+    run = _start_run(bootstrap, tmp_path)
     try:
-        _wait_committed(bootstrap, process, tmp_path)
+        wait_committed(bootstrap, APP, run)
         for topic in (f"{APP}-repartition", f"{APP}-state-changelog", "out"):
-            info = _retrying(admin.describe_topic, bootstrap, topic)
+            info = retrying(admin.describe_topic, bootstrap, topic)
             assert {len(p.replicas) for p in info.partitions} == {3}, topic
             assert info.configs["min.insync.replicas"] == "2", topic
         inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
         os.kill(cluster3.pids()[1], signal.SIGKILL)
-        _wait_committed(bootstrap, process, tmp_path)
-        _stop_run(process, tmp_path)
+        wait_committed(bootstrap, APP, run)
+        assert run.stop() == 0, run.tail()
     finally:
-        _kill_group(process)
+        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 

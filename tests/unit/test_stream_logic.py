@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -402,3 +403,29 @@ def test_a_refused_purge_does_not_fail_the_commit(tmp_path: Path) -> None:
     worker._position, worker._committed = 4, 0
     asyncio.run(worker._commit(consumer, tp, _RefusingAdmin(), purge=True))
     assert consumer.commits == [{tp: 4}] and dict(worker.reducer.store.items()) == {b"a": 1}
+
+
+# -- the fault hook -----------------------------------------------------------------------------
+
+
+def test_a_fault_point_acts_once_at_its_nth_pass(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    flag = tmp_path / "fired"
+    script = "from mrkafka import faults\nfor i in range(5):\n    faults.point('restore')\n    print(i, flush=True)\n"
+    env = {"MRKAFKA_FAULT": "restore:3", "MRKAFKA_FAULT_ONCE": str(flag), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == -9 and first.stdout.split() == ["0", "1"]  # SIGKILLed at the 3rd pass
+    assert int(flag.read_text()) > 0  # the pid of the process it killed
+    again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and again.stdout.split() == ["0", "1", "2", "3", "4"]  # once per flag
+
+
+def test_a_fault_spec_that_names_no_point_is_refused() -> None:
+    from mrkafka.faults import _parse
+
+    assert _parse("finish:2:stop") == ("finish", 2, signal.SIGSTOP)
+    for bad in ("finsh:1", "finish:0", "finish:x", "finish:1:pause"):
+        with pytest.raises(ValueError, match="expected POINT:N"):
+            _parse(bad)

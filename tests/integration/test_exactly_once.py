@@ -1,0 +1,126 @@
+"""Exactly once, proven by killing and stalling the processes of stream runs.
+
+The soaks (``tests/soak.py``) start a broker of their own; the stall and zombie tests a
+cluster of their own. Each ends with a bounded run compared with batch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from mrkafka.kafka import admin
+from tests.integration.test_stream_faults import _check_against_batch, _halves, _produce, cluster  # noqa: F401
+from tests.soak import SCRIPTED, SoakResult, compare_with_batch, soak
+from tests.stream_process import StreamRun, committed_sum, retrying, wait_committed
+
+pytestmark = pytest.mark.integration
+
+APP = "outage"  # the application the faults tests' bounded check runs
+
+
+def test_exactly_once_survives_kills_of_every_process(tmp_path: Path) -> None:
+    result = soak(tmp_path, kills=8, guarantee="exactly-once", seed=3)
+    print(result.report())
+    assert sum(result.kills.values()) >= 8
+    assert result.passed, result.report()
+
+
+def test_the_soak_sees_what_at_least_once_gets_wrong(tmp_path: Path) -> None:
+    # A map worker killed after producing and before committing its offsets replays input
+    # whose blocks were already counted: the soak must find those keys.
+    result = soak(tmp_path, kills=3, guarantee="at-least-once", seed=3)
+    print(result.report())
+    assert result.kills[f"point {SCRIPTED[0]}"] == 1
+    assert result.differing_parts > 0 and not result.passed
+
+
+def _reducers_caught_up(bootstrap: str, run: StreamRun, timeout: float = 240) -> None:
+    """Until the reducers committed the repartition topic's last stable offsets."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, ends = retrying(admin.topic_offsets, bootstrap, f"{APP}-repartition", "read_committed")
+        if committed_sum(bootstrap, f"{APP}-reducers", f"{APP}-repartition") >= sum(ends.values()):
+            return
+        assert run.process.poll() is None, run.tail()
+        time.sleep(0.2)
+    pytest.fail("the reducers did not catch up: " + run.tail())
+
+
+def _stalled(flag: Path, run: StreamRun, timeout: float = 120) -> int:
+    """The pid of the process that stopped itself at its fault point (written to ``flag``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if flag.exists() and flag.read_bytes().endswith(b"\n"):
+            return int(flag.read_bytes())
+        assert run.process.poll() is None, run.tail()
+        time.sleep(0.1)
+    pytest.fail("no process reached its fault point: " + run.tail())
+
+
+def _check(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
+    """The bounded run's parts equal batch; so does the output topic, read_committed; no
+    transaction is left open."""
+    _check_against_batch(bootstrap, inputs, tmp_path, reducers)
+    result = compare_with_batch(bootstrap, tmp_path, SoakResult(), app=APP)
+    assert result.passed, result.report()
+
+
+def test_a_map_worker_stalled_past_its_session_is_fenced(cluster, ray_cluster, tmp_path: Path) -> None:  # noqa: F811
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=41)
+    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    # The worker stops itself with its blocks written in a transaction it has not committed.
+    flag = tmp_path / "stalled"
+    run = StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log",
+                    env={"MRKAFKA_FAULT": "map-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)})  # fmt: skip
+    try:
+        stalled = _stalled(flag, run)
+        inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
+        time.sleep(15)  # past its 10 s session: its partitions move, their new producers fence it
+        inputs.append(_produce(bootstrap, "in", second[len(second) // 2 :], tmp_path / "third.txt"))
+        os.kill(stalled, signal.SIGCONT)  # it goes on committing: fenced, it must rejoin and write nothing
+        wait_committed(bootstrap, APP, run)
+        assert run.stop() == 0, run.tail()
+        assert "task migrated=" in run.tail()  # the worker's own account of being fenced
+    finally:
+        run.kill()
+    _check(bootstrap, inputs, tmp_path)
+
+
+def test_a_zombie_reducer_is_fenced_by_its_replacement(cluster, ray_cluster, tmp_path: Path) -> None:  # noqa: F811
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=43)
+    parts = [first] + [second[len(second) * i // 3 : len(second) * (i + 1) // 3] for i in range(3)]
+    inputs = [_produce(bootstrap, "in", parts[0], tmp_path / "in0.txt")]
+    one, flag = ("--reducers", "1"), tmp_path / "stalled"
+    # The reducer stops itself with changelog and output records in an open transaction.
+    old = StreamRun(bootstrap, APP, tmp_path / "state-old", tmp_path / "old.log", *one,
+                    env={"MRKAFKA_FAULT": "reduce-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)})  # fmt: skip
+    new = None
+    try:
+        zombie = _stalled(flag, old)
+        inputs.append(_produce(bootstrap, "in", parts[1], tmp_path / "in1.txt"))
+        # A second run of the application: its reducer fences the stalled one and takes over.
+        new = StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "new.log", *one)
+        wait_committed(bootstrap, APP, new)
+        _reducers_caught_up(bootstrap, new)
+        os.kill(zombie, signal.SIGCONT)  # it goes on committing where it stopped
+        inputs.append(_produce(bootstrap, "in", parts[2], tmp_path / "in2.txt"))
+        assert old.process.wait(timeout=180) == 7, old.tail()
+        assert "another instance took over repartition partition 0" in old.tail()
+        inputs.append(_produce(bootstrap, "in", parts[3], tmp_path / "in3.txt"))
+        wait_committed(bootstrap, APP, new)
+        _reducers_caught_up(bootstrap, new)
+        assert new.stop() == 0, new.tail()
+    finally:
+        old.kill()
+        if new is not None:
+            new.kill()
+    _check(bootstrap, inputs, tmp_path, reducers=1)
