@@ -44,7 +44,7 @@ MRKAFKA = [sys.executable, "-m", "mrkafka.cli"]
 DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
 SYSTEMS = (
     "python", "pyarrow", "dask", "ray-data", "pyspark", "mrkafka-ray", "mrkafka-inline",
-    "mrkafka-stream", "mrkafka-stream-demo", "kafka-streams-demo",
+    "mrkafka-stream", "mrkafka-stream-at-least-once", "mrkafka-stream-demo", "kafka-streams-demo",
 )  # fmt: skip
 # WordCountDemo's fixed topic names and application id.
 DEMO_INPUT, DEMO_OUTPUT, DEMO_APP = "streams-plaintext-input", "streams-wordcount-output", "streams-wordcount"
@@ -271,19 +271,21 @@ class Bench:
     def broker_pids(self) -> list[int]:
         return list(self.cluster.pids().values())
 
-    def mrkafka_stream(self, demo: bool) -> None:
+    def mrkafka_stream(self, demo: bool, guarantee: str = "exactly-once") -> None:
         bootstrap = self.kafka().bootstrap_servers
         system = "mrkafka-stream-demo" if demo else "mrkafka-stream"
-        out = self.workdir / system
-        cmd = [*MRKAFKA, "run", JOB, "--stream", "--input-topic", DEMO_INPUT, "--application-id", system,
-               "--until-end", "--output", str(out), "--bootstrap-servers", bootstrap,
+        system += "" if guarantee == "exactly-once" else f"-{guarantee}"
+        out = self.workdir / f"{system}-{len(self.results)}"
+        # An application of its own per run: a system asked for twice runs twice, from the start.
+        cmd = [*MRKAFKA, "run", JOB, "--stream", "--input-topic", DEMO_INPUT, "--application-id", out.name,
+               "--until-end", "--output", str(out), "--bootstrap-servers", bootstrap, "--guarantee", guarantee,
                "--state-dir", str(self.workdir / "state"), *(DEMO_PARAMS if demo else [])]  # fmt: skip
         seconds, peak, proc = measure(cmd, self.broker_pids())
         match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", proc.stderr)
         p50, p99 = (float(match.group(1)), float(match.group(2))) if match else (None, None)
         self.record(system, self.stream_corpus, seconds, peak, proc.returncode, proc.stderr, out,
                     tokenizer="lower, \\W+" if demo else "bytes.split", latency_p50_ms=p50, latency_p99_ms=p99,
-                    note="bounded (--until-end); the broker's memory included")  # fmt: skip
+                    note=f"bounded (--until-end), {guarantee}; the broker's memory included")  # fmt: skip
 
     @staticmethod
     def _demo_caught_up(bootstrap: str, input_ends: dict[int, int]) -> bool:
@@ -410,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1GiB", help="size of the generated corpus (default 1GiB)")
     parser.add_argument("--input", help="a corpus file to use instead of the generated one")
     parser.add_argument("--stream-size", help="a smaller generated corpus for the Kafka rows")
-    parser.add_argument("--only", help=f"comma-separated systems (of {', '.join(SYSTEMS)}); python always runs")
+    parser.add_argument("--only", help=f"comma-separated systems (of {', '.join(SYSTEMS)}), in that order, a system "
+                        "named twice running twice; python always runs")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON, markdown and PNG go")
     args = parser.parse_args(argv)
@@ -428,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": bench.python, "pyarrow": bench.pyarrow, "dask": bench.dask, "ray-data": bench.ray_data,
         "pyspark": bench.pyspark, "mrkafka-ray": lambda: bench.mrkafka("ray"),
         "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": lambda: bench.mrkafka_stream(False),
+        "mrkafka-stream-at-least-once": lambda: bench.mrkafka_stream(False, "at-least-once"),
         "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True), "kafka-streams-demo": bench.kafka_streams_demo,
     }  # fmt: skip
     try:
