@@ -243,9 +243,14 @@ class Outbox(BatchSender):
             await self.producer.commit_transaction()
             self._open = False
 
-    async def abort(self) -> None:
-        """Drop what was appended since the last commit (the transaction, if one is open)."""
+    async def abort(self, timeout: float = 2.0) -> None:
+        """Drop what was appended since the last commit. An open transaction is aborted if the
+        producer still can (a fenced one cannot) and the broker answers within ``timeout``; if
+        not, the task's next producer aborts it as it starts, or the broker once it timed out."""
         self.discard()
         if self._open:
             self._open = False
-            await self.producer.abort_transaction()
+            try:
+                await asyncio.wait_for(self.producer.abort_transaction(), timeout)
+            except Exception as exc:  # an abort that fails must not replace the error that led here
+                log.debug("aborting a transaction failed: %r", exc)

@@ -343,13 +343,13 @@ class MapWorker(ConsumerRebalanceListener):
                 consumer.seek(tp, committed)
 
     async def _close_tasks(self, tasks: set[TopicPartition]) -> None:
-        """Close the tasks' producers, dropping what they did not commit."""
+        """Close the tasks' producers, aborting what they did not commit."""
         for tp in tasks:
             self.mapper.drop({tp.partition})
             self._positions.pop(tp, None)
             outbox = self._outboxes.pop(tp, None)
             if outbox is not None:
-                outbox.discard()
+                await outbox.abort()
                 await client.close_quietly(outbox.producer)
 
     # Rebalance: commit a task before its partition moves to another worker; start a task when
@@ -461,18 +461,28 @@ class ReduceWorker:
                 consumer.assign([tp])
                 self._position = await _call(consumer.position(tp), self.config, "reading a position")
                 self._committed = self._position
+                try:
+                    await self._process(consumer, tp, admin, backoff)
+                except Exception:
+                    await self._outbox.abort()
+                    raise
+
+    async def _process(self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient,
+                       backoff: Backoff) -> None:  # fmt: skip
+        """Merge and commit until stopped."""
+        config = self.config
+        last_commit = time.monotonic()
+        while not self._stop.is_set():
+            batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
+            records = batches.get(tp, [])
+            if records:
+                await asyncio.to_thread(self._merge, records)
+            self._position = await _call(consumer.position(tp), config, "reading a position")
+            if time.monotonic() - last_commit >= config.commit_interval_ms / 1000:
+                await self._commit(consumer, tp, admin)
+                backoff.reset()
                 last_commit = time.monotonic()
-                while not self._stop.is_set():
-                    batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
-                    records = batches.get(tp, [])
-                    if records:
-                        await asyncio.to_thread(self._merge, records)
-                    self._position = await _call(consumer.position(tp), self.config, "reading a position")
-                    if time.monotonic() - last_commit >= config.commit_interval_ms / 1000:
-                        await self._commit(consumer, tp, admin)
-                        backoff.reset()
-                        last_commit = time.monotonic()
-                await self._commit(consumer, tp, admin, purge=True)  # a graceful stop; never after a failure
+        await self._commit(consumer, tp, admin, purge=True)  # a graceful stop; never after a failure
 
     def _merge(self, records: list[Any]) -> None:
         for record in records:
