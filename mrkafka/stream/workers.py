@@ -357,7 +357,8 @@ class MapWorker(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if self._in_flight in revoked:
             self._lost.add(self._in_flight)  # what it held before this poll is committed below
-        faults.point("map-revoked")
+        if revoked:
+            faults.point("map-revoked")
         try:
             await self._commit(set(revoked))
         except Exception as exc:
@@ -462,13 +463,13 @@ class ReduceWorker:
                 self._position = await _call(consumer.position(tp), self.config, "reading a position")
                 self._committed = self._position
                 try:
-                    await self._process(consumer, tp, admin, backoff)
+                    await self._merge_and_commit(consumer, tp, admin, backoff)
                 except Exception:
                     await self._outbox.abort()
                     raise
 
-    async def _process(self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient,
-                       backoff: Backoff) -> None:  # fmt: skip
+    async def _merge_and_commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient,
+                                backoff: Backoff) -> None:  # fmt: skip
         """Merge and commit until stopped."""
         config = self.config
         last_commit = time.monotonic()
