@@ -1,10 +1,13 @@
-"""Test helpers: the independent word-count oracle, a reader of part files, messy input."""
+"""Test helpers: the independent word-count oracle, a reader of part files, messy input, free ports."""
 
 from __future__ import annotations
 
 import collections
 import functools
+import random
 from pathlib import Path
+
+from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -86,3 +89,24 @@ def write_job(directory: Path, source: str, name: str = "job.py") -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(source))
     return path
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int) -> int:
+    """A first client port such that a cluster of ``count`` nodes finds all its ports free.
+
+    Below the ephemeral range: while a broker is down, clients retrying a connection to an
+    ephemeral port can be handed that very port and connect to themselves, taking it."""
+    top = min(_ephemeral_start(), 40000) - CONTROLLER_PORT_OFFSET - count
+    for _ in range(100):
+        port = random.randrange(15000, top)
+        wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
+        if all(port_free(p) for p in wanted):
+            return port
+    raise RuntimeError("no free ports")

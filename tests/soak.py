@@ -40,8 +40,7 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster
 from mrkafka.kafka.serdes import deserialize_long
-from tests.helpers import WORDCOUNT, messy_corpus, read_parts, tricky_corpus
-from tests.integration.conftest import free_ports
+from tests.helpers import WORDCOUNT, free_ports, messy_corpus, read_parts, tricky_corpus
 from tests.stream_process import StreamRun, committed_sum, retrying
 
 APP = "soak"

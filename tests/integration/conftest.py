@@ -7,13 +7,13 @@ when the session ends, whether tests passed or not.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import uuid
 
 import pytest
 
-from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
+from mrkafka.kafka.launcher import Cluster
+from tests.helpers import free_ports
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
@@ -33,27 +33,6 @@ def runner(request) -> str:
     if request.param == "ray":
         request.getfixturevalue("ray_cluster")
     return request.param
-
-
-def _ephemeral_start() -> int:
-    try:
-        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_ports(count: int) -> int:
-    """A first client port such that a cluster of ``count`` nodes finds all its ports free.
-
-    Below the ephemeral range: while a broker is down, clients retrying a connection to an
-    ephemeral port can be handed that very port and connect to themselves, taking it."""
-    top = min(_ephemeral_start(), 40000) - CONTROLLER_PORT_OFFSET - count
-    for _ in range(100):
-        port = random.randrange(15000, top)
-        wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
-        if all(port_free(p) for p in wanted):
-            return port
-    raise RuntimeError("no free ports")
 
 
 def _cluster(tmp_path_factory, brokers: int):

@@ -18,8 +18,7 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.launcher import Cluster, tool_command
 from mrkafka.kafka.serdes import serialize_long
 from mrkafka.partition import murmur2, to_positive
-from tests.helpers import messy_corpus
-from tests.integration.conftest import free_ports
+from tests.helpers import free_ports, messy_corpus
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,7 @@ import pytest
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster
-from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
-from tests.integration.conftest import free_ports
+from tests.helpers import WORDCOUNT, free_ports, messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 from tests.stream_process import StreamRun, retrying, wait_committed
 
