@@ -1,4 +1,6 @@
-"""Starting and stopping aiokafka clients, classifying their errors, and retrying.
+"""Starting and stopping aiokafka clients, classifying their errors, retrying, and writing:
+``BatchSender`` batches records to explicit partitions, and ``Outbox`` commits a task's
+records with its input offsets (one transaction under exactly once).
 
 Errors are classified as Kafka Streams does: *retriable* (the broker or a leader is away
 for a while: back off and retry), *task migrated* (the consumer group took a partition
