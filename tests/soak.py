@@ -136,11 +136,9 @@ def _kill(run: StreamRun, target: str, rng: random.Random) -> str:
     if target == "driver":
         run.kill()
         return target
-    pids: list[int] = []
-    _until(lambda: bool(pids.extend(run.workers(target)) or pids), run, 30)
-    if not pids:
+    if not _until(lambda: bool(run.workers(target)), run, 30):  # one may be restarting
         raise AssertionError(f"no {target} process: {run.tail()}")
-    os.kill(rng.choice(pids), signal.SIGKILL)
+    os.kill(rng.choice(run.workers(target)), signal.SIGKILL)
     return target
 
 
@@ -185,8 +183,8 @@ def soak(workdir: Path, kills: int = 8, guarantee: str = "exactly-once", seed: i
                 fault = {"MRKAFKA_FAULT": f"{point}:{nth}", "MRKAFKA_FAULT_ONCE": str(flag)}
                 # A memory store restores in full at every start: the restore point is then passed.
                 state = "memory" if point == "restore" else "rocksdb"
-                run = StreamRun(bootstrap, APP, state_dir, log, "--state", state, "--guarantee", guarantee, env=fault)
-                try:
+                options = ("--state", state, "--guarantee", guarantee)
+                with StreamRun(bootstrap, APP, state_dir, log, *options, env=fault) as run:
                     if killed_at is not None:
                         result.recovery_s.append(commits.next_after(killed_at, run))
                         killed_at = None
@@ -213,32 +211,25 @@ def soak(workdir: Path, kills: int = 8, guarantee: str = "exactly-once", seed: i
                         code = run.stop()
                         if code != 0:
                             raise AssertionError(f"a graceful stop exited {code}: {run.tail()}")
-                finally:
-                    run.kill()
                 iteration += 1
 
         # A bounded run killed between a reducer's end and its part file (Ray starts it again and
         # the part is written), then one whose driver dies while committing the output; a new
         # run replaces that output.
+        def bounded(output: str, **env: str) -> tuple[int, StreamRun]:
+            """A bounded run writing part files to ``workdir/output``: its exit code, and it."""
+            options = ("--state", "rocksdb", "--guarantee", guarantee, "--until-end", "--output", str(workdir / output))
+            with StreamRun(bootstrap, APP, state_dir, log, *options, "--overwrite", env=env) as run:
+                return run.process.wait(timeout=600), run
+
         for point, output in (("finish", "S1"), ("commit-output", "S")):
             flag = workdir / f"fault-{point}"
-            run = StreamRun(bootstrap, APP, state_dir, log, "--state", "rocksdb", "--guarantee", guarantee,
-                            "--until-end", "--output", str(workdir / output), "--overwrite",
-                            env={"MRKAFKA_FAULT": f"{point}:1", "MRKAFKA_FAULT_ONCE": str(flag)})  # fmt: skip
-            try:
-                code = run.process.wait(timeout=600)
-            finally:
-                run.kill()
+            code, run = bounded(output, MRKAFKA_FAULT=f"{point}:1", MRKAFKA_FAULT_ONCE=str(flag))
             if not flag.exists():
                 raise AssertionError(f"the bounded run never reached {point}: {run.tail()}")
             result.kills[f"point {point}"] += 1
             say(f"  kill {sum(result.kills.values())}: point {point} (exit {code})")
-        run = StreamRun(bootstrap, APP, state_dir, log, "--state", "rocksdb", "--guarantee", guarantee,
-                        "--until-end", "--output", str(workdir / "S"), "--overwrite")  # fmt: skip
-        try:
-            code = run.process.wait(timeout=600)
-        finally:
-            run.kill()
+        code, run = bounded("S")
         if code != 0:
             raise AssertionError(f"the final bounded run exited {code}: {run.tail()}")
 

@@ -32,6 +32,12 @@ class StreamRun:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                             env={**os.environ, "RAY_ADDRESS": "", **(env or {})})  # fmt: skip
 
+    def __enter__(self) -> StreamRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
     @property
     def pid(self) -> int:
         return self.process.pid

@@ -55,6 +55,18 @@ def kafka_cluster3(tmp_path_factory):
 
 
 @pytest.fixture
+def cluster(tmp_path_factory):
+    """A broker of the test's own, for fault tests that kill it or stall its clients."""
+    yield from _cluster(tmp_path_factory, 1)
+
+
+@pytest.fixture
+def cluster3(tmp_path_factory):
+    """Three brokers of the test's own."""
+    yield from _cluster(tmp_path_factory, 3)
+
+
+@pytest.fixture
 def bootstrap(kafka_cluster) -> str:
     return kafka_cluster.bootstrap_servers
 

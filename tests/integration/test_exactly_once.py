@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mrkafka.kafka import admin
-from tests.integration.test_stream_faults import _check_against_batch, _halves, _produce, cluster  # noqa: F401
+from tests.integration.test_stream_faults import _check_against_batch, _halves, _produce
 from tests.soak import SCRIPTED, SoakResult, compare_with_batch, soak
 from tests.stream_process import StreamRun, committed_sum, retrying, wait_committed
 
@@ -70,16 +70,15 @@ def _check(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2
     assert result.passed, result.report()
 
 
-def test_a_map_worker_stalled_past_its_session_is_fenced(cluster, ray_cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_a_map_worker_stalled_past_its_session_is_fenced(cluster, ray_cluster, tmp_path: Path) -> None:
     bootstrap = cluster.bootstrap_servers
     admin.create_topic(bootstrap, "in", partitions=2)
     first, second = _halves(seed=41)
     inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
     # The worker stops itself with its blocks written in a transaction it has not committed.
     flag = tmp_path / "stalled"
-    run = StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log",
-                    env={"MRKAFKA_FAULT": "map-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)})  # fmt: skip
-    try:
+    stall = {"MRKAFKA_FAULT": "map-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)}
+    with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log", env=stall) as run:
         stalled = _stalled(flag, run)
         inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
         time.sleep(15)  # past its 10 s session: its partitions move, their new producers fence it
@@ -88,12 +87,10 @@ def test_a_map_worker_stalled_past_its_session_is_fenced(cluster, ray_cluster, t
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
         assert "task migrated=" in run.tail()  # the worker's own account of being fenced
-    finally:
-        run.kill()
     _check(bootstrap, inputs, tmp_path)
 
 
-def test_a_zombie_reducer_is_fenced_by_its_replacement(cluster, ray_cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_a_zombie_reducer_is_fenced_by_its_replacement(cluster, ray_cluster, tmp_path: Path) -> None:
     bootstrap = cluster.bootstrap_servers
     admin.create_topic(bootstrap, "in", partitions=2)
     first, second = _halves(seed=43)
@@ -101,26 +98,20 @@ def test_a_zombie_reducer_is_fenced_by_its_replacement(cluster, ray_cluster, tmp
     inputs = [_produce(bootstrap, "in", parts[0], tmp_path / "in0.txt")]
     one, flag = ("--reducers", "1"), tmp_path / "stalled"
     # The reducer stops itself with changelog and output records in an open transaction.
-    old = StreamRun(bootstrap, APP, tmp_path / "state-old", tmp_path / "old.log", *one,
-                    env={"MRKAFKA_FAULT": "reduce-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)})  # fmt: skip
-    new = None
-    try:
+    stall = {"MRKAFKA_FAULT": "reduce-produced:1:stop", "MRKAFKA_FAULT_ONCE": str(flag)}
+    with StreamRun(bootstrap, APP, tmp_path / "state-old", tmp_path / "old.log", *one, env=stall) as old:
         zombie = _stalled(flag, old)
         inputs.append(_produce(bootstrap, "in", parts[1], tmp_path / "in1.txt"))
         # A second run of the application: its reducer fences the stalled one and takes over.
-        new = StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "new.log", *one)
-        wait_committed(bootstrap, APP, new)
-        _reducers_caught_up(bootstrap, new)
-        os.kill(zombie, signal.SIGCONT)  # it goes on committing where it stopped
-        inputs.append(_produce(bootstrap, "in", parts[2], tmp_path / "in2.txt"))
-        assert old.process.wait(timeout=180) == 7, old.tail()
-        assert "another instance took over repartition partition 0" in old.tail()
-        inputs.append(_produce(bootstrap, "in", parts[3], tmp_path / "in3.txt"))
-        wait_committed(bootstrap, APP, new)
-        _reducers_caught_up(bootstrap, new)
-        assert new.stop() == 0, new.tail()
-    finally:
-        old.kill()
-        if new is not None:
-            new.kill()
+        with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "new.log", *one) as new:
+            wait_committed(bootstrap, APP, new)
+            _reducers_caught_up(bootstrap, new)
+            os.kill(zombie, signal.SIGCONT)  # it goes on committing where it stopped
+            inputs.append(_produce(bootstrap, "in", parts[2], tmp_path / "in2.txt"))
+            assert old.process.wait(timeout=180) == 7, old.tail()
+            assert "another instance took over repartition partition 0" in old.tail()
+            inputs.append(_produce(bootstrap, "in", parts[3], tmp_path / "in3.txt"))
+            wait_committed(bootstrap, APP, new)
+            _reducers_caught_up(bootstrap, new)
+            assert new.stop() == 0, new.tail()
     _check(bootstrap, inputs, tmp_path, reducers=1)

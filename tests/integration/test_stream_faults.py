@@ -17,33 +17,13 @@ import pytest
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster
-from tests.helpers import WORDCOUNT, free_ports, messy_corpus, oracle_wordcount, real_text
+from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 from tests.stream_process import StreamRun, retrying, wait_committed
 
 pytestmark = pytest.mark.integration
 
 APP = "outage"
-
-
-def _cluster(tmp_path_factory, brokers: int) -> Cluster:
-    cluster = Cluster(tmp_path_factory.mktemp(f"kafka-faults{brokers}"), brokers=brokers, port=free_ports(brokers))
-    cluster.start()
-    return cluster
-
-
-@pytest.fixture
-def cluster(tmp_path_factory):
-    cluster = _cluster(tmp_path_factory, 1)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-def cluster3(tmp_path_factory):
-    cluster = _cluster(tmp_path_factory, 3)
-    yield cluster
-    cluster.stop()
 
 
 def _halves(seed: int) -> tuple[bytes, bytes]:
@@ -86,8 +66,7 @@ def test_an_unbounded_run_outlives_a_broker_outage(cluster, ray_cluster, tmp_pat
     admin.create_topic(bootstrap, "in", partitions=2)
     first, second = _halves(seed=seconds + sig)
     inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
-    run = _start_run(bootstrap, tmp_path)
-    try:
+    with _start_run(bootstrap, tmp_path) as run:
         wait_committed(bootstrap, APP, run)
         inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
         _kill_brokers(cluster, sig)  # while the run works on the second part
@@ -96,8 +75,6 @@ def test_an_unbounded_run_outlives_a_broker_outage(cluster, ray_cluster, tmp_pat
         inputs.append(_produce(bootstrap, "in", second[len(second) // 2 :], tmp_path / "third.txt"))
         wait_committed(bootstrap, APP, run)  # the run went on by itself
         assert run.stop() == 0, run.tail()
-    finally:
-        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 
@@ -107,15 +84,12 @@ def test_a_run_started_while_the_broker_is_down_waits_for_it(cluster, ray_cluste
     first, second = _halves(seed=77)
     inputs = [_produce(bootstrap, "in", first + second, tmp_path / "all.txt")]
     _kill_brokers(cluster, signal.SIGKILL)
-    run = _start_run(bootstrap, tmp_path)
-    try:
+    with _start_run(bootstrap, tmp_path) as run:
         time.sleep(8)
         assert run.process.poll() is None, run.tail()
         cluster.start()
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
-    finally:
-        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 
@@ -124,11 +98,8 @@ def test_a_run_gives_up_after_the_task_timeout_with_one_line(cluster, tmp_path) 
     admin.create_topic(bootstrap, "in", partitions=1)
     _produce(bootstrap, "in", b"a b\n" * 100, tmp_path / "in.txt")
     _kill_brokers(cluster, signal.SIGKILL)
-    run = _start_run(bootstrap, tmp_path, "--until-end", "--task-timeout", "5")
-    try:
+    with _start_run(bootstrap, tmp_path, "--until-end", "--task-timeout", "5") as run:
         code = run.process.wait(timeout=120)
-    finally:
-        run.kill()
     log = (tmp_path / "run.log").read_text(errors="replace")
     assert code == 8 and f"no Kafka broker answers at {bootstrap}" in log and "Traceback" not in log
 
@@ -138,8 +109,7 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
     admin.create_topic(bootstrap, "in", partitions=2, replication_factor=3, configs={"min.insync.replicas": "2"})
     first, second = _halves(seed=33)
     inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
-    run = _start_run(bootstrap, tmp_path)
-    try:
+    with _start_run(bootstrap, tmp_path) as run:
         wait_committed(bootstrap, APP, run)
         for topic in (f"{APP}-repartition", f"{APP}-state-changelog", "out"):
             info = retrying(admin.describe_topic, bootstrap, topic)
@@ -149,8 +119,6 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
         os.kill(cluster3.pids()[1], signal.SIGKILL)
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
-    finally:
-        run.kill()
     _check_against_batch(bootstrap, inputs, tmp_path)
 
 
