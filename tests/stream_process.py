@@ -97,14 +97,18 @@ def committed_sum(bootstrap: str, group: str, topic: str) -> int:
 
 
 def wait_committed(bootstrap: str, app: str, run: StreamRun | None, timeout: float = 240) -> None:
-    """Until group ``app`` committed the input's end offsets (the run is then idle), or fail."""
-    _, ends = retrying(admin.topic_offsets, bootstrap, "in", "read_committed")
+    """Until group ``app`` committed the input's end offsets (the run is then idle), or fail.
+
+    The ends are read until they name partitions: right after a topic is created, a node of a
+    cluster can still describe it without any, and a wait on no partition would end at once."""
+    ends: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if run is not None and run.process.poll() is not None:
             raise AssertionError("the run ended: " + run.tail())
+        ends = ends or retrying(admin.topic_offsets, bootstrap, "in", "read_committed")[1]
         committed = retrying(admin.committed_offsets, bootstrap, app, "in")
-        if all(committed.get(p, 0) >= end for p, end in ends.items()):
+        if ends and all(committed.get(p, 0) >= end for p, end in ends.items()):
             return
         time.sleep(0.2)
     raise AssertionError(f"not committed within {timeout} s: " + (run.tail() if run is not None else ""))

@@ -175,24 +175,25 @@ def run_stream(
     started = time.monotonic()
     counters, latency = Counters(), LatencyHistogram()
     with ray_session(ray_address), _sigterm_as_interrupt():
-        ship_job_by_value(spec.job_cls)
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        n_mappers = mappers or max(1, min(input_partitions, cpus))
-        options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
-        reduce_actors = [
-            ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
-            for k in range(reducers)
-        ]
-        map_actors = [
-            ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
-            for i in range(n_mappers)
-        ]
-        get_result([a.ready.remote() for a in map_actors])  # then they join group APP together
-        map_runs = [a.run.remote(bounds) for a in map_actors]
-        reduce_runs = [a.run.remote() for a in reduce_actors]
+        map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
         failed = True
         interrupted = False
-        try:
+        try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
+            ship_job_by_value(spec.job_cls)
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            n_mappers = mappers or max(1, min(input_partitions, cpus))
+            options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
+            reduce_actors = [
+                ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
+                for k in range(reducers)
+            ]
+            map_actors = [
+                ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
+                for i in range(n_mappers)
+            ]
+            get_result([a.ready.remote() for a in map_actors])  # then they join group APP together
+            map_runs = [a.run.remote(bounds) for a in map_actors]
+            reduce_runs = [a.run.remote() for a in reduce_actors]
             if bounds is None:
                 _wait([], map_runs + reduce_runs)  # until a worker fails, or Ctrl-C / SIGTERM
             else:
@@ -261,7 +262,7 @@ def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool) -> N
     if not actors:
         return
     _get_quietly([a.stop.remote() for a in actors])
-    ready, _ = ray.wait(runs, num_returns=len(runs), timeout=STOP_TIMEOUT_S)
+    ready, _ = ray.wait(runs, num_returns=len(runs), timeout=STOP_TIMEOUT_S) if runs else ([], [])
     error = None
     for ref in ready:
         try:
