@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import for_code
+from aiokafka.protocol.metadata import MetadataRequest
 
 from mrkafka.errors import KafkaError, TopicError, TransientKafkaError
 from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, describe, started
@@ -100,17 +101,33 @@ def broker_ids(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> set[int]:
     return _run(_broker_ids(bootstrap, timeout))
 
 
+async def _await_metadata(client: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    """Wait until every broker describes ``partitions`` partitions of ``name``, each with a leader.
+
+    The controller answers a create or alter before the brokers' metadata has the change, and the
+    next client may ask any broker."""
+    nodes = {broker["node_id"] for broker in (await client.describe_cluster())["brokers"]}
+    request = MetadataRequest([name], allow_auto_topic_creation=False)
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
+    while True:
+        for node in sorted(nodes):
+            # aiokafka's describe_topics asks a random node; its _send_request takes the node to ask.
+            (topic,) = (await client._send_request(request, node)).to_object()["topics"]
+            described = topic["partitions"]
+            if not topic["error_code"] and len(described) == partitions and all(p["leader"] >= 0 for p in described):
+                nodes.discard(node)
+        if not nodes:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TransientKafkaError(f"topic {name} was changed; brokers {sorted(nodes)} do not show it yet")
+        await asyncio.sleep(0.05)
+
+
 async def _create(bootstrap: str, topic: NewTopic) -> None:
     async with admin_client(bootstrap) as client:
         response = await client.create_topics([topic])
         _check(response.topic_errors, "cannot create topic")
-        # The controller answers before every broker's metadata has the topic: wait until it does.
-        deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
-        while asyncio.get_running_loop().time() < deadline:
-            (described,) = await client.describe_topics([topic.name])
-            if not described["error_code"] and len(described["partitions"]) == topic.num_partitions:
-                return
-            await asyncio.sleep(0.05)
+        await _await_metadata(client, topic.name, topic.num_partitions)
 
 
 def create_topic(
@@ -161,7 +178,8 @@ def describe_topic(bootstrap: str, name: str) -> TopicInfo:
 async def _alter(bootstrap: str, name: str, count: int) -> None:
     async with admin_client(bootstrap) as client:
         response = await client.create_partitions({name: NewPartitions(count)})
-    _check(response.topic_errors, "cannot alter topic")
+        _check(response.topic_errors, "cannot alter topic")
+        await _await_metadata(client, name, count)
 
 
 def alter_partitions(bootstrap: str, name: str, count: int) -> None:
