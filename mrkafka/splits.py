@@ -84,7 +84,10 @@ def _hidden(path: str) -> bool:
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files named by paths, directories (their visible files) and globs, in a stable order."""
+    """Files named by paths, directories and globs, in a stable order.
+
+    A directory contributes every file below it, recursively (as Hadoop's
+    ``input.dir.recursive``), skipping names that start with ``_`` or ``.`` at any depth."""
     files: list[str] = []
     for given in inputs:
         matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
@@ -92,12 +95,22 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
             raise BadInputError(f"no input matches {given}")
         for path in matches:
             if os.path.isdir(path):
-                files.extend(str(p) for p in sorted(Path(path).iterdir()) if p.is_file() and not _hidden(p.name))
+                files.extend(_files_below(Path(path)))
             elif os.path.isfile(path):
                 files.append(path)
             else:
                 raise BadInputError(f"input not found: {path}")
     return files
+
+
+def _files_below(directory: Path) -> Iterator[str]:
+    for entry in sorted(directory.iterdir()):
+        if _hidden(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():  # a linked directory could loop
+            yield from _files_below(entry)
+        elif entry.is_file():
+            yield str(entry)
 
 
 def plan_splits(files: Iterable[str], block_size: int = DEFAULT_BLOCK_SIZE) -> list[Split]:

@@ -81,8 +81,9 @@ def run_batch(
         raise BadInputError(f"--reducers must be 0 or more, got {reducers}")
     if mappers is not None and mappers < 1:
         raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
-    splits = plan_splits(expand_inputs(inputs), block_size)
-    committer = OutputCommitter(output, overwrite)
+    files = expand_inputs(inputs)
+    committer = OutputCommitter(output, overwrite, files)
+    splits = plan_splits(files, block_size)
     plan = BatchPlan(spec, splits, reducers, fmt, committer.temporary, mappers, ray_address)
     committer.setup()
     try:

@@ -1,0 +1,106 @@
+"""What users get wrong, met where they meet it: the command line. Each answer is one line,
+the README's exit code, and nothing already written is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrkafka.cli import main
+from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr
+
+
+def wordcount(inputs: list[Path], output: Path | str, *extra: str) -> tuple[int, str]:
+    args = [a for path in inputs for a in ("--input", str(path))]
+    return run("run", str(WORDCOUNT), *args, "--output", str(output), "--runner", "inline", *extra)
+
+
+def one_line(err: str) -> bool:
+    return err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory that is someone's project: a .git, a README, an input."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "README.md").write_text("mine\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("a b a\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("output", [".", "..", "data"])
+def test_overwrite_never_deletes_what_mrkafka_did_not_write(checkout: Path, output: str) -> None:
+    before = files_of(checkout)
+    code, err = wordcount([checkout / "data" / "in.txt"], output, "--overwrite")
+    assert code in (2, 4) and one_line(err), err
+    assert files_of(checkout) == before
+
+
+def test_overwrite_refuses_a_directory_with_other_files(checkout: Path) -> None:
+    (checkout / "out").mkdir()
+    (checkout / "out" / "part-r-00000").write_text("a\t1\n")
+    (checkout / "out" / "notes.txt").write_text("keep me\n")
+    code, err = wordcount([checkout / "data"], "out", "--overwrite")
+    assert code == 4 and one_line(err) and "notes.txt" in err
+    assert (checkout / "out" / "notes.txt").read_text() == "keep me\n"
+
+
+def test_overwrite_replaces_a_previous_output(checkout: Path) -> None:
+    assert wordcount([checkout / "data"], "out")[0] == 0
+    (checkout / "data" / "in.txt").write_text("c\n")
+    code, err = wordcount([checkout / "data"], "out", "--overwrite")
+    assert code == 0, err
+    assert read_parts(checkout / "out") == {b"c": b"1"}
+
+
+def test_leftovers_of_a_killed_run_are_replaced(checkout: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = checkout / "out"
+    (out / "_temporary").mkdir(parents=True)
+    (out / "_temporary" / "part-r-00000").write_text("half")
+    (out / "_LOCK").write_text(f"{__import__('socket').gethostname()} {dead.stdout.strip()}\n")
+    code, err = wordcount([checkout / "data"], "out")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001"]
+
+
+def test_an_output_being_written_is_refused(checkout: Path) -> None:
+    import socket
+
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
+        try:
+            (checkout / "out" / "_temporary").mkdir(parents=True)
+            (checkout / "out" / "_LOCK").write_text(f"{socket.gethostname()} {writer.pid}\n")
+            code, err = wordcount([checkout / "data"], "out", "--overwrite")
+            assert code == 4 and one_line(err) and f"process {writer.pid}" in err
+        finally:
+            writer.kill()
+    assert (checkout / "out" / "_temporary").is_dir()
+
+
+def test_input_directories_are_read_recursively(tmp_path: Path) -> None:
+    (tmp_path / "in" / "2026" / "11").mkdir(parents=True)
+    (tmp_path / "in" / "top.txt").write_bytes(b"a b\n")
+    (tmp_path / "in" / "2026" / "11" / "deep.txt").write_bytes(b"b c\n")
+    (tmp_path / "in" / "2026" / "_hidden.txt").write_bytes(b"z\n")
+    (tmp_path / "in" / ".cache").mkdir()
+    (tmp_path / "in" / ".cache" / "x.txt").write_bytes(b"z\n")
+    code, err = wordcount([tmp_path / "in"], tmp_path / "out")
+    assert code == 0, err
+    assert {k: int(v) for k, v in read_parts(tmp_path / "out").items()} == oracle_wordcount(b"a b\nb c\n")
