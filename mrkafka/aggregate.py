@@ -129,7 +129,7 @@ class Aggregation:
 
     def combine(self, table: pa.Table) -> pa.Table:
         """One row per key, the values of each key merged in row order."""
-        if self.builtin and not is_pickled(table):
+        if self.builtin and not is_pickled(table) and not _may_overflow(self.builtin, table):
             op = _ARROW_AGGREGATE[self.builtin]
             merged = table.group_by(KEY, use_threads=False).aggregate([(VALUE, op)])
             return (
@@ -169,6 +169,19 @@ class Aggregation:
         values, value_field = _encode_values(list(held.values()))
         keys = pa.array(list(held), pa.binary())
         return pa.Table.from_arrays([keys, values], schema=_schema(kind, value_field))
+
+
+def _may_overflow(builtin: str, table: pa.Table) -> bool:
+    """Whether an int64 sum over ``table`` could wrap (Arrow's hash sum wraps silently).
+
+    Then the values are summed as Python integers, which are exact; the partial holds them
+    pickled where they outgrow int64."""
+    values = table.column(VALUE)
+    if _ARROW_AGGREGATE[builtin] != "sum" or not pa.types.is_integer(values.type) or not table.num_rows:
+        return False
+    bounds = pc.min_max(values)
+    largest = max(abs(bounds["min"].as_py() or 0), abs(bounds["max"].as_py() or 0))
+    return largest * table.num_rows > np.iinfo(np.int64).max
 
 
 class Accumulator:
@@ -214,14 +227,17 @@ class Accumulator:
         tables = ([self._held_table] if self._held_table is not None else []) + self._buffer
         self._held_table = self.aggregation.combine(_concat(tables))
         self._buffer, self._buffered_rows = [], 0
+        if is_pickled(self._held_table):  # sums outgrew int64: hold Python integers from now on
+            self.aggregation.merge_table(self._held_dict, self._held_table)
+            self._held_table = None
 
     def result(self) -> pa.Table:
         """One row per key (in no particular order)."""
         kind = self.kind or "bytes"
-        if self._held_dict:
-            return self.aggregation.to_partial(self._held_dict, kind)
         if self._buffer:
             self._flush()
+        if self._held_dict:
+            return self.aggregation.to_partial(self._held_dict, kind)
         return self._held_table if self._held_table is not None else empty_partial()
 
 

@@ -181,7 +181,8 @@ class OutputCommitter:
         owner = _lock_owner(self.path / LOCK)
         if owner is not None:
             raise OutputExistsError(f"output {self.path} is being written by process {owner}: wait for it, or stop it")
-        left_by_a_dead_run = {p.name for p in self.path.iterdir()} <= {TEMPORARY, LOCK}
+        names = {p.name for p in self.path.iterdir()}
+        left_by_a_dead_run = bool(names) and names <= {TEMPORARY, LOCK}
         if not overwrite and not left_by_a_dead_run:
             raise OutputExistsError(f"output {self.path} exists (remove it, or pass --overwrite)")
 

@@ -104,3 +104,14 @@ def test_input_directories_are_read_recursively(tmp_path: Path) -> None:
     code, err = wordcount([tmp_path / "in"], tmp_path / "out")
     assert code == 0, err
     assert {k: int(v) for k, v in read_parts(tmp_path / "out").items()} == oracle_wordcount(b"a b\nb c\n")
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-vectorize"], ["--block-size", "64"], ["--reducers", "1"]])
+def test_sums_are_exact_beyond_64_bits(tmp_path: Path, extra: list[str]) -> None:
+    # Each 64-byte split's sum fits in 64 bits, the total does not.
+    numbers = [2**61 + 1, 3, 2**61 - 1, -5] * 10
+    (tmp_path / "in.txt").write_text("".join(f"{n}\n" for n in numbers))
+    code, err = run("run", str(WORDCOUNT.parent / "odd_sum.py"), "--input", str(tmp_path / "in.txt"),
+                    "--output", str(tmp_path / "out"), "--runner", "inline", *extra)  # fmt: skip
+    assert code == 0, err
+    assert read_parts(tmp_path / "out") == {b"odd_sum": str(sum(n for n in numbers if n % 2)).encode()}
