@@ -308,14 +308,36 @@ def topic_alter(name: str, partitions: int, bootstrap_servers: str) -> None:
 
 @topic.command("delete")
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Also delete one of Kafka's own topics, or a running application's.")
 @bootstrap_option
 @debug_option
-def topic_delete(name: str, bootstrap_servers: str) -> None:
-    """Delete topic NAME."""
+def topic_delete(name: str, force: bool, bootstrap_servers: str) -> None:
+    """Delete topic NAME (never Kafka's own `__` topics or a running application's, unless --force)."""
     from mrkafka.kafka import admin
+    from mrkafka.stream import application
 
+    if not force:
+        application.refuse_deleting(bootstrap_servers, name)
     admin.delete_topic(bootstrap_servers, name)
     click.echo(f"deleted topic {name}", err=True)
+
+
+@main.group()
+def app() -> None:
+    """Manage a stream application's state in Kafka."""
+
+
+@app.command("reset")
+@click.argument("application_id")
+@bootstrap_option
+@debug_option
+def app_reset(application_id: str, bootstrap_servers: str) -> None:
+    """Delete the internal topics and committed offsets of APPLICATION_ID, as Kafka's
+    kafka-streams-application-reset does: its next run starts from the input's beginning."""
+    from mrkafka.stream import application
+
+    deleted = application.reset(bootstrap_servers, application_id)
+    click.echo(f"reset {application_id}: deleted {', '.join(deleted) if deleted else 'nothing (no state)'}", err=True)
 
 
 @main.command()

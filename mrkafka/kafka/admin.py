@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import for_code
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
 from mrkafka.errors import KafkaError, TopicError, TransientKafkaError
@@ -37,7 +38,10 @@ __all__ = [
     "create_topic",
     "delete_topic",
     "describe_topic",
+    "delete_groups",
     "ensure_topic",
+    "group_members",
+    "list_groups",
     "list_topics",
     "topic_offsets",
 ]
@@ -236,6 +240,52 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     return _run(_committed(bootstrap, group, topic))
 
 
+async def _list_groups(bootstrap: str) -> list[str]:
+    async with admin_client(bootstrap) as client:
+        return sorted(group for group, _ in await client.list_consumer_groups())
+
+
+def list_groups(bootstrap: str) -> list[str]:
+    """The consumer groups the cluster knows."""
+    return _run(_list_groups(bootstrap))
+
+
+async def _group_members(bootstrap: str, groups: list[str]) -> int:
+    async with admin_client(bootstrap) as client:
+        described = await client.describe_consumer_groups(groups)
+    # DescribeGroups: (error, group, state, protocol type, protocol, members, ...) per group.
+    return sum(len(group[5]) for response in described for group in response.groups)
+
+
+def group_members(bootstrap: str, groups: list[str]) -> int:
+    """How many consumers the consumer groups ``groups`` have (a missing group has none)."""
+    return _run(_group_members(bootstrap, groups))
+
+
+_GROUP_ID_NOT_FOUND = 69
+
+
+async def _delete_groups(bootstrap: str, groups: list[str]) -> list[str]:
+    deleted = []
+    async with admin_client(bootstrap) as client:
+        for group in groups:
+            coordinator = await client.find_coordinator(group)
+            # aiokafka's admin client has no delete_consumer_groups; its _send_request sends any request.
+            response = await client._send_request(DeleteGroupsRequest([group]), coordinator)
+            for name, code in response.results:
+                if code and code != _GROUP_ID_NOT_FOUND:
+                    raise KafkaError(f"cannot delete group {name}: {for_code(code).__name__}")
+                if not code:
+                    deleted.append(name)
+    return deleted
+
+
+def delete_groups(bootstrap: str, groups: list[str]) -> list[str]:
+    """Delete consumer groups and their committed offsets (a group with members is refused by
+    the broker); return those that existed."""
+    return _run(_delete_groups(bootstrap, groups))
+
+
 def ensure_topic(
     bootstrap: str,
     name: str,
@@ -244,10 +294,12 @@ def ensure_topic(
     replication_factor: int = 1,
     exact: bool = True,
     enforce_configs: bool = False,
+    mismatch_hint: str = "delete it or run with --reducers {partitions}",
 ) -> int:
     """Create ``name`` unless it exists; with ``exact``, an existing one must have ``partitions``;
     with ``enforce_configs``, an existing one gets ``configs`` (for topics mrkafka owns).
 
+    ``mismatch_hint`` ends the error of a wrong partition count, with the count it has.
     Returns the topic's partition count (asking again right after creating it could meet a
     broker whose metadata does not have the topic yet)."""
     try:
@@ -261,7 +313,7 @@ def ensure_topic(
     if exact and len(info.partitions) != partitions:
         raise TopicError(
             f"topic {name} has {len(info.partitions)} partitions, but this run needs {partitions}; "
-            f"delete it or run with --reducers {len(info.partitions)}"
+            + mismatch_hint.format(partitions=len(info.partitions))
         )
     wanted = dict(configs or {})
     if enforce_configs and any(info.configs.get(k) != v for k, v in wanted.items()):

@@ -35,6 +35,7 @@ from mrkafka.kafka import admin
 from mrkafka.kafka.client import Backoff
 from mrkafka.output import Counters, OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.stream import application
 from mrkafka.stream.workers import EXACTLY_ONCE, GUARANTEES, MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
 
 __all__ = ["StreamConfig", "StreamReport", "run_stream"]
@@ -119,10 +120,14 @@ def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[st
     common = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if replication == 3:
         common["min.insync.replicas"] = "2"
+    app = config.application_id
+    application.check_identity(kafka, config.spec, app, replication)
+    hint = f"run with --reducers {{partitions}}, or delete the application's state: mrkafka app reset {app}"
     kafka(admin.ensure_topic, config.repartition_topic, config.reducers,
-          {**common, "cleanup.policy": "delete", "retention.ms": "-1"}, replication, enforce_configs=True)  # fmt: skip
+          {**common, "cleanup.policy": "delete", "retention.ms": "-1"}, replication,
+          enforce_configs=True, mismatch_hint=hint)  # fmt: skip
     kafka(admin.ensure_topic, config.changelog_topic, config.reducers,
-          {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True)  # fmt: skip
+          {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True, mismatch_hint=hint)  # fmt: skip
     # The output topic may have any partition count; a missing one is created with R.
     output_topic_configs = {**common, **output_configs}
     return kafka(
@@ -161,6 +166,10 @@ def run_stream(
     if output is not None and not until_end:
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
     app = application_id or spec.name
+    if input_topic == output_topic:
+        raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
+    if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
+        raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
     kafka = _Admin(bootstrap, task_timeout_s)
     input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, commit_interval_ms,

@@ -1,0 +1,145 @@
+"""A stream application's resources in Kafka, and the checks that keep them its own.
+
+An application (``--application-id APP``) owns, as in Kafka Streams, the consumer groups
+``APP`` (map workers) and ``APP-reducers``, and its internal topics ``APP-repartition``,
+``APP-STORE-changelog`` and ``APP-identity``. The identity topic's first record names the
+job whose state the others hold (class, name, parameters, aggregate, serde, store): a run of
+another job under the same id would mix its state with this one's, and is refused at start.
+``reset`` deletes all of it, as Kafka's ``kafka-streams-application-reset`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from mrkafka.errors import BadInputError, BadJobError
+from mrkafka.job import JobSpec
+from mrkafka.kafka import admin
+from mrkafka.kafka.client import started
+
+__all__ = [
+    "INTERNAL_SUFFIXES",
+    "check_identity",
+    "groups",
+    "identity_topic",
+    "internal_topics",
+    "job_identity",
+    "members",
+    "refuse_deleting",
+    "reset",
+]
+
+INTERNAL_SUFFIXES = ("-repartition", "-changelog", "-identity")
+_IDENTITY_KEY = b"job"
+
+
+def identity_topic(app: str) -> str:
+    return f"{app}-identity"
+
+
+def groups(app: str) -> list[str]:
+    return [app, f"{app}-reducers"]
+
+
+def internal_topics(bootstrap: str, app: str) -> list[str]:
+    """The internal topics of ``app`` that exist."""
+    return [
+        name for name in admin.list_topics(bootstrap) if name.startswith(f"{app}-") and name.endswith(INTERNAL_SUFFIXES)
+    ]
+
+
+def job_identity(spec: JobSpec) -> dict[str, Any]:
+    """What makes two runs' state interchangeable: the same job, with the same parameters."""
+    job = spec.instantiate()
+    cls = spec.job_cls
+    return {
+        "class": cls.__qualname__,
+        "name": spec.name,
+        "params": {name: job.params[name] for name in sorted(job.params)},
+        "aggregate": cls.aggregate,
+        "value_serde": cls.value_serde,
+        "store": cls.store_name,
+    }
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v!r}" for k, v in identity["params"].items())
+    return f"{identity['class']} ({identity['name']}{'; ' + params if params else ''})"
+
+
+async def _first_record(bootstrap: str, topic: str) -> bytes | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    async with started(consumer, bootstrap):
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while await consumer.position(tp) < end:
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if record.key == _IDENTITY_KEY:
+                    return record.value
+    return None
+
+
+async def _write(bootstrap: str, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    async with started(producer, bootstrap):
+        await producer.send_and_wait(topic, value, key=_IDENTITY_KEY, partition=0)
+
+
+def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> None:
+    """Record this job as ``app``'s, or refuse the run if ``app`` holds another job's state.
+
+    ``kafka`` is the driver's retrying caller of ``admin``-style functions ``f(bootstrap, ...)``.
+    Two runs that start at once each write their identity: the first record decides."""
+    topic = identity_topic(app)
+    kafka(admin.ensure_topic, topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}, replication)
+    mine = job_identity(spec)
+    stored = kafka(lambda bootstrap: asyncio.run(_first_record(bootstrap, topic)))
+    if stored is None:
+        kafka(lambda bootstrap: asyncio.run(_write(bootstrap, topic, json.dumps(mine).encode())))
+        stored = kafka(lambda bootstrap: asyncio.run(_first_record(bootstrap, topic)))
+    theirs = json.loads(stored)
+    if theirs != mine:
+        raise BadJobError(
+            f"application {app} holds the state of {_describe(theirs)}, not of {_describe(mine)}: "
+            f"use another --application-id, or delete its state with: mrkafka app reset {app}"
+        )
+
+
+def members(bootstrap: str, app: str) -> int:
+    """How many consumers are in the groups of ``app``: more than none while it runs."""
+    return admin.group_members(bootstrap, groups(app))
+
+
+def refuse_deleting(bootstrap: str, topic: str) -> None:
+    """Refuse to delete one of Kafka's own topics, or an internal topic of a running application."""
+    if topic.startswith("__"):
+        raise BadInputError(f"topic {topic} is Kafka's own: deleting it loses every group's offsets (--force to do it)")
+    if not topic.endswith(INTERNAL_SUFFIXES):
+        return
+    for group in admin.list_groups(bootstrap):
+        if group.endswith("-reducers") or not topic.startswith(f"{group}-"):
+            continue
+        if members(bootstrap, group):
+            raise BadInputError(
+                f"topic {topic} belongs to application {group}, which is running: stop it first (--force to delete)"
+            )
+
+
+def reset(bootstrap: str, app: str) -> list[str]:
+    """Delete ``app``'s internal topics and its groups' committed offsets; return what went."""
+    if members(bootstrap, app):
+        raise BadInputError(f"application {app} is running: stop it before resetting it")
+    deleted = []
+    for topic in internal_topics(bootstrap, app):
+        admin.delete_topic(bootstrap, topic)
+        deleted.append(f"topic {topic}")
+    for group in admin.delete_groups(bootstrap, groups(app)):
+        deleted.append(f"group {group}")
+    return deleted

@@ -1,0 +1,97 @@
+"""Stream-mode mistakes, met at the command line: one line, the README's exit code, no state mixed or lost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrkafka.cli import main
+from mrkafka.kafka import admin
+from mrkafka.kafka.console import produce_lines
+from mrkafka.stream import application
+from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+from tests.stream_process import StreamRun, retrying
+
+pytestmark = pytest.mark.integration
+
+ODD_SUM = WORDCOUNT.parent / "odd_sum.py"
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr
+
+
+@pytest.fixture
+def app(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path) -> dict:
+    """An input topic holding some lines, and the options of a bounded run over it as application APP."""
+    admin.create_topic(bootstrap, topic_name, partitions=2)
+    data = b"".join(b"%d the quick %d\n" % (i % 7, i % 3) for i in range(300))
+    (tmp_path / "in.txt").write_bytes(data)
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    name = f"{topic_name}-app"
+    options = ["--stream", "--input-topic", topic_name, "--application-id", name, "--bootstrap-servers", bootstrap,
+               "--until-end", "--commit-interval-ms", "200", "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    return {"name": name, "topic": topic_name, "options": options, "data": data}
+
+
+def counts(output: Path) -> dict[bytes, int]:
+    return {k: int(v) for k, v in read_parts(output).items()}
+
+
+def test_another_job_under_the_same_application_id_is_refused(app: dict, bootstrap: str, tmp_path: Path) -> None:
+    code, err = cli("run", str(WORDCOUNT), *app["options"], "--output", str(tmp_path / "wc"))
+    assert code == 0, err
+    before = admin.topic_offsets(bootstrap, f"{app['name']}-output")[1]
+    code, err = cli("run", str(ODD_SUM), *app["options"], "--output", str(tmp_path / "odd"))
+    assert code == 3 and err.count("\n") == 1, err
+    assert "WordCount (wordcount" in err and "OddSum (odd_sum)" in err and f"mrkafka app reset {app['name']}" in err
+    assert admin.topic_offsets(bootstrap, f"{app['name']}-output")[1] == before
+    # Another parameter is another job's state too.
+    code, err = cli("run", str(WORDCOUNT), *app["options"], "-p", "lower=true", "--output", str(tmp_path / "lower"))
+    assert code == 3 and "lower=True" in err
+
+
+def test_a_reducers_mismatch_leads_to_a_working_state(app: dict, bootstrap: str, tmp_path: Path) -> None:
+    assert cli("run", str(WORDCOUNT), *app["options"], "--reducers", "2")[0] == 0
+    code, err = cli("run", str(WORDCOUNT), *app["options"], "--reducers", "3", "--output", str(tmp_path / "o"))
+    assert code == 9 and err.count("\n") == 1 and f"mrkafka app reset {app['name']}" in err, err
+    code, err = cli("app", "reset", app["name"], "--bootstrap-servers", bootstrap)
+    assert code == 0 and "-repartition" in err and "-changelog" in err and f"group {app['name']}" in err, err
+    assert not [t for t in admin.list_topics(bootstrap) if t.startswith(f"{app['name']}-") and "-output" not in t]
+    # The reset application starts again from the input's beginning: counts are not doubled.
+    code, err = cli("run", str(WORDCOUNT), *app["options"], "--reducers", "3", "--output", str(tmp_path / "o"))
+    assert code == 0, err
+    assert counts(tmp_path / "o") == dict(oracle_wordcount(app["data"]))
+
+
+def test_input_topic_equal_to_output_topic_is_refused(app: dict) -> None:
+    code, err = cli("run", str(WORDCOUNT), *app["options"], "--output-topic", app["topic"])
+    assert code == 2 and err.count("\n") == 1 and "also the output topic" in err
+
+
+def test_kafka_internal_topics_are_not_deleted(bootstrap: str) -> None:
+    code, err = cli("topic", "delete", "__consumer_offsets", "--bootstrap-servers", bootstrap)
+    assert code == 2 and err.count("\n") == 1 and "--force" in err
+    assert "__consumer_offsets" in admin.list_topics(bootstrap, internal=True)
+
+
+def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    name = f"{topic_name}-app"
+    extra = ["--input-topic", topic_name, "--output-topic", f"{topic_name}-out"]
+    with StreamRun(bootstrap, name, tmp_path / "state", tmp_path / "run.log", *extra) as run:
+        deadline = time.monotonic() + 120
+        while retrying(application.members, bootstrap, name) == 0:
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(0.3)
+        code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
+        assert code == 2 and "is running" in err, err
+        code, err = cli("app", "reset", name, "--bootstrap-servers", bootstrap)
+        assert code == 2 and "is running" in err, err
+        assert run.stop() == 0, run.tail()
+    code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
+    assert code == 0, err
