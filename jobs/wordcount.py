@@ -7,7 +7,8 @@ the built-in ``sum`` is the vectorized form the engines prefer; both give the sa
 Parameters: ``-p lower=true`` lowercases ASCII letters first; ``-p pattern=REGEX`` splits on
 that regular expression instead of whitespace (empty words dropped). ``-p lower=true -p
 pattern='\\W+'`` is Kafka Streams' WordCountDemo tokenizer: ``\\W`` is ASCII-only there, as it
-is here on bytes (Python's ``re`` on bytes, RE2 in Arrow).
+is here on bytes. A pattern means what Python's ``re`` makes of it on bytes, in both forms
+(``mrkafka.regex`` gives Arrow's RE2 that meaning: ``\\s`` includes ``\\v``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mrkafka import Job
+from mrkafka import Job, regex
 
 
 class WordCount(Job):
@@ -31,7 +32,10 @@ class WordCount(Job):
     def __init__(self, params=None):
         super().__init__(params)
         pattern = self.params["pattern"]
-        self._split = re.compile(pattern.encode()).split if pattern else bytes.split
+        try:
+            self._split = re.compile(pattern.encode()).split if pattern else bytes.split
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
 
     def map(self, offset, line):
         if self.params["lower"]:
@@ -48,7 +52,7 @@ class WordCount(Job):
         if self.params["lower"]:
             lines = pc.ascii_lower(lines.view(pa.string())).view(pa.binary())
         if self.params["pattern"]:
-            words = pc.split_pattern_regex(lines, self.params["pattern"]).flatten()
+            words = pc.split_pattern_regex(lines, regex.for_arrow(self.params["pattern"])).flatten()
         else:
             words = pc.ascii_split_whitespace(lines.view(pa.string())).flatten().view(pa.binary())
         # Splitting yields empty tokens at the ends of a line; words never are empty.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mrkafka.errors import BadJobError
+from mrkafka.errors import BadJobError, MrkafkaError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -126,7 +126,12 @@ class JobSpec:
     vectorize: bool = True
 
     def instantiate(self) -> Job:
-        return self.job_cls(self.params)
+        try:
+            return self.job_cls(self.params)
+        except MrkafkaError:
+            raise
+        except Exception as exc:  # the job's own __init__ refused its parameters
+            raise BadJobError(f"{self.name} cannot start: {type(exc).__name__}: {exc}") from exc
 
     @property
     def name(self) -> str:

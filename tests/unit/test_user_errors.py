@@ -115,3 +115,26 @@ def test_sums_are_exact_beyond_64_bits(tmp_path: Path, extra: list[str]) -> None
                     "--output", str(tmp_path / "out"), "--runner", "inline", *extra)  # fmt: skip
     assert code == 0, err
     assert read_parts(tmp_path / "out") == {b"odd_sum": str(sum(n for n in numbers if n % 2)).encode()}
+
+
+@pytest.mark.parametrize("pattern", [r"\s+", r"[\s,]+", r"[^\S\t]+", r"\W+", r"[]\s]", r"\\s|\s"])
+def test_a_pattern_means_the_same_in_both_forms(tmp_path: Path, pattern: str) -> None:
+    import random
+
+    rng = random.Random(pattern)
+    alphabet = [b"a", b"b", b"s", b"\\", b"]", b",", b" ", b"\t", b"\n", b"\v", b"\f", b"\r", b"\xff"]
+    (tmp_path / "in.txt").write_bytes(b"".join(rng.choice(alphabet) for _ in range(20_000)))
+    outputs = []
+    for form in ([], ["--no-vectorize"]):
+        code, err = wordcount([tmp_path / "in.txt"], tmp_path / f"out{len(form)}", "-p", f"pattern={pattern}", *form)
+        assert code == 0, err
+        outputs.append(read_parts(tmp_path / f"out{len(form)}"))
+    assert outputs[0] == outputs[1]
+    if pattern == r"\s+":  # Python's \s, which includes \v
+        assert outputs[0] and not any(b"\v" in word for word in outputs[0])
+
+
+def test_a_bad_pattern_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"a\n")
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "-p", "pattern=(")
+    assert code == 3 and one_line(err) and "pattern '(' is not a regular expression" in err, err
