@@ -7,15 +7,17 @@ keys murmur2 sends to K); a fuzzy look-up scans every part for keys within N edi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mrkafka.errors import BadInputError
+from mrkafka.keys import partition_keys
 from mrkafka.output import SUCCESS
-from mrkafka.partition import partition_for
 
 __all__ = ["levenshtein", "lookup"]
 
@@ -45,20 +47,43 @@ def _parts(output: Path) -> list[Path]:
 
 
 def _rows(part: Path) -> Iterator[tuple[str, Any]]:
-    for line in part.read_bytes().splitlines():
-        key, _, value = line.partition(b"\t")
-        try:
-            yield key.decode("utf-8", "surrogateescape"), json.loads(value)
-        except ValueError:
-            yield key.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
+    """The ``(key, value)`` rows of a part in any output format, keys as text."""
+    data = part.read_bytes()
+    if data.startswith(b"PAR1"):
+        table = pq.read_table(part)
+        json_values = pa.types.is_string(table.schema.field("value").type)
+        for key, value in zip(table.column("key").to_pylist(), table.column("value").to_pylist()):
+            yield _text(key), (_json_or_text(value.encode()) if json_values else value)
+    elif data.startswith(b'{"key":'):
+        for line in data.splitlines():
+            row = json.loads(line)
+            yield _text(row["key"]), row["value"]
+    else:
+        for line in data.splitlines():
+            key, _, value = line.partition(b"\t")
+            yield key.decode("utf-8", "surrogateescape"), _json_or_text(value)
+
+
+def _text(key: Any) -> str:
+    return key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else str(key)
+
+
+def _json_or_text(value: bytes) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value.decode("utf-8", "surrogateescape")
 
 
 def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int, Any]]:
     """``(stored key, distance, value)`` for ``key`` (and keys within ``fuzzy`` edits), nearest first."""
     parts = _parts(Path(output))
     if not fuzzy:
-        k = int(partition_for(pa.array([key.encode("utf-8", "surrogateescape")], pa.binary()), len(parts))[0])
-        return [(stored, 0, value) for stored, value in _rows(parts[k]) if stored == key]
+        # The part murmur2 picks for the key as text, and, for a decimal key, as an int key.
+        key_bytes = pa.array([key.encode("utf-8", "surrogateescape")], pa.binary())
+        kinds = ["str", "int"] if re.fullmatch(r"-?[0-9]+", key) and -(2**63) <= int(key) < 2**63 else ["str"]
+        candidates = sorted({int(partition_keys(key_bytes, kind, len(parts))[0]) for kind in kinds})
+        return [(stored, 0, value) for k in candidates for stored, value in _rows(parts[k]) if stored == key]
     found = []
     for part in parts:
         for stored, value in _rows(part):

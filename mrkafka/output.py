@@ -13,7 +13,7 @@ A failed run removes ``_temporary/`` and leaves no ``_SUCCESS``.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import os
 import re
@@ -37,7 +37,7 @@ from mrkafka.aggregate import (
     partial_from_pairs,
     partial_to_pairs,
 )
-from mrkafka.errors import BadInputError, OutputExistsError
+from mrkafka.errors import BadInputError, JobFailedError, OutputExistsError
 from mrkafka.keys import from_key_bytes
 
 __all__ = [
@@ -86,13 +86,21 @@ def _text(value: Any) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
-    return _json(value)
-
-
-def _json(value: Any) -> bytes:
+    # Text parts keep bytes as they are: a str's surrogate escapes go back to its bytes.
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode(
         "utf-8", "surrogateescape"
     )
+
+
+def _json(value: Any, allow_nan: bool = True) -> bytes:
+    """Compact JSON of ``value``, UTF-8; text that is not UTF-8 (surrogate escapes) as ``\\udcXX``
+    escapes, which read back to the same bytes. NaN and infinities, which JSON lacks, are written
+    as JavaScript's names, or are a ValueError unless ``allow_nan``."""
+    dump = functools.partial(json.dumps, value, separators=(",", ":"), allow_nan=allow_nan, default=_json_default)
+    try:
+        return dump(ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return dump().encode("ascii")
 
 
 def _json_default(value: Any) -> Any:
@@ -121,7 +129,10 @@ def _write_jsonl(table: pa.Table, f) -> None:
     kind = key_kind(table)
     for key, value in zip(table.column(KEY).to_pylist(), decode_values(table)):
         key = from_key_bytes(key, kind)
-        f.write(_json({"key": key, "value": value}) + b"\n")
+        try:
+            f.write(_json({"key": key, "value": value}, allow_nan=False) + b"\n")
+        except ValueError as exc:  # NaN or an infinity
+            raise JobFailedError(f"key {key!r}: {exc}; JSON lines cannot hold it (use --format text)") from exc
 
 
 def _write_parquet(table: pa.Table, f) -> None:
@@ -129,9 +140,12 @@ def _write_parquet(table: pa.Table, f) -> None:
         text = [_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
         values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
         table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))
-    if key_kind(table) == "str":
-        with contextlib.suppress(pa.ArrowInvalid):  # keys that are not UTF-8 stay binary
-            table = table.set_column(0, KEY, table.column(KEY).cast(pa.string()))
+    kind = key_kind(table)
+    if kind == "str":  # every part of an output has one key type, whatever its keys hold
+        keys = [k.decode("utf-8", "replace") for k in table.column(KEY).to_pylist()]
+        table = table.set_column(0, KEY, pa.array(keys, pa.string()))
+    elif kind == "int":
+        table = table.set_column(0, KEY, pc.cast(table.column(KEY).cast(pa.string()), pa.int64()))
     pq.write_table(table, f)
 
 

@@ -3,6 +3,7 @@ the README's exit code, and nothing already written is lost."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,75 @@ def test_a_bad_pattern_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_bytes(b"a\n")
     code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "-p", "pattern=(")
     assert code == 3 and one_line(err) and "pattern '(' is not a regular expression" in err, err
+
+
+FIELDS_JOB = '''
+from mrkafka import Job
+
+
+class Fields(Job):
+    """KEY VALUE per line: the key as given (or an int with -p ints=true), the values summed."""
+
+    parameters = {"ints": False}
+
+    def map(self, offset, line):
+        key, _, value = line.partition(" ")
+        yield (int(key) if self.params["ints"] else key), float(value)
+
+    def reduce(self, a, b):
+        return a + b
+'''
+
+
+def run_fields(tmp_path: Path, data: bytes, fmt: str, *extra: str) -> tuple[int, str, Path]:
+    (tmp_path / "fields.py").write_text(FIELDS_JOB)
+    (tmp_path / "in.txt").write_bytes(data)
+    out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+    code, err = run("run", str(tmp_path / "fields.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
+                    "--runner", "inline", "--reducers", "4", "--format", fmt, *extra)  # fmt: skip
+    return code, err, out
+
+
+def test_parquet_parts_share_one_schema(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    data = b"".join(b"k%d 1.5\n" % i for i in range(40)) + b"caf\xe9 2\n\xff\xfe 3\n"
+    code, err, out = run_fields(tmp_path, data, "parquet")
+    assert code == 0, err
+    parts = sorted(out.glob("part-r-*"))
+    assert len({pq.read_schema(p).field("key").type for p in parts}) == 1
+    for order in (parts, parts[::-1]):
+        assert pq.ParquetDataset([str(p) for p in order]).read().num_rows == 42
+    code, err, out = run_fields(tmp_path, b"".join(b"%d 1\n" % i for i in range(-20, 20)), "parquet", "-p", "ints=1")
+    assert code == 0, err
+    table = pq.read_table(out)
+    assert table.schema.field("key").type == "int64" and sorted(table.column("key").to_pylist()) == list(range(-20, 20))
+
+
+def test_json_lines_are_json_and_keep_every_byte(tmp_path: Path) -> None:
+    data = b"caf\xe9 2\n\xff\xfe 3\nplain 1\n"
+    code, err, out = run_fields(tmp_path, data, "jsonl")
+    assert code == 0, err
+    rows = {}
+    for part in out.glob("part-r-*"):
+        part.read_bytes().decode("utf-8")  # valid UTF-8 throughout
+        for line in part.read_text().splitlines():
+            row = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+            rows[row["key"].encode("utf-8", "surrogateescape")] = row["value"]
+    assert rows == {b"caf\xe9": 2.0, b"\xff\xfe": 3.0, b"plain": 1.0}
+    code, err, out = run_fields(tmp_path, b"x inf\n", "jsonl")
+    assert code == 5 and one_line(err) and "key 'x'" in err and "--format text" in err
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "parquet"])
+def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
+    code, err, out = run_fields(tmp_path, b"".join(b"w%d %d\n" % (i, i) for i in range(50)), fmt)
+    assert code == 0, err
+    for i in range(50):
+        result = CliRunner().invoke(main, ["lookup", str(out), f"w{i}"])
+        assert result.exit_code == 0 and result.stdout == f"w{i}\t{float(i)}\n", (i, result.stderr)
+    code, err, out = run_fields(tmp_path, b"".join(b"%d %d\n" % (i, i) for i in range(30)), fmt, "-p", "ints=1")
+    assert code == 0, err
+    for i in range(30):
+        result = CliRunner().invoke(main, ["lookup", str(out), str(i)])
+        assert result.exit_code == 0 and result.stdout == f"{i}\t{float(i)}\n", (i, result.stderr)
