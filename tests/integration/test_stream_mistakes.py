@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -95,3 +96,43 @@ def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_nam
         assert run.stop() == 0, run.tail()
     code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
     assert code == 0, err
+
+
+INT_KEYS_JOB = """
+from mrkafka import Job
+
+
+class IntKeys(Job):
+    name = "int_keys"
+
+    def map(self, offset, line):
+        key, _, value = line.partition(" ")
+        yield int(key), int(value)
+
+    def reduce(self, a, b):
+        return a + b
+"""
+
+
+@pytest.mark.parametrize("state", ["memory", "rocksdb"])
+def test_a_resumed_run_writes_what_batch_writes(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path,
+                                                state: str) -> None:  # fmt: skip
+    job = tmp_path / "int_keys.py"
+    job.write_text(INT_KEYS_JOB)
+    admin.create_topic(bootstrap, topic_name, partitions=2)
+    # The second run resumes with one new record (one reducer gets nothing new), the third with none.
+    runs = [b"".join(b"%d 1\n" % (i % 9) for i in range(100)), b"3 5\n", b""]
+    options = ["--stream", "--input-topic", topic_name, "--application-id", f"{topic_name}-app", "--until-end",
+               "--bootstrap-servers", bootstrap, "--state", state, "--state-dir", str(tmp_path / "state"),
+               "--format", "jsonl", "--commit-interval-ms", "200"]  # fmt: skip
+    for i, data in enumerate(runs):
+        (tmp_path / f"in{i}.txt").write_bytes(data)
+        if data:
+            produce_lines(bootstrap, topic_name, str(tmp_path / f"in{i}.txt"), progress=False)
+        code, err = cli("run", str(job), *options, "--output", str(tmp_path / f"S{i}"))
+        assert code == 0, err
+    code, err = cli("run", str(job), "--input", str(tmp_path / "in0.txt"), "--input", str(tmp_path / "in1.txt"),
+                    "--output", str(tmp_path / "B"), "--format", "jsonl", "--runner", "inline")  # fmt: skip
+    assert code == 0, err
+    for run, k in itertools.product(("S1", "S2"), range(2)):
+        assert (tmp_path / run / f"part-r-{k:05d}").read_bytes() == (tmp_path / "B" / f"part-r-{k:05d}").read_bytes()
