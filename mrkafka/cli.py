@@ -25,6 +25,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MrkafkaError as exc:
             self._fail(ctx, exc, f"mrkafka: error: {exc}", exc.exit_code)
+        except click.UsageError as exc:  # click's own is three lines: usage, hint, error
+            command = exc.ctx.command_path if exc.ctx else ctx.command_path
+            self._fail(ctx, None, f"mrkafka: error: {exc.format_message()} (see: {command} --help)", exc.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, None, "mrkafka: interrupted", 130)
 
@@ -64,8 +67,9 @@ def main() -> None:
 @click.option("--output", type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--job", "job_name", help="The Job class to run, where the file has several.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A job parameter (repeatable).")
-@click.option("--reducers", type=int, default=2, show_default=True, help="Reducers; 0 makes a map-only job.")
-@click.option("--mappers", type=int, help="Map actors [default: the CPUs Ray reports].")
+@click.option("--reducers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Reducers; 0 makes a map-only job.")  # fmt: skip
+@click.option("--mappers", type=click.IntRange(min=1), help="Map actors [default: the CPUs Ray reports].")
 @click.option("--block-size", default="128MiB", show_default=True, help="Split size, e.g. 64KiB, 128MB, 1GiB.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "parquet"]), default="text", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    _check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     except ConnectionError as exc:
@@ -30,6 +33,22 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+#: How long the cluster at ``--ray-address`` has to accept a connection (Ray itself retries for minutes).
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail within seconds when nothing listens at a ``host:port`` or ``ray://host:port`` address."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address or "")
+    if match is None:  # no address, "auto", "local": Ray's own lookup
+        return
+    host, port = match.groups()
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, OverflowError) as exc:
+        raise SetupError(f"cannot reach Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
 def get_result(refs: Any) -> Any:

@@ -7,6 +7,7 @@ Both runners give byte-identical output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,10 @@ from mrkafka.output import FORMATS, Counters, OutputCommitter, part_name
 from mrkafka.progress import Progress
 from mrkafka.splits import DEFAULT_BLOCK_SIZE, Split, expand_inputs, plan_splits
 
-__all__ = ["RUNNERS", "BatchPlan", "JobSpec", "run_batch"]
+__all__ = ["MAX_SPLITS", "RUNNERS", "BatchPlan", "JobSpec", "run_batch"]
+
+#: A plan of more splits is refused: each costs a task, and so many only come from a tiny block size.
+MAX_SPLITS = 100_000
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ def run_batch(
     if mappers is not None and mappers < 1:
         raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
     files = expand_inputs(inputs)
+    planned = sum(os.path.getsize(f) for f in files) // max(block_size, 1)
+    if planned > MAX_SPLITS:
+        raise BadInputError(
+            f"--block-size {block_size} would cut the input into about {planned:,} splits (at most {MAX_SPLITS:,}):"
+            " use a larger block size"
+        )
     committer = OutputCommitter(output, overwrite, files)
     splits = plan_splits(files, block_size)
     plan = BatchPlan(spec, splits, reducers, fmt, committer.temporary, mappers, ray_address)

@@ -12,6 +12,7 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from mrkafka.errors import BadInputError, TopicError
+from mrkafka.kafka import admin
 from mrkafka.kafka.client import BatchSender, started
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
@@ -106,6 +107,8 @@ def produce_lines(
     if key_field is not None and (not key_sep or key_field < 1):
         raise BadInputError("--key-field needs --key-sep, and counts from 1")
     sep = key_sep.encode() if key_sep else None
+    # A producer waits up to max.block.ms (a minute) for a topic that does not exist: ask first.
+    admin.describe_topic(bootstrap, topic)
     with Progress(size, "producing", progress) as bar:
         return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar))
 

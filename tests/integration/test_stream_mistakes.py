@@ -136,3 +136,10 @@ def test_a_resumed_run_writes_what_batch_writes(ray_cluster, bootstrap: str, top
     assert code == 0, err
     for run, k in itertools.product(("S1", "S2"), range(2)):
         assert (tmp_path / run / f"part-r-{k:05d}").read_bytes() == (tmp_path / "B" / f"part-r-{k:05d}").read_bytes()
+
+
+def test_producing_to_a_missing_topic_is_one_line_at_once(bootstrap: str, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"a\n")
+    code, err = cli("produce", "--topic", "no-such-topic", "--input", str(tmp_path / "in.txt"),
+                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    assert code == 9 and err == "mrkafka: error: topic no-such-topic does not exist\n"

@@ -211,3 +211,28 @@ def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
     for i in range(30):
         result = CliRunner().invoke(main, ["lookup", str(out), str(i)])
         assert result.exit_code == 0 and result.stdout == f"{i}\t{float(i)}\n", (i, result.stderr)
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--block-size", "1"], 2, "use a larger block size"),
+        (["--mappers", "-1"], 2, "'--mappers': -1 is not in the range"),
+        (["--mappers", "0"], 2, "'--mappers': 0 is not in the range"),
+        (["--reducers", "-2"], 2, "'--reducers': -2 is not in the range"),
+        (["--runner", "ray", "--ray-address", "127.0.0.1:1"], 6, "cannot reach Ray at 127.0.0.1:1"),
+        (["--no-such-option"], 2, "No such option '--no-such-option'"),
+    ],
+)
+def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    (tmp_path / "in.txt").write_bytes(b"a b\n" * 50_000)  # 200 KB: 200,000 splits of one byte
+    exit_code, err = run("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output",
+                         str(tmp_path / "out"), "--runner", "inline", *args)  # fmt: skip
+    assert exit_code == code and one_line(err) and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stream_mappers_are_validated_before_kafka() -> None:
+    for mappers in ("0", "-1"):
+        code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--mappers", mappers)
+        assert code == 2 and one_line(err) and "--mappers" in err, err
