@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +25,15 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _sigterm_as_interrupt():
+                return super().invoke(ctx)
         except MrkafkaError as exc:
             self._fail(ctx, exc, f"mrkafka: error: {exc}", exc.exit_code)
         except click.UsageError as exc:  # click's own is three lines: usage, hint, error
             command = exc.ctx.command_path if exc.ctx else ctx.command_path
             self._fail(ctx, None, f"mrkafka: error: {exc.format_message()} (see: {command} --help)", exc.exit_code)
         except KeyboardInterrupt:
-            self._fail(ctx, None, "mrkafka: interrupted", 130)
+            self._fail(ctx, None, "mrkafka: interrupted: the command did not finish", 130)
 
     @staticmethod
     def _fail(ctx: click.Context, exc: BaseException | None, message: str, code: int) -> None:
@@ -37,6 +41,21 @@ class _Group(click.Group):
             traceback.print_exception(exc, file=sys.stderr)
         click.echo(message, err=True)
         ctx.exit(code)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a command as Ctrl-C does: a batch run removes its temporary output, a
+    stream run stops its workers (gracefully when unbounded), and the exit code is 130."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BadInputError",
     "BadJobError",
+    "Interrupted",
     "JobFailedError",
     "KafkaError",
     "KafkaUnavailableError",
@@ -80,3 +81,9 @@ class TopicError(KafkaError):
     """A topic that should exist does not, or one that should not exists, or is misconfigured."""
 
     exit_code = 9
+
+
+class Interrupted(MrkafkaError):
+    """Ctrl-C or SIGTERM stopped a run before it finished; the message says what was kept."""
+
+    exit_code = 130

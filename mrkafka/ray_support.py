@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,10 +27,15 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         yield
         return
     _check_reachable(address)
+    handler = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise SetupError(f"cannot reach Ray at {address}: {exc}") from exc
+    if threading.current_thread() is threading.main_thread():
+        # ray.init installs a SIGTERM handler that dumps a stack and exits: keep the caller's
+        # (the command line's turns SIGTERM into Ctrl-C, so that a run cleans up).
+        signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:

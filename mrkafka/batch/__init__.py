@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrkafka.errors import BadInputError
+from mrkafka.errors import BadInputError, Interrupted
 from mrkafka.job import JobSpec
 from mrkafka.output import FORMATS, Counters, OutputCommitter, part_name
 from mrkafka.progress import Progress
@@ -100,6 +100,9 @@ def run_batch(
         with Progress(len(splits), "splits", progress) as bar:
             counters = RUNNERS[runner](plan, bar)
         committer.commit(counters)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
+        committer.abort()
+        raise Interrupted(f"interrupted: no output was written ({output} holds what it held before)") from exc
     except BaseException:
         committer.abort()
         raise

@@ -251,10 +251,16 @@ def list_groups(bootstrap: str) -> list[str]:
 
 
 async def _group_members(bootstrap: str, groups: list[str]) -> int:
+    members = 0
     async with admin_client(bootstrap) as client:
-        described = await client.describe_consumer_groups(groups)
-    # DescribeGroups: (error, group, state, protocol type, protocol, members, ...) per group.
-    return sum(len(group[5]) for response in described for group in response.groups)
+        # One group per request: aiokafka 0.14 reads a DescribeGroups v3 answer with the v2
+        # schema (DescribeGroupsRequest_v3.RESPONSE_TYPE), which lacks each group's trailing
+        # authorized_operations; with two groups in one answer the second is misread.
+        for group in groups:
+            for response in await client.describe_consumer_groups([group]):
+                # (error, group, state, protocol type, protocol, members) per group
+                members += sum(len(described[5]) for described in response.groups)
+    return members
 
 
 def group_members(bootstrap: str, groups: list[str]) -> int:

@@ -16,11 +16,9 @@ at most the task timeout.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +26,7 @@ from typing import Any, TypeVar
 import ray
 
 from mrkafka import output as out
-from mrkafka.errors import BadInputError, MrkafkaError, TransientKafkaError
+from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
@@ -69,24 +67,6 @@ class StreamReport:
             f"records in {records_in:,}, records out {self.counters.get(out.REDUCE_OUTPUT_RECORDS):,}, "
             f"{self.seconds:.2f} s ({rate}); {latency}"
         )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run as Ctrl-C does: gracefully."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _Admin:
@@ -183,7 +163,7 @@ def run_stream(
 
     started = time.monotonic()
     counters, latency = Counters(), LatencyHistogram()
-    with ray_session(ray_address), _sigterm_as_interrupt():
+    with ray_session(ray_address):
         map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
         failed = True
         interrupted = False
@@ -221,19 +201,26 @@ def run_stream(
                     for c in _wait(parts, reduce_runs):
                         counters.update(c)
             failed = False
-        except KeyboardInterrupt:
-            interrupted, failed = True, False  # stop gracefully below
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see mrkafka.cli)
+            interrupted = True
+            # Unbounded: stop gracefully (a last commit), as Kafka Streams' close(). Bounded: the
+            # output would not be written anyway, and what was done is committed: stop at once.
+            failed = bounds is not None
         finally:
             if failed and committer is not None:
                 committer.abort()
-            _stop(map_actors, map_runs, counters, raise_errors=not failed)
-            for histogram in _get_quietly([a.latency.remote() for a in reduce_actors]):
+            graceful = not (interrupted and bounds is not None)
+            _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
+            for histogram in _get_quietly([a.latency.remote() for a in reduce_actors] if graceful else []):
                 latency.merge(histogram)
-            _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed)
+            _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed, graceful=graceful)
     seconds = time.monotonic() - started
-    if committer is not None and interrupted:
-        committer.abort()  # a bounded run stopped early has no final state; what it did is committed in Kafka
-    elif committer is not None:
+    if interrupted and bounds is not None:
+        raise Interrupted(
+            "interrupted before the input's end: no output was written "
+            "(what was processed is committed in Kafka; run again to go on from there)"
+        )
+    if committer is not None:
         committer.commit(counters)
     return StreamReport(counters, seconds, latency.percentile(50), latency.percentile(99))
 
@@ -262,13 +249,18 @@ def _wait(refs: list, runs: list) -> list:
     return get_result(refs)
 
 
-def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool) -> None:
+def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool, graceful: bool = True) -> None:
     """Stop workers gracefully (their last commit), for at most ``STOP_TIMEOUT_S``; then kill them.
 
     A run that Ray started again on a restarted actor after ``stop`` would never end by
     itself: the timeout ends it. With ``raise_errors`` a run's error is raised after all
-    stopped, else (the run already failed) it is dropped, never replacing the first error."""
+    stopped, else (the run already failed) it is dropped, never replacing the first error. Not
+    ``graceful``: killed at once (under either guarantee a killed worker loses nothing it committed)."""
     if not actors:
+        return
+    if not graceful:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
         return
     _get_quietly([a.stop.remote() for a in actors])
     ready, _ = ray.wait(runs, num_returns=len(runs), timeout=STOP_TIMEOUT_S) if runs else ([], [])

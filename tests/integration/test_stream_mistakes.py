@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -143,3 +149,63 @@ def test_producing_to_a_missing_topic_is_one_line_at_once(bootstrap: str, tmp_pa
     code, err = cli("produce", "--topic", "no-such-topic", "--input", str(tmp_path / "in.txt"),
                     "--bootstrap-servers", bootstrap)  # fmt: skip
     assert code == 9 and err == "mrkafka: error: topic no-such-topic does not exist\n"
+
+
+SLOW_JOB = """
+import time
+
+from mrkafka import Job
+
+
+class Slow(Job):
+    def map(self, offset, line):
+        time.sleep(0.05)
+        yield line, 1
+
+    def reduce(self, a, b):
+        return a + b
+"""
+
+
+def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[int, str]:
+    """Run ``mrkafka ARGS``, send ``sig`` once ``started()``, return its exit code and stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "mrkafka.cli", *args], stderr=subprocess.PIPE,
+                               start_new_session=True, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not started():
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
+            time.sleep(0.2)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+        return process.returncode, err.decode()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # and what its Ray left, by process group
+        process.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_bounded_run_says_no_output_was_written(bootstrap: str, topic_name: str, tmp_path: Path,
+                                                               sig: int) -> None:  # fmt: skip
+    (tmp_path / "slow.py").write_text(SLOW_JOB)
+    admin.create_topic(bootstrap, topic_name, partitions=2)
+    (tmp_path / "in.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(5000)))  # 250 s of map
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    name = f"{topic_name}-app"
+    args = ["run", str(tmp_path / "slow.py"), "--stream", "--input-topic", topic_name, "--application-id", name,
+            "--bootstrap-servers", bootstrap, "--until-end", "--output", str(tmp_path / "out")]  # fmt: skip
+    code, err = _interrupt(args, lambda: retrying(application.members, bootstrap, name) > 0, sig)
+    assert code == 130 and "no output was written" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_batch_run_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_JOB)
+    (tmp_path / "in.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(5000)))
+    out = tmp_path / "out"
+    args = ["run", str(tmp_path / "slow.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
+            "--runner", "inline"]  # fmt: skip
+    code, err = _interrupt(args, lambda: (out / "_temporary").exists(), signal.SIGTERM)
+    assert code == 130 and err.strip().endswith("no output was written (" + str(out) + " holds what it held before)")
+    assert not out.exists()
