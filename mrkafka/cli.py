@@ -204,16 +204,18 @@ data_dir_option = click.option(
 )  # fmt: skip
 
 
-def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None):
+def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None, new_ok: bool = False):
+    """The cluster of ``data_dir``: what was started there before (unless ``brokers`` or
+    ``port`` say otherwise), or, with ``new_ok``, a new one."""
     from mrkafka.errors import SetupError
     from mrkafka.kafka.launcher import DEFAULT_PORT, Cluster, default_data_dir
 
     directory = Path(data_dir) if data_dir else default_data_dir()
     saved = Cluster.load(directory)
-    if brokers is None and port is None:
-        if saved is None:
-            raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
-        return saved
+    if saved is not None:  # what was started there before, unless told otherwise
+        brokers, port = brokers or saved.brokers, port or saved.port
+    elif not new_ok:
+        raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
     return Cluster(directory, brokers or 1, port or DEFAULT_PORT)
 
 
@@ -223,13 +225,21 @@ def kafka() -> None:
 
 
 @kafka.command()
-@click.option("--brokers", type=click.IntRange(1, 3), default=1, show_default=True, help="Broker+controller nodes.")
-@click.option("--port", type=int, default=9092, show_default=True, help="Client port of the first node.")
+@click.option("--brokers", type=click.Choice(["1", "3"]),
+              help="Broker+controller nodes: 1, or 3 for replication [default: 1, or what DIR held].")  # fmt: skip
+@click.option("--port", type=click.IntRange(1024, 65535 - 100 - 2),
+              help="Client port of node 0, controllers 100 above [default: 9092, or what DIR held].")  # fmt: skip
 @data_dir_option
 @debug_option
-def up(brokers: int, port: int, data_dir: str | None) -> None:
-    """Fetch Kafka (once), start it in the background and print the bootstrap servers."""
-    cluster = _cluster(data_dir, brokers, port)
+def up(brokers: str | None, port: int | None, data_dir: str | None) -> None:
+    """Fetch Kafka (once), start it in the background and print the bootstrap servers.
+
+    \b
+    Examples:
+      mrkafka kafka up                       # one broker on 127.0.0.1:9092
+      mrkafka kafka up --brokers 3 --port 29092 --data-dir /tmp/k3
+    """
+    cluster = _cluster(data_dir, int(brokers) if brokers else None, port, new_ok=True)
     click.echo(cluster.start())
 
 

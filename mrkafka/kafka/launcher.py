@@ -309,10 +309,11 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         saved = self._state()
         if saved and (saved["brokers"], saved["port"]) != (self.brokers, self.port):
-            raise SetupError(
-                f"{self.data_dir} holds a cluster of {saved['brokers']} broker(s) on port {saved['port']}; "
-                "stop it, or choose another --data-dir"
-            )
+            what = f"{self.data_dir} holds a cluster of {saved['brokers']} broker(s) on port {saved['port']}"
+            if self.pids():
+                raise SetupError(f"{what}, running: stop it first, or choose another --data-dir")
+            raise SetupError(f"{what}: start it as it was (mrkafka kafka up --data-dir {self.data_dir}), "
+                             "or choose another --data-dir")  # fmt: skip
         pids = self.pids()
         for node in self.nodes:
             if node.node_id in pids:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ def run_stream(
         raise BadInputError(f"--guarantee must be one of {', '.join(GUARANTEES)}, got {guarantee}")
     if output is not None and not until_end:
         raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
+    if state == "rocksdb":
+        _check_state_dir(Path(state_dir).expanduser())
     app = application_id or spec.name
     if input_topic == output_topic:
         raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
@@ -223,6 +226,16 @@ def run_stream(
     if committer is not None:
         committer.commit(counters)
     return StreamReport(counters, seconds, latency.percentile(50), latency.percentile(99))
+
+
+def _check_state_dir(directory: Path) -> None:
+    """Workers open their stores under ``directory``: a path they cannot use fails here, once."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise BadInputError(f"--state-dir {directory} cannot hold state stores: {exc.strerror or exc}") from exc
 
 
 def _check_runs(runs: list) -> None:

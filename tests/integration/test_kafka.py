@@ -159,6 +159,13 @@ def test_up_status_down_through_the_cli(tmp_path: Path) -> None:
     code, out, _ = cli("kafka", "status", *data)
     assert code == 1 and "stopped" in out.decode()
     assert not Cluster.load(tmp_path / "k").pids()
+    # Started again without --port: the port it had.
+    code, out, err = cli("kafka", "up", *data)
+    try:
+        assert code == 0 and out.decode().strip() == f"127.0.0.1:{port}", err
+    finally:
+        assert cli("kafka", "down", *data)[0] == 0
+    assert not Cluster.load(tmp_path / "k").pids()
 
 
 def test_a_taken_port_is_refused(tmp_path: Path) -> None:

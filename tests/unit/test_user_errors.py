@@ -236,3 +236,17 @@ def test_stream_mappers_are_validated_before_kafka() -> None:
     for mappers in ("0", "-1"):
         code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--mappers", mappers)
         assert code == 2 and one_line(err) and "--mappers" in err, err
+
+
+def test_a_bad_state_dir_is_one_line_before_kafka(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("a file where the directory should be")
+    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--state", "rocksdb",
+                    "--state-dir", str(tmp_path / "state" / "sub"), "--bootstrap-servers", "127.0.0.1:1")  # fmt: skip
+    assert code == 2 and one_line(err) and "--state-dir" in err, err
+
+
+@pytest.mark.parametrize("args", [["--port", "65500"], ["--port", "0"], ["--brokers", "2"]])
+def test_kafka_up_checks_its_options_first(tmp_path: Path, args: list[str]) -> None:
+    code, err = run("kafka", "up", "--data-dir", str(tmp_path / "k"), *args)
+    assert code == 2 and one_line(err) and args[0] in err, err
+    assert not (tmp_path / "k").exists()
