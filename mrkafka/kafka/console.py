@@ -10,10 +10,11 @@ from typing import BinaryIO
 
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError as AIOKafkaError
 
-from mrkafka.errors import BadInputError, TopicError
+from mrkafka.errors import BadInputError, KafkaError, TopicError
 from mrkafka.kafka import admin
-from mrkafka.kafka.client import BatchSender, started
+from mrkafka.kafka.client import BatchSender, describe, started
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
 from mrkafka.progress import Progress
@@ -22,6 +23,10 @@ from mrkafka.splits import iter_lines
 __all__ = ["consume", "produce_lines"]
 
 _READ_BYTES = 4 << 20
+#: The broker's default message.max.bytes, the limit of a topic that does not set max.message.bytes.
+BROKER_MAX_MESSAGE_BYTES = 1048588
+#: What a record batch of one record adds to its key and value, at most (headers aside).
+RECORD_OVERHEAD = 128
 
 
 def _blocks(path: str) -> Iterator[bytes]:
@@ -43,11 +48,11 @@ def _blocks(path: str) -> Iterator[bytes]:
 
 
 async def _produce(
-    bootstrap: str, topic: str, path: str, key_sep: bytes | None, key_field: int | None, progress: Progress
-) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20
-    )
+    bootstrap: str, topic: str, path: str, key_sep: bytes | None, key_field: int | None, progress: Progress,
+    max_bytes: int,
+) -> int:  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                                max_batch_size=1 << 20, max_request_size=max(max_bytes, 1 << 20))  # fmt: skip
     async with started(producer, bootstrap):
         partitions = sorted(await producer.partitions_for(topic) or [])
         if not partitions:
@@ -108,9 +113,27 @@ def produce_lines(
         raise BadInputError("--key-field needs --key-sep, and counts from 1")
     sep = key_sep.encode() if key_sep else None
     # A producer waits up to max.block.ms (a minute) for a topic that does not exist: ask first.
-    admin.describe_topic(bootstrap, topic)
+    info = admin.describe_topic(bootstrap, topic)
+    limit = int(info.configs.get("max.message.bytes", BROKER_MAX_MESSAGE_BYTES))
+    _check_sizes(path, limit - RECORD_OVERHEAD, 2 if key_field is not None else 1)
     with Progress(size, "producing", progress) as bar:
-        return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar))
+        try:
+            return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar, limit))
+        except AIOKafkaError as exc:
+            raise KafkaError(f"producing {path} to {topic} failed: {describe(exc)}") from exc
+
+
+def _check_sizes(path: str, most: int, factor: int) -> None:
+    """Refuse, before writing anything, a file with a line too large for one record."""
+    number = 0
+    for block in _blocks(path):
+        for _, line in iter_lines(block):
+            number += 1
+            if len(line) * factor > most:
+                raise BadInputError(
+                    f"{path}: line {number} is {len(line):,} bytes, more than a record of this topic may hold "
+                    f"({most:,}; the topic's max.message.bytes): nothing was written"
+                )
 
 
 async def _consume(

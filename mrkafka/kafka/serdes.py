@@ -43,7 +43,10 @@ def format_value(data: bytes | None, fmt: str) -> bytes:
         except ValueError:
             return b"<not a long: " + data.hex().encode() + b">"
     if fmt == "json":
-        return json.dumps(json.loads(data), ensure_ascii=False).encode()
+        try:
+            return json.dumps(json.loads(data), ensure_ascii=False).encode()
+        except ValueError:
+            return b"<not JSON: " + data[:64] + (b"..." if len(data) > 64 else b"") + b">"
     if fmt == "bytes":
         return repr(data).encode()
     return data

@@ -1,4 +1,4 @@
-"""Stream-mode mistakes, met at the command line: one line, the README's exit code, no state mixed or lost."""
+"""Mistakes met at the command line with a broker: one line, the README's exit code, nothing mixed or lost."""
 
 from __future__ import annotations
 
@@ -209,3 +209,26 @@ def test_an_interrupted_batch_run_leaves_nothing(tmp_path: Path) -> None:
     code, err = _interrupt(args, lambda: (out / "_temporary").exists(), signal.SIGTERM)
     assert code == 130 and err.strip().endswith("no output was written (" + str(out) + " holds what it held before)")
     assert not out.exists()
+
+
+def test_a_line_too_large_for_a_record_writes_nothing(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    admin.create_topic(bootstrap, topic_name)
+    (tmp_path / "in.txt").write_bytes(b"first\n" + b"x" * (2 << 20) + b"\nlast\n")
+    code, err = cli("produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"),
+                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "line 2 is 2,097,152 bytes" in err and "nothing was written" in err
+    assert admin.topic_offsets(bootstrap, topic_name)[1] == {0: 0}
+    # A topic made for large records takes it.
+    admin.alter_configs(bootstrap, topic_name, {"max.message.bytes": str(4 << 20)})
+    code, err = cli("produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"),
+                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    assert code == 0 and admin.topic_offsets(bootstrap, topic_name)[1] == {0: 3}, err
+
+
+def test_consuming_text_as_json_says_what_is_not_json(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    admin.create_topic(bootstrap, topic_name)
+    (tmp_path / "in.txt").write_bytes(b'{"a": 1}\nplain text\n')
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    result = CliRunner().invoke(main, ["consume", "--topic", topic_name, "--from-beginning", "--max-messages", "2",
+                                       "--value-format", "json", "--bootstrap-servers", bootstrap])  # fmt: skip
+    assert result.exit_code == 0 and result.stdout == '{"a": 1}\n<not JSON: plain text>\n', result.stderr
