@@ -54,12 +54,15 @@ def map_records(
     values: list[Any] = []
     read = emitted = 0
     position = -1
+    key_type: type | None = None
     try:
         for position, line in records:
             read += 1
             value = line.decode("utf-8", "surrogateescape") if as_text else line
             for key, out in job.map(position, value):
                 emitted += 1
+                if type(key) is not key_type:
+                    key_type = _check_key(key, key_type, where(position))
                 if count:
                     out = 1
                 if merge is None:
@@ -78,4 +81,25 @@ def map_records(
         raise job_failed("map", exc, where(position)) from exc
     if merge is not None:
         keys, values = list(held), list(held.values())
-    return partial_from_pairs(keys, values), read, emitted
+    try:
+        return partial_from_pairs(keys, values), read, emitted
+    except Exception as exc:  # a value pickle cannot hold
+        raise JobFailedError(
+            f"map emitted a value that cannot be pickled: {type(exc).__name__}: {exc} (in the records up to "
+            f"{where(position)})"
+        ) from exc
+
+
+_KEY_TYPES = (str, bytes, int)
+
+
+def _check_key(key: Any, seen: type | None, where: str) -> type:
+    """The type of ``key``, if it may be a key after keys of type ``seen``; else the job's error."""
+    if type(key) not in _KEY_TYPES:
+        raise JobFailedError(f"map emitted a {type(key).__name__} key {key!r}: keys are str, bytes or int ({where})")
+    if seen is not None:
+        raise JobFailedError(
+            f"map emitted a {type(key).__name__} key {key!r} after {seen.__name__} keys: a job's keys are of one "
+            f"kind ({where})"
+        )
+    return type(key)

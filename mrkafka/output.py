@@ -37,7 +37,7 @@ from mrkafka.aggregate import (
     partial_from_pairs,
     partial_to_pairs,
 )
-from mrkafka.errors import BadInputError, JobFailedError, OutputExistsError
+from mrkafka.errors import BadInputError, JobFailedError, OutputExistsError, SetupError
 from mrkafka.keys import from_key_bytes
 
 __all__ = [
@@ -156,9 +156,12 @@ def write_part(table: pa.Table, path: str | Path, fmt: str = "text") -> int:
     """Write a partial (already sorted) as one part file; return the bytes written."""
     if fmt not in _WRITERS:
         raise BadInputError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
-    with open(path, "wb") as f:
-        _WRITERS[fmt](table, f)
-        return f.tell()
+    try:
+        with open(path, "wb") as f:
+            _WRITERS[fmt](table, f)
+            return f.tell()
+    except OSError as exc:  # a full disk, a lost mount
+        raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class OutputCommitter:

@@ -14,6 +14,7 @@ import glob
 import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +137,11 @@ def plan_splits(files: Iterable[str], block_size: int = DEFAULT_BLOCK_SIZE) -> l
 def read_split(split: Split) -> tuple[int, bytearray]:
     """The whole lines that belong to ``split``, endings included, and the offset of the first."""
     if split.compressed:
-        with gzip.open(split.path, "rb") as f:
-            return 0, bytearray(f.read())
+        try:
+            with gzip.open(split.path, "rb") as f:
+                return 0, bytearray(f.read())
+        except (OSError, EOFError, zlib.error) as exc:  # EOFError: truncated
+            raise BadInputError(f"{split.path} is not a readable gzip file: {exc or type(exc).__name__}") from exc
     block = bytearray(split.length)
     with open(split.path, "rb") as f:
         f.seek(split.start)

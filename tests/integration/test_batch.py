@@ -113,3 +113,61 @@ def test_finish_and_python_values(runner: str, tmp_path: Path) -> None:
     spec = JobSpec(load_job(job))
     run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, reducers=1, block_size=5)
     assert (tmp_path / "out" / "part-r-00000").read_text() == "a\t3.0\nb\t4.0\n"
+
+
+BAD_VALUES_JOB = """
+from mrkafka import Job
+
+
+class BadValues(Job):
+    parameters = {"kind": "float"}
+
+    def map(self, offset, line):
+        kind = self.params["kind"]
+        if line == "b":  # the second line: the first key is fine
+            key = {"float": 1.5, "none": None, "tuple": (1, 2), "bool": True, "mixed": 7}.get(kind, line)
+            yield key, (lambda: 1) if kind == "lambda" else 1
+        else:
+            yield line, 1
+
+    def reduce(self, a, b):
+        return a
+"""
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("float", "map emitted a float key 1.5: keys are str, bytes or int (in.txt at byte 2)"),
+        ("none", "map emitted a NoneType key None: keys are str, bytes or int (in.txt at byte 2)"),
+        ("tuple", "map emitted a tuple key (1, 2): keys are str, bytes or int (in.txt at byte 2)"),
+        ("bool", "map emitted a bool key True: keys are str, bytes or int (in.txt at byte 2)"),
+        ("mixed", "map emitted a int key 7 after str keys: a job's keys are of one kind (in.txt at byte 2)"),
+        ("lambda", "map emitted a value that cannot be pickled: AttributeError: Can't pickle local object"),
+    ],
+)
+def test_what_a_job_emits_wrongly_is_one_line_on_both_runners(runner: str, tmp_path: Path, kind: str,
+                                                               message: str) -> None:  # fmt: skip
+    job = write_job(tmp_path, BAD_VALUES_JOB)
+    (tmp_path / "in.txt").write_text("a\nb\nc\n")
+    with pytest.raises(JobFailedError) as failed:
+        run_batch(JobSpec(load_job(job), {"kind": kind}), [str(tmp_path / "in.txt")], tmp_path / "out",
+                  runner=runner, progress=False)  # fmt: skip
+    assert message.replace("(in.txt", f"({tmp_path / 'in.txt'}") in str(failed.value)
+    assert str(tmp_path / "in.txt") in str(failed.value)
+    assert failed.value.exit_code == 5
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_broken_gzip_file_is_bad_input_on_both_runners(runner: str, tmp_path: Path, damage: str) -> None:
+    import gzip
+
+    from mrkafka.errors import BadInputError
+
+    data = gzip.compress(b"some words\n" * 10_000)
+    data = data[: len(data) // 2] if damage == "truncated" else data[:20] + b"\x00" * 50 + data[70:]
+    (tmp_path / "in.txt.gz").write_bytes(data)
+    with pytest.raises(BadInputError, match=r"in\.txt\.gz is not a readable gzip file"):
+        wordcount(runner, [tmp_path / "in.txt.gz"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

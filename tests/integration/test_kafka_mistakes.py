@@ -232,3 +232,22 @@ def test_consuming_text_as_json_says_what_is_not_json(bootstrap: str, topic_name
     result = CliRunner().invoke(main, ["consume", "--topic", topic_name, "--from-beginning", "--max-messages", "2",
                                        "--value-format", "json", "--bootstrap-servers", bootstrap])  # fmt: skip
     assert result.exit_code == 0 and result.stdout == '{"a": 1}\n<not JSON: plain text>\n', result.stderr
+
+
+SET_JOB = """
+from mrkafka import Job
+
+
+class Sets(Job):
+    def map(self, offset, line):
+        yield line.split()[0], {line}
+
+    def reduce(self, a, b):
+        return a | b
+"""
+
+
+def test_a_value_the_output_serde_cannot_hold_stops_the_run_naming_the_key(app: dict, tmp_path: Path) -> None:
+    (tmp_path / "sets.py").write_text(SET_JOB)
+    code, err = cli("run", str(tmp_path / "sets.py"), *app["options"], "--task-timeout", "600")
+    assert code == 5 and err.count("\n") == 1 and "the output serde raised TypeError" in err and "key '" in err, err

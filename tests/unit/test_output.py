@@ -81,3 +81,12 @@ def test_counters_add_up() -> None:
     a.update(b)
     assert a.as_dict() == {"G": {"x": 5}, "H": {"y": 1}}
     assert "\t\tx=5" in a.format()
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "parquet"])
+def test_a_full_disk_is_one_clear_error(fmt: str) -> None:
+    from mrkafka.errors import SetupError
+
+    table = partial_from_pairs(["a", "b"], [1, 2])
+    with pytest.raises(SetupError, match="cannot write /dev/full: No space left on device"):
+        write_part(table, "/dev/full", fmt)
