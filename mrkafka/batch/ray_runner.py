@@ -1,6 +1,8 @@
 """The Ray runner: map tasks and reduce tasks as Ray actors.
 
-Map output travels as one Arrow table per reducer through Ray's object store. The driver
+Reducer actors are processes, so R reduce partitions share at most two actors per CPU
+(actor g owns partitions g, g + actors, ...). Map output travels as one list of Arrow tables
+per reducer actor through Ray's object store. The driver
 only moves object references: it keeps at most two splits per mapper in flight, and hands
 partials to the reducers in split order, so that the merge order (and with it the output,
 even of ``last`` or float sums) does not depend on which mapper finished first.
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
+from mrkafka.job import JobSpec
 from mrkafka.output import Counters
 from mrkafka.progress import Progress
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
@@ -24,6 +27,26 @@ if TYPE_CHECKING:
 __all__ = ["run_ray"]
 
 SPLITS_IN_FLIGHT_PER_MAPPER = 2
+#: Reducer actors per CPU: each is a process, so R reducers share at most this many per CPU
+#: (actor g owns the reduce partitions k with k % actors == g).
+REDUCER_ACTORS_PER_CPU = 2
+
+
+class ReduceGroup:
+    """The reduce tasks of several partitions in one actor (partitions ``first``, ``first + step``, ...)."""
+
+    def __init__(self, spec: JobSpec, first: int, num_reducers: int, step: int) -> None:
+        self.tasks = [ReduceTask(spec, k) for k in range(first, num_reducers, step)]
+
+    def add(self, partials: list) -> None:
+        for task, partial in zip(self.tasks, partials):
+            task.add(partial)
+
+    def write(self, paths: list[str], fmt: str) -> Counters:
+        counters = Counters()
+        for task, path in zip(self.tasks, paths):
+            counters.update(task.write(path, fmt))
+        return counters
 
 
 def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
@@ -33,7 +56,9 @@ def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
         mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
         mappers = [mapper_cls.remote(plan.spec, plan.num_reducers) for _ in range(n_mappers)]
-        reducers = [ray.remote(ReduceTask).options(num_cpus=0).remote(plan.spec, k) for k in range(plan.num_reducers)]
+        n_groups = min(plan.num_reducers, REDUCER_ACTORS_PER_CPU * cpus)
+        group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
+        reducers = [group_cls.remote(plan.spec, g, plan.num_reducers, n_groups) for g in range(n_groups)]
         try:
             return _drive(plan, mappers, reducers, progress)
         finally:
@@ -58,7 +83,9 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
                 done = mappers[m].run_map_only.remote(split, plan.part_path(split.index), plan.fmt)
                 partials: list = []
             else:
-                done, *partials = mappers[m].run.options(num_returns=plan.num_reducers + 1).remote(split)
+                done, *partials = (
+                    mappers[m].run_grouped.options(num_returns=len(reducers) + 1).remote(split, len(reducers))
+                )
             running[done] = (split, m, partials)
             load[m] += 1
         ready, _ = ray.wait(list(running), num_returns=1)
@@ -76,6 +103,9 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
             get_result(merging.popleft())
     for adds in merging:
         get_result(adds)
-    for reducer_counters in get_result([r.write.remote(plan.part_path(k), plan.fmt) for k, r in enumerate(reducers)]):
+    n = len(reducers)
+    writes = [r.write.remote([plan.part_path(k) for k in range(g, plan.num_reducers, n)], plan.fmt)
+              for g, r in enumerate(reducers)]  # fmt: skip
+    for reducer_counters in get_result(writes):
         counters.update(reducer_counters)
     return counters

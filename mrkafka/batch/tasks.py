@@ -39,6 +39,12 @@ class MapTask:
         counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
         return (counters, *split_by_partition(table, self.num_reducers, key_kind(table)))
 
+    def run_grouped(self, split: Split, groups: int) -> tuple[Any, ...]:
+        """``run``, its partials grouped for ``groups`` reducer actors: group g holds those of
+        partitions g, g + groups, ... in order."""
+        counters, *partials = self.run(split)
+        return (counters, *(partials[g::groups] for g in range(groups)))
+
     def run_map_only(self, split: Split, path: str, fmt: str) -> Counters:
         """Map ``split`` and write its records, in input order, as one part file."""
         counters = Counters()

@@ -171,3 +171,15 @@ def test_a_broken_gzip_file_is_bad_input_on_both_runners(runner: str, tmp_path: 
     with pytest.raises(BadInputError, match=r"in\.txt\.gz is not a readable gzip file"):
         wordcount(runner, [tmp_path / "in.txt.gz"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_many_reducers_share_few_actors(ray_cluster, messy_file: Path, tmp_path: Path) -> None:
+    # 100 reduce partitions on a 2-CPU Ray: 4 reducer processes, not 100.
+    wordcount("ray", [messy_file], tmp_path / "ray", reducers=100)
+    wordcount("inline", [messy_file], tmp_path / "inline", reducers=100)
+    for k in range(100):
+        name = f"part-r-{k:05d}"
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "inline" / name).read_bytes(), name
+    assert {k: int(v) for k, v in read_parts(tmp_path / "ray").items()} == dict(
+        oracle_wordcount(messy_file.read_bytes())
+    )
