@@ -95,6 +95,9 @@ def main() -> None:
 @click.option("--runner", type=click.Choice(["ray", "inline"]), default="ray", show_default=True)
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
 @click.option("--no-vectorize", is_flag=True, help="Use the job's per-record map and reduce only.")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="A record the map raises on: fail the run, or skip it (counted in bad_records, logged "
+              "with its position; maps record by record).")  # fmt: skip
 @click.option("--stream", is_flag=True, help="Run as a streaming aggregation over --input-topic.")
 @click.option("--input-topic", help="[stream] The topic to consume.")
 @click.option("--output-topic", help="[stream] The topic to write finish(key, state) to [default: APP-output].")
@@ -124,6 +127,7 @@ def run(
     runner: str,
     ray_address: str | None,
     no_vectorize: bool,
+    on_error: str,
     stream: bool,
     input_topic: str | None,
     output_topic: str | None,
@@ -148,7 +152,7 @@ def run(
         if not input_topic:
             raise BadInputError("--stream needs --input-topic")
         job_cls = load_job(job_file, job_name)
-        spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize)
+        spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error)
         spec.instantiate()
         app = application_id or job_cls.job_name()
         report = run_stream(
@@ -165,7 +169,7 @@ def run(
     if not output:
         raise BadInputError("no --output given")
     job_cls = load_job(job_file, job_name)
-    spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize)
+    spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error)
     spec.instantiate()  # check the parameters before anything starts
     started = time.monotonic()
     counters = run_batch(

@@ -22,7 +22,7 @@ from mrkafka.errors import BadJobError, MrkafkaError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["AGGREGATES", "Job", "JobSpec", "load_job", "parse_params"]
+__all__ = ["AGGREGATES", "ON_ERROR", "Job", "JobSpec", "load_job", "parse_params"]
 
 #: Built-in aggregates a vectorized job may name, and the two-value merge each stands for.
 #: ``count`` counts map output records: its map-side values are replaced by 1 and summed.
@@ -33,6 +33,8 @@ AGGREGATES: dict[str, Any] = {
     "max": max,
     "last": lambda a, b: b,
 }
+#: What a run does with a record the map raises on (Kafka Streams' processing exception handler).
+ON_ERROR = ("fail", "skip")
 #: The value serdes a job may name for its output topic.
 VALUE_SERDES = ("long", "json")
 
@@ -124,6 +126,19 @@ class JobSpec:
     params: dict[str, str] = field(default_factory=dict)
     #: Use the job's vectorized form (``map_arrow``, ``aggregate``) where it has one.
     vectorize: bool = True
+    #: A record the map raises on: ``fail`` the run, or ``skip`` it (counted in ``bad_records``
+    #: and logged). Skipping maps record by record: a vectorized map cannot tell which one failed.
+    on_error: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR:
+            raise BadJobError(f"on_error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
+        if self.on_error == "skip":
+            object.__setattr__(self, "vectorize", False)
+
+    @property
+    def skip_errors(self) -> bool:
+        return self.on_error == "skip"
 
     def instantiate(self) -> Job:
         try:

@@ -7,6 +7,7 @@ offset in a partition) into the words an error message needs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,8 @@ from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
 
 __all__ = ["job_failed", "map_arrow", "map_records"]
+
+log = logging.getLogger("mrkafka")
 
 
 def job_failed(what: str, exc: Exception, where: str) -> JobFailedError:
@@ -40,11 +43,15 @@ def map_records(
     records: Iterable[tuple[int, bytes]],
     where: Callable[[int], str],
     aggregation: Aggregation | None,
+    skip_errors: bool = False,
 ) -> tuple[pa.Table, int, int]:
     """The job's per-record map over ``(position, line)`` records.
 
-    With an ``aggregation`` the combiner runs as records come, into one dict. Returns the
-    partial, the records read and the pairs the map emitted.
+    With an ``aggregation`` the combiner runs as records come, into one dict. With
+    ``skip_errors`` a record the map raises on is skipped whole (none of its pairs kept),
+    counted in the job's ``bad_records`` and logged with its position (Kafka Streams'
+    log-and-continue); else it fails the task. Returns the partial, the records read and
+    the pairs the map emitted.
     """
     as_text = job.input_type is not bytes
     count = job.aggregate == "count"
@@ -59,7 +66,15 @@ def map_records(
         for position, line in records:
             read += 1
             value = line.decode("utf-8", "surrogateescape") if as_text else line
-            for key, out in job.map(position, value):
+            pairs = job.map(position, value)
+            if skip_errors:
+                try:
+                    pairs = list(pairs)
+                except Exception as exc:
+                    job.increment_counter("bad_records")
+                    log.warning("skipped the record at %s: map raised %s: %s", where(position), type(exc).__name__, exc)
+                    continue
+            for key, out in pairs:
                 emitted += 1
                 if type(key) is not key_type:
                     key_type = _check_key(key, key_type, where(position))

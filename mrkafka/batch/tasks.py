@@ -93,7 +93,9 @@ class MapTask:
             return f"{split.path} at byte {position}"
 
         aggregation = self.aggregation if combine else None
-        table, read, emitted = map_records(self.job, iter_lines(block, offset), where, aggregation)
+        table, read, emitted = map_records(
+            self.job, iter_lines(block, offset), where, aggregation, self.spec.skip_errors
+        )
         counters.add(output.MAP_INPUT_RECORDS, read)
         counters.add(output.MAP_OUTPUT_RECORDS, emitted)
         return table

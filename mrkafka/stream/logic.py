@@ -133,7 +133,7 @@ class StreamMapper:
                 return f"topic {self.input_topic} partition {partition} offset {offset}"
 
             pairs = ((r.offset, v) for r, v in zip(records, values))
-            table, _, emitted = map_records(self.job, pairs, where, self.aggregation)
+            table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
             counters.add(output.MAP_OUTPUT_RECORDS, emitted)
         try:
             # Combining each poll first keeps the hash tables small: measured faster than one big merge.

@@ -19,7 +19,7 @@ from mrkafka.cli import main
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.stream import application
-from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
+from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
 from tests.stream_process import StreamRun, retrying
 
 pytestmark = pytest.mark.integration
@@ -251,3 +251,20 @@ def test_a_value_the_output_serde_cannot_hold_stops_the_run_naming_the_key(app: 
     (tmp_path / "sets.py").write_text(SET_JOB)
     code, err = cli("run", str(tmp_path / "sets.py"), *app["options"], "--task-timeout", "600")
     assert code == 5 and err.count("\n") == 1 and "the output serde raised TypeError" in err and "key '" in err, err
+
+
+def test_on_error_skip_goes_past_a_record_the_map_raises_on(ray_cluster, bootstrap: str, topic_name: str,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    job = write_job(tmp_path, PICKY_JOB)
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    (tmp_path / "in.txt").write_bytes(b"a\nb\nbad\na\n")
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    options = ["--stream", "--input-topic", topic_name, "--application-id", f"{topic_name}-app", "--until-end",
+               "--bootstrap-servers", bootstrap, "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    code, err = cli("run", str(job), *options, "--output", str(tmp_path / "failed"))
+    assert code == 5 and err.count("\n") == 1, err
+    assert f"map raised ValueError: no bad lines (topic {topic_name} partition 0 offset 2)" in err
+    code, err = cli("run", str(job), *options, "--on-error", "skip", "--output", str(tmp_path / "skipped"))
+    assert code == 0, err
+    assert read_parts(tmp_path / "skipped") == {b"a": b"2", b"b": b"1"}
+    assert "bad_records=1" in err

@@ -250,3 +250,16 @@ def test_kafka_up_checks_its_options_first(tmp_path: Path, args: list[str]) -> N
     code, err = run("kafka", "up", "--data-dir", str(tmp_path / "k"), *args)
     assert code == 2 and one_line(err) and args[0] in err, err
     assert not (tmp_path / "k").exists()
+
+
+def test_on_error_skip_in_batch(tmp_path: Path) -> None:
+    from tests.helpers import PICKY_JOB, write_job
+
+    job = write_job(tmp_path, PICKY_JOB)
+    (tmp_path / "in.txt").write_bytes(b"a\nbad\nb\na\nbad\n")
+    args = ["run", str(job), "--input", str(tmp_path / "in.txt"), "--runner", "inline"]
+    code, err = run(*args, "--output", str(tmp_path / "failed"))
+    assert code == 5 and one_line(err) and "in.txt at byte 2" in err
+    code, err = run(*args, "--output", str(tmp_path / "skipped"), "--on-error", "skip")
+    assert code == 0 and "bad_records=2" in err, err
+    assert read_parts(tmp_path / "skipped") == {b"a": b"2", b"b": b"1"}
