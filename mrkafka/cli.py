@@ -80,7 +80,13 @@ def main() -> None:
     logging.getLogger("aiokafka").propagate = False
 
 
-@main.command()
+bootstrap_option = click.option(
+    "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True,
+    help="Kafka brokers to connect to [env: MRKAFKA_BOOTSTRAP_SERVERS].",
+)  # fmt: skip
+
+
+@main.command(short_help="Run a job: batch over files, or --stream over a topic.")
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--input", "inputs", multiple=True, help="Input file, directory or glob (repeatable).")
 @click.option("--output", type=click.Path(file_okay=False), help="Output directory.")
@@ -90,9 +96,11 @@ def main() -> None:
               help="Reducers; 0 makes a map-only job.")  # fmt: skip
 @click.option("--mappers", type=click.IntRange(min=1), help="Map actors [default: the CPUs Ray reports].")
 @click.option("--block-size", default="128MiB", show_default=True, help="Split size, e.g. 64KiB, 128MB, 1GiB.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "parquet"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "parquet"]), default="text", show_default=True,
+              help="Part file format: key<TAB>value lines, JSON lines or Parquet.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")
-@click.option("--runner", type=click.Choice(["ray", "inline"]), default="ray", show_default=True)
+@click.option("--runner", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
+              help="ray: actors on a local or joined Ray; inline: one process, the same output.")  # fmt: skip
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
 @click.option("--no-vectorize", is_flag=True, help="Use the job's per-record map and reduce only.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
@@ -103,7 +111,8 @@ def main() -> None:
 @click.option("--output-topic", help="[stream] The topic to write finish(key, state) to [default: APP-output].")
 @click.option("--application-id", help="[stream] Consumer group and prefix of internal topics [default: job name].")
 @click.option("--until-end", is_flag=True, help="[stream] Stop at the input's end offsets taken at start.")
-@click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True)
+@click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True,
+              help="[stream] Where reducers keep state (both backed by the changelog topic).")  # fmt: skip
 @click.option("--state-dir", default="~/.cache/mrkafka/state", show_default=True, help="[stream] RocksDB files.")
 @click.option("--commit-interval-ms", type=click.IntRange(min=1), default=1000, show_default=True,
               help="[stream] How often offsets are committed and changed keys written.")  # fmt: skip
@@ -111,7 +120,7 @@ def main() -> None:
               help="[stream] Seconds a worker or the driver retries a failing Kafka before the run fails.")  # fmt: skip
 @click.option("--guarantee", type=click.Choice(["exactly-once", "at-least-once"]), default="exactly-once",
               show_default=True, help="[stream] Kafka Streams' processing.guarantee.")  # fmt: skip
-@click.option("--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True)
+@bootstrap_option
 @debug_option
 def run(
     job_file: str,
@@ -140,7 +149,15 @@ def run(
     guarantee: str,
     bootstrap_servers: str,
 ) -> None:
-    """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic."""
+    """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic.
+
+    \b
+    Examples:
+      mrkafka run jobs/wordcount.py --input docs/ --output out/
+      mrkafka run jobs/wordcount.py --input big.txt --output out/ --reducers 4 --format parquet
+      mrkafka run jobs/wordcount.py --stream --input-topic lines --application-id wc
+      mrkafka run jobs/wordcount.py --stream --input-topic lines --until-end --output out/
+    """
     from mrkafka.batch import run_batch
     from mrkafka.errors import BadInputError
     from mrkafka.job import JobSpec, load_job, parse_params
@@ -186,22 +203,18 @@ def run(
     )
     elapsed = time.monotonic() - started
     from mrkafka import output as out
+    from mrkafka.progress import amount, rate
 
     read = counters.get(out.BYTES_READ)
     click.echo(counters.format(), err=True)
     click.echo(
-        f"{job_cls.job_name()}: {read / 1e6:.1f} MB in {elapsed:.2f} s "
-        f"({read / 1e6 / max(elapsed, 1e-9):.1f} MB/s) -> {output}",
+        f"{job_cls.job_name()}: {amount(read)} in {elapsed:.2f} s ({rate(read, elapsed)}) -> {output}",
         err=True,
     )
 
 
 # -- Kafka ------------------------------------------------------------------------------------
 
-bootstrap_option = click.option(
-    "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True,
-    help="Kafka brokers to connect to [env: MRKAFKA_BOOTSTRAP_SERVERS].",
-)  # fmt: skip
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), help="Where the brokers keep data, logs and pids "
     "[default: ~/.cache/mrkafka/broker].",
@@ -223,7 +236,7 @@ def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None 
     return Cluster(directory, brokers or 1, port or DEFAULT_PORT)
 
 
-@main.group()
+@main.group(short_help="Run Apache Kafka (KRaft) here, for development and tests.")
 def kafka() -> None:
     """Run Apache Kafka (KRaft) on this machine, for development, tests and demos."""
 
@@ -278,8 +291,9 @@ def topic() -> None:
 
 @topic.command("create")
 @click.argument("name")
-@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True, help="Partition count.")
+@click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Copies of each partition (at most the broker count).")  # fmt: skip
 @click.option("--config", "configs", multiple=True, metavar="KEY=VALUE", help="A topic config (repeatable).")
 @bootstrap_option
 @debug_option
@@ -349,7 +363,11 @@ def topic_alter(name: str, partitions: int, bootstrap_servers: str) -> None:
 @bootstrap_option
 @debug_option
 def topic_delete(name: str, force: bool, bootstrap_servers: str) -> None:
-    """Delete topic NAME (never Kafka's own `__` topics or a running application's, unless --force)."""
+    """Delete topic NAME.
+
+    Kafka's own topics (names starting with __) and a running application's internal topics
+    are refused unless --force.
+    """
     from mrkafka.kafka import admin
     from mrkafka.stream import application
 
@@ -369,8 +387,11 @@ def app() -> None:
 @bootstrap_option
 @debug_option
 def app_reset(application_id: str, bootstrap_servers: str) -> None:
-    """Delete the internal topics and committed offsets of APPLICATION_ID, as Kafka's
-    kafka-streams-application-reset does: its next run starts from the input's beginning."""
+    """Delete the internal topics and committed offsets of APPLICATION_ID.
+
+    As Kafka's kafka-streams-application-reset does: the application's next run starts from
+    the input's beginning, with empty state. The output topic is left alone.
+    """
     from mrkafka.stream import application
 
     deleted = application.reset(bootstrap_servers, application_id)
@@ -378,7 +399,7 @@ def app_reset(application_id: str, bootstrap_servers: str) -> None:
 
 
 @main.command()
-@click.option("--topic", "topic_name", required=True)
+@click.option("--topic", "topic_name", required=True, help="The topic to write to (it must exist).")
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="One record per line.")
 @click.option("--key-sep", help="Split each line at its first SEP into key and value.")
 @click.option("--key-field", type=int, help="With --key-sep: the key is field N (from 1), the value the whole line.")
@@ -387,7 +408,13 @@ def app_reset(application_id: str, bootstrap_servers: str) -> None:
 def produce(
     topic_name: str, input_path: str, key_sep: str | None, key_field: int | None, bootstrap_servers: str
 ) -> None:
-    """Write the lines of a file to a topic (acks=all, idempotent)."""
+    """Write the lines of a file to a topic (acks=all, idempotent).
+
+    \b
+    Examples:
+      mrkafka produce --topic lines --input README.md
+      mrkafka produce --topic orders --input orders.csv --key-sep , --key-field 2
+    """
     from mrkafka.kafka.console import produce_lines
 
     started = time.monotonic()
@@ -396,14 +423,14 @@ def produce(
 
 
 @main.command()
-@click.option("--topic", "topic_name", required=True)
+@click.option("--topic", "topic_name", required=True, help="The topic to read.")
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset, not the end.")
-@click.option("--print-key", is_flag=True)
-@click.option("--print-partition", is_flag=True)
+@click.option("--print-key", is_flag=True, help="Print each record's key, then a tab, before its value.")
+@click.option("--print-partition", is_flag=True, help="Print Partition:N and a tab first.")
 @click.option("--value-format", type=click.Choice(["string", "long", "json", "bytes"]), default="string",
-              show_default=True)  # fmt: skip
+              show_default=True, help="How values print: as text, 8-byte longs, JSON or Python bytes.")  # fmt: skip
 @click.option("--key-format", type=click.Choice(["string", "long", "json", "bytes"]), default="string",
-              show_default=True)  # fmt: skip
+              show_default=True, help="How keys print (with --print-key), as --value-format.")  # fmt: skip
 @click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option("--timeout-ms", type=click.IntRange(min=0), help="Stop when no record came for this long.")
 @click.option("--isolation-level", type=click.Choice(["read_committed", "read_uncommitted"]),
@@ -423,7 +450,14 @@ def consume(
     isolation_level: str,
     bootstrap_servers: str,
 ) -> None:
-    """Print the records of a topic, as kafka-console-consumer does."""
+    """Print the records of a topic, as kafka-console-consumer does.
+
+    Without --max-messages or --timeout-ms it runs until stopped (Ctrl-C).
+
+    \b
+    Examples:
+      mrkafka consume --topic wc-output --from-beginning --print-key --value-format long --timeout-ms 5000
+    """
     from mrkafka.kafka.console import consume as run_consume
 
     count = run_consume(
@@ -434,7 +468,7 @@ def consume(
     click.echo(f"Processed a total of {count} messages", err=True)
 
 
-@main.command("lookup")
+@main.command("lookup", short_help="Print the value of a key in a finished output.")
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.argument("key")
 @click.option("--fuzzy", type=click.IntRange(0, 10), default=0, help="Also keys within N edits (Levenshtein).")

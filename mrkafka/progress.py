@@ -1,4 +1,4 @@
-"""A progress line on stderr (done of total, MB/s) while stderr is a terminal."""
+"""A progress line on stderr (done of total, MB/s) while stderr is a terminal, and how amounts read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ import time
 
 import click
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "amount", "rate"]
+
+
+def amount(nbytes: float) -> str:
+    """``3.2 MB``, ``512.0 KB`` or ``12 B``: decimal units, so that small inputs do not read 0.0 MB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes:.0f} B"
+
+
+def rate(nbytes: float, seconds: float) -> str:
+    return f"{amount(nbytes / max(seconds, 1e-9))}/s"
 
 
 class Progress:
@@ -25,7 +37,7 @@ class Progress:
             self._bar.__enter__()
 
     def _rate(self, _item: object) -> str:
-        return f"{self.bytes / 1e6 / max(time.monotonic() - self.started, 1e-9):.1f} MB/s"
+        return rate(self.bytes, time.monotonic() - self.started)
 
     def advance(self, units: int = 1, nbytes: int = 0) -> None:
         self.bytes += nbytes

@@ -27,6 +27,8 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         yield
         return
     _check_reachable(address)
+    # Ray warns on every start that token authentication (its default) is on.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     handler = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)

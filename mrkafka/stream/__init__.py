@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import ray
 
 from mrkafka import output as out
+from mrkafka import progress
 from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
@@ -58,7 +59,7 @@ class StreamReport:
     def format(self) -> str:
         records_in = self.counters.get(out.MAP_INPUT_RECORDS)
         read = self.counters.get(out.BYTES_READ)
-        rate = f"{read / 1e6 / max(self.seconds, 1e-9):.1f} MB/s, {records_in / max(self.seconds, 1e-9):,.0f} records/s"
+        rate = f"{progress.rate(read, self.seconds)}, {records_in / max(self.seconds, 1e-9):,.0f} records/s"
         latency = (
             f"latency p50 {self.latency_p50_ms:.0f} ms, p99 {self.latency_p99_ms:.0f} ms"
             if self.latency_p50_ms is not None

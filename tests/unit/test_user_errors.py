@@ -263,3 +263,23 @@ def test_on_error_skip_in_batch(tmp_path: Path) -> None:
     code, err = run(*args, "--output", str(tmp_path / "skipped"), "--on-error", "skip")
     assert code == 0 and "bad_records=2" in err, err
     assert read_parts(tmp_path / "skipped") == {b"a": b"2", b"b": b"1"}
+
+
+def test_every_option_and_command_is_explained() -> None:
+    import click
+
+    def commands(group: click.Group, path: str):
+        for name, command in group.commands.items():
+            yield f"{path} {name}", command
+            if isinstance(command, click.Group):
+                yield from commands(command, f"{path} {name}")
+
+    for path, command in commands(main, "mrkafka"):
+        assert command.help, path
+        assert not command.get_short_help_str(limit=80).endswith("..."), path
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{path} {param.opts[0]}"
+    for path in ("run", "produce", "consume"):
+        result = CliRunner().invoke(main, [path, "--help"])
+        assert "Examples:" in result.stdout, path
