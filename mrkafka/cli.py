@@ -19,6 +19,9 @@ from mrkafka.errors import MrkafkaError
 
 __all__ = ["main"]
 
+#: How often an unbounded stream run prints its status on a terminal.
+STATUS_EVERY_S = 10.0
+
 
 class _Group(click.Group):
     """Runs a command; a ``MrkafkaError`` becomes one line on stderr (a traceback with --debug)."""
@@ -177,6 +180,7 @@ def run(
             application_id=app, reducers=reducers, mappers=mappers, commit_interval_ms=commit_interval_ms,
             state=state, state_dir=state_dir, until_end=until_end, output=output, fmt=fmt, overwrite=overwrite,
             ray_address=ray_address, task_timeout_s=task_timeout, guarantee=guarantee,
+            status_every_s=STATUS_EVERY_S if sys.stderr.isatty() else None,
         )  # fmt: skip
         click.echo(report.counters.format(), err=True)
         click.echo(f"{app}: {report.format()}", err=True)

@@ -136,6 +136,7 @@ def run_stream(
     ray_address: str | None = None,
     task_timeout_s: float = 300.0,
     guarantee: str = EXACTLY_ONCE,
+    status_every_s: float | None = None,
 ) -> StreamReport:
     """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring."""
 
@@ -188,7 +189,7 @@ def run_stream(
             map_runs = [a.run.remote(bounds) for a in map_actors]
             reduce_runs = [a.run.remote() for a in reduce_actors]
             if bounds is None:
-                _wait([], map_runs + reduce_runs)  # until a worker fails, or Ctrl-C / SIGTERM
+                _run_unbounded(config, map_runs + reduce_runs, status_every_s)
             else:
                 _wait_for_mappers(kafka, config, begin, bounds, map_runs + reduce_runs)
                 _stop(map_actors, map_runs, counters, raise_errors=True)
@@ -237,6 +238,31 @@ def _check_state_dir(directory: Path) -> None:
             pass
     except OSError as exc:
         raise BadInputError(f"--state-dir {directory} cannot hold state stores: {exc.strerror or exc}") from exc
+
+
+def _run_unbounded(config: StreamConfig, runs: list, status_every_s: float | None) -> None:
+    """Until a worker fails, or Ctrl-C / SIGTERM; every ``status_every_s`` a status line on stderr."""
+    last = (time.monotonic(), None)
+    while True:
+        ray.wait(runs, num_returns=1, timeout=_WAIT_S)
+        _check_runs(runs)
+        if status_every_s is not None and time.monotonic() - last[0] >= status_every_s:
+            last = _print_status(config, *last)
+
+
+def _print_status(config: StreamConfig, since: float, committed_then: int | None) -> tuple[float, int | None]:
+    """``APP: 1,234 records committed (56/s), lag 789``: the input group's progress and lag."""
+    now = time.monotonic()
+    try:
+        committed = sum(admin.committed_offsets(config.bootstrap, config.application_id, config.input_topic).values())
+        _, ends = admin.topic_offsets(config.bootstrap, config.input_topic, "read_committed")
+    except TransientKafkaError as exc:
+        print(f"{config.application_id}: waiting for Kafka ({exc})", file=sys.stderr)
+        return now, committed_then
+    speed = "" if committed_then is None else f" ({(committed - committed_then) / max(now - since, 1e-9):,.0f}/s)"
+    print(f"{config.application_id}: {committed:,} records committed{speed}, lag {sum(ends.values()) - committed:,}",
+          file=sys.stderr)  # fmt: skip
+    return now, committed
 
 
 def _check_runs(runs: list) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -268,3 +269,36 @@ def test_on_error_skip_goes_past_a_record_the_map_raises_on(ray_cluster, bootstr
     assert code == 0, err
     assert read_parts(tmp_path / "skipped") == {b"a": b"2", b"b": b"1"}
     assert "bad_records=1" in err
+
+
+def test_an_unbounded_run_on_a_terminal_prints_its_status(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    import pty
+
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    (tmp_path / "in.txt").write_bytes(b"a b c\n" * 1000)
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream",
+                                "--input-topic", topic_name, "--application-id", f"{topic_name}-app",
+                                "--bootstrap-servers", bootstrap, "--commit-interval-ms", "200"],
+                               stderr=terminal, stdout=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        stopping = False
+        while process.poll() is None and time.monotonic() < deadline:  # read all it writes, until it ends
+            if select.select([controller], [], [], 1)[0]:
+                with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+                    seen += os.read(controller, 65536)
+            if b"1,000 records committed" in seen and not stopping:
+                process.send_signal(signal.SIGTERM)
+                stopping = True
+        assert process.wait(timeout=60) == 0, seen[-2000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        os.close(controller)
+    assert f"{topic_name}-app: 1,000 records committed".encode() in seen and b", lag 0" in seen, seen[-2000:]
