@@ -302,3 +302,21 @@ def test_an_unbounded_run_on_a_terminal_prints_its_status(bootstrap: str, topic_
         process.wait()
         os.close(controller)
     assert f"{topic_name}-app: 1,000 records committed".encode() in seen and b", lag 0" in seen, seen[-2000:]
+
+
+def test_sigterm_to_the_whole_process_group_stops_cleanly(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    # What a terminal's job control or a service manager sends: every process of the run, Ray's too.
+    admin.create_topic(bootstrap, topic_name, partitions=2)
+    (tmp_path / "in.txt").write_bytes(b"a b c\n" * 1000)
+    produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
+    name = f"{topic_name}-app"
+    extra = ["--input-topic", topic_name, "--output-topic", f"{topic_name}-out"]
+    with StreamRun(bootstrap, name, tmp_path / "state", tmp_path / "run.log", *extra) as run:
+        deadline = time.monotonic() + 120
+        while sum(retrying(admin.committed_offsets, bootstrap, name, topic_name).values()) < 1000:
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(0.3)
+        os.killpg(run.pid, signal.SIGTERM)
+        assert run.process.wait(timeout=120) == 0, run.tail()
+    log = run.tail(20_000)
+    assert "records in 1,000" in log and "Failed to connect to GCS" not in log and "Traceback" not in log, log
