@@ -554,6 +554,7 @@ class ReduceWorker:
         try:
             await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before)}), CONNECT_TIMEOUT)
         except (AIOKafkaError, asyncio.TimeoutError) as exc:
-            log.warning("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp,
-                        describe(exc))  # fmt: skip
+            # Not a warning: during a broker outage it would repeat every interval, and costs nothing.
+            log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp,
+                     describe(exc))  # fmt: skip
         self._last_purge = time.monotonic()
