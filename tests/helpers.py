@@ -110,3 +110,13 @@ def free_ports(count: int) -> int:
         if all(port_free(p) for p in wanted):
             return port
     raise RuntimeError("no free ports")
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """``mrkafka ARGS`` in this process: the exit code and what it wrote to stderr."""
+    from click.testing import CliRunner
+
+    from mrkafka.cli import main
+
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr

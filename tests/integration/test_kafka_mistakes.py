@@ -20,17 +20,12 @@ from mrkafka.cli import main
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.stream import application
-from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
+from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, write_job
 from tests.stream_process import StreamRun, retrying
 
 pytestmark = pytest.mark.integration
 
 ODD_SUM = WORDCOUNT.parent / "odd_sum.py"
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stderr
 
 
 @pytest.fixture

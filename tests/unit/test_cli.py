@@ -8,17 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from mrkafka.cli import main
-from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stderr
+from tests.helpers import WORDCOUNT, cli, oracle_wordcount, read_parts
 
 
 def test_inline_run_writes_parts_and_counters(tmp_path: Path, messy_file: Path) -> None:
     out = tmp_path / "out"
-    code, err = run("run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(out),
+    code, err = cli("run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(out),
                     "--runner", "inline", "--block-size", "16KiB")  # fmt: skip
     assert code == 0, err
     assert "Map input records=" in err and "Reduce output records=" in err
@@ -36,20 +31,20 @@ def test_inline_run_writes_parts_and_counters(tmp_path: Path, messy_file: Path) 
 )
 def test_bad_arguments(tmp_path: Path, messy_file: Path, args, code, message) -> None:
     base = ["run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(tmp_path / "o"), "--runner", "inline"]
-    exit_code, err = run(*base, *args)
+    exit_code, err = cli(*base, *args)
     assert exit_code == code
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
 def test_missing_job_file(tmp_path: Path, messy_file: Path) -> None:
-    code, err = run("run", "nope.py", "--input", str(messy_file), "--output", str(tmp_path / "o"))
+    code, err = cli("run", "nope.py", "--input", str(messy_file), "--output", str(tmp_path / "o"))
     assert code == 3 and err == "mrkafka: error: job file not found: nope.py\n"
 
 
 def test_existing_output(tmp_path: Path, messy_file: Path) -> None:
     (tmp_path / "o").mkdir()
     args = ["--input", str(messy_file), "--output", str(tmp_path / "o"), "--runner", "inline"]
-    code, err = run("run", str(WORDCOUNT), *args)
+    code, err = cli("run", str(WORDCOUNT), *args)
     assert code == 4 and "--overwrite" in err
 
 
@@ -59,21 +54,21 @@ def test_job_error_shows_traceback_only_with_debug(tmp_path: Path) -> None:
                    "    def reduce(self, a, b):\n        return a\n")  # fmt: skip
     (tmp_path / "in.txt").write_text("x\n")
     args = ["run", str(job), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o"), "--runner", "inline"]
-    code, err = run(*args)
+    code, err = cli(*args)
     assert code == 5 and err.startswith("mrkafka: error: map raised KeyError") and "in.txt at byte 0" in err
     assert err.count("\n") == 1
-    code, err = run("--debug", *args)
+    code, err = cli("--debug", *args)
     assert code == 5 and "Traceback" in err and "raise KeyError(v)" in err
 
 
 def test_stream_errors_before_anything_starts(tmp_path: Path) -> None:
-    code, err = run("run", str(WORDCOUNT), "--stream")
+    code, err = cli("run", str(WORDCOUNT), "--stream")
     assert code == 2 and "--stream needs --input-topic" in err
-    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--output", str(tmp_path / "o"))
+    code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--output", str(tmp_path / "o"))
     assert code == 2 and "--output needs --until-end" in err
     # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
     # (The driver waits out a broker that is away for up to --task-timeout.)
-    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1",
+    code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1",
                     "--task-timeout", "1")  # fmt: skip
     assert code == 8 and "no Kafka broker answers at 127.0.0.1:1" in err and err.count("\n") == 1
 
@@ -83,11 +78,11 @@ def test_lookup_cli(tmp_path: Path) -> None:
     job = str(WORDCOUNT.parent / "prefix_index.py")
     data = tmp_path / "in.txt"
     data.write_text("Mukesh Mukund Mukesh\n")
-    assert run("run", job, "--input", str(data), "--output", str(out), "--runner", "inline")[0] == 0
+    assert cli("run", job, "--input", str(data), "--output", str(out), "--runner", "inline")[0] == 0
     result = CliRunner().invoke(main, ["lookup", str(out), "Muk"])
     assert result.exit_code == 0 and result.stdout == "Muk\tMukesh\t2\nMuk\tMukund\t1\n"
-    code, err = run("lookup", str(out), "Zz")
+    code, err = cli("lookup", str(out), "Zz")
     assert code == 1 and "no key 'Zz'" in err
     (out / "_SUCCESS").unlink()
-    code, err = run("lookup", str(out), "Muk")
+    code, err = cli("lookup", str(out), "Muk")
     assert code == 2 and "not a finished output" in err

@@ -12,17 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from mrkafka.cli import main
-from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stderr
+from tests.helpers import WORDCOUNT, cli, oracle_wordcount, read_parts
 
 
 def wordcount(inputs: list[Path], output: Path | str, *extra: str) -> tuple[int, str]:
     args = [a for path in inputs for a in ("--input", str(path))]
-    return run("run", str(WORDCOUNT), *args, "--output", str(output), "--runner", "inline", *extra)
+    return cli("run", str(WORDCOUNT), *args, "--output", str(output), "--runner", "inline", *extra)
 
 
 def one_line(err: str) -> bool:
@@ -112,7 +107,7 @@ def test_sums_are_exact_beyond_64_bits(tmp_path: Path, extra: list[str]) -> None
     # Each 64-byte split's sum fits in 64 bits, the total does not.
     numbers = [2**61 + 1, 3, 2**61 - 1, -5] * 10
     (tmp_path / "in.txt").write_text("".join(f"{n}\n" for n in numbers))
-    code, err = run("run", str(WORDCOUNT.parent / "odd_sum.py"), "--input", str(tmp_path / "in.txt"),
+    code, err = cli("run", str(WORDCOUNT.parent / "odd_sum.py"), "--input", str(tmp_path / "in.txt"),
                     "--output", str(tmp_path / "out"), "--runner", "inline", *extra)  # fmt: skip
     assert code == 0, err
     assert read_parts(tmp_path / "out") == {b"odd_sum": str(sum(n for n in numbers if n % 2)).encode()}
@@ -163,7 +158,7 @@ def run_fields(tmp_path: Path, data: bytes, fmt: str, *extra: str) -> tuple[int,
     (tmp_path / "fields.py").write_text(FIELDS_JOB)
     (tmp_path / "in.txt").write_bytes(data)
     out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
-    code, err = run("run", str(tmp_path / "fields.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
+    code, err = cli("run", str(tmp_path / "fields.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
                     "--runner", "inline", "--reducers", "4", "--format", fmt, *extra)  # fmt: skip
     return code, err, out
 
@@ -226,7 +221,7 @@ def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
 )
 def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code: int, message: str) -> None:
     (tmp_path / "in.txt").write_bytes(b"a b\n" * 50_000)  # 200 KB: 200,000 splits of one byte
-    exit_code, err = run("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output",
+    exit_code, err = cli("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output",
                          str(tmp_path / "out"), "--runner", "inline", *args)  # fmt: skip
     assert exit_code == code and one_line(err) and message in err, err
     assert not (tmp_path / "out").exists()
@@ -234,20 +229,20 @@ def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code:
 
 def test_stream_mappers_are_validated_before_kafka() -> None:
     for mappers in ("0", "-1"):
-        code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--mappers", mappers)
+        code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--mappers", mappers)
         assert code == 2 and one_line(err) and "--mappers" in err, err
 
 
 def test_a_bad_state_dir_is_one_line_before_kafka(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("a file where the directory should be")
-    code, err = run("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--state", "rocksdb",
+    code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--state", "rocksdb",
                     "--state-dir", str(tmp_path / "state" / "sub"), "--bootstrap-servers", "127.0.0.1:1")  # fmt: skip
     assert code == 2 and one_line(err) and "--state-dir" in err, err
 
 
 @pytest.mark.parametrize("args", [["--port", "65500"], ["--port", "0"], ["--brokers", "2"]])
 def test_kafka_up_checks_its_options_first(tmp_path: Path, args: list[str]) -> None:
-    code, err = run("kafka", "up", "--data-dir", str(tmp_path / "k"), *args)
+    code, err = cli("kafka", "up", "--data-dir", str(tmp_path / "k"), *args)
     assert code == 2 and one_line(err) and args[0] in err, err
     assert not (tmp_path / "k").exists()
 
@@ -258,9 +253,9 @@ def test_on_error_skip_in_batch(tmp_path: Path) -> None:
     job = write_job(tmp_path, PICKY_JOB)
     (tmp_path / "in.txt").write_bytes(b"a\nbad\nb\na\nbad\n")
     args = ["run", str(job), "--input", str(tmp_path / "in.txt"), "--runner", "inline"]
-    code, err = run(*args, "--output", str(tmp_path / "failed"))
+    code, err = cli(*args, "--output", str(tmp_path / "failed"))
     assert code == 5 and one_line(err) and "in.txt at byte 2" in err
-    code, err = run(*args, "--output", str(tmp_path / "skipped"), "--on-error", "skip")
+    code, err = cli(*args, "--output", str(tmp_path / "skipped"), "--on-error", "skip")
     assert code == 0 and "bad_records=2" in err, err
     assert read_parts(tmp_path / "skipped") == {b"a": b"2", b"b": b"1"}
 
