@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,18 +77,24 @@ def test_leftovers_of_a_killed_run_are_replaced(checkout: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001"]
 
 
-def test_an_output_being_written_is_refused(checkout: Path) -> None:
-    import socket
-
-    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
-        try:
-            (checkout / "out" / "_temporary").mkdir(parents=True)
-            (checkout / "out" / "_LOCK").write_text(f"{socket.gethostname()} {writer.pid}\n")
-            code, err = wordcount([checkout / "data"], "out", "--overwrite")
-            assert code == 4 and one_line(err) and f"process {writer.pid}" in err
-        finally:
-            writer.kill()
-    assert (checkout / "out" / "_temporary").is_dir()
+def test_a_second_run_on_an_output_being_written_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import time\nfrom mrkafka import Job\n\n\nclass Slow(Job):\n    def map(self, offset, line):\n"
+        "        time.sleep(0.01)\n        yield line, 1\n\n    def reduce(self, a, b):\n        return a + b\n"
+    )
+    (tmp_path / "in.txt").write_bytes(b"".join(b"%d\n" % (i % 10) for i in range(500)))  # 5 s of map
+    out = tmp_path / "out"
+    args = ["run", str(tmp_path / "slow.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
+            "--runner", "inline", "--overwrite"]  # fmt: skip
+    with subprocess.Popen([sys.executable, "-m", "mrkafka.cli", *args], stderr=subprocess.PIPE) as first:
+        deadline = time.monotonic() + 60
+        while not (out / "_LOCK").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.05)
+        code, err = cli(*args)
+        assert code == 4 and one_line(err) and f"being written by process {first.pid}" in err, err
+        assert first.wait(timeout=60) == 0, first.stderr.read()
+    assert read_parts(out) == {b"%d" % i: b"50" for i in range(10)}
 
 
 def test_input_directories_are_read_recursively(tmp_path: Path) -> None:
