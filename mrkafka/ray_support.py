@@ -23,10 +23,10 @@ __all__ = ["get_result", "ray_session", "ship_job_by_value"]
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[None]:
     """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one."""
+    _check_reachable(address)
     if ray.is_initialized():
         yield
         return
-    _check_reachable(address)
     # Ray warns on every start that token authentication (its default) is on.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     handler = signal.getsignal(signal.SIGTERM)
