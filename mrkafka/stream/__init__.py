@@ -276,15 +276,10 @@ def _check_runs(runs: list) -> None:
 
 
 def _wait(refs: list, runs: list) -> list:
-    """The results of ``refs``, once all are ready; the error of a worker's run that ends first.
-
-    With no ``refs``, waits until a run ends (or Ctrl-C)."""
+    """The results of ``refs``, once all are ready; the error of a worker's run that ends first."""
     pending = list(refs)
-    while pending or not refs:
-        if pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
-        else:
-            ray.wait(runs, num_returns=1, timeout=_WAIT_S)
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
         _check_runs(runs)
     return get_result(refs)
 
