@@ -4,6 +4,7 @@ the README's exit code, and nothing already written is lost."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -71,7 +72,7 @@ def test_leftovers_of_a_killed_run_are_replaced(checkout: Path) -> None:
     out = checkout / "out"
     (out / "_temporary").mkdir(parents=True)
     (out / "_temporary" / "part-r-00000").write_text("half")
-    (out / "_LOCK").write_text(f"{__import__('socket').gethostname()} {dead.stdout.strip()}\n")
+    (out / "_LOCK").write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")
     code, err = wordcount([checkout / "data"], "out")
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001"]
