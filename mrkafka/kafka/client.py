@@ -57,6 +57,11 @@ def classify(exc: BaseException) -> str:
         return MIGRATED
     if isinstance(exc, _RETRIABLE) or (isinstance(exc, kerrors.KafkaError) and exc.retriable):
         return RETRIABLE
+    if type(exc) is kerrors.KafkaError and exc.__cause__ is not None:
+        # aiokafka's producer wraps what ended its sender routine ("Unexpected error during
+        # batch delivery"; seen after a broker outage of a minute): that producer is done for,
+        # and a new session with new clients goes on from the last commit.
+        return RETRIABLE
     return FATAL
 
 

@@ -429,3 +429,18 @@ def test_a_fault_spec_that_names_no_point_is_refused() -> None:
     for bad in ("finsh:1", "finish:0", "finish:x", "finish:1:pause"):
         with pytest.raises(ValueError, match="expected POINT:N"):
             _parse(bad)
+
+
+def test_a_producer_whose_sender_died_is_retried_with_new_clients() -> None:
+    from aiokafka.errors import KafkaError as AIOKafkaError
+
+    from mrkafka.kafka.client import FATAL, RETRIABLE, classify
+
+    try:
+        try:
+            raise AssertionError("a bug inside the sender routine")
+        except AssertionError as cause:
+            raise AIOKafkaError("Unexpected error during batch delivery") from cause
+    except AIOKafkaError as wrapped:
+        assert classify(wrapped) == RETRIABLE
+    assert classify(AIOKafkaError("refused")) == FATAL
