@@ -48,13 +48,18 @@ class _Group(click.Group):
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a command as Ctrl-C does: a batch run removes its temporary output, a
-    stream run stops its workers (gracefully when unbounded), and the exit code is 130."""
+    """SIGTERM stops a command as Ctrl-C does: a batch run removes its temporary output and
+    exits 130, a bounded stream run stops its workers at once and exits 130, an unbounded one
+    stops them gracefully and exits 0."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding program's): leave signals alone
+        yield
+        return
     try:
         yield
     finally:
