@@ -24,13 +24,16 @@ from mrkafka.kafka.client import started
 
 __all__ = [
     "INTERNAL_SUFFIXES",
+    "changelog_topic",
     "check_identity",
     "groups",
     "identity_topic",
     "internal_topics",
     "job_identity",
     "members",
+    "reducer_group",
     "refuse_deleting",
+    "repartition_topic",
     "reset",
 ]
 
@@ -38,12 +41,26 @@ INTERNAL_SUFFIXES = ("-repartition", "-changelog", "-identity")
 _IDENTITY_KEY = b"job"
 
 
+def repartition_topic(app: str) -> str:
+    return f"{app}-repartition"
+
+
+def changelog_topic(app: str, store: str) -> str:
+    return f"{app}-{store}-changelog"
+
+
 def identity_topic(app: str) -> str:
     return f"{app}-identity"
 
 
+def reducer_group(app: str) -> str:
+    # Reducers own fixed partitions (assigned, not balanced); a group whose members are the
+    # map workers would refuse commits from consumers outside it, so they commit here.
+    return f"{app}-reducers"
+
+
 def groups(app: str) -> list[str]:
-    return [app, f"{app}-reducers"]
+    return [app, reducer_group(app)]
 
 
 def internal_topics(bootstrap: str, app: str) -> list[str]:

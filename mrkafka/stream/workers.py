@@ -72,6 +72,7 @@ from mrkafka.job import JobSpec
 from mrkafka.kafka import client
 from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, Outbox, classify, describe, started
 from mrkafka.output import Counters
+from mrkafka.stream import application
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
 from mrkafka.stream.store import open_store
 
@@ -124,17 +125,15 @@ class StreamConfig:
 
     @property
     def repartition_topic(self) -> str:
-        return f"{self.application_id}-repartition"
+        return application.repartition_topic(self.application_id)
 
     @property
     def changelog_topic(self) -> str:
-        return f"{self.application_id}-{self.spec.job_cls.store_name}-changelog"
+        return application.changelog_topic(self.application_id, self.spec.job_cls.store_name)
 
     @property
     def reducer_group(self) -> str:
-        # Reducers own fixed partitions (assigned, not balanced); a group whose members are the
-        # map workers would refuse commits from consumers outside it, so they commit here.
-        return f"{self.application_id}-reducers"
+        return application.reducer_group(self.application_id)
 
 
 def _quiet_client_logs() -> None:
