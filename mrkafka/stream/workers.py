@@ -216,8 +216,6 @@ class MapWorker(ConsumerRebalanceListener):
         self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()  # one commit at a time (the loop's, a revocation's)
-        self._in_flight: TopicPartition | None = None  # the partition being mapped off the loop
-        self._lost: set[TopicPartition] = set()  # revoked while being mapped: its result is dropped
         self._consumer: AIOKafkaConsumer | None = None
         self._outboxes: dict[TopicPartition, Outbox] = {}  # one per assigned partition (task)
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
@@ -239,7 +237,6 @@ class MapWorker(ConsumerRebalanceListener):
     def _abort(self) -> None:
         self.mapper.drop()
         self._positions.clear()
-        self._lost.clear()
         self._broken = None
 
     async def _session(self, backoff: Backoff) -> None:
@@ -270,27 +267,30 @@ class MapWorker(ConsumerRebalanceListener):
                 self._consumer = None
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Map each partition's records off the loop, and hold the result on it. A revocation
-        meanwhile does not wait for the map (one longer than the session timeout would get the
-        worker expelled): it commits what the partition held before this poll, and the poll's
-        result is dropped, its records going to the new owner."""
+        """Map each partition's records off the loop, and hold the result on it.
+
+        A rebalance may run at any ``await`` here. It does not wait for the map (one longer
+        than the session timeout would get the worker expelled): it commits what a revoked
+        partition held before this poll. A partition whose task was closed meanwhile, even
+        if the same partition came back as a new task (seeked to its committed offset), drops
+        this poll's records: they are read again from that offset, by whichever task owns it."""
+        tasks = dict(self._outboxes)  # the tasks these records were fetched for
+
+        def current(tp: TopicPartition) -> bool:
+            return tp in tasks and self._outboxes.get(tp) is tasks[tp]
+
         for tp, records in batches.items():
-            if tp not in self._outboxes:  # revoked while an earlier partition was mapped
+            if not current(tp):
                 continue
             bound = self._bound(tp)
             position = await consumer.position(tp)
             if bound is not None:
                 records = [r for r in records if r.offset < bound]
                 position = min(position, bound)
-            if records:
-                self._in_flight = tp
-                try:
-                    mapped = await asyncio.to_thread(self.mapper.map, tp.partition, records)
-                finally:
-                    self._in_flight = None
-                if tp in self._lost:
-                    self._lost.discard(tp)
-                    continue
+            mapped = await asyncio.to_thread(self.mapper.map, tp.partition, records) if records else None
+            if not current(tp):
+                continue
+            if mapped is not None:
                 self.mapper.hold(tp.partition, mapped)
             self._positions[tp] = position
 
@@ -354,8 +354,6 @@ class MapWorker(ConsumerRebalanceListener):
     # Rebalance: commit a task before its partition moves to another worker; start a task when
     # a partition arrives. aiokafka swallows a listener's errors: they go to the loop.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        if self._in_flight in revoked:
-            self._lost.add(self._in_flight)  # what it held before this poll is committed below
         if revoked:
             faults.point("map-revoked")
         try:
