@@ -8,7 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError as AIOKafkaError
 
@@ -18,7 +20,7 @@ from mrkafka.kafka.client import BatchSender, describe, started
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
 from mrkafka.progress import Progress
-from mrkafka.splits import iter_lines
+from mrkafka.splits import iter_lines, lines_array
 
 __all__ = ["consume", "produce_lines"]
 
@@ -124,16 +126,19 @@ def produce_lines(
 
 
 def _check_sizes(path: str, most: int, factor: int) -> None:
-    """Refuse, before writing anything, a file with a line too large for one record."""
+    """Refuse, before writing anything, a file with a line too large for one record (the
+    lengths of a block's lines measured at once, not line by line)."""
     number = 0
     for block in _blocks(path):
-        for _, line in iter_lines(block):
-            number += 1
-            if len(line) * factor > most:
-                raise BadInputError(
-                    f"{path}: line {number} is {len(line):,} bytes, more than a record of this topic may hold "
-                    f"({most:,}; the topic's max.message.bytes): nothing was written"
-                )
+        lengths = np.asarray(pc.binary_length(lines_array(block)), dtype=np.int64)
+        too_long = np.flatnonzero(lengths * factor > most)
+        if too_long.size:
+            first = int(too_long[0])
+            raise BadInputError(
+                f"{path}: line {number + first + 1} is {lengths[first]:,} bytes, more than a record of this topic "
+                f"may hold ({most:,}; the topic's max.message.bytes): nothing was written"
+            )
+        number += len(lengths)
 
 
 async def _consume(
