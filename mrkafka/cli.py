@@ -69,12 +69,23 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.find_root().meta["debug"] = True
+        # For the stream workers in the Ray this command starts; as it was once the command ends.
+        previous = os.environ.get("MRKAFKA_DEBUG")
+        os.environ["MRKAFKA_DEBUG"] = "1"
+        ctx.call_on_close(lambda: _restore_env("MRKAFKA_DEBUG", previous))
     return value
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 debug_option = click.option(
     "--debug", is_flag=True, expose_value=False, callback=_set_debug, is_eager=True,
-    help="Show the full traceback of an error.",
+    help="Show the full traceback of an error; stream workers log their sessions, retries and Kafka client.",
 )  # fmt: skip
 
 

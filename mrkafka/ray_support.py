@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import socket
@@ -30,8 +31,10 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     # Ray warns on every start that token authentication (its default) is on.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     handler = signal.getsignal(signal.SIGTERM)
+    # Workers of a cluster that this process did not start do not inherit its environment.
+    debug = {"env_vars": {"MRKAFKA_DEBUG": "1"}} if os.environ.get("MRKAFKA_DEBUG") else None
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, runtime_env=debug)
     except ConnectionError as exc:
         raise SetupError(f"cannot reach Ray at {address}: {exc}") from exc
     if threading.current_thread() is threading.main_thread():

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -136,9 +137,15 @@ class StreamConfig:
         return application.reducer_group(self.application_id)
 
 
-def _quiet_client_logs() -> None:
-    # aiokafka logs every rebalance and retry; what a user must know reaches them as errors.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+def _configure_logs() -> None:
+    """aiokafka logs every rebalance and retry: what a user must know reaches them as errors.
+    With ``--debug`` (``MRKAFKA_DEBUG``) a worker logs its sessions and retries, and aiokafka
+    what it does, to the run's output."""
+    if os.environ.get("MRKAFKA_DEBUG"):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+        logging.getLogger("aiokafka").setLevel(logging.INFO)
+    else:
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def _consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIOKafkaConsumer:
@@ -211,7 +218,7 @@ class MapWorker(ConsumerRebalanceListener):
     """Consumes input partitions, maps, combines, and produces partials to the repartition topic."""
 
     def __init__(self, config: StreamConfig) -> None:
-        _quiet_client_logs()
+        _configure_logs()
         self.config = config
         self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
         self._stop = asyncio.Event()
@@ -383,7 +390,7 @@ class ReduceWorker:
     """Owns repartition partition K: its state store, changelog partition and output records."""
 
     def __init__(self, config: StreamConfig, partition: int) -> None:
-        _quiet_client_logs()
+        _configure_logs()
         self.config = config
         self.partition = partition
         state_dir = Path(config.state_dir).expanduser() / config.application_id / f"{partition}"

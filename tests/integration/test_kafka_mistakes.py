@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import select
 import signal
 import subprocess
@@ -69,6 +70,20 @@ def test_a_reducers_mismatch_leads_to_a_working_state(app: dict, bootstrap: str,
     code, err = cli("run", str(WORDCOUNT), *app["options"], "--reducers", "3", "--output", str(tmp_path / "o"))
     assert code == 0, err
     assert counts(tmp_path / "o") == dict(oracle_wordcount(app["data"]))
+
+
+def test_debug_shows_what_the_stream_workers_do(app: dict, tmp_path: Path) -> None:
+    # Without --debug a worker is silent (what a user must know reaches them as errors); with it,
+    # the run's output shows each worker's sessions and its Kafka client.
+    args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), *app["options"], "--debug",
+            "--output", str(tmp_path / "o")]  # fmt: skip
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RAY_ADDRESS": "", "MRKAFKA_DEBUG": ""})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = run.stdout + run.stderr
+    assert re.search(r"\(MapWorker pid=\d+\).* aiokafka\.consumer\.\S+ INFO: ", logged), logged[-3000:]
+    assert re.search(r"\(ReduceWorker pid=\d+\).* aiokafka\.\S+ INFO: ", logged), logged[-3000:]
+    assert counts(tmp_path / "o") == oracle_wordcount(app["data"])
 
 
 def test_input_topic_equal_to_output_topic_is_refused(app: dict) -> None:
