@@ -222,7 +222,7 @@ class MapWorker(ConsumerRebalanceListener):
         self.config = config
         self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
         self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()  # one commit at a time (the loop's, a revocation's)
+        self._lock = asyncio.Lock()  # one commit or close at a time (the loop's, a rebalance's)
         self._consumer: AIOKafkaConsumer | None = None
         self._outboxes: dict[TopicPartition, Outbox] = {}  # one per assigned partition (task)
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
@@ -282,12 +282,8 @@ class MapWorker(ConsumerRebalanceListener):
         if the same partition came back as a new task (seeked to its committed offset), drops
         this poll's records: they are read again from that offset, by whichever task owns it."""
         tasks = dict(self._outboxes)  # the tasks these records were fetched for
-
-        def current(tp: TopicPartition) -> bool:
-            return tp in tasks and self._outboxes.get(tp) is tasks[tp]
-
         for tp, records in batches.items():
-            if not current(tp):
+            if not self._unchanged(tasks, tp):
                 continue
             bound = self._bound(tp)
             position = await consumer.position(tp)
@@ -295,11 +291,16 @@ class MapWorker(ConsumerRebalanceListener):
                 records = [r for r in records if r.offset < bound]
                 position = min(position, bound)
             mapped = await asyncio.to_thread(self.mapper.map, tp.partition, records) if records else None
-            if not current(tp):
+            if not self._unchanged(tasks, tp):
                 continue
             if mapped is not None:
                 self.mapper.hold(tp.partition, mapped)
             self._positions[tp] = position
+
+    def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
+        """Whether ``tp``'s task is still the one of ``tasks``, taken before an ``await``: a
+        rebalance meanwhile may have closed it, or replaced it by a new task at its commit."""
+        return tp in tasks and self._outboxes.get(tp) is tasks[tp]
 
     def _bound(self, tp: TopicPartition) -> int | None:
         return None if self._bounds is None else self._bounds.get(tp.partition, 0)
@@ -312,10 +313,12 @@ class MapWorker(ConsumerRebalanceListener):
         if self._bounds is None:
             return False
         reached = False
-        paused = consumer.paused()
-        for tp in set(self._outboxes) - paused:
+        tasks = dict(self._outboxes)
+        for tp in set(tasks) - consumer.paused():
             bound = self._bound(tp)
             position = await _call(consumer.position(tp), self.config, "reading a position")
+            if not self._unchanged(tasks, tp):
+                continue
             if position >= bound:
                 consumer.pause(tp)
                 self._positions[tp] = bound
@@ -349,14 +352,15 @@ class MapWorker(ConsumerRebalanceListener):
                 consumer.seek(tp, committed)
 
     async def _close_tasks(self, tasks: set[TopicPartition]) -> None:
-        """Close the tasks' producers, aborting what they did not commit."""
-        for tp in tasks:
-            self.mapper.drop({tp.partition})
-            self._positions.pop(tp, None)
-            outbox = self._outboxes.pop(tp, None)
-            if outbox is not None:
-                await outbox.abort()
-                await client.close_quietly(outbox.producer)
+        """Close the tasks' producers, aborting what they did not commit (never during a commit)."""
+        async with self._lock:
+            for tp in tasks:
+                self.mapper.drop({tp.partition})
+                self._positions.pop(tp, None)
+                outbox = self._outboxes.pop(tp, None)
+                if outbox is not None:
+                    await outbox.abort()
+                    await client.close_quietly(outbox.producer)
 
     # Rebalance: commit a task before its partition moves to another worker; start a task when
     # a partition arrives. aiokafka swallows a listener's errors: they go to the loop.
