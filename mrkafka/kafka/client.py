@@ -227,6 +227,8 @@ class Outbox(BatchSender):
         super().__init__(producer)
         self.group_id, self.consumer, self.exactly_once = group_id, consumer, exactly_once
         self._open = False  # a transaction is open
+        self.committed_at = time.monotonic()  # when it last committed something (or was made)
+        self.offsets: dict[Any, int] = {}  # the offsets it committed last
 
     async def append(self, *args: Any, **kwargs: Any) -> None:
         await self._begin()
@@ -242,6 +244,7 @@ class Outbox(BatchSender):
         if not self.exactly_once:
             if offsets:
                 await self.consumer.commit(offsets)
+                self._committed(offsets)
             return
         if offsets:
             await self._begin()
@@ -249,6 +252,12 @@ class Outbox(BatchSender):
         if self._open:
             await self.producer.commit_transaction()
             self._open = False
+            self._committed(offsets)
+
+    def _committed(self, offsets: dict[Any, int]) -> None:
+        self.committed_at = time.monotonic()
+        if offsets:
+            self.offsets = dict(offsets)
 
     async def abort(self, timeout: float = 2.0) -> None:
         """Drop what was appended since the last commit. An open transaction is aborted if the

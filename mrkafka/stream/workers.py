@@ -90,6 +90,8 @@ MAX_HELD_ROWS = 1_000_000
 MAX_MESSAGE_BYTES = 16 << 20
 #: How often a reducer deletes the repartition records it has committed (Kafka Streams: 30 s).
 PURGE_INTERVAL_S = 30.0
+#: How long a map task stays without a transaction, under exactly once (see ``MapWorker._keep_alive``).
+IDLE_COMMIT_S = 10.0
 #: Counter group of the retries, by error class.
 RETRIES = "Stream retries"
 #: Processing guarantees (Kafka Streams' ``exactly_once_v2`` and ``at_least_once``).
@@ -327,16 +329,36 @@ class MapWorker(ConsumerRebalanceListener):
 
     async def _commit(self, tasks: set[TopicPartition] | None = None) -> None:
         """The numbered commit of the module docstring, for every task (or ``tasks``)."""
+        config = self.config
         async with self._lock:
             for tp in set(self._outboxes) if tasks is None else tasks & set(self._outboxes):
                 outbox = self._outboxes[tp]
-                for block in self.mapper.drain(tp.partition):  # 1
-                    await outbox.append(self.config.repartition_topic, block.partition, None, block.data,
-                                        block.timestamp)  # fmt: skip
-                if await _call(outbox.flush(), self.config, "writing"):  # 2
-                    faults.point("map-produced")
+                blocks = self.mapper.drain(tp.partition)
+                for block in blocks:  # 1
+                    await outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
                 position = self._positions.pop(tp, None)
-                await _call(outbox.commit({tp: position} if position is not None else {}), self.config, "committing")
+                offsets = {tp: position} if position is not None else {}
+                if not blocks and not offsets and config.exactly_once:
+                    offsets = await self._keep_alive(outbox)
+                if await _call(outbox.flush(), config, "writing"):  # 2
+                    faults.point("map-produced")
+                await _call(outbox.commit(offsets), config, "committing")
+
+    async def _keep_alive(self, outbox: Outbox) -> dict[TopicPartition, int]:
+        """An idle task commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
+        every repartition partition (reducers skip it) and its last offsets again.
+
+        Kafka 4.3 can complete a transaction without writing its markers, when it does so while
+        a partition of the transaction has no leader, as around a lone broker's restart
+        (KAFKA-20734): the transaction then stays open in those partitions, and read_committed
+        readers (reducers; the task's own committed offsets) wait at it for good. The next
+        transaction of the same producer over the same partitions closes it. An active task
+        writes one every commit; an idle one would never write again without this."""
+        if time.monotonic() - outbox.committed_at < IDLE_COMMIT_S:
+            return {}
+        for partition in range(self.config.reducers):
+            await outbox.append(self.config.repartition_topic, partition, None, None)
+        return outbox.offsets
 
     async def _open_tasks(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
         """Start each task's producer (fencing its older instances), then seek to its committed
@@ -495,6 +517,8 @@ class ReduceWorker:
 
     def _merge(self, records: list[Any]) -> None:
         for record in records:
+            if record.value is None:  # an idle map task's keep-alive
+                continue
             where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
             self.reducer.merge_block(record.value, record.timestamp, where)
 

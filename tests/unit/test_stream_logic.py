@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import math
 import signal
 from pathlib import Path
@@ -503,14 +504,10 @@ class _RebalancingConsumer:
         return batches
 
 
-def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
-    # A rebalance while a poll is being mapped once let the poll's records of a partition that
-    # came straight back be held *and* read again from its committed offset: counted twice.
-    from aiokafka.structs import TopicPartition
-
+def _fake_task_producers(monkeypatch) -> dict:
+    """Map tasks get fake producers, kept in the returned dict by ``task#n``."""
     from mrkafka.stream import workers
 
-    config = workers.StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 2, 2)
     producers: dict = {}
 
     def producer(config, task: str) -> _FakeProducer:
@@ -522,6 +519,18 @@ def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
 
     monkeypatch.setattr(workers, "_producer", producer)
     monkeypatch.setattr(workers.client, "start", start)
+    return producers
+
+
+def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
+    # A rebalance while a poll is being mapped once let the poll's records of a partition that
+    # came straight back be held *and* read again from its committed offset: counted twice.
+    from aiokafka.structs import TopicPartition
+
+    from mrkafka.stream import workers
+
+    config = workers.StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 2, 2)
+    producers = _fake_task_producers(monkeypatch)
     tps = [TopicPartition("in", 0), TopicPartition("in", 1)]
     lines = {tps[0]: [b"a b", b"c"], tps[1]: [b"a a", b"d e"]}
 
@@ -544,3 +553,43 @@ def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
     assert counts == oracle_wordcount(b"\n".join(lines[tps[0]] + lines[tps[1]]))
     committed = {tp: [p.committed_offsets[tp] for p in producers.values() if tp in p.committed_offsets] for tp in tps}
     assert {tp: offsets[-1] for tp, offsets in committed.items()} == {tp: 2 for tp in tps}
+
+
+def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkeypatch, tmp_path: Path) -> None:
+    # Kafka 4.3 can leave a committed transaction without markers around a lone broker's
+    # restart (KAFKA-20734); only the same producer's next transaction over the same partitions
+    # closes it. An idle task writes one every IDLE_COMMIT_S: an empty record to every
+    # repartition partition and its last offsets again.
+    from aiokafka.structs import TopicPartition
+
+    from mrkafka.stream import workers
+
+    config = workers.StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 3, 2)
+    producers = _fake_task_producers(monkeypatch)
+    tp = TopicPartition("in", 0)
+
+    async def run() -> list:
+        worker = workers.MapWorker(config)
+        consumer = _RebalancingConsumer(worker, producers, rebalance_at=None)
+        worker._consumer, consumer.positions = consumer, {tp: 0}
+        await worker.on_partitions_assigned([tp])
+        (producer,) = producers.values()
+        await worker._process(consumer, consumer.poll({tp: [b"a b", b"a"]}))
+        await worker._commit()
+        await worker._commit()  # idle, but not for long: nothing
+        data = list(producer.committed)
+        assert producer.committed_offsets == {tp: 2} and producer.calls.count(("commit",)) == 1
+        worker._outboxes[tp].committed_at -= workers.IDLE_COMMIT_S
+        await worker._commit()  # idle for IDLE_COMMIT_S
+        assert producer.calls.count(("commit",)) == 2 and producer.calls[-2] == ("offsets", {tp: 2}, "app")
+        assert producer.committed[len(data) :] == [None, None, None]
+        sends = [call for call in producer.calls if call[0] == "send"][-3:]
+        assert sorted(partition for _, _, partition, _ in sends) == [0, 1, 2]
+        return producer.committed
+
+    committed = asyncio.run(run())
+    reducer = workers.ReduceWorker(dataclasses.replace(config, state_dir=str(tmp_path)), 0)
+    keep_alive, block = [value for value in committed if value is None][:1], committed[:1]
+    for values, pending in ((keep_alive, 0), (block, 1)):
+        reducer._merge([SimpleNamespace(topic="r", partition=0, offset=0, value=v, timestamp=0) for v in values])
+        assert reducer.reducer.pending == pending
