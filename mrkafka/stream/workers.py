@@ -31,6 +31,9 @@ interval and before its partition is revoked:
 3. commit them with the task's input position (the consumer's position, which steps over
    transaction markers and compaction gaps), in group APP.
 
+Under exactly once, a task idle for ``IDLE_COMMIT_S`` commits an empty transaction over the
+same partitions, which closes one that Kafka left without markers (``MapWorker._keep_alive``).
+
 A reduce worker owns repartition partition K. It restores its store from changelog
 partition K up to its last stable offset (from the store's checkpoint, when the
 checkpoint belongs to that changelog), merges partial blocks into an interval's pending
