@@ -1,15 +1,14 @@
 """Topic administration and cluster checks over aiokafka's admin client.
 
-Every call takes the bootstrap servers (``--bootstrap-servers``, else the environment's
-``MRKAFKA_BOOTSTRAP_SERVERS``, else 127.0.0.1:9092) and fails within seconds, with
-``KafkaUnavailableError``, when no broker answers there; a failure that may pass (a leader
-moving, a request timing out) is a ``TransientKafkaError``, which callers may retry.
+Every call takes the bootstrap servers (the command line's ``--bootstrap-servers``) and fails
+within seconds, with ``KafkaUnavailableError``, when no broker answers there; a failure that
+may pass (a leader moving, a request timing out) is a ``TransientKafkaError``, which callers
+may retry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,13 +25,11 @@ from mrkafka.errors import KafkaError, TopicError, TransientKafkaError
 from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, describe, started
 
 __all__ = [
-    "DEFAULT_BOOTSTRAP_SERVERS",
     "PartitionInfo",
     "TopicInfo",
     "admin_client",
     "alter_configs",
     "alter_partitions",
-    "bootstrap_servers",
     "broker_ids",
     "committed_offsets",
     "create_topic",
@@ -46,12 +43,7 @@ __all__ = [
     "topic_offsets",
 ]
 
-DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 _DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' ConfigSource for a config set on the topic itself
-
-
-def bootstrap_servers(given: str | None = None) -> str:
-    return given or os.environ.get("MRKAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
 
 
 @dataclass(frozen=True, order=True)
