@@ -225,6 +225,10 @@ def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
         (["--reducers", "-2"], 2, "'--reducers': -2 is not in the range"),
         (["--runner", "ray", "--ray-address", "127.0.0.1:1"], 6, "cannot reach Ray at 127.0.0.1:1"),
         (["--no-such-option"], 2, "No such option '--no-such-option'"),
+        (["--input", "no/such/file"], 2, "input not found: no/such/file"),
+        (["--block-size", "12 parsecs"], 2, "not a size"),
+        (["-p", "x=1"], 3, "has no parameter 'x'"),
+        (["--job", "Nope"], 3, "no Job class 'Nope'"),
     ],
 )
 def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code: int, message: str) -> None:
