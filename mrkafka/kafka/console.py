@@ -20,7 +20,7 @@ from mrkafka.kafka.client import BatchSender, describe, started
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
 from mrkafka.progress import Progress
-from mrkafka.splits import iter_lines, lines_array
+from mrkafka.splits import lines_array
 
 __all__ = ["consume", "produce_lines"]
 
@@ -64,7 +64,7 @@ async def _produce(
         written = 0
         round_robin = 0
         for block in _blocks(path):
-            lines = [line for _, line in iter_lines(block)]
+            lines = lines_array(block).to_pylist()  # the lines _check_sizes measured
             if key_sep is None:
                 keys: list[bytes | None] = [None] * len(lines)
                 values = lines
