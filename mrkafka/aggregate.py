@@ -119,9 +119,9 @@ class Aggregation:
     """How the values of one key merge: the job's built-in aggregate, or its ``reduce``."""
 
     def __init__(self, job: Job, vectorized: bool = True) -> None:
-        self.job = job
+        # ``aggregate`` is the vectorized form's shortcut; per record, the job's own reduce runs.
         self.builtin = job.aggregate if vectorized else None
-        self._merge = AGGREGATES[job.aggregate] if job.aggregate else job.reduce
+        self._merge = AGGREGATES[job.aggregate] if self.builtin else job.reduce
 
     def merge(self, held: Any, new: Any) -> Any:
         """Merge a newer value into a held one (input order matters only for ``last``)."""
@@ -143,16 +143,17 @@ class Aggregation:
 
     def merge_into(
         self,
-        held: MutableMapping[bytes, Any],
-        keys: Iterable[bytes],
+        held: MutableMapping[Any, Any],
+        keys: Iterable[Any],
         values: Iterable[Any],
-        lookup: Callable[[bytes], Any] | None = None,
+        lookup: Callable[[Any], Any] | None = None,
     ) -> None:
         """Merge each value into what ``held`` holds for its key, in order; a key ``held`` lacks
         takes what ``lookup(key)`` gives, or the value itself where that is ``MISSING``.
 
-        The one merge of a value into held state: the combiner, the batch reducer and the
-        stream state update all go through it. ``None`` is a value like any other."""
+        The one merge of a value into held state: the per-record combiner (Python keys), the
+        batch reducer and the stream state update (key bytes) all go through it. ``None`` is a
+        value like any other."""
         merge = self._merge
         for key, value in zip(keys, values):
             current = held.get(key, MISSING)

@@ -47,7 +47,8 @@ def map_records(
 ) -> tuple[pa.Table, int, int]:
     """The job's per-record map over ``(position, line)`` records.
 
-    With an ``aggregation`` the combiner runs as records come, into one dict. With
+    With an ``aggregation`` the combiner (``Aggregation.merge_into``) folds the pairs into one
+    dict every ``_COMBINE_EVERY`` pairs, so a task holds little more than its distinct keys. With
     ``skip_errors`` a record the map raises on is skipped whole (none of its pairs kept),
     counted in the job's ``bad_records`` and logged with its position (Kafka Streams'
     log-and-continue); else it fails the task. Returns the partial, the records read and
@@ -55,13 +56,21 @@ def map_records(
     """
     as_text = job.input_type is not bytes
     count = job.aggregate == "count"
-    merge = aggregation.merge if aggregation is not None else None
     held: dict[Any, Any] = {}
     keys: list[Any] = []
     values: list[Any] = []
     read = emitted = 0
     position = -1
     key_type: type | None = None
+
+    def combine() -> None:
+        try:
+            aggregation.merge_into(held, keys, values)
+        except Exception as exc:
+            raise job_failed("reduce (as combiner)", exc, f"the records up to {where(position)}") from exc
+        keys.clear()
+        values.clear()
+
     try:
         for position, line in records:
             read += 1
@@ -78,23 +87,16 @@ def map_records(
                 emitted += 1
                 if type(key) is not key_type:
                     key_type = _check_key(key, key_type, where(position))
-                if count:
-                    out = 1
-                if merge is None:
-                    keys.append(key)
-                    values.append(out)
-                elif key in held:
-                    try:
-                        held[key] = merge(held[key], out)
-                    except Exception as exc:
-                        raise job_failed("reduce (as combiner)", exc, where(position)) from exc
-                else:
-                    held[key] = out
+                keys.append(key)
+                values.append(1 if count else out)
+            if aggregation is not None and len(keys) >= _COMBINE_EVERY:
+                combine()
     except JobFailedError:
         raise
     except Exception as exc:
         raise job_failed("map", exc, where(position)) from exc
-    if merge is not None:
+    if aggregation is not None:
+        combine()
         keys, values = list(held), list(held.values())
     try:
         return partial_from_pairs(keys, values), read, emitted
@@ -106,6 +108,8 @@ def map_records(
 
 
 _KEY_TYPES = (str, bytes, int)
+#: With a combiner, map output is merged into the held values every this many pairs.
+_COMBINE_EVERY = 1 << 16
 
 
 def _check_key(key: Any, seen: type | None, where: str) -> type:

@@ -95,3 +95,17 @@ def test_accumulator_switches_to_python_values() -> None:
     accumulator.add(partial_from_pairs(["a"], [0.5]))
     accumulator.add(partial_from_pairs(["b"], [10**30]))
     assert dict(partial_to_pairs(accumulator.result())) == {"a": 1.5, "b": 2 + 10**30}
+
+
+class SumWithFailingReduce(Job):
+    aggregate = "sum"
+
+    def reduce(self, a, b):
+        raise RuntimeError("reduce ran")
+
+
+def test_per_record_runs_the_jobs_reduce_and_vectorized_its_aggregate() -> None:
+    table = partial_from_pairs(["k", "k"], [1, 2])
+    assert dict(partial_to_pairs(Aggregation(SumWithFailingReduce(), vectorized=True).combine(table))) == {"k": 3}
+    with pytest.raises(RuntimeError, match="reduce ran"):
+        Aggregation(SumWithFailingReduce(), vectorized=False).combine(table)
