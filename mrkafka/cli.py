@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from mrkafka.errors import MrkafkaError
+from mrkafka.job import ON_ERROR
+from mrkafka.settings import FORMATS, GUARANTEES, RUNNERS, STATES, BatchSettings, RunSettings, StreamSettings
 
 __all__ = ["main"]
 
@@ -105,70 +107,85 @@ bootstrap_option = click.option(
 )  # fmt: skip
 
 
+#: Options of ``run`` whose settings field has another name.
+_FIELD = {"task_timeout": "task_timeout_s", "bootstrap_servers": "bootstrap"}
+#: Options of ``run`` that apply in both modes without being settings.
+_JOB_OPTIONS = {"job_file", "job_name", "params", "no_vectorize", "on_error", "stream"}
+
+
+def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]) -> None:
+    """Refuse, with one line, an option given on the command line that the run does not use."""
+    from mrkafka.errors import BadInputError
+    from mrkafka.settings import BatchSettings, StreamSettings
+
+    flags = {param.name: param.opts[0] for param in ctx.command.params}
+    given = [name for name in options if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    mode, other = (StreamSettings, BatchSettings) if stream else (BatchSettings, StreamSettings)
+    for name in given:
+        field = _FIELD.get(name, name)
+        if field not in mode.names() and field in other.names():
+            where = "without --stream" if stream else "with --stream"
+            raise BadInputError(f"{flags[name]} applies only to {'batch' if stream else 'stream'} runs ({where})")
+    needs = {"fmt": "output", "overwrite": "output"} if stream else {"mappers": "runner", "ray_address": "runner"}
+    for name in given:
+        if name in needs and (options[needs[name]] is None if stream else options["runner"] == "inline"):
+            condition = "--output" if stream else "--runner ray"
+            raise BadInputError(f"{flags[name]} applies only with {condition}")
+
+
 @main.command(short_help="Run a job: batch over files, or --stream over a topic.")
 @click.argument("job_file", type=click.Path(dir_okay=False))
-@click.option("--input", "inputs", multiple=True, help="Input file, directory or glob (repeatable).")
-@click.option("--output", type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--job", "job_name", help="The Job class to run, where the file has several.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A job parameter (repeatable).")
-@click.option("--reducers", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Reducers; 0 makes a map-only job.")  # fmt: skip
-@click.option("--mappers", type=click.IntRange(min=1), help="Map actors [default: the CPUs Ray reports].")
-@click.option("--block-size", default="128MiB", show_default=True, help="Split size, e.g. 64KiB, 128MB, 1GiB.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "parquet"]), default="text", show_default=True,
-              help="Part file format: key<TAB>value lines, JSON lines or Parquet.")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")
-@click.option("--runner", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
-              help="ray: actors on a local or joined Ray; inline: one process, the same output.")  # fmt: skip
-@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
 @click.option("--no-vectorize", is_flag=True, help="Use the job's per-record map and reduce only.")
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+@click.option("--on-error", type=click.Choice(ON_ERROR), default=ON_ERROR[0], show_default=True,
               help="A record the map raises on: fail the run, or skip it (counted in bad_records, logged "
               "with its position; maps record by record).")  # fmt: skip
+@click.option("--output", type=click.Path(file_okay=False),
+              help="Output directory (with --stream: needs --until-end).")  # fmt: skip
+@click.option("--reducers", type=click.IntRange(min=0), default=RunSettings.reducers, show_default=True,
+              help="Reducers; 0 makes a map-only batch job.")  # fmt: skip
+@click.option("--mappers", type=click.IntRange(min=1), help="Map actors [default: the CPUs Ray reports].")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=RunSettings.fmt, show_default=True,
+              help="Part file format: key<TAB>value lines, JSON lines or Parquet.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
+@click.option("--input", "inputs", multiple=True, help="[batch] Input file, directory or glob (repeatable).")
+@click.option("--block-size", default=f"{BatchSettings.block_size >> 20}MiB", show_default=True,
+              help="[batch] Split size, e.g. 64KiB, 128MB, 1GiB.")  # fmt: skip
+@click.option("--runner", type=click.Choice(RUNNERS), default=BatchSettings.runner, show_default=True,
+              help="[batch] ray: actors on a local or joined Ray; inline: one process, the same output.")  # fmt: skip
 @click.option("--stream", is_flag=True, help="Run as a streaming aggregation over --input-topic.")
 @click.option("--input-topic", help="[stream] The topic to consume.")
 @click.option("--output-topic", help="[stream] The topic to write finish(key, state) to [default: APP-output].")
 @click.option("--application-id", help="[stream] Consumer group and prefix of internal topics [default: job name].")
 @click.option("--until-end", is_flag=True, help="[stream] Stop at the input's end offsets taken at start.")
-@click.option("--state", type=click.Choice(["memory", "rocksdb"]), default="memory", show_default=True,
+@click.option("--state", type=click.Choice(STATES), default=StreamSettings.state, show_default=True,
               help="[stream] Where reducers keep state (both backed by the changelog topic).")  # fmt: skip
-@click.option("--state-dir", default="~/.cache/mrkafka/state", show_default=True, help="[stream] RocksDB files.")
-@click.option("--commit-interval-ms", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="[stream] How often offsets are committed and changed keys written.")  # fmt: skip
-@click.option("--task-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+@click.option("--state-dir", default=StreamSettings.state_dir, show_default=True, help="[stream] RocksDB files.")
+@click.option("--commit-interval-ms", type=click.IntRange(min=1), default=StreamSettings.commit_interval_ms,
+              show_default=True, help="[stream] How often offsets are committed and changed keys written.")  # fmt: skip
+@click.option("--task-timeout", type=click.FloatRange(min=0), default=StreamSettings.task_timeout_s,
+              show_default=True,
               help="[stream] Seconds a worker or the driver retries a failing Kafka before the run fails.")  # fmt: skip
-@click.option("--guarantee", type=click.Choice(["exactly-once", "at-least-once"]), default="exactly-once",
-              show_default=True, help="[stream] Kafka Streams' processing.guarantee.")  # fmt: skip
+@click.option("--guarantee", type=click.Choice(GUARANTEES), default=StreamSettings.guarantee, show_default=True,
+              help="[stream] Kafka Streams' processing.guarantee.")  # fmt: skip
 @bootstrap_option
 @debug_option
+@click.pass_context
 def run(
+    ctx: click.Context,
     job_file: str,
-    inputs: tuple[str, ...],
-    output: str | None,
     job_name: str | None,
     params: tuple[str, ...],
-    reducers: int,
-    mappers: int | None,
-    block_size: str,
-    fmt: str,
-    overwrite: bool,
-    runner: str,
-    ray_address: str | None,
     no_vectorize: bool,
     on_error: str,
     stream: bool,
-    input_topic: str | None,
-    output_topic: str | None,
-    application_id: str | None,
-    until_end: bool,
-    state: str,
-    state_dir: str,
-    commit_interval_ms: int,
-    task_timeout: float,
-    guarantee: str,
-    bootstrap_servers: str,
+    **options: Any,
 ) -> None:
     """Run JOB_FILE as a batch MapReduce over --input into --output, or with --stream over a topic.
+
+    An option marked [batch] or [stream] is refused in the other mode.
 
     \b
     Examples:
@@ -177,60 +194,27 @@ def run(
       mrkafka run jobs/wordcount.py --stream --input-topic lines --application-id wc
       mrkafka run jobs/wordcount.py --stream --input-topic lines --until-end --output out/
     """
-    from mrkafka.batch import run_batch
-    from mrkafka.errors import BadInputError
     from mrkafka.job import JobSpec, load_job, parse_params
     from mrkafka.splits import parse_size
 
+    _check_run_options(ctx, stream, options)
+    mode = StreamSettings if stream else BatchSettings
+    fields = {_FIELD.get(name, name): value for name, value in options.items()}
+    fields["block_size"] = parse_size(fields["block_size"])
+    settings = mode(**{name: value for name, value in fields.items() if name in mode.names()})
+    spec = JobSpec(load_job(job_file, job_name), parse_params(params), vectorize=not no_vectorize, on_error=on_error)
     if stream:
         from mrkafka.stream import run_stream
 
-        if not input_topic:
-            raise BadInputError("--stream needs --input-topic")
-        job_cls = load_job(job_file, job_name)
-        spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error)
-        spec.instantiate()
-        app = application_id or job_cls.job_name()
-        report = run_stream(
-            spec, bootstrap=bootstrap_servers, input_topic=input_topic, output_topic=output_topic or f"{app}-output",
-            application_id=app, reducers=reducers, mappers=mappers, commit_interval_ms=commit_interval_ms,
-            state=state, state_dir=state_dir, until_end=until_end, output=output, fmt=fmt, overwrite=overwrite,
-            ray_address=ray_address, task_timeout_s=task_timeout, guarantee=guarantee,
-            status_every_s=STATUS_EVERY_S if sys.stderr.isatty() else None,
-        )  # fmt: skip
-        click.echo(report.counters.format(), err=True)
-        click.echo(f"{app}: {report.format()}", err=True)
-        return
-    if not inputs:
-        raise BadInputError("no --input given")
-    if not output:
-        raise BadInputError("no --output given")
-    job_cls = load_job(job_file, job_name)
-    spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error)
-    spec.instantiate()  # check the parameters before anything starts
-    started = time.monotonic()
-    counters = run_batch(
-        spec,
-        inputs,
-        output,
-        reducers=reducers,
-        block_size=parse_size(block_size),
-        fmt=fmt,
-        overwrite=overwrite,
-        runner=runner,
-        mappers=mappers,
-        ray_address=ray_address,
-    )
-    elapsed = time.monotonic() - started
-    from mrkafka import output as out
-    from mrkafka.progress import amount, rate
+        status_every_s = STATUS_EVERY_S if sys.stderr.isatty() else None
+        report = run_stream(spec, status_every_s=status_every_s, **vars(settings))
+    else:
+        from mrkafka.batch import run_batch
 
-    read = counters.get(out.BYTES_READ)
-    click.echo(counters.format(), err=True)
-    click.echo(
-        f"{job_cls.job_name()}: {amount(read)} in {elapsed:.2f} s ({rate(read, elapsed)}) -> {output}",
-        err=True,
-    )
+        batch = vars(settings)
+        report = run_batch(spec, batch.pop("inputs"), batch.pop("output"), **batch)
+    click.echo(report.counters.format(), err=True)
+    click.echo(report.format(), err=True)
 
 
 # -- Kafka ------------------------------------------------------------------------------------

@@ -50,6 +50,11 @@ class JobFailedError(MrkafkaError):
 
     exit_code = 5
 
+    @classmethod
+    def raised(cls, what: str, exc: Exception, where: str) -> JobFailedError:
+        """``map raised ValueError: ... (input.txt at byte 42)``: the job's ``what`` raised ``exc`` at ``where``."""
+        return cls(f"{what} raised {type(exc).__name__}: {exc} ({where})")
+
 
 class SetupError(MrkafkaError):
     """Something the machine must provide is missing (java, mvn, a free port)."""

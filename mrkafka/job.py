@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,7 +69,8 @@ class Job:
     #: Configs for the output topic when a stream run creates it (e.g. ``cleanup.policy=compact``).
     output_topic_configs: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, params: Mapping[str, str] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        # Values given as text (the command line's) are converted; JobSpec ships converted ones.
         self.params: dict[str, Any] = _coerce_params(type(self), params or {})
         self.counters: dict[str, int] = {}
 
@@ -106,6 +108,27 @@ class Job:
         return cls.name or cls.__name__
 
     @classmethod
+    def validate(cls) -> None:
+        """Check what the class declares, when it is loaded: a mistake here would otherwise
+        surface in a worker, minutes into a run. Raises ``BadJobError``."""
+        name = cls.__name__
+        if not cls.has_reduce() and not cls.has_map_arrow() and cls.map is Job.map:
+            raise BadJobError(f"{name} overrides none of map, map_arrow, reduce")
+        if cls.aggregate is not None and cls.aggregate not in AGGREGATES:
+            raise BadJobError(f"{name}.aggregate is {cls.aggregate!r}; built-in aggregates are {', '.join(AGGREGATES)}")
+        if cls.value_serde not in VALUE_SERDES:
+            raise BadJobError(f"{name}.value_serde is {cls.value_serde!r}; choose {' or '.join(VALUE_SERDES)}")
+        if cls.input_type not in (str, bytes):
+            raise BadJobError(f"{name}.input_type is {cls.input_type!r}; choose str or bytes")
+        if not isinstance(cls.store_name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", cls.store_name):
+            raise BadJobError(f"{name}.store_name {cls.store_name!r} must be letters, digits, '.', '_' or '-'")
+        for param, default in cls.parameters.items():
+            if default is not None and not isinstance(default, (str, bool, int, float)):
+                raise BadJobError(f"{name}.parameters[{param!r}]: a default is str, bool, int, float or None")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(cls.output_topic_configs).items()):
+            raise BadJobError(f"{name}.output_topic_configs must map config names to strings")
+
+    @classmethod
     def has_map_arrow(cls) -> bool:
         return cls.map_arrow is not None
 
@@ -123,7 +146,8 @@ class JobSpec:
     """Everything a task needs to build its own instance of the job."""
 
     job_cls: type[Job]
-    params: dict[str, str] = field(default_factory=dict)
+    #: Parameters as given (text) when made; converted to the defaults' types, once, on creation.
+    params: Mapping[str, Any] = field(default_factory=dict)
     #: Use the job's vectorized form (``map_arrow``, ``aggregate``) where it has one.
     vectorize: bool = True
     #: A record the map raises on: ``fail`` the run, or ``skip`` it (counted in ``bad_records``
@@ -135,6 +159,8 @@ class JobSpec:
             raise BadJobError(f"on_error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
         if self.on_error == "skip":
             object.__setattr__(self, "vectorize", False)
+        object.__setattr__(self, "params", _coerce_params(self.job_cls, self.params))
+        self.instantiate()  # the job's own __init__ may refuse its parameters: now, not in a worker
 
     @property
     def skip_errors(self) -> bool:
@@ -222,13 +248,5 @@ def load_job(path: str | Path, name: str | None = None) -> type[Job]:
         raise BadJobError(f"{path} defines no subclass of mrkafka.Job")
     else:
         raise BadJobError(f"{path} defines several jobs ({', '.join(jobs)}); pick one with --job")
-    if not job_cls.has_reduce() and not job_cls.has_map_arrow() and job_cls.map is Job.map:
-        raise BadJobError(f"{job_cls.__name__} overrides none of map, map_arrow, reduce")
-    if job_cls.aggregate is not None and job_cls.aggregate not in AGGREGATES:
-        raise BadJobError(
-            f"{job_cls.__name__}.aggregate is {job_cls.aggregate!r}; built-in aggregates are {', '.join(AGGREGATES)}"
-        )
-    if job_cls.value_serde not in VALUE_SERDES:
-        choices = " or ".join(VALUE_SERDES)
-        raise BadJobError(f"{job_cls.__name__}.value_serde is {job_cls.value_serde!r}; choose {choices}")
+    job_cls.validate()
     return job_cls

@@ -14,17 +14,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mrkafka.aggregate import VALUE, Aggregation, partial_from_arrow, partial_from_pairs
+from mrkafka.aggregate import Aggregation
 from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
+from mrkafka.partial import VALUE, partial_from_arrow, partial_from_pairs
 
-__all__ = ["job_failed", "map_arrow", "map_records"]
+__all__ = ["map_arrow", "map_records"]
 
 log = logging.getLogger("mrkafka")
-
-
-def job_failed(what: str, exc: Exception, where: str) -> JobFailedError:
-    return JobFailedError(f"{what} raised {type(exc).__name__}: {exc} ({where})")
 
 
 def map_arrow(job: Job, lines: pa.Array, where: str) -> pa.Table:
@@ -32,7 +29,7 @@ def map_arrow(job: Job, lines: pa.Array, where: str) -> pa.Table:
     try:
         table = partial_from_arrow(job.map_arrow(lines))
     except Exception as exc:
-        raise job_failed("map_arrow", exc, where) from exc
+        raise JobFailedError.raised("map_arrow", exc, where) from exc
     if job.aggregate == "count":
         table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
     return table
@@ -67,7 +64,7 @@ def map_records(
         try:
             aggregation.merge_into(held, keys, values)
         except Exception as exc:
-            raise job_failed("reduce (as combiner)", exc, f"the records up to {where(position)}") from exc
+            raise JobFailedError.raised("reduce (as combiner)", exc, f"the records up to {where(position)}") from exc
         keys.clear()
         values.clear()
 
@@ -94,7 +91,7 @@ def map_records(
     except JobFailedError:
         raise
     except Exception as exc:
-        raise job_failed("map", exc, where(position)) from exc
+        raise JobFailedError.raised("map", exc, where(position)) from exc
     if aggregation is not None:
         combine()
         keys, values = list(held), list(held.values())

@@ -1,4 +1,4 @@
-"""Part files, their formats, the commit protocol and the counters.
+"""Part files, their formats, and the commit protocol.
 
 Both engines write through here, which is what makes a batch run and a bounded stream run
 comparable byte for byte. The commit follows Hadoop's FileOutputCommitter:
@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mrkafka import faults
-from mrkafka.aggregate import (
-    KEY,
-    VALUE,
-    decode_values,
-    is_pickled,
-    key_kind,
-    partial_from_pairs,
-    partial_to_pairs,
-)
+from mrkafka.counters import Counters
 from mrkafka.errors import BadInputError, JobFailedError, OutputExistsError, SetupError
 from mrkafka.keys import from_key_bytes
+from mrkafka.partial import KEY, VALUE, decode_values, is_pickled, key_kind
+from mrkafka.settings import FORMATS
 
-__all__ = [
-    "FORMATS",
-    "Counters",
-    "OutputCommitter",
-    "finish_partial",
-    "part_name",
-    "write_part",
-]
+__all__ = ["OutputCommitter", "part_name", "sort_by_key", "write_part"]
 
-FORMATS = ("text", "jsonl", "parquet")
 TEMPORARY = "_temporary"
 SUCCESS = "_SUCCESS"
 COUNTERS = "_COUNTERS.json"
@@ -62,18 +48,6 @@ _TEXT_CHUNK_ROWS = 1 << 20
 def part_name(index: int, map_only: bool = False) -> str:
     """``part-r-00003`` (a reducer's part), or ``part-m-00003`` (a map-only split's)."""
     return f"part-{'m' if map_only else 'r'}-{index:05d}"
-
-
-def finish_partial(table: pa.Table, finish: Callable[[Any, Any], Any]) -> pa.Table:
-    """Apply the job's ``finish(key, value)`` to every row; a row finished to ``None`` is deleted."""
-    kind = key_kind(table)
-    keys, values = [], []
-    for key, value in partial_to_pairs(table):
-        out = finish(key, value)
-        if out is not None:
-            keys.append(key)
-            values.append(out)
-    return partial_from_pairs(keys, values, kind)
 
 
 def sort_by_key(table: pa.Table) -> pa.Table:
@@ -276,59 +250,3 @@ def _take_lock(lock: Path) -> None:
             f.write(f"{socket.gethostname()} {os.getpid()}\n")
         return
     raise OutputExistsError(f"output {lock.parent} is being written by another process")
-
-
-# Hadoop's counter groups and names.
-FRAMEWORK = "Map-Reduce Framework"
-JOB = "Job Counters"
-FILE_INPUT = "File Input Format Counters"
-FILE_OUTPUT = "File Output Format Counters"
-MAP_INPUT_RECORDS = (FRAMEWORK, "Map input records")
-MAP_OUTPUT_RECORDS = (FRAMEWORK, "Map output records")
-COMBINE_INPUT_RECORDS = (FRAMEWORK, "Combine input records")
-COMBINE_OUTPUT_RECORDS = (FRAMEWORK, "Combine output records")
-REDUCE_INPUT_GROUPS = (FRAMEWORK, "Reduce input groups")
-REDUCE_INPUT_RECORDS = (FRAMEWORK, "Reduce input records")
-REDUCE_OUTPUT_RECORDS = (FRAMEWORK, "Reduce output records")
-MAP_TASKS = (JOB, "Launched map tasks")
-REDUCE_TASKS = (JOB, "Launched reduce tasks")
-BYTES_READ = (FILE_INPUT, "Bytes Read")
-BYTES_WRITTEN = (FILE_OUTPUT, "Bytes Written")
-
-
-class Counters:
-    """Counters by group and name, as Hadoop reports them; tasks' counters add up."""
-
-    def __init__(self, values: Mapping[str, Mapping[str, int]] | None = None) -> None:
-        self._groups: dict[str, dict[str, int]] = {}
-        for group, names in (values or {}).items():
-            for name, amount in names.items():
-                self.add((group, name), amount)
-
-    def add(self, counter: tuple[str, str], amount: int = 1) -> None:
-        group, name = counter
-        names = self._groups.setdefault(group, {})
-        names[name] = names.get(name, 0) + amount
-
-    def get(self, counter: tuple[str, str]) -> int:
-        group, name = counter
-        return self._groups.get(group, {}).get(name, 0)
-
-    def update(self, other: Counters | Iterable[tuple[tuple[str, str], int]]) -> None:
-        items = other.items() if isinstance(other, Counters) else other
-        for counter, amount in items:
-            self.add(counter, amount)
-
-    def items(self) -> list[tuple[tuple[str, str], int]]:
-        return [((g, n), v) for g, names in self._groups.items() for n, v in names.items()]
-
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {group: dict(names) for group, names in self._groups.items()}
-
-    def format(self) -> str:
-        """A short table, Hadoop-style: groups, then indented ``name=value`` lines."""
-        lines = [f"Counters: {sum(len(n) for n in self._groups.values())}"]
-        for group, names in self._groups.items():
-            lines.append(f"\t{group}")
-            lines.extend(f"\t\t{name}={value}" for name, value in names.items())
-        return "\n".join(lines)

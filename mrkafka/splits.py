@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from mrkafka.errors import BadInputError
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
     "Split",
     "expand_inputs",
     "iter_lines",
@@ -36,7 +35,6 @@ __all__ = [
     "read_split",
 ]
 
-DEFAULT_BLOCK_SIZE = 128 * 1024 * 1024
 # Hadoop's FileInputFormat.SPLIT_SLOP: a last piece up to 10% of a block joins the split before.
 SPLIT_SLOP = 1.1
 _READ_CHUNK = 1 << 20
@@ -114,7 +112,7 @@ def _files_below(directory: Path) -> Iterator[str]:
             yield str(entry)
 
 
-def plan_splits(files: Iterable[str], block_size: int = DEFAULT_BLOCK_SIZE) -> list[Split]:
+def plan_splits(files: Iterable[str], block_size: int) -> list[Split]:
     """Cut each file into splits of ``block_size`` bytes (the last up to 1.1 blocks)."""
     if block_size <= 0:
         raise BadInputError(f"block size must be positive, got {block_size}")

@@ -8,17 +8,21 @@ Both runners give byte-identical output.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mrkafka.counters import Counters, Report
 from mrkafka.errors import BadInputError, Interrupted
 from mrkafka.job import JobSpec
-from mrkafka.output import FORMATS, Counters, OutputCommitter, part_name
+from mrkafka.output import OutputCommitter, part_name
 from mrkafka.progress import Progress
-from mrkafka.splits import DEFAULT_BLOCK_SIZE, Split, expand_inputs, plan_splits
+from mrkafka.settings import BatchSettings
+from mrkafka.splits import Split, expand_inputs, plan_splits
 
-__all__ = ["MAX_SPLITS", "RUNNERS", "BatchPlan", "JobSpec", "run_batch"]
+__all__ = ["MAX_SPLITS", "RUNNERS", "BatchPlan", "run_batch"]
 
 #: A plan of more splits is refused: each costs a task, and so many only come from a tiny block size.
 MAX_SPLITS = 100_000
@@ -63,42 +67,27 @@ RUNNERS: dict[str, Callable[[BatchPlan, Progress], Counters]] = {
 
 
 def run_batch(
-    spec: JobSpec,
-    inputs: Sequence[str],
-    output: str | Path,
-    *,
-    reducers: int = 2,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    fmt: str = "text",
-    overwrite: bool = False,
-    runner: str = "ray",
-    mappers: int | None = None,
-    ray_address: str | None = None,
-    progress: bool | None = None,
-) -> Counters:
-    """Run a batch job over ``inputs`` into ``output``; return the job's counters."""
-    if runner not in RUNNERS:
-        raise BadInputError(f"unknown runner {runner!r} (choose from {', '.join(RUNNERS)})")
-    if fmt not in FORMATS:
-        raise BadInputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if reducers < 0:
-        raise BadInputError(f"--reducers must be 0 or more, got {reducers}")
-    if mappers is not None and mappers < 1:
-        raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
-    files = expand_inputs(inputs)
-    planned = sum(os.path.getsize(f) for f in files) // max(block_size, 1)
+    spec: JobSpec, inputs: Sequence[str], output: str | Path, *, progress: bool | None = None, **settings: Any
+) -> Report:
+    """Run a batch job over ``inputs`` into ``output``; ``settings`` are the other fields of
+    ``BatchSettings`` (``reducers``, ``runner``, ...). ``progress``: draw a progress bar
+    (default: when stderr is a terminal)."""
+    started = time.monotonic()
+    run = BatchSettings(inputs=tuple(inputs), output=output, **settings)
+    files = expand_inputs(run.inputs)
+    planned = sum(os.path.getsize(f) for f in files) // run.block_size
     if planned > MAX_SPLITS:
         raise BadInputError(
-            f"--block-size {block_size} would cut the input into about {planned:,} splits (at most {MAX_SPLITS:,}):"
-            " use a larger block size"
+            f"--block-size {run.block_size} would cut the input into about {planned:,} splits (at most "
+            f"{MAX_SPLITS:,}): use a larger block size"
         )
-    committer = OutputCommitter(output, overwrite, files)
-    splits = plan_splits(files, block_size)
-    plan = BatchPlan(spec, splits, reducers, fmt, committer.temporary, mappers, ray_address)
+    committer = OutputCommitter(output, run.overwrite, files)
+    splits = plan_splits(files, run.block_size)
+    plan = BatchPlan(spec, splits, run.reducers, run.fmt, committer.temporary, run.mappers, run.ray_address)
     committer.setup()
     try:
         with Progress(len(splits), "splits", progress) as bar:
-            counters = RUNNERS[runner](plan, bar)
+            counters = RUNNERS[run.runner](plan, bar)
         committer.commit(counters)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
         committer.abort()
@@ -106,4 +95,4 @@ def run_batch(
     except BaseException:
         committer.abort()
         raise
-    return counters
+    return Report(spec.name, counters, time.monotonic() - started, str(output))

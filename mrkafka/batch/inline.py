@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
-from mrkafka.output import Counters
+from mrkafka.counters import Counters
 from mrkafka.progress import Progress
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
+from mrkafka.counters import Counters
 from mrkafka.job import JobSpec
-from mrkafka.output import Counters
 from mrkafka.progress import Progress
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
 

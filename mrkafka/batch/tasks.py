@@ -11,11 +11,26 @@ from typing import Any
 import pyarrow as pa
 
 from mrkafka import output
-from mrkafka.aggregate import Accumulator, Aggregation, empty_partial, key_kind
+from mrkafka.aggregate import Accumulator, Aggregation, finish_partial
+from mrkafka.counters import (
+    BYTES_READ,
+    BYTES_WRITTEN,
+    COMBINE_INPUT_RECORDS,
+    COMBINE_OUTPUT_RECORDS,
+    MAP_INPUT_RECORDS,
+    MAP_OUTPUT_RECORDS,
+    MAP_TASKS,
+    REDUCE_INPUT_GROUPS,
+    REDUCE_INPUT_RECORDS,
+    REDUCE_OUTPUT_RECORDS,
+    REDUCE_TASKS,
+    Counters,
+)
+from mrkafka.errors import JobFailedError
 from mrkafka.job import JobSpec
 from mrkafka.keys import split_by_partition
-from mrkafka.mapping import job_failed, map_arrow, map_records
-from mrkafka.output import Counters
+from mrkafka.mapping import map_arrow, map_records
+from mrkafka.partial import empty_partial, key_kind
 from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
 
 __all__ = ["MapTask", "ReduceTask"]
@@ -35,8 +50,8 @@ class MapTask:
         """Map and combine ``split``; return its ``Counters``, then one partial table per reducer."""
         counters = Counters()
         table = self._map(split, counters, combine=True)
-        counters.add(output.COMBINE_INPUT_RECORDS, counters.get(output.MAP_OUTPUT_RECORDS))
-        counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
+        counters.add(COMBINE_INPUT_RECORDS, counters.get(MAP_OUTPUT_RECORDS))
+        counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
         return (counters, *split_by_partition(table, self.num_reducers, key_kind(table)))
 
     def run_grouped(self, split: Split, groups: int) -> tuple[Any, ...]:
@@ -49,14 +64,14 @@ class MapTask:
         """Map ``split`` and write its records, in input order, as one part file."""
         counters = Counters()
         table = self._map(split, counters, combine=False)
-        counters.add(output.BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
         return counters
 
     def _map(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
         """The map output of ``split``, through the combiner if ``combine``."""
         offset, block = read_split(split)
-        counters.add(output.MAP_TASKS)
-        counters.add(output.BYTES_READ, len(block))
+        counters.add(MAP_TASKS)
+        counters.add(BYTES_READ, len(block))
         map_block = self._map_arrow if self.vectorized_map else self._map_records
         table = map_block(split, offset, block, counters, combine)
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
@@ -70,11 +85,11 @@ class MapTask:
         emitted = 0
         for piece_offset, piece in pieces(block):
             lines = lines_array(piece)
-            counters.add(output.MAP_INPUT_RECORDS, len(lines))
+            counters.add(MAP_INPUT_RECORDS, len(lines))
             table = map_arrow(self.job, lines, f"lines of {split.path} from byte {offset + piece_offset}")
             emitted += table.num_rows
             tables.append(self._combine(table, split) if combine else table)
-        counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+        counters.add(MAP_OUTPUT_RECORDS, emitted)
         if not tables:
             return empty_partial()
         if len(tables) == 1:
@@ -86,7 +101,7 @@ class MapTask:
         try:
             return self.aggregation.combine(table)
         except Exception as exc:
-            raise job_failed("reduce (as combiner)", exc, f"split {split}") from exc
+            raise JobFailedError.raised("reduce (as combiner)", exc, f"split {split}") from exc
 
     def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         def where(position: int) -> str:
@@ -96,8 +111,8 @@ class MapTask:
         table, read, emitted = map_records(
             self.job, iter_lines(block, offset), where, aggregation, self.spec.skip_errors
         )
-        counters.add(output.MAP_INPUT_RECORDS, read)
-        counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+        counters.add(MAP_INPUT_RECORDS, read)
+        counters.add(MAP_OUTPUT_RECORDS, emitted)
         return table
 
 
@@ -114,21 +129,21 @@ class ReduceTask:
         try:
             self.accumulator.add(partial)
         except Exception as exc:
-            raise job_failed("reduce", exc, f"reducer {self.index}") from exc
+            raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
 
     def write(self, path: str, fmt: str) -> Counters:
         counters = Counters()
-        counters.add(output.REDUCE_TASKS)
-        counters.add(output.REDUCE_INPUT_RECORDS, self.accumulator.input_records)
+        counters.add(REDUCE_TASKS)
+        counters.add(REDUCE_INPUT_RECORDS, self.accumulator.input_records)
         table = self.accumulator.result()
-        counters.add(output.REDUCE_INPUT_GROUPS, table.num_rows)
+        counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
         if self.job.has_finish():
             try:
-                table = output.finish_partial(table, self.job.finish)
+                table = finish_partial(table, self.job.finish)
             except Exception as exc:
-                raise job_failed("finish", exc, f"reducer {self.index}") from exc
+                raise JobFailedError.raised("finish", exc, f"reducer {self.index}") from exc
         table = output.sort_by_key(table)
-        counters.add(output.REDUCE_OUTPUT_RECORDS, table.num_rows)
-        counters.add(output.BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
+        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         return counters

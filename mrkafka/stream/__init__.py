@@ -20,25 +20,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
 
-from mrkafka import output as out
-from mrkafka import progress
+from mrkafka.counters import Counters, Report
 from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.client import Backoff
-from mrkafka.output import Counters, OutputCommitter, part_name
+from mrkafka.output import OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
-from mrkafka.stream.workers import EXACTLY_ONCE, GUARANTEES, MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
+from mrkafka.stream.workers import MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
 
-__all__ = ["StreamConfig", "StreamReport", "run_stream"]
+__all__ = ["StreamConfig", "run_stream"]
 
 #: A worker whose process dies is started again by Ray, however often: it resumes from its
 #: last commit, as Kafka Streams replaces a dead stream thread.
@@ -47,28 +46,6 @@ ACTOR_RESTARTS = -1
 STOP_TIMEOUT_S = 60.0
 _WAIT_S = 0.25
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    counters: Counters
-    seconds: float
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-
-    def format(self) -> str:
-        records_in = self.counters.get(out.MAP_INPUT_RECORDS)
-        read = self.counters.get(out.BYTES_READ)
-        rate = f"{progress.rate(read, self.seconds)}, {records_in / max(self.seconds, 1e-9):,.0f} records/s"
-        latency = (
-            f"latency p50 {self.latency_p50_ms:.0f} ms, p99 {self.latency_p99_ms:.0f} ms"
-            if self.latency_p50_ms is not None
-            else "no output"
-        )
-        return (
-            f"records in {records_in:,}, records out {self.counters.get(out.REDUCE_OUTPUT_RECORDS):,}, "
-            f"{self.seconds:.2f} s ({rate}); {latency}"
-        )
 
 
 class _Admin:
@@ -117,65 +94,42 @@ def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[st
     )
 
 
-def run_stream(
-    spec: JobSpec,
-    *,
-    bootstrap: str,
-    input_topic: str,
-    output_topic: str,
-    application_id: str | None = None,
-    reducers: int = 2,
-    mappers: int | None = None,
-    commit_interval_ms: int = 1000,
-    state: str = "memory",
-    state_dir: str = "~/.cache/mrkafka/state",
-    until_end: bool = False,
-    output: str | Path | None = None,
-    fmt: str = "text",
-    overwrite: bool = False,
-    ray_address: str | None = None,
-    task_timeout_s: float = 300.0,
-    guarantee: str = EXACTLY_ONCE,
-    status_every_s: float | None = None,
-) -> StreamReport:
-    """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring."""
+def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings: Any) -> Report:
+    """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring.
 
-    if reducers < 1:
-        raise BadInputError(f"a stream run needs --reducers 1 or more, got {reducers}")
-    if mappers is not None and mappers < 1:
-        raise BadInputError(f"--mappers must be 1 or more, got {mappers}")
-    if guarantee not in GUARANTEES:
-        raise BadInputError(f"--guarantee must be one of {', '.join(GUARANTEES)}, got {guarantee}")
-    if output is not None and not until_end:
-        raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
-    if state == "rocksdb":
-        _check_state_dir(Path(state_dir).expanduser())
-    app = application_id or spec.name
+    ``settings`` are the fields of ``StreamSettings`` (``bootstrap``, ``input_topic``,
+    ``reducers``, ...); every ``status_every_s`` an unbounded run prints its progress."""
+    run = StreamSettings(**settings)
+    if run.state == "rocksdb":
+        _check_state_dir(Path(run.state_dir).expanduser())
+    app = run.application_id or spec.name
+    input_topic, output_topic = run.input_topic, run.output_topic or f"{app}-output"
+    bootstrap, reducers, output = run.bootstrap, run.reducers, run.output
     if input_topic == output_topic:
         raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
     if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
         raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
-    kafka = _Admin(bootstrap, task_timeout_s)
+    kafka = _Admin(bootstrap, run.task_timeout_s)
     input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
-    config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, commit_interval_ms,
-                          state, state_dir, task_timeout_s, guarantee)  # fmt: skip
+    config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, run.commit_interval_ms,
+                          run.state, run.state_dir, run.task_timeout_s, run.guarantee)  # fmt: skip
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
     config = dataclasses.replace(config, output_partitions=output_partitions)
-    committer = OutputCommitter(output, overwrite) if output is not None else None
+    committer = OutputCommitter(output, run.overwrite) if output is not None else None
     bounds = None
-    if until_end:
+    if run.until_end:
         begin, bounds = kafka(admin.topic_offsets, input_topic, "read_committed")
 
     started = time.monotonic()
     counters, latency = Counters(), LatencyHistogram()
-    with ray_session(ray_address):
+    with ray_session(run.ray_address):
         map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
         failed = True
         interrupted = False
         try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
             ship_job_by_value(spec.job_cls)
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            n_mappers = mappers or max(1, min(input_partitions, cpus))
+            n_mappers = run.mappers or max(1, min(input_partitions, cpus))
             options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
             reduce_actors = [
                 ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
@@ -200,7 +154,7 @@ def run_stream(
                 else:
                     committer.setup()
                     parts = [
-                        a.write_part.remote(committer.task_path(part_name(k)), fmt, repartition_ends[k])
+                        a.write_part.remote(committer.task_path(part_name(k)), run.fmt, repartition_ends[k])
                         for k, a in enumerate(reduce_actors)
                     ]
                     for c in _wait(parts, reduce_runs):
@@ -227,7 +181,8 @@ def run_stream(
         )
     if committer is not None:
         committer.commit(counters)
-    return StreamReport(counters, seconds, latency.percentile(50), latency.percentile(99))
+    destination = str(output) if committer is not None else output_topic
+    return Report(app, counters, seconds, destination, latency.percentile(50), latency.percentile(99))
 
 
 def _check_state_dir(directory: Path) -> None:

@@ -24,24 +24,23 @@ import numpy as np
 import pyarrow as pa
 
 from mrkafka import output
-from mrkafka.aggregate import (
-    KEY,
-    MISSING,
-    Accumulator,
-    Aggregation,
-    decode_values,
-    key_kind,
-    partial_from_ipc,
-    partial_from_pairs,
-    partial_to_ipc,
+from mrkafka.aggregate import MISSING, Accumulator, Aggregation, finish_partial
+from mrkafka.counters import (
+    BYTES_READ,
+    COMBINE_OUTPUT_RECORDS,
+    MAP_INPUT_RECORDS,
+    MAP_OUTPUT_RECORDS,
+    REDUCE_INPUT_RECORDS,
+    REDUCE_OUTPUT_RECORDS,
+    Counters,
 )
-from mrkafka.errors import BadInputError
+from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka.serdes import Serde
 from mrkafka.keys import from_key_bytes, from_topic_bytes, key_bytes, partition_keys, split_by_partition, topic_bytes
-from mrkafka.mapping import job_failed, map_arrow, map_records
-from mrkafka.output import Counters
+from mrkafka.mapping import map_arrow, map_records
+from mrkafka.partial import KEY, decode_values, key_kind, partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.stream.store import Checkpoint, StateStore
 
 __all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer"]
@@ -122,11 +121,11 @@ class StreamMapper:
                         "--key-field N)"
                     )
         values = [r.value if r.value is not None else b"" for r in records]
-        counters.add(output.MAP_INPUT_RECORDS, len(values))
-        counters.add(output.BYTES_READ, sum(map(len, values)))
+        counters.add(MAP_INPUT_RECORDS, len(values))
+        counters.add(BYTES_READ, sum(map(len, values)))
         if self.vectorized:
             table = map_arrow(self.job, pa.array(values, pa.binary()), where_all)
-            counters.add(output.MAP_OUTPUT_RECORDS, table.num_rows)
+            counters.add(MAP_OUTPUT_RECORDS, table.num_rows)
         else:
 
             def where(offset: int) -> str:
@@ -134,12 +133,12 @@ class StreamMapper:
 
             pairs = ((r.offset, v) for r, v in zip(records, values))
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
-            counters.add(output.MAP_OUTPUT_RECORDS, emitted)
+            counters.add(MAP_OUTPUT_RECORDS, emitted)
         try:
             # Combining each poll first keeps the hash tables small: measured faster than one big merge.
             table = self.aggregation.combine(table) if self.vectorized else table
         except Exception as exc:
-            raise job_failed("reduce (as combiner)", exc, where_all) from exc
+            raise JobFailedError.raised("reduce (as combiner)", exc, where_all) from exc
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         self.job.counters.clear()
         return Mapped(table, max(r.timestamp for r in records), counters, where_all)
@@ -151,7 +150,7 @@ class StreamMapper:
         try:
             self._held.setdefault(partition, Accumulator(self.aggregation)).add(mapped.table)
         except Exception as exc:
-            raise job_failed("reduce (as combiner)", exc, mapped.where) from exc
+            raise JobFailedError.raised("reduce (as combiner)", exc, mapped.where) from exc
         self._timestamps[partition] = max(self._timestamps.get(partition, mapped.newest), mapped.newest)
         self.counters.update(mapped.counters)
 
@@ -162,7 +161,7 @@ class StreamMapper:
         if accumulator is None:
             return []
         table = accumulator.result()
-        self.counters.add(output.COMBINE_OUTPUT_RECORDS, table.num_rows)
+        self.counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
         return [
             Block(k, data, timestamp)
             for k, part in enumerate(split_by_partition(table, self.reducers, key_kind(table)))
@@ -234,12 +233,12 @@ class StreamReducer:
     def merge(self, partial: pa.Table, timestamp: int, where: str = "") -> None:
         """Merge a partial block into the state (held apart until ``committed``)."""
         self.kind = key_kind(partial)
-        self.counters.add(output.REDUCE_INPUT_RECORDS, partial.num_rows)
+        self.counters.add(REDUCE_INPUT_RECORDS, partial.num_rows)
         keys = partial.column(KEY).to_pylist()
         try:
             self.aggregation.merge_into(self._pending, keys, decode_values(partial), self.store.get)
         except Exception as exc:
-            raise job_failed("reduce", exc, where or f"repartition partition {self.partition}") from exc
+            raise JobFailedError.raised("reduce", exc, where or f"repartition partition {self.partition}") from exc
         newest = self._newest
         for key in keys:
             if timestamp > newest.get(key, -1):
@@ -274,7 +273,8 @@ class StreamReducer:
                 value = finish(python_key, state) if finish else state
                 encoded = self.serde.encode(value)
             except Exception as exc:
-                raise job_failed("finish" if finish else "the output serde", exc, f"key {python_key!r}") from exc
+                what = "finish" if finish else "the output serde"
+                raise JobFailedError.raised(what, exc, f"key {python_key!r}") from exc
             changes.output.append((out_partition, topic_key, encoded))
         now_ms = time.time() * 1000 if now_ms is None else now_ms
         changes.latencies_ms = now_ms - np.fromiter((self._newest[k] for k in keys), np.float64, len(keys))
@@ -287,7 +287,7 @@ class StreamReducer:
             checkpoint = Checkpoint(changelog_last_offset + 1, changelog_last_offset,
                                     changes.last_changelog_digest(), self.kind)  # fmt: skip
             self.store.write(self._pending, checkpoint)
-            self.counters.add(output.REDUCE_OUTPUT_RECORDS, len(changes.output))
+            self.counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
             self.latency.record(changes.latencies_ms)
         self._pending, self._newest = {}, {}
 
@@ -304,9 +304,9 @@ class StreamReducer:
         table = partial_from_pairs([from_key_bytes(k, kind) for k, _ in pairs], [v for _, v in pairs], kind)
         if self.job.has_finish():
             try:
-                table = output.finish_partial(table, self.job.finish)
+                table = finish_partial(table, self.job.finish)
             except Exception as exc:
-                raise job_failed("finish", exc, f"repartition partition {self.partition}") from exc
+                raise JobFailedError.raised("finish", exc, f"repartition partition {self.partition}") from exc
         return output.sort_by_key(table)
 
 

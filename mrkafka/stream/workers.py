@@ -70,18 +70,18 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from mrkafka import faults, output
+from mrkafka.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
 from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import client
 from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, Outbox, classify, describe, started
-from mrkafka.output import Counters
+from mrkafka.settings import EXACTLY_ONCE, StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
 from mrkafka.stream.store import open_store
 
-__all__ = ["AT_LEAST_ONCE", "EXACTLY_ONCE", "GUARANTEES", "MAX_MESSAGE_BYTES", "MapWorker", "ReduceWorker",
-           "StreamConfig"]  # fmt: skip
+__all__ = ["MAX_MESSAGE_BYTES", "MapWorker", "ReduceWorker", "StreamConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,6 @@ IDLE_COMMIT_S = 10.0
 #: Counter group of the retries, by error class.
 RETRIES = "Stream retries"
 #: Processing guarantees (Kafka Streams' ``exactly_once_v2`` and ``at_least_once``).
-EXACTLY_ONCE, AT_LEAST_ONCE = "exactly-once", "at-least-once"
-GUARANTEES = (EXACTLY_ONCE, AT_LEAST_ONCE)
 #: The broker's default ``transaction.max.timeout.ms``: no transaction may ask for more.
 MAX_TRANSACTION_TIMEOUT_MS = 900_000
 
@@ -113,11 +111,11 @@ class StreamConfig:
     output_topic: str
     reducers: int
     output_partitions: int
-    commit_interval_ms: int = 1000
-    state: str = "memory"
-    state_dir: str = "~/.cache/mrkafka/state"
-    task_timeout_s: float = 300.0
-    guarantee: str = EXACTLY_ONCE
+    commit_interval_ms: int = StreamSettings.commit_interval_ms
+    state: str = StreamSettings.state
+    state_dir: str = StreamSettings.state_dir
+    task_timeout_s: float = StreamSettings.task_timeout_s
+    guarantee: str = StreamSettings.guarantee
 
     @property
     def exactly_once(self) -> bool:
@@ -460,9 +458,9 @@ class ReduceWorker:
         faults.point("finish")
         table = await asyncio.to_thread(self.reducer.final_partial)
         counters = Counters()
-        counters.add(output.REDUCE_INPUT_GROUPS, table.num_rows)
-        counters.add(output.BYTES_WRITTEN, await asyncio.to_thread(output.write_part, table, path, fmt))
-        counters.add(output.REDUCE_TASKS)
+        counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
+        counters.add(BYTES_WRITTEN, await asyncio.to_thread(output.write_part, table, path, fmt))
+        counters.add(REDUCE_TASKS)
         return counters
 
     def latency(self) -> LatencyHistogram:

@@ -6,14 +6,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from mrkafka.aggregate import (
-    Accumulator,
-    Aggregation,
-    partial_from_arrow,
-    partial_from_pairs,
-    partial_to_pairs,
-)
+from mrkafka.aggregate import Accumulator, Aggregation
 from mrkafka.job import Job
+from mrkafka.partial import partial_from_arrow, partial_from_pairs, partial_to_pairs
 
 
 class Sum(Job):

@@ -6,9 +6,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mrkafka.aggregate import partial_from_pairs
+from mrkafka.counters import Counters
 from mrkafka.errors import OutputExistsError
-from mrkafka.output import Counters, OutputCommitter, sort_by_key, write_part
+from mrkafka.output import OutputCommitter, sort_by_key, write_part
+from mrkafka.partial import partial_from_pairs
 
 
 def test_text_lines_sorted_by_key_bytes(tmp_path: Path) -> None:

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrkafka.aggregate import MISSING, partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
+from mrkafka.aggregate import MISSING
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka.serdes import Serde, deserialize_long, format_value, serialize_long
 from mrkafka.keys import partition_keys, topic_bytes
+from mrkafka.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
 from mrkafka.partition import murmur2
 from mrkafka.stream.logic import KEY_KIND_HEADER, Record, StreamMapper, StreamReducer, checkpoint_matches
 from mrkafka.stream.store import Checkpoint, MemoryStore, RocksDBStore
@@ -359,7 +360,8 @@ class _FakeConsumer:
 
 def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeProducer, consumer: _FakeConsumer):
     from mrkafka.kafka.client import Outbox
-    from mrkafka.stream.workers import EXACTLY_ONCE, ReduceWorker, StreamConfig
+    from mrkafka.settings import EXACTLY_ONCE
+    from mrkafka.stream.workers import ReduceWorker, StreamConfig
 
     config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2, state=state,
                           state_dir=str(tmp_path), guarantee=guarantee)  # fmt: skip

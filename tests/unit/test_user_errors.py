@@ -239,6 +239,47 @@ def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--stream", "--input-topic", "t", "--runner", "inline"], "--runner applies only to batch runs"),
+        (["--stream", "--input-topic", "t", "--block-size", "1MiB"], "--block-size applies only to batch runs"),
+        (["--stream", "--input-topic", "t", "--input", "x.txt"], "--input applies only to batch runs"),
+        (["--stream", "--input-topic", "t", "--format", "jsonl"], "--format applies only with --output"),
+        (["--stream", "--input-topic", "t", "--overwrite"], "--overwrite applies only with --output"),
+        (["--stream", "--input-topic", "t", "--output", "o"], "--output needs --until-end"),
+        (["--stream"], "--stream needs --input-topic"),
+        (["--input", "x.txt", "--output", "o", "--input-topic", "t"], "--input-topic applies only to stream runs"),
+        (["--input", "x.txt", "--output", "o", "--until-end"], "--until-end applies only to stream runs"),
+        (["--input", "x.txt", "--output", "o", "--guarantee", "at-least-once"], "--guarantee applies only to stream"),
+        (["--input", "x.txt", "--output", "o", "--bootstrap-servers", "h:1"], "--bootstrap-servers applies only"),
+        (["--input", "x.txt", "--output", "o", "--state-dir", "s"], "--state-dir applies only to stream runs"),
+        (["--input", "x.txt", "--output", "o", "--runner", "inline", "--mappers", "2"], "--mappers applies only with"),
+        (["--input", "x.txt", "--output", "o", "--runner", "inline", "--ray-address", "h:1"], "--ray-address applies"),
+        (["--input", "x.txt"], "no --output given"),
+        (["--output", "o"], "no --input given"),
+    ],
+)
+def test_an_option_the_mode_does_not_use_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    # Refused before anything starts: no Kafka at the default address, no Ray, no output.
+    monkeypatch.chdir(tmp_path)
+    code, err = cli("run", str(WORDCOUNT), *args)
+    assert code == 2 and one_line(err) and message in err, err
+    assert not Path("o").exists()
+
+
+def test_options_from_the_environment_are_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RAY_ADDRESS and MRKAFKA_BOOTSTRAP_SERVERS serve every command: a batch run on the inline runner ignores them.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("MRKAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    (tmp_path / "in.txt").write_bytes(b"a b a\n")
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out")
+    assert code == 0, err
+    assert read_parts(tmp_path / "out") == {b"a": b"2", b"b": b"1"}
+
+
 def test_stream_mappers_are_validated_before_kafka() -> None:
     for mappers in ("0", "-1"):
         code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--mappers", mappers)

@@ -1,0 +1,122 @@
+"""What ``mrkafka run`` can be told in each mode, with every default defined once.
+
+``BatchSettings`` holds a batch run's options, ``StreamSettings`` a stream run's (``--stream``);
+both share ``RunSettings``. The command line draws its defaults from these classes and refuses
+an option that the run's mode lacks; ``run_batch`` and ``run_stream`` take their keyword
+arguments as these settings, and the stream workers' ``StreamConfig`` their defaults. A value
+no run can use is refused when the settings are made, before anything starts. Importing this
+module stays light: the command line imports it to build its options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from mrkafka.errors import BadInputError
+
+__all__ = [
+    "AT_LEAST_ONCE",
+    "EXACTLY_ONCE",
+    "FORMATS",
+    "GUARANTEES",
+    "RUNNERS",
+    "STATES",
+    "BatchSettings",
+    "RunSettings",
+    "StreamSettings",
+]
+
+FORMATS = ("text", "jsonl", "parquet")
+RUNNERS = ("ray", "inline")
+STATES = ("memory", "rocksdb")
+EXACTLY_ONCE, AT_LEAST_ONCE = "exactly-once", "at-least-once"
+GUARANTEES = (EXACTLY_ONCE, AT_LEAST_ONCE)
+
+
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BadInputError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What both modes take."""
+
+    #: Output directory (stream: with ``until_end``, the final state as part files).
+    output: str | Path | None = None
+    #: Reduce partitions: part files, and in stream mode repartition topic partitions.
+    reducers: int = 2
+    #: Map actors; ``None``: one per CPU Ray reports (stream: at most one per input partition).
+    mappers: int | None = None
+    fmt: str = "text"
+    overwrite: bool = False
+    #: Join this Ray cluster instead of starting one.
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("--format", self.fmt, FORMATS)
+        if self.reducers < 0:
+            raise BadInputError(f"--reducers must be 0 or more, got {self.reducers}")
+        if self.mappers is not None and self.mappers < 1:
+            raise BadInputError(f"--mappers must be 1 or more, got {self.mappers}")
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class BatchSettings(RunSettings):
+    """A batch run: files in, part files out."""
+
+    inputs: tuple[str, ...] = ()
+    #: Split size: a file is cut into line-aligned blocks of about this many bytes.
+    block_size: int = 128 * 1024 * 1024
+    runner: str = "ray"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _choice("--runner", self.runner, RUNNERS)
+        if not self.inputs:
+            raise BadInputError("no --input given")
+        if not self.output:
+            raise BadInputError("no --output given")
+        if self.block_size <= 0:
+            raise BadInputError(f"--block-size must be positive, got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class StreamSettings(RunSettings):
+    """A stream run: an input topic in, an output topic (and with ``until_end`` part files) out."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    input_topic: str = ""
+    #: Default ``APP-output``.
+    output_topic: str | None = None
+    #: Consumer group and prefix of the internal topics; default the job's name.
+    application_id: str | None = None
+    #: Stop at the input's end offsets taken at start.
+    until_end: bool = False
+    state: str = "memory"
+    state_dir: str = "~/.cache/mrkafka/state"
+    commit_interval_ms: int = 1000
+    #: How long a worker or the driver retries a failing Kafka before the run fails (Kafka
+    #: Streams' ``task.timeout.ms``).
+    task_timeout_s: float = 300.0
+    guarantee: str = EXACTLY_ONCE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _choice("--state", self.state, STATES)
+        _choice("--guarantee", self.guarantee, GUARANTEES)
+        if not self.input_topic:
+            raise BadInputError("--stream needs --input-topic")
+        if self.reducers < 1:
+            raise BadInputError(f"a stream run needs --reducers 1 or more, got {self.reducers}")
+        if self.output is not None and not self.until_end:
+            raise BadInputError("--output needs --until-end: an unbounded stream has no final state to write")
+        if self.commit_interval_ms < 1:
+            raise BadInputError(f"--commit-interval-ms must be 1 or more, got {self.commit_interval_ms}")
+        if self.task_timeout_s < 0:
+            raise BadInputError(f"--task-timeout must be 0 or more, got {self.task_timeout_s}")
