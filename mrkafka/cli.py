@@ -375,9 +375,10 @@ def topic_delete(name: str, force: bool, bootstrap_servers: str) -> None:
     from mrkafka.kafka import admin
     from mrkafka.stream import application
 
-    if not force:
-        application.refuse_deleting(bootstrap_servers, name)
-    admin.delete_topic(bootstrap_servers, name)
+    with admin.Admin(bootstrap_servers) as kafka:
+        if not force:
+            application.refuse_deleting(kafka, name)
+        kafka.delete_topic(name)
     click.echo(f"deleted topic {name}", err=True)
 
 
@@ -396,9 +397,11 @@ def app_reset(application_id: str, bootstrap_servers: str) -> None:
     As Kafka's kafka-streams-application-reset does: the application's next run starts from
     the input's beginning, with empty state. The output topic is left alone.
     """
+    from mrkafka.kafka.admin import Admin
     from mrkafka.stream import application
 
-    deleted = application.reset(bootstrap_servers, application_id)
+    with Admin(bootstrap_servers) as kafka:
+        deleted = application.reset(kafka, application_id)
     click.echo(f"reset {application_id}: deleted {', '.join(deleted) if deleted else 'nothing (no state)'}", err=True)
 
 

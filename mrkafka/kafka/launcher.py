@@ -360,7 +360,7 @@ class Cluster:
             client_log.setLevel(level)
 
     def _wait_ready(self, timeout: float) -> None:
-        from mrkafka.kafka.admin import broker_ids
+        from mrkafka.kafka.admin import Admin
 
         deadline = time.monotonic() + timeout
         started = {int(n): pid for n, pid in self._state().get("pids", {}).items()}
@@ -370,8 +370,9 @@ class Cluster:
             if dead:
                 raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
             try:
-                if started.keys() <= broker_ids(self.bootstrap_servers, timeout=5.0):
-                    return
+                with Admin(self.bootstrap_servers, timeout=5.0) as kafka:
+                    if started.keys() <= kafka.broker_ids():
+                        return
             except Exception as exc:  # not up yet
                 last_error = exc
             time.sleep(0.3)

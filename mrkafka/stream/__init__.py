@@ -15,7 +15,9 @@ at most the task timeout.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import sys
 import tempfile
 import time
@@ -48,17 +50,27 @@ _WAIT_S = 0.25
 T = TypeVar("T")
 
 
-class _Admin:
-    """The driver's Kafka calls, each retried while the broker is away (up to the task timeout)."""
+class _Kafka:
+    """The driver's Kafka: one admin connection for the run (``admin.Admin``), its calls made
+    as ``kafka.describe_topic(...)``, each retried while the broker is away (up to the task
+    timeout)."""
 
     def __init__(self, bootstrap: str, task_timeout_s: float) -> None:
         self.bootstrap = bootstrap
+        self.admin = admin.Admin(bootstrap)
         self.backoff = Backoff("the stream driver", task_timeout_s)
 
-    def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return functools.partial(self.retry, getattr(self.admin, name))
+
+    def close(self) -> None:
+        self.admin.close()
+
+    def retry(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``, again while it fails with a ``TransientKafkaError``."""
         while True:
             try:
-                result = call(self.bootstrap, *args, **kwargs)
+                result = call(*args, **kwargs)
             except TransientKafkaError as exc:
                 if not self.backoff.failures and sys.stderr.isatty():
                     print(f"mrkafka: {exc}; retrying for up to {self.backoff.timeout:.0f} s", file=sys.stderr)
@@ -68,30 +80,28 @@ class _Admin:
             return result
 
 
-def _prepare_topics(kafka: _Admin, config: StreamConfig, output_configs: dict[str, str]) -> int:
+def _prepare_topics(kafka: _Kafka, config: StreamConfig, output_configs: dict[str, str]) -> int:
     """Internal topics need exactly R partitions: another count would misroute keys.
 
     As Kafka Streams creates them: the repartition topic keeps records until reducers have
     committed and deleted them (``retention.ms=-1``), the changelog is compacted; with three
     brokers or more, every topic mrkafka creates has three replicas, two of them in sync.
     Returns the output topic's partition count."""
-    replication = min(3, len(kafka(admin.broker_ids)))
+    replication = min(3, len(kafka.broker_ids()))
     common = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if replication == 3:
         common["min.insync.replicas"] = "2"
     app = config.application_id
     application.check_identity(kafka, config.spec, app, replication)
     hint = f"run with --reducers {{partitions}}, or delete the application's state: mrkafka app reset {app}"
-    kafka(admin.ensure_topic, config.repartition_topic, config.reducers,
-          {**common, "cleanup.policy": "delete", "retention.ms": "-1"}, replication,
-          enforce_configs=True, mismatch_hint=hint)  # fmt: skip
-    kafka(admin.ensure_topic, config.changelog_topic, config.reducers,
-          {**common, "cleanup.policy": "compact"}, replication, enforce_configs=True, mismatch_hint=hint)  # fmt: skip
+    kafka.ensure_topic(config.repartition_topic, config.reducers,
+                       {**common, "cleanup.policy": "delete", "retention.ms": "-1"}, replication,
+                       enforce_configs=True, mismatch_hint=hint)  # fmt: skip
+    kafka.ensure_topic(config.changelog_topic, config.reducers, {**common, "cleanup.policy": "compact"},
+                       replication, enforce_configs=True, mismatch_hint=hint)  # fmt: skip
     # The output topic may have any partition count; a missing one is created with R.
     output_topic_configs = {**common, **output_configs}
-    return kafka(
-        admin.ensure_topic, config.output_topic, config.reducers, output_topic_configs, replication, exact=False
-    )
+    return kafka.ensure_topic(config.output_topic, config.reducers, output_topic_configs, replication, exact=False)
 
 
 def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings: Any) -> Report:
@@ -104,13 +114,18 @@ def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings
         _check_state_dir(Path(run.state_dir).expanduser())
     app = run.application_id or spec.name
     input_topic, output_topic = run.input_topic, run.output_topic or f"{app}-output"
-    bootstrap, reducers, output = run.bootstrap, run.reducers, run.output
     if input_topic == output_topic:
         raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
     if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
         raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
-    kafka = _Admin(bootstrap, run.task_timeout_s)
-    input_partitions = len(kafka(admin.describe_topic, input_topic).partitions)  # a clear error if missing
+    with contextlib.closing(_Kafka(run.bootstrap, run.task_timeout_s)) as kafka:
+        return _run(spec, run, app, kafka, status_every_s)
+
+
+def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_every_s: float | None) -> Report:
+    input_topic, output_topic = run.input_topic, run.output_topic or f"{app}-output"
+    bootstrap, reducers, output = run.bootstrap, run.reducers, run.output
+    input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, run.commit_interval_ms,
                           run.state, run.state_dir, run.task_timeout_s, run.guarantee)  # fmt: skip
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
@@ -118,7 +133,7 @@ def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings
     committer = OutputCommitter(output, run.overwrite) if output is not None else None
     bounds = None
     if run.until_end:
-        begin, bounds = kafka(admin.topic_offsets, input_topic, "read_committed")
+        begin, bounds = kafka.topic_offsets(input_topic, "read_committed")
 
     started = time.monotonic()
     counters, latency = Counters(), LatencyHistogram()
@@ -143,12 +158,12 @@ def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings
             map_runs = [a.run.remote(bounds) for a in map_actors]
             reduce_runs = [a.run.remote() for a in reduce_actors]
             if bounds is None:
-                _run_unbounded(config, map_runs + reduce_runs, status_every_s)
+                _run_unbounded(kafka, config, map_runs + reduce_runs, status_every_s)
             else:
                 _wait_for_mappers(kafka, config, begin, bounds, map_runs + reduce_runs)
                 _stop(map_actors, map_runs, counters, raise_errors=True)
                 map_actors, map_runs = [], []
-                _, repartition_ends = kafka(admin.topic_offsets, config.repartition_topic, "read_committed")
+                _, repartition_ends = kafka.topic_offsets(config.repartition_topic, "read_committed")
                 if committer is None:
                     _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], reduce_runs)
                 else:
@@ -195,22 +210,24 @@ def _check_state_dir(directory: Path) -> None:
         raise BadInputError(f"--state-dir {directory} cannot hold state stores: {exc.strerror or exc}") from exc
 
 
-def _run_unbounded(config: StreamConfig, runs: list, status_every_s: float | None) -> None:
+def _run_unbounded(kafka: _Kafka, config: StreamConfig, runs: list, status_every_s: float | None) -> None:
     """Until a worker fails, or Ctrl-C / SIGTERM; every ``status_every_s`` a status line on stderr."""
     last = (time.monotonic(), None)
     while True:
         ray.wait(runs, num_returns=1, timeout=_WAIT_S)
         _check_runs(runs)
         if status_every_s is not None and time.monotonic() - last[0] >= status_every_s:
-            last = _print_status(config, *last)
+            last = _print_status(kafka.admin, config, *last)
 
 
-def _print_status(config: StreamConfig, since: float, committed_then: int | None) -> tuple[float, int | None]:
+def _print_status(
+    kafka: admin.Admin, config: StreamConfig, since: float, committed_then: int | None
+) -> tuple[float, int | None]:
     """``APP: 1,234 records committed (56/s), lag 789``: the input group's progress and lag."""
     now = time.monotonic()
     try:
-        committed = sum(admin.committed_offsets(config.bootstrap, config.application_id, config.input_topic).values())
-        _, ends = admin.topic_offsets(config.bootstrap, config.input_topic, "read_committed")
+        committed = sum(kafka.committed_offsets(config.application_id, config.input_topic).values())
+        _, ends = kafka.topic_offsets(config.input_topic, "read_committed")
     except TransientKafkaError as exc:
         print(f"{config.application_id}: waiting for Kafka ({exc})", file=sys.stderr)
         return now, committed_then
@@ -278,12 +295,12 @@ def _get_quietly(refs: list) -> list:
     return results
 
 
-def _wait_for_mappers(kafka: _Admin, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int],
+def _wait_for_mappers(kafka: _Kafka, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int],
                       runs: list) -> None:  # fmt: skip
     """Until group APP committed every input partition up to its bound."""
     while True:
         _check_runs(runs)
-        committed = kafka(admin.committed_offsets, config.application_id, config.input_topic)
+        committed = kafka.committed_offsets(config.application_id, config.input_topic)
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return
         time.sleep(_WAIT_S)

@@ -63,11 +63,9 @@ def groups(app: str) -> list[str]:
     return [app, reducer_group(app)]
 
 
-def internal_topics(bootstrap: str, app: str) -> list[str]:
+def internal_topics(kafka: admin.Admin, app: str) -> list[str]:
     """The internal topics of ``app`` that exist."""
-    return [
-        name for name in admin.list_topics(bootstrap) if name.startswith(f"{app}-") and name.endswith(INTERNAL_SUFFIXES)
-    ]
+    return [name for name in kafka.list_topics() if name.startswith(f"{app}-") and name.endswith(INTERNAL_SUFFIXES)]
 
 
 def job_identity(spec: JobSpec) -> dict[str, Any]:
@@ -112,15 +110,16 @@ async def _write(bootstrap: str, topic: str, value: bytes) -> None:
 def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> None:
     """Record this job as ``app``'s, or refuse the run if ``app`` holds another job's state.
 
-    ``kafka`` is the driver's retrying caller of ``admin``-style functions ``f(bootstrap, ...)``.
-    Two runs that start at once each write their identity: the first record decides."""
+    ``kafka`` is the driver's Kafka: ``admin.Admin``'s calls, and ``retry(f, ...)``, each
+    retried while the broker is away. Two runs that start at once each write their identity:
+    the first record decides."""
     topic = identity_topic(app)
-    kafka(admin.ensure_topic, topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}, replication)
+    kafka.ensure_topic(topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}, replication)
     mine = job_identity(spec)
-    stored = kafka(lambda bootstrap: asyncio.run(_first_record(bootstrap, topic)))
+    stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, topic)))
     if stored is None:
-        kafka(lambda bootstrap: asyncio.run(_write(bootstrap, topic, json.dumps(mine).encode())))
-        stored = kafka(lambda bootstrap: asyncio.run(_first_record(bootstrap, topic)))
+        kafka.retry(lambda: asyncio.run(_write(kafka.bootstrap, topic, json.dumps(mine).encode())))
+        stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, topic)))
     theirs = json.loads(stored)
     if theirs != mine:
         raise BadJobError(
@@ -129,34 +128,34 @@ def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> Non
         )
 
 
-def members(bootstrap: str, app: str) -> int:
+def members(kafka: admin.Admin, app: str) -> int:
     """How many consumers are in the groups of ``app``: more than none while it runs."""
-    return admin.group_members(bootstrap, groups(app))
+    return kafka.group_members(groups(app))
 
 
-def refuse_deleting(bootstrap: str, topic: str) -> None:
+def refuse_deleting(kafka: admin.Admin, topic: str) -> None:
     """Refuse to delete one of Kafka's own topics, or an internal topic of a running application."""
     if topic.startswith("__"):
         raise BadInputError(f"topic {topic} is Kafka's own: deleting it loses every group's offsets (--force to do it)")
     if not topic.endswith(INTERNAL_SUFFIXES):
         return
-    for group in admin.list_groups(bootstrap):
+    for group in kafka.list_groups():
         if group.endswith("-reducers") or not topic.startswith(f"{group}-"):
             continue
-        if members(bootstrap, group):
+        if members(kafka, group):
             raise BadInputError(
                 f"topic {topic} belongs to application {group}, which is running: stop it first (--force to delete)"
             )
 
 
-def reset(bootstrap: str, app: str) -> list[str]:
+def reset(kafka: admin.Admin, app: str) -> list[str]:
     """Delete ``app``'s internal topics and its groups' committed offsets; return what went."""
-    if members(bootstrap, app):
+    if members(kafka, app):
         raise BadInputError(f"application {app} is running: stop it before resetting it")
     deleted = []
-    for topic in internal_topics(bootstrap, app):
-        admin.delete_topic(bootstrap, topic)
+    for topic in internal_topics(kafka, app):
+        kafka.delete_topic(topic)
         deleted.append(f"topic {topic}")
-    for group in admin.delete_groups(bootstrap, groups(app)):
+    for group in kafka.delete_groups(groups(app)):
         deleted.append(f"group {group}")
     return deleted

@@ -26,7 +26,7 @@ def wordcount(runner: str, inputs, out: Path, vectorize: bool = True, **kw):
 @pytest.mark.parametrize("vectorize", [True, False])
 def test_wordcount_equals_the_oracle(runner: str, messy_file: Path, tmp_path: Path, vectorize: bool) -> None:
     out = tmp_path / "out"
-    counters = wordcount(runner, [messy_file], out, vectorize=vectorize, reducers=3)
+    report = wordcount(runner, [messy_file], out, vectorize=vectorize, reducers=3)
     expected = oracle_wordcount(messy_file.read_bytes())
     assert {k: int(v) for k, v in read_parts(out).items()} == dict(expected)
     assert sorted(p.name for p in out.iterdir()) == [
@@ -36,7 +36,7 @@ def test_wordcount_equals_the_oracle(runner: str, messy_file: Path, tmp_path: Pa
     assert framework["Map output records"] == sum(expected.values())
     assert framework["Reduce output records"] == len(expected)
     assert framework["Map input records"] == messy_file.read_bytes().count(b"\n") + 1
-    assert counters.get(("Job Counters", "Launched map tasks")) > 10
+    assert report.counters.get(("Job Counters", "Launched map tasks")) > 10
 
 
 def test_vectorized_and_per_record_forms_are_byte_identical(runner: str, messy_file: Path, tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_nam
     extra = ["--input-topic", topic_name, "--output-topic", f"{topic_name}-out"]
     with StreamRun(bootstrap, name, tmp_path / "state", tmp_path / "run.log", *extra) as run:
         deadline = time.monotonic() + 120
-        while retrying(application.members, bootstrap, name) == 0:
+        while retrying(admin.group_members, bootstrap, application.groups(name)) == 0:
             assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
             time.sleep(0.3)
         code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
@@ -206,7 +206,7 @@ def test_an_interrupted_bounded_run_says_no_output_was_written(bootstrap: str, t
     name = f"{topic_name}-app"
     args = ["run", str(tmp_path / "slow.py"), "--stream", "--input-topic", topic_name, "--application-id", name,
             "--bootstrap-servers", bootstrap, "--until-end", "--output", str(tmp_path / "out")]  # fmt: skip
-    code, err = _interrupt(args, lambda: retrying(application.members, bootstrap, name) > 0, sig)
+    code, err = _interrupt(args, lambda: retrying(admin.group_members, bootstrap, application.groups(name)) > 0, sig)
     assert code == 130 and "no output was written" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
 

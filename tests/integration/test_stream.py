@@ -391,3 +391,22 @@ def test_unkeyed_input_to_a_job_that_needs_keys_is_refused(stream_env: dict, tmp
     with pytest.raises(BadInputError, match="has no key, and cdc_table needs keyed input"):
         _in_thread(lambda: run_stream(JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), until_end=True,
                                       **stream_env))  # fmt: skip
+
+
+def test_the_driver_keeps_one_admin_connection_for_the_run(
+    stream_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver waits for mappers with an admin call four times a second: on a connection of its own.
+    started = []
+
+    class Counting(admin.AIOKafkaAdminClient):
+        async def start(self):
+            started.append(self)
+            await super().start()
+
+    monkeypatch.setattr(admin, "AIOKafkaAdminClient", Counting)
+    data = messy_corpus(lines=2000)
+    produce(stream_env, data, tmp_path)
+    stream_wordcount(stream_env, output=tmp_path / "S")
+    assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(oracle_wordcount(data))
+    assert len(started) == 1
