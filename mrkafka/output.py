@@ -34,7 +34,7 @@ from mrkafka.keys import from_key_bytes
 from mrkafka.partial import KEY, VALUE, decode_values, is_pickled, key_kind
 from mrkafka.settings import FORMATS
 
-__all__ = ["OutputCommitter", "part_name", "sort_by_key", "write_part"]
+__all__ = ["COUNTERS", "SUCCESS", "OutputCommitter", "part_name", "sort_by_key", "write_part"]
 
 TEMPORARY = "_temporary"
 SUCCESS = "_SUCCESS"

@@ -1,7 +1,10 @@
-"""The map and reduce tasks of a batch run: pure computation over splits and partials.
+"""The map and reduce tasks of a batch run, in Hadoop's sense: a map task reads one split
+and maps, combines and partitions it; a reduce task merges the partials of one reduce
+partition and writes its part file.
 
-The runners only move splits and tables between these tasks: the inline runner calls
-them in one process, the Ray runner wraps each in an actor.
+The runners only move splits, partials and counters between these tasks: the inline runner
+calls them in one process, the Ray runner wraps them in actors (a map actor runs a map task
+per split; a reducer actor holds the reduce tasks of several partitions).
 """
 
 from __future__ import annotations

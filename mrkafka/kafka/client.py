@@ -23,7 +23,7 @@ from aiokafka import errors as kerrors
 from mrkafka.errors import KafkaError, TransientKafkaError
 
 __all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "Outbox", "classify",
-           "close_quietly", "start", "started"]  # fmt: skip
+           "close_quietly", "describe", "start", "started"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 

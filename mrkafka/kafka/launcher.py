@@ -30,9 +30,12 @@ from pathlib import Path
 from mrkafka.errors import SetupError
 
 __all__ = [
+    "CONTROLLER_PORT_OFFSET",
+    "DEFAULT_PORT",
     "KAFKA_VERSION",
     "Cluster",
     "cache_root",
+    "default_data_dir",
     "ensure_jars",
     "java_command",
     "port_free",

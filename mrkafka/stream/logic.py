@@ -43,7 +43,8 @@ from mrkafka.mapping import map_arrow, map_records
 from mrkafka.partial import KEY, decode_values, key_kind, partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.stream.store import Checkpoint, StateStore
 
-__all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer"]
+__all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer",
+           "checkpoint_matches", "record_digest"]  # fmt: skip
 
 #: Arrow block size on the repartition topic, by the rows' real sizes (a longer row goes alone).
 BLOCK_BYTES = 900_000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -68,14 +67,15 @@ def test_runners_agree_on_several_inputs(runner: str, tmp_path: Path, messy_file
 
 
 def test_map_only_writes_one_part_per_split_in_input_order(runner: str, tmp_path: Path) -> None:
-    job = tmp_path / "upper.py"
-    job.write_text(
-        textwrap.dedent("""
+    job = write_job(
+        tmp_path,
+        """
         from mrkafka import Job
         class Upper(Job):
             def map(self, offset, line):
                 yield line.upper(), offset
-        """)
+        """,
+        "upper.py",
     )
     data = b"b x\na y\nc z\n"
     (tmp_path / "in.txt").write_bytes(data)
@@ -95,9 +95,9 @@ def test_a_map_that_raises_names_file_and_offset_and_commits_nothing(runner: str
 
 
 def test_finish_and_python_values(runner: str, tmp_path: Path) -> None:
-    job = tmp_path / "avg.py"
-    job.write_text(
-        textwrap.dedent("""
+    job = write_job(
+        tmp_path,
+        """
         from mrkafka import Job
         class Average(Job):
             def map(self, offset, line):
@@ -107,7 +107,8 @@ def test_finish_and_python_values(runner: str, tmp_path: Path) -> None:
                 return (a[0] + b[0], a[1] + b[1])
             def finish(self, key, value):
                 return value[0] / value[1]
-        """)
+        """,
+        "avg.py",
     )
     (tmp_path / "in.txt").write_text("a,1\nb,4\na,2\na,6\n")
     spec = JobSpec(load_job(job))
