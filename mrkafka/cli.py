@@ -39,6 +39,11 @@ class _Group(click.Group):
             self._fail(ctx, None, f"mrkafka: error: {exc.format_message()} (see: {command} --help)", exc.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, None, "mrkafka: interrupted: the command did not finish", 130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a bug of mrkafka's own: still one line, the traceback with --debug
+            message = f"mrkafka: internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)"
+            self._fail(ctx, exc, message, 1)
 
     @staticmethod
     def _fail(ctx: click.Context, exc: BaseException | None, message: str, code: int) -> None:

@@ -331,3 +331,19 @@ def test_every_option_and_command_is_explained() -> None:
     for path in ("run", "produce", "consume"):
         result = CliRunner().invoke(main, [path, "--help"])
         assert "Examples:" in result.stdout, path
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_comes_with_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mrkafka.batch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something mrkafka did not expect")
+
+    monkeypatch.setattr(mrkafka.batch, "run_batch", broken)
+    (tmp_path / "in.txt").write_text("a\n")
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out")
+    assert code == 1 and one_line(err) and "internal error: RuntimeError: something mrkafka" in err, err
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "--debug")
+    assert code == 1 and "Traceback" in err and err.endswith("(--debug shows the traceback)\n"), err
