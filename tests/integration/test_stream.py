@@ -404,9 +404,9 @@ def test_the_driver_keeps_one_admin_connection_for_the_run(
             started.append(self)
             await super().start()
 
-    monkeypatch.setattr(admin, "AIOKafkaAdminClient", Counting)
     data = messy_corpus(lines=2000)
     produce(stream_env, data, tmp_path)
+    monkeypatch.setattr(admin, "AIOKafkaAdminClient", Counting)
     stream_wordcount(stream_env, output=tmp_path / "S")
     assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(oracle_wordcount(data))
     assert len(started) == 1
