@@ -17,7 +17,16 @@ import click
 
 from mrkafka.errors import MrkafkaError
 from mrkafka.job import ON_ERROR
-from mrkafka.settings import FORMATS, GUARANTEES, RUNNERS, STATES, BatchSettings, RunSettings, StreamSettings
+from mrkafka.settings import (
+    BOOTSTRAP_SERVERS,
+    FORMATS,
+    GUARANTEES,
+    RUNNERS,
+    STATES,
+    BatchSettings,
+    RunSettings,
+    StreamSettings,
+)
 
 __all__ = ["main"]
 
@@ -107,21 +116,18 @@ def main() -> None:
 
 
 bootstrap_option = click.option(
-    "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True,
+    "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default=BOOTSTRAP_SERVERS, show_default=True,
     help="Kafka brokers to connect to [env: MRKAFKA_BOOTSTRAP_SERVERS].",
 )  # fmt: skip
 
 
 #: Options of ``run`` whose settings field has another name.
 _FIELD = {"task_timeout": "task_timeout_s", "bootstrap_servers": "bootstrap"}
-#: Options of ``run`` that apply in both modes without being settings.
-_JOB_OPTIONS = {"job_file", "job_name", "params", "no_vectorize", "on_error", "stream"}
 
 
 def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]) -> None:
     """Refuse, with one line, an option given on the command line that the run does not use."""
     from mrkafka.errors import BadInputError
-    from mrkafka.settings import BatchSettings, StreamSettings
 
     flags = {param.name: param.opts[0] for param in ctx.command.params}
     given = [name for name in options if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]

@@ -14,9 +14,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mrkafka.errors import BadInputError
+from mrkafka.kafka.launcher import DEFAULT_PORT
 
 __all__ = [
     "AT_LEAST_ONCE",
+    "BOOTSTRAP_SERVERS",
     "EXACTLY_ONCE",
     "FORMATS",
     "GUARANTEES",
@@ -27,6 +29,8 @@ __all__ = [
     "StreamSettings",
 ]
 
+#: Where every Kafka command looks for brokers unless told: where ``mrkafka kafka up`` starts one.
+BOOTSTRAP_SERVERS = f"127.0.0.1:{DEFAULT_PORT}"
 FORMATS = ("text", "jsonl", "parquet")
 RUNNERS = ("ray", "inline")
 STATES = ("memory", "rocksdb")
@@ -90,7 +94,7 @@ class BatchSettings(RunSettings):
 class StreamSettings(RunSettings):
     """A stream run: an input topic in, an output topic (and with ``until_end`` part files) out."""
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = BOOTSTRAP_SERVERS
     input_topic: str = ""
     #: Default ``APP-output``.
     output_topic: str | None = None
