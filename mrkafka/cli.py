@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -137,11 +138,16 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
         if field not in mode.names() and field in other.names():
             where = "without --stream" if stream else "with --stream"
             raise BadInputError(f"{flags[name]} applies only to {'batch' if stream else 'stream'} runs ({where})")
-    needs = {"fmt": "output", "overwrite": "output"} if stream else {"mappers": "runner", "ray_address": "runner"}
+    # Options of the mode that only one of its variants uses.
+    if stream and options["output"] is None:
+        unused, needed = ("fmt", "overwrite"), "--output"
+    elif not stream and options["runner"] == "inline":
+        unused, needed = ("mappers", "ray_address"), "--runner ray"
+    else:
+        return
     for name in given:
-        if name in needs and (options[needs[name]] is None if stream else options["runner"] == "inline"):
-            condition = "--output" if stream else "--runner ray"
-            raise BadInputError(f"{flags[name]} applies only with {condition}")
+        if name in unused:
+            raise BadInputError(f"{flags[name]} applies only with {needed}")
 
 
 @main.command(short_help="Run a job: batch over files, or --stream over a topic.")
@@ -218,11 +224,11 @@ def run(
         from mrkafka.stream import run_stream
 
         status_every_s = STATUS_EVERY_S if sys.stderr.isatty() else None
-        report = run_stream(spec, status_every_s=status_every_s, **vars(settings))
+        report = run_stream(spec, status_every_s=status_every_s, **dataclasses.asdict(settings))
     else:
         from mrkafka.batch import run_batch
 
-        batch = vars(settings)
+        batch = dataclasses.asdict(settings)
         report = run_batch(spec, batch.pop("inputs"), batch.pop("output"), **batch)
     click.echo(report.counters.format(), err=True)
     click.echo(report.format(), err=True)
