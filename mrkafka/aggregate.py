@@ -18,17 +18,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mrkafka.job import AGGREGATES, Job
+from mrkafka.keys import from_key_bytes
 from mrkafka.partial import (
     KEY,
     VALUE,
+    Rows,
     concat_partials,
     decode_values,
     empty_partial,
     is_pickled,
     key_kind,
     partial_from_key_bytes,
-    partial_from_pairs,
-    partial_to_pairs,
 )
 
 __all__ = ["MISSING", "Accumulator", "Aggregation", "finish_partial"]
@@ -154,23 +154,27 @@ class Accumulator:
             self.aggregation.merge_table(self._held_dict, self._held_table)
             self._held_table = None
 
-    def result(self) -> pa.Table:
-        """One row per key (in no particular order)."""
+    def result(self, rows: bool = False) -> pa.Table | Rows:
+        """One row per key (in no particular order); with ``rows``, Python values held come as
+        ``Rows`` rather than pickled into a partial."""
         kind = self.kind or "bytes"
         if self._buffer:
             self._flush()
         if self._held_dict:
+            if rows:
+                return Rows(list(self._held_dict), list(self._held_dict.values()), kind)
             return self.aggregation.to_partial(self._held_dict, kind)
         return self._held_table if self._held_table is not None else empty_partial()
 
 
-def finish_partial(table: pa.Table, finish: Callable[[Any, Any], Any]) -> pa.Table:
+def finish_partial(part: pa.Table | Rows, finish: Callable[[Any, Any], Any]) -> Rows:
     """Apply the job's ``finish(key, value)`` to every row; a row finished to ``None`` is deleted."""
-    kind = key_kind(table)
+    rows = part if isinstance(part, Rows) else Rows.of(part)
+    kind = rows.kind
     keys, values = [], []
-    for key, value in partial_to_pairs(table):
-        out = finish(key, value)
+    for key, value in zip(rows.keys, rows.values):
+        out = finish(from_key_bytes(key, kind), value)
         if out is not None:
             keys.append(key)
             values.append(out)
-    return partial_from_pairs(keys, values, kind)
+    return Rows(keys, values, kind)

@@ -49,6 +49,9 @@ class _Group(click.Group):
             self._fail(ctx, None, f"mrkafka: error: {exc.format_message()} (see: {command} --help)", exc.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, None, "mrkafka: interrupted: the command did not finish", 130)
+        except BrokenPipeError:  # the reader of our output left (`mrkafka lookup ... | head`): as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            sys.exit(141)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug of mrkafka's own: still one line, the traceback with --debug

@@ -1,7 +1,9 @@
 """Looking keys up in a finished output: ``mrkafka lookup OUTPUT_DIR KEY [--fuzzy N]``.
 
-An exact key is read from the one part file the partitioner puts it in (part-r-K holds the
-keys murmur2 sends to K); a fuzzy look-up scans every part for keys within N edits.
+An exact key is looked for in the one part the partitioner puts it in (part-r-K holds the
+keys murmur2 sends to K); a fuzzy look-up looks in every part for the keys within N edits.
+Each part is searched through its lookup index (``mrkafka.index``) where the run wrote one,
+else by reading the part whole (outputs written before indexes existed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mrkafka.errors import BadInputError
+from mrkafka.index import Match, PartIndex, weight
 from mrkafka.keys import partition_keys
 from mrkafka.output import SUCCESS
 
@@ -69,25 +72,37 @@ def _text(key: Any) -> str:
 
 
 def _json_or_text(value: bytes) -> Any:
+    text = value.decode("utf-8", "surrogateescape")  # a text part keeps bytes that are not UTF-8
     try:
-        return json.loads(value)
+        return json.loads(text)
     except ValueError:
-        return value.decode("utf-8", "surrogateescape")
+        return text
 
 
 def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int, Any]]:
-    """``(stored key, distance, value)`` for ``key`` (and keys within ``fuzzy`` edits), nearest first."""
+    """``(stored key, distance, value)`` for ``key``, and with ``fuzzy`` every key within that many
+    edits: nearest first, then the most frequent (``mrkafka.index.weight``), then by key."""
     parts = _parts(Path(output))
     if not fuzzy:
         # The part murmur2 picks for the key as text, and, for a decimal key, as an int key.
         key_bytes = pa.array([key.encode("utf-8", "surrogateescape")], pa.binary())
         kinds = ["str", "int"] if re.fullmatch(r"-?[0-9]+", key) and -(2**63) <= int(key) < 2**63 else ["str"]
-        candidates = sorted({int(partition_keys(key_bytes, kind, len(parts))[0]) for kind in kinds})
-        return [(stored, 0, value) for k in candidates for stored, value in _rows(parts[k]) if stored == key]
-    found = []
+        parts = [parts[k] for k in sorted({int(partition_keys(key_bytes, kind, len(parts))[0]) for kind in kinds})]
+    found: list[Match] = []
     for part in parts:
-        for stored, value in _rows(part):
-            distance = levenshtein(key, stored, fuzzy)
-            if distance <= fuzzy:
-                found.append((stored, distance, value))
-    return sorted(found, key=lambda row: (row[1], row[0]))
+        if PartIndex.exists(part):
+            index = PartIndex(part)
+            matches = index.fuzzy(key, fuzzy) if fuzzy else index.exact(key)
+            found += (match._replace(value=_json_or_text(match.value)) for match in matches)
+        else:
+            found += _scan(part, key, fuzzy)
+    found.sort(key=lambda match: (match.distance, -match.weight, match.key))
+    return [(match.key, match.distance, match.value) for match in found]
+
+
+def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
+    """The matches in a part without an index, read whole."""
+    for stored, value in _rows(part):
+        distance = levenshtein(key, stored, fuzzy) if fuzzy else (0 if stored == key else 1)
+        if distance <= fuzzy:
+            yield Match(stored, distance, value, weight(value))

@@ -7,6 +7,7 @@ offset in a partition) into the words an error message needs.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,22 +18,129 @@ import pyarrow as pa
 from mrkafka.aggregate import Aggregation
 from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
-from mrkafka.partial import VALUE, partial_from_arrow, partial_from_pairs
+from mrkafka.partial import VALUE, concat_partials, empty_partial, partial_from_arrow, partial_from_pairs
 
 __all__ = ["map_arrow", "map_records"]
 
 log = logging.getLogger("mrkafka")
 
 
-def map_arrow(job: Job, lines: pa.Array, where: str) -> pa.Table:
-    """The job's vectorized map over a batch of lines, as a partial (count's values made 1)."""
-    try:
-        table = partial_from_arrow(job.map_arrow(lines))
-    except Exception as exc:
-        raise JobFailedError.raised("map_arrow", exc, where) from exc
-    if job.aggregate == "count":
-        table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
-    return table
+class _MapOutput:
+    """Map output as it comes: Arrow tables, and Python pairs folded through the combiner
+    (``Aggregation.merge_into``) every ``_COMBINE_EVERY`` pairs when there is one, so a task
+    holds little more than its distinct keys."""
+
+    def __init__(self, job: Job, aggregation: Aggregation | None) -> None:
+        self.aggregation = aggregation
+        self.count = job.aggregate == "count"
+        self.emitted = 0
+        self.tables: list[pa.Table] = []
+        self.held: dict[Any, Any] = {}
+        self.keys: list[Any] = []
+        self.values: list[Any] = []
+        self.key_type: type | None = None
+
+    def add_table(self, table: pa.Table, where: str) -> None:
+        self.emitted += table.num_rows
+        if self.count:
+            table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
+        if self.aggregation is not None:
+            table = self._combine(table, where)
+        self.tables.append(table)
+
+    def add_pairs(self, pairs: Iterable[tuple[Any, Any]], where: Callable[[], str]) -> None:
+        """Add the pairs of one record (or one batch) whole: if the pairs fail to come, none is added."""
+        keys, values = self.keys, self.values
+        start = len(keys)
+        try:
+            for key, value in pairs:
+                if type(key) is not self.key_type:
+                    self.key_type = _check_key(key, self.key_type, where())
+                keys.append(key)
+                values.append(1 if self.count else value)
+        except BaseException:
+            del keys[start:], values[start:]
+            raise
+        self.emitted += len(keys) - start
+        if self.aggregation is not None and len(keys) >= _COMBINE_EVERY:
+            self._fold(where())
+
+    def add_batch(self, pairs: Iterable[tuple[Any, Any]], where: str) -> None:
+        """Add the pairs a vectorized map returned for a whole batch (checked in bulk)."""
+        columns = list(zip(*pairs))
+        keys, values = (list(columns[0]), list(columns[1])) if columns else ([], [])
+        for key_type in set(map(type, keys)):
+            if key_type is not self.key_type:
+                sample = next(key for key in keys if type(key) is key_type)
+                self.key_type = _check_key(sample, self.key_type, where)
+        self.emitted += len(keys)
+        self.keys += keys
+        self.values += [1] * len(values) if self.count else values
+        if self.aggregation is not None and len(self.keys) >= _COMBINE_EVERY:
+            self._fold(where)
+
+    def _fold(self, where: str) -> None:
+        if not self.held:  # the first fold: keys that are all distinct need no merge
+            held = dict(zip(self.keys, self.values))
+            if len(held) == len(self.keys):
+                self.held, self.keys, self.values = held, [], []
+                return
+        try:
+            self.aggregation.merge_into(self.held, self.keys, self.values)
+        except Exception as exc:
+            raise JobFailedError.raised("reduce (as combiner)", exc, f"the records up to {where}") from exc
+        self.keys, self.values = [], []
+
+    def _combine(self, table: pa.Table, where: str) -> pa.Table:
+        try:
+            return self.aggregation.combine(table)
+        except Exception as exc:
+            raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
+
+    def partial(self, where: str) -> pa.Table:
+        """Everything added, as one partial (one row per key when combining)."""
+        if self.aggregation is not None and self.keys:
+            self._fold(where)
+        keys, values = (list(self.held), list(self.held.values())) if self.held else (self.keys, self.values)
+        tables = self.tables
+        if keys:
+            try:
+                tables = [*tables, partial_from_pairs(keys, values)]
+            except Exception as exc:  # a value pickle cannot hold
+                raise JobFailedError(
+                    f"map emitted a value that cannot be pickled: {type(exc).__name__}: {exc} (in {where})"
+                ) from exc
+        if not tables:
+            return empty_partial()
+        if len(tables) == 1:
+            return tables[0]
+        table = concat_partials(tables)
+        return self._combine(table, where) if self.aggregation is not None else table
+
+
+def map_arrow(
+    job: Job, batches: Iterable[tuple[pa.Array, str]], aggregation: Aggregation | None
+) -> tuple[pa.Table, int, int]:
+    """The job's vectorized map over ``(lines, where)`` batches, as one partial, combined with
+    ``aggregation`` when given (count's values made 1). ``map_arrow`` returns a table, or
+    Python ``(key, value)`` pairs, which are combined as the per-record map's are. Returns
+    the partial, the lines read and the records the map emitted."""
+    output = _MapOutput(job, aggregation)
+    read = 0
+    where = "no lines"
+    for lines, where in batches:
+        read += len(lines)
+        try:
+            result = job.map_arrow(lines)
+            if isinstance(result, pa.Table):
+                output.add_table(partial_from_arrow(result), where)
+            else:
+                output.add_batch(result, where)
+        except JobFailedError:
+            raise
+        except Exception as exc:
+            raise JobFailedError.raised("map_arrow", exc, where) from exc
+    return output.partial(where), read, output.emitted
 
 
 def map_records(
@@ -42,66 +150,31 @@ def map_records(
     aggregation: Aggregation | None,
     skip_errors: bool = False,
 ) -> tuple[pa.Table, int, int]:
-    """The job's per-record map over ``(position, line)`` records.
+    """The job's per-record map over ``(position, line)`` records, combined with ``aggregation``
+    when given.
 
-    With an ``aggregation`` the combiner (``Aggregation.merge_into``) folds the pairs into one
-    dict every ``_COMBINE_EVERY`` pairs, so a task holds little more than its distinct keys. With
-    ``skip_errors`` a record the map raises on is skipped whole (none of its pairs kept),
+    With ``skip_errors`` a record the map raises on is skipped whole (none of its pairs kept),
     counted in the job's ``bad_records`` and logged with its position (Kafka Streams'
     log-and-continue); else it fails the task. Returns the partial, the records read and
     the pairs the map emitted.
     """
     as_text = job.input_type is not bytes
-    count = job.aggregate == "count"
-    held: dict[Any, Any] = {}
-    keys: list[Any] = []
-    values: list[Any] = []
-    read = emitted = 0
+    output = _MapOutput(job, aggregation)
+    read = 0
     position = -1
-    key_type: type | None = None
-
-    def combine() -> None:
+    for position, line in records:
+        read += 1
+        value = line.decode("utf-8", "surrogateescape") if as_text else line
         try:
-            aggregation.merge_into(held, keys, values)
+            output.add_pairs(job.map(position, value), functools.partial(where, position))
+        except JobFailedError:
+            raise
         except Exception as exc:
-            raise JobFailedError.raised("reduce (as combiner)", exc, f"the records up to {where(position)}") from exc
-        keys.clear()
-        values.clear()
-
-    try:
-        for position, line in records:
-            read += 1
-            value = line.decode("utf-8", "surrogateescape") if as_text else line
-            pairs = job.map(position, value)
-            if skip_errors:
-                try:
-                    pairs = list(pairs)
-                except Exception as exc:
-                    job.increment_counter("bad_records")
-                    log.warning("skipped the record at %s: map raised %s: %s", where(position), type(exc).__name__, exc)
-                    continue
-            for key, out in pairs:
-                emitted += 1
-                if type(key) is not key_type:
-                    key_type = _check_key(key, key_type, where(position))
-                keys.append(key)
-                values.append(1 if count else out)
-            if aggregation is not None and len(keys) >= _COMBINE_EVERY:
-                combine()
-    except JobFailedError:
-        raise
-    except Exception as exc:
-        raise JobFailedError.raised("map", exc, where(position)) from exc
-    if aggregation is not None:
-        combine()
-        keys, values = list(held), list(held.values())
-    try:
-        return partial_from_pairs(keys, values), read, emitted
-    except Exception as exc:  # a value pickle cannot hold
-        raise JobFailedError(
-            f"map emitted a value that cannot be pickled: {type(exc).__name__}: {exc} (in the records up to "
-            f"{where(position)})"
-        ) from exc
+            if not skip_errors:
+                raise JobFailedError.raised("map", exc, where(position)) from exc
+            job.increment_counter("bad_records")
+            log.warning("skipped the record at %s: map raised %s: %s", where(position), type(exc).__name__, exc)
+    return output.partial(f"the records up to {where(position)}"), read, output.emitted
 
 
 _KEY_TYPES = (str, bytes, int)

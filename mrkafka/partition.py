@@ -19,7 +19,7 @@ _M = 0x5BD1E995
 _MASK32 = 0xFFFFFFFF
 # Keys longer than this are hashed one at a time: the vectorized loop takes one numpy step
 # per 4 bytes of the longest key, which a single huge key would make slow.
-_VECTOR_MAX_LEN = 64
+_VECTOR_MAX_LEN = 1024
 
 
 def _signed(h: int) -> int:

@@ -33,7 +33,7 @@ from mrkafka.errors import JobFailedError
 from mrkafka.job import JobSpec
 from mrkafka.keys import split_by_partition
 from mrkafka.mapping import map_arrow, map_records
-from mrkafka.partial import empty_partial, key_kind
+from mrkafka.partial import gc_paused, key_kind
 from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
 
 __all__ = ["MapTask", "ReduceTask"]
@@ -70,6 +70,7 @@ class MapTask:
         counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
         return counters
 
+    @gc_paused()
     def _map(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
         """The map output of ``split``, through the combiner if ``combine``."""
         offset, block = read_split(split)
@@ -84,27 +85,14 @@ class MapTask:
     def _map_arrow(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         """Vectorized map, piece by piece; when combining, each piece's output is combined
         before the next is mapped, so a task holds one piece's map output at a time."""
-        tables = []
-        emitted = 0
-        for piece_offset, piece in pieces(block):
-            lines = lines_array(piece)
-            counters.add(MAP_INPUT_RECORDS, len(lines))
-            table = map_arrow(self.job, lines, f"lines of {split.path} from byte {offset + piece_offset}")
-            emitted += table.num_rows
-            tables.append(self._combine(table, split) if combine else table)
+        batches = (
+            (lines_array(piece), f"lines of {split.path} from byte {offset + piece_offset}")
+            for piece_offset, piece in pieces(block)
+        )
+        table, read, emitted = map_arrow(self.job, batches, self.aggregation if combine else None)
+        counters.add(MAP_INPUT_RECORDS, read)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
-        if not tables:
-            return empty_partial()
-        if len(tables) == 1:
-            return tables[0]
-        table = pa.concat_tables(tables)
-        return self._combine(table, split) if combine else table
-
-    def _combine(self, table: pa.Table, split: Split) -> pa.Table:
-        try:
-            return self.aggregation.combine(table)
-        except Exception as exc:
-            raise JobFailedError.raised("reduce (as combiner)", exc, f"split {split}") from exc
+        return table
 
     def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
         def where(position: int) -> str:
@@ -128,17 +116,19 @@ class ReduceTask:
         self.job = spec.instantiate()
         self.accumulator = Accumulator(Aggregation(self.job, spec.vectorize))
 
+    @gc_paused()
     def add(self, partial: pa.Table) -> None:
         try:
             self.accumulator.add(partial)
         except Exception as exc:
             raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
 
+    @gc_paused()
     def write(self, path: str, fmt: str) -> Counters:
         counters = Counters()
         counters.add(REDUCE_TASKS)
         counters.add(REDUCE_INPUT_RECORDS, self.accumulator.input_records)
-        table = self.accumulator.result()
+        table = self.accumulator.result(rows=True)
         counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
         if self.job.has_finish():
             try:
@@ -147,6 +137,6 @@ class ReduceTask:
                 raise JobFailedError.raised("finish", exc, f"reducer {self.index}") from exc
         table = output.sort_by_key(table)
         counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
-        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt, index=True))
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         return counters

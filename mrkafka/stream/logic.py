@@ -40,7 +40,7 @@ from mrkafka.job import JobSpec
 from mrkafka.kafka.serdes import Serde
 from mrkafka.keys import from_key_bytes, from_topic_bytes, key_bytes, partition_keys, split_by_partition, topic_bytes
 from mrkafka.mapping import map_arrow, map_records
-from mrkafka.partial import KEY, decode_values, key_kind, partial_from_ipc, partial_from_pairs, partial_to_ipc
+from mrkafka.partial import KEY, Rows, decode_values, gc_paused, key_kind, partial_from_ipc, partial_to_ipc
 from mrkafka.stream.store import Checkpoint, StateStore
 
 __all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer",
@@ -106,6 +106,7 @@ class StreamMapper:
         """Map and combine one poll of one input partition into what its task holds."""
         self.hold(partition, self.map(partition, records))
 
+    @gc_paused()
     def map(self, partition: int, records: Sequence[Any]) -> Mapped | None:
         """Map and combine one poll of one input partition; what the task holds is unchanged
         (a worker maps off its event loop, and holds the result on it with ``hold``)."""
@@ -124,9 +125,10 @@ class StreamMapper:
         values = [r.value if r.value is not None else b"" for r in records]
         counters.add(MAP_INPUT_RECORDS, len(values))
         counters.add(BYTES_READ, sum(map(len, values)))
+        # Combining each poll first keeps the hash tables small: measured faster than one big merge.
         if self.vectorized:
-            table = map_arrow(self.job, pa.array(values, pa.binary()), where_all)
-            counters.add(MAP_OUTPUT_RECORDS, table.num_rows)
+            batches = [(pa.array(values, pa.binary()), where_all)]
+            table, _, emitted = map_arrow(self.job, batches, self.aggregation)
         else:
 
             def where(offset: int) -> str:
@@ -134,12 +136,7 @@ class StreamMapper:
 
             pairs = ((r.offset, v) for r, v in zip(records, values))
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
-            counters.add(MAP_OUTPUT_RECORDS, emitted)
-        try:
-            # Combining each poll first keeps the hash tables small: measured faster than one big merge.
-            table = self.aggregation.combine(table) if self.vectorized else table
-        except Exception as exc:
-            raise JobFailedError.raised("reduce (as combiner)", exc, where_all) from exc
+        counters.add(MAP_OUTPUT_RECORDS, emitted)
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         self.job.counters.clear()
         return Mapped(table, max(r.timestamp for r in records), counters, where_all)
@@ -231,6 +228,7 @@ class StreamReducer:
 
     # -- processing ---------------------------------------------------------------------------
 
+    @gc_paused()
     def merge(self, partial: pa.Table, timestamp: int, where: str = "") -> None:
         """Merge a partial block into the state (held apart until ``committed``)."""
         self.kind = key_kind(partial)
@@ -298,11 +296,11 @@ class StreamReducer:
 
     # -- the end of a bounded run -------------------------------------------------------------
 
-    def final_partial(self) -> pa.Table:
-        """The committed state of this partition, through ``finish``, as a partial sorted by key."""
-        kind = self.kind or "bytes"
+    @gc_paused()
+    def final_rows(self) -> Rows:
+        """The committed state of this partition, through ``finish``, as rows sorted by key."""
         pairs = list(self.store.items())
-        table = partial_from_pairs([from_key_bytes(k, kind) for k, _ in pairs], [v for _, v in pairs], kind)
+        table = Rows([k for k, _ in pairs], [v for _, v in pairs], self.kind or "bytes")
         if self.job.has_finish():
             try:
                 table = finish_partial(table, self.job.finish)

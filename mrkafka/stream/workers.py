@@ -456,10 +456,10 @@ class ReduceWorker:
         """Once committed up to ``offset``, the final state of this partition as a part file."""
         await self.finish_at(offset)
         faults.point("finish")
-        table = await asyncio.to_thread(self.reducer.final_partial)
+        table = await asyncio.to_thread(self.reducer.final_rows)
         counters = Counters()
         counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
-        counters.add(BYTES_WRITTEN, await asyncio.to_thread(output.write_part, table, path, fmt))
+        counters.add(BYTES_WRITTEN, await asyncio.to_thread(output.write_part, table, path, fmt, True))
         counters.add(REDUCE_TASKS)
         return counters
 

@@ -245,7 +245,7 @@ def test_restored_state_equals_the_state_before_the_restart(tmp_path_factory, st
     assert restored.kind == key_kind == reducer.kind
     # Part files sort by key bytes: an int by its decimal text, a str by its UTF-8.
     by_key_bytes = sorted(pairs, key=lambda k: k if isinstance(k, bytes) else str(k).encode("utf-8", "surrogateescape"))
-    assert [k for k, _ in partial_to_pairs(restored.final_partial())] == by_key_bytes
+    assert [k for k, _ in partial_to_pairs(restored.final_rows().table())] == by_key_bytes
     reducer.store.close()
     restored.store.close()
 

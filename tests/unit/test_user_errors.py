@@ -75,7 +75,8 @@ def test_leftovers_of_a_killed_run_are_replaced(checkout: Path) -> None:
     (out / "_LOCK").write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")
     code, err = wordcount([checkout / "data"], "out")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000", "part-r-00001"]
 
 
 def test_a_second_run_on_an_output_being_written_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,255 @@
+"""The lookup index of a part file: exact and fuzzy (Levenshtein) key look-ups in milliseconds.
+
+A reducer writes it beside its part, under ``OUTPUT/_index/``, from the rows it just wrote:
+
+* ``part-r-K.keys.arrow``: the part's keys in code point order (as UTF-32-BE, so that byte
+  order is code point order and a surrogate escape is one character), the value as the
+  text part shows it, and the key's weight (its count: a number value, or the count of a
+  list value's first ``[item, count]``);
+* ``part-r-K.trie.arrow``: a trie over those keys, one node per distinct key prefix
+  (its character, the key that ends there, its children in character order).
+
+Both are Arrow IPC files, memory-mapped when read: a look-up touches only the pages it needs.
+An exact look-up walks the trie one character at a time. A fuzzy one walks it breadth first
+with a Levenshtein automaton's rows (one row of the edit-distance table per node, computed
+for a whole level of the trie at once with numpy), pruning every node whose row has no
+entry within the edits allowed: Lucene's fuzzy query does the same over its FST.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mrkafka.partial import KEY, VALUE, Rows
+
+__all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "weight", "write_index"]
+
+INDEX_DIR = "_index"
+_KEYS = ".keys.arrow"
+_TRIE = ".trie.arrow"
+
+
+class Match(NamedTuple):
+    key: str
+    distance: int
+    value: bytes  # as the text part shows it
+    weight: int
+
+
+def index_paths(part: str | Path) -> tuple[Path, Path]:
+    """Where the index of the part file ``part`` lives (``OUTPUT/_index/part-r-K.*``)."""
+    part = Path(part)
+    return part.parent / INDEX_DIR / f"{part.name}{_KEYS}", part.parent / INDEX_DIR / f"{part.name}{_TRIE}"
+
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> None:
+    """Write the index of the part file at ``path`` from its rows; ``texts`` are the values as
+    the text format writes them."""
+    keys = pa.array(part.keys, pa.binary()) if isinstance(part, Rows) else part.column(KEY).combine_chunks()
+    characters = _utf32(keys)
+    order = pc.sort_indices(characters)
+    keys_path, trie_path = index_paths(path)
+    keys_path.parent.mkdir(exist_ok=True)
+    _write(keys_path, pa.table({"key": keys, "value": texts, "weight": _weights(part)}).take(order))
+    _write(trie_path, _trie(characters.take(order)))
+
+
+def _utf32(keys: pa.Array) -> pa.Array:
+    """Key bytes (a key's text, an int key's too) as UTF-32-BE: a surrogate escape is one
+    character, and byte order is code point order."""
+    has_newline = pc.any(pc.match_substring(keys, "\n")).as_py()
+    keys = keys.to_pylist()
+    if has_newline:
+        strings = [key.decode("utf-8", "surrogateescape") for key in keys]
+    else:  # decoded at once: a newline ends any byte sequence a key leaves unfinished
+        strings = b"\n".join(keys).decode("utf-8", "surrogateescape").split("\n") if keys else []
+    lengths = np.fromiter(map(len, strings), np.int64, len(strings))
+    data = "".join(strings).encode("utf-32-be", "surrogatepass")
+    offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _weights(part: pa.Table | Rows) -> pa.Array:
+    """Each value's count: the value if it is an integer; a list's first ``[item, count]``'s count."""
+    if isinstance(part, pa.Table) and pa.types.is_integer(part.schema.field(VALUE).type):
+        return pc.cast(part.column(VALUE), pa.int64()).combine_chunks()
+    return pa.array([weight(v) for v in (part if isinstance(part, Rows) else Rows.of(part)).values], pa.int64())
+
+
+def weight(value: Any) -> int:
+    if type(value) is not int:
+        try:
+            value = value[0][1]
+        except (TypeError, LookupError):
+            return 0
+        if type(value) is not int:
+            return 0
+    return value if -_INT64 <= value < _INT64 else (_INT64 - 1 if value > 0 else -_INT64)
+
+
+_INT64 = 1 << 63
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _code_points(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The code points of UTF-32-BE keys (one flat array), each key's start and length in it."""
+    _, offsets_buf, data_buf = keys.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32)[keys.offset : keys.offset + len(keys) + 1].astype(np.int64) // 4
+    data = np.frombuffer(data_buf, ">u4").astype(np.uint32) if data_buf is not None else np.zeros(0, np.uint32)
+    return data, offsets[:-1], np.diff(offsets)
+
+
+def _trie(keys: pa.Array) -> pa.Table:
+    """The trie of sorted keys. Node 0 is the root; nodes 1..M are the other prefixes in
+    depth-first order, which sorted keys give directly: key i adds the nodes of its prefixes
+    longer than what it shares with key i - 1."""
+    cp, starts, lengths = _code_points(keys)
+    n = len(lengths)
+    shared = np.zeros(n, np.int64)  # the longest common prefix with the previous key
+    active = np.arange(1, n)
+    active = active[np.minimum(lengths[active - 1], lengths[active]) > 0]
+    depth = 0
+    while active.size:
+        same = cp[starts[active - 1] + depth] == cp[starts[active] + depth]
+        active = active[same]
+        shared[active] += 1
+        depth += 1
+        active = active[np.minimum(lengths[active - 1], lengths[active]) > depth]
+    added = lengths - shared  # keys are distinct: >= 1, except for an empty key (the root)
+    m = int(added.sum())
+    node_key = np.repeat(np.arange(n), added)
+    first = np.concatenate([[0], np.cumsum(added)[:-1]])  # each key's first node, 0-based
+    node_depth = shared[node_key] + (np.arange(m) - first[node_key]) + 1
+    char = cp[starts[node_key] + node_depth - 1]
+    ids = np.arange(1, m + 1)
+    # A node's parent: the node before it when both are the same key's, else the latest node
+    # before it one level up (sorted by depth, then id, and searched).
+    parent = ids - 1
+    opens = node_depth == shared[node_key] + 1
+    by_depth = np.sort(node_depth * (m + 1) + ids)
+    wanted = (node_depth[opens] - 1) * (m + 1) + ids[opens]
+    found = by_depth[np.maximum(np.searchsorted(by_depth, wanted) - 1, 0)]
+    parent[opens] = np.where(node_depth[opens] > 1, found % (m + 1), 0)
+    key_id = np.full(m + 1, -1, np.int32)
+    ends = first + added  # 1-based id of each key's last node
+    key_id[ends[added > 0]] = np.flatnonzero(added > 0)
+    key_id[0] = np.flatnonzero(lengths == 0)[0] if (lengths == 0).any() else -1
+    children = np.argsort(parent, kind="stable") + 1  # by parent, then depth-first: by character
+    child_start = np.searchsorted(parent[children - 1], np.arange(m + 2))
+    return pa.table(
+        {
+            "char": np.concatenate([[0], char]).astype(np.uint32),
+            "key_id": key_id,
+            "children": np.concatenate([children, [0]]).astype(np.int32),
+            "child_start": child_start[: m + 1].astype(np.int32),
+            "child_end": child_start[1 : m + 2].astype(np.int32),
+        }
+    )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+class PartIndex:
+    """The index of one part, memory-mapped."""
+
+    def __init__(self, part: str | Path) -> None:
+        keys_path, trie_path = index_paths(part)
+        self.keys = _read(keys_path)
+        trie = _read(trie_path)
+        self._char, self._key_id, self._children, self._start, self._end = (
+            trie.column(name).chunk(0).to_numpy() for name in ("char", "key_id", "children", "child_start", "child_end")
+        )
+
+    @staticmethod
+    def exists(part: str | Path) -> bool:
+        return all(p.exists() for p in index_paths(part))
+
+    def _matches(self, found: dict[int, int]) -> list[Match]:
+        """The rows of the keys ``found`` (key id -> distance)."""
+        rows = self.keys.take(pa.array(list(found), pa.int64()))
+        keys = (key.decode("utf-8", "surrogateescape") for key in rows.column("key").to_pylist())
+        columns = (rows.column("value").to_pylist(), rows.column("weight").to_pylist())
+        return list(map(Match, keys, found.values(), *columns))
+
+    def exact(self, key: str) -> list[Match]:
+        node = 0
+        for c in _query(key):
+            kids = self._children[self._start[node] : self._end[node]]
+            at = int(np.searchsorted(self._char[kids], c))
+            if at == len(kids) or self._char[kids[at]] != c:
+                return []
+            node = int(kids[at])
+        key_id = int(self._key_id[node])
+        return self._matches({key_id: 0}) if key_id >= 0 else []
+
+    def fuzzy(self, key: str, edits: int) -> list[Match]:
+        """Every key within ``edits`` Levenshtein edits (insert, delete, substitute) of ``key``.
+
+        Row ``d`` of the edit-distance table (a node at depth ``d`` against the query's
+        prefixes) is kept only in its band, columns ``d - edits .. d + edits``: outside it
+        every entry exceeds ``edits`` (Ukkonen), so a level costs ``2 * edits + 1`` steps
+        over its nodes, whatever the query's length. Entries over ``edits`` are held as
+        ``edits + 1``."""
+        q = _query(key)
+        m, width, over = len(q), 2 * edits + 1, edits + 1
+        found: dict[int, int] = {}
+        if m <= edits and self._key_id[0] >= 0:
+            found[int(self._key_id[0])] = m
+        # band[:, k] holds column j = depth - edits + k; at depth 0 column j is j.
+        columns = np.arange(-edits, edits + 1)
+        band = np.where(columns >= 0, np.minimum(np.abs(columns), over), over).astype(np.int32)[None, :]
+        nodes = np.zeros(1, np.int64)
+        for depth in range(1, m + edits + 1):
+            starts, counts = self._start[nodes], (self._end[nodes] - self._start[nodes]).astype(np.int64)
+            total = int(counts.sum())
+            if not total:
+                break
+            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            kids = self._children[np.repeat(starts, counts) + offsets].astype(np.int64)
+            previous = band[np.repeat(np.arange(len(nodes)), counts)]
+            chars = self._char[kids]
+            current = np.full_like(previous, over)
+            for k in range(width):
+                j = depth - edits + k
+                if j < 0 or j > m:
+                    continue
+                if j == 0:
+                    current[:, k] = min(depth, over)
+                    continue
+                best = previous[:, k] + (chars != q[j - 1])  # substitute (or match)
+                if k + 1 < width:
+                    best = np.minimum(best, previous[:, k + 1] + 1)  # delete the node's character
+                if k > 0:
+                    best = np.minimum(best, current[:, k - 1] + 1)  # insert the query's character
+                current[:, k] = np.minimum(best, over)
+            last = m - depth + edits  # column m in the band
+            if 0 <= last < width:
+                ids = self._key_id[kids]
+                hits = (ids >= 0) & (current[:, last] <= edits)
+                found.update(zip(ids[hits].tolist(), current[hits, last].tolist()))
+            alive = current.min(axis=1) <= edits
+            nodes, band = kids[alive], current[alive]
+            if not len(nodes):
+                break
+        return self._matches(found)
+
+
+def _query(key: str) -> np.ndarray:
+    return np.frombuffer(key.encode("utf-32-be", "surrogatepass"), ">u4").astype(np.uint32)
+
+
+def _read(path: Path) -> pa.Table:
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
