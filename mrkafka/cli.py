@@ -495,19 +495,41 @@ def consume(
     click.echo(f"Processed a total of {count} messages", err=True)
 
 
-@main.command("lookup", short_help="Print the value of a key in a finished output.")
-@click.argument("output_dir", type=click.Path(file_okay=False))
-@click.argument("key")
+@main.command("lookup", short_help="Print the value of a key in a finished output, or a running application.")
+@click.argument("where_and_key", nargs=-1, required=True, metavar="[OUTPUT_DIR] KEY")
 @click.option("--fuzzy", type=click.IntRange(0, 10), default=0, help="Also keys within N edits (Levenshtein).")
+@click.option("--application-id", help="Ask this running stream application's state instead of an output.")
+@click.option("--state-dir", default=StreamSettings.state_dir, show_default=True,
+              help="With --application-id: the state dir the application runs with.")  # fmt: skip
 @debug_option
-def lookup_command(output_dir: str, key: str, fuzzy: int) -> None:
-    """Print the value of KEY in a finished output: for prefix_index, its completions.
+def lookup_command(where_and_key: tuple[str, ...], fuzzy: int, application_id: str | None, state_dir: str) -> None:
+    """Print the value of KEY in a finished output (OUTPUT_DIR), or in the current state of a
+    running stream application (--application-id APP, Kafka Streams' interactive queries):
+    for prefix_index, its completions; for word count, its count.
 
-    Lines are KEY<TAB>VALUE; a list value (completions) prints one line per item.
+    Lines are KEY<TAB>VALUE; a list value (completions) prints one line per item. With
+    --fuzzy N every key within N edits is printed, nearest first, then the most frequent.
+
+    \b
+    Examples:
+      mrkafka lookup out/prefix Mukesh
+      mrkafka lookup out/prefix packge --fuzzy 2
+      mrkafka lookup --application-id wc kafka
     """
-    from mrkafka.lookup import lookup
+    if application_id is not None:
+        if len(where_and_key) != 1:
+            raise click.UsageError("with --application-id, give only KEY")
+        from mrkafka.stream.queries import query
 
-    found = lookup(output_dir, key, fuzzy)
+        (key,) = where_and_key
+        found = query(application_id, state_dir, key, fuzzy)
+    else:
+        if len(where_and_key) != 2:
+            raise click.UsageError("give OUTPUT_DIR and KEY (or --application-id APP and KEY)")
+        from mrkafka.lookup import lookup
+
+        output_dir, key = where_and_key
+        found = lookup(output_dir, key, fuzzy)
     for stored, _, value in found:
         for item in value if isinstance(value, list) else [value]:
             text = "\t".join(map(str, item)) if isinstance(item, list) else str(item)

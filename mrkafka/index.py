@@ -2,10 +2,8 @@
 
 A reducer writes it beside its part, under ``OUTPUT/_index/``, from the rows it just wrote:
 
-* ``part-r-K.keys.arrow``: the part's keys in code point order (as UTF-32-BE, so that byte
-  order is code point order and a surrogate escape is one character), the value as the
-  text part shows it, and the key's weight (its count: a number value, or the count of a
-  list value's first ``[item, count]``);
+* ``part-r-K.keys.arrow``: the part's keys (UTF-8, surrogate escapes kept) in code point
+  order, and their values as the text part shows them;
 * ``part-r-K.trie.arrow``: a trie over those keys, one node per distinct key prefix
   (its character, the key that ends there, its children in character order).
 
@@ -25,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mrkafka.partial import KEY, VALUE, Rows
+from mrkafka.partial import KEY, Rows
 
-__all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "weight", "write_index"]
+__all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "levenshtein", "ranked", "weight", "write_index"]
 
 INDEX_DIR = "_index"
 _KEYS = ".keys.arrow"
@@ -37,8 +35,7 @@ _TRIE = ".trie.arrow"
 class Match(NamedTuple):
     key: str
     distance: int
-    value: bytes  # as the text part shows it
-    weight: int
+    value: Any  # as the text part shows it (bytes), until the look-up reads it
 
 
 def index_paths(part: str | Path) -> tuple[Path, Path]:
@@ -58,7 +55,7 @@ def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> Non
     order = pc.sort_indices(characters)
     keys_path, trie_path = index_paths(path)
     keys_path.parent.mkdir(exist_ok=True)
-    _write(keys_path, pa.table({"key": keys, "value": texts, "weight": _weights(part)}).take(order))
+    _write(keys_path, pa.table({"key": keys, "value": texts}).take(order))
     _write(trie_path, _trie(characters.take(order)))
 
 
@@ -77,25 +74,20 @@ def _utf32(keys: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _weights(part: pa.Table | Rows) -> pa.Array:
-    """Each value's count: the value if it is an integer; a list's first ``[item, count]``'s count."""
-    if isinstance(part, pa.Table) and pa.types.is_integer(part.schema.field(VALUE).type):
-        return pc.cast(part.column(VALUE), pa.int64()).combine_chunks()
-    return pa.array([weight(v) for v in (part if isinstance(part, Rows) else Rows.of(part)).values], pa.int64())
+def ranked(rows: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]]:
+    """``(key, distance, value)`` rows nearest first, then the most frequent (``weight``), then by key."""
+    return sorted(rows, key=lambda row: (row[1], -weight(row[2]), row[0]))
 
 
 def weight(value: Any) -> int:
+    """How frequent a value says its key is: the value if it is an integer (a count), else the
+    count of a list's first ``[item, count]`` (prefix_index's top completion), else 0."""
     if type(value) is not int:
         try:
             value = value[0][1]
         except (TypeError, LookupError):
             return 0
-        if type(value) is not int:
-            return 0
-    return value if -_INT64 <= value < _INT64 else (_INT64 - 1 if value > 0 else -_INT64)
-
-
-_INT64 = 1 << 63
+    return value if type(value) is int else 0
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -181,8 +173,7 @@ class PartIndex:
         """The rows of the keys ``found`` (key id -> distance)."""
         rows = self.keys.take(pa.array(list(found), pa.int64()))
         keys = (key.decode("utf-8", "surrogateescape") for key in rows.column("key").to_pylist())
-        columns = (rows.column("value").to_pylist(), rows.column("weight").to_pylist())
-        return list(map(Match, keys, found.values(), *columns))
+        return list(map(Match, keys, found.values(), rows.column("value").to_pylist()))
 
     def exact(self, key: str) -> list[Match]:
         node = 0
@@ -245,6 +236,21 @@ class PartIndex:
             if not len(nodes):
                 break
         return self._matches(found)
+
+
+def levenshtein(a: str, b: str, limit: int) -> int:
+    """Edit distance of ``a`` and ``b`` (insert, delete, substitute), or ``limit + 1`` beyond ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)
 
 
 def _query(key: str) -> np.ndarray:

@@ -15,6 +15,7 @@ and Kafka's own producer puts every key where mrkafka does.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "from_topic_bytes",
     "key_bytes",
     "kind_of",
+    "owners",
     "partition_keys",
     "split_by_partition",
     "topic_bytes",
@@ -115,3 +117,11 @@ def split_by_partition(table: pa.Table, num_partitions: int, kind: str) -> list[
     ordered = table.take(pa.array(order))
     bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=num_partitions))])
     return [ordered.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(num_partitions)]
+
+
+def owners(text: str, partitions: int) -> list[int]:
+    """The partitions that may hold a key typed as ``text``: murmur2's for it as a str key, and
+    as an int key where it is a decimal number (a look-up knows the text, not the kind)."""
+    data = pa.array([text.encode("utf-8", "surrogateescape")], pa.binary())
+    kinds = ["str", "int"] if re.fullmatch(r"-?[0-9]+", text) and -(2**63) <= int(text) < 2**63 else ["str"]
+    return sorted({int(partition_keys(data, kind, partitions)[0]) for kind in kinds})

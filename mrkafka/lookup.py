@@ -9,7 +9,6 @@ else by reading the part whole (outputs written before indexes existed).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mrkafka.errors import BadInputError
-from mrkafka.index import Match, PartIndex, weight
-from mrkafka.keys import partition_keys
+from mrkafka.index import Match, PartIndex, levenshtein, ranked
+from mrkafka.keys import owners
 from mrkafka.output import SUCCESS
 
 __all__ = ["levenshtein", "lookup"]
-
-
-def levenshtein(a: str, b: str, limit: int) -> int:
-    """Edit distance of ``a`` and ``b`` (insert, delete, substitute), or ``limit + 1`` beyond ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) > limit:
-            return limit + 1
-        previous = current
-    return min(previous[-1], limit + 1)
 
 
 def _parts(output: Path) -> list[Path]:
@@ -84,10 +68,7 @@ def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int,
     edits: nearest first, then the most frequent (``mrkafka.index.weight``), then by key."""
     parts = _parts(Path(output))
     if not fuzzy:
-        # The part murmur2 picks for the key as text, and, for a decimal key, as an int key.
-        key_bytes = pa.array([key.encode("utf-8", "surrogateescape")], pa.binary())
-        kinds = ["str", "int"] if re.fullmatch(r"-?[0-9]+", key) and -(2**63) <= int(key) < 2**63 else ["str"]
-        parts = [parts[k] for k in sorted({int(partition_keys(key_bytes, kind, len(parts))[0]) for kind in kinds})]
+        parts = [parts[k] for k in owners(key, len(parts))]
     found: list[Match] = []
     for part in parts:
         if PartIndex.exists(part):
@@ -96,8 +77,7 @@ def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int,
             found += (match._replace(value=_json_or_text(match.value)) for match in matches)
         else:
             found += _scan(part, key, fuzzy)
-    found.sort(key=lambda match: (match.distance, -match.weight, match.key))
-    return [(match.key, match.distance, match.value) for match in found]
+    return ranked(found)
 
 
 def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
@@ -105,4 +85,4 @@ def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
     for stored, value in _rows(part):
         distance = levenshtein(key, stored, fuzzy) if fuzzy else (0 if stored == key else 1)
         if distance <= fuzzy:
-            yield Match(stored, distance, value, weight(value))
+            yield Match(stored, distance, value)

@@ -36,7 +36,7 @@ from mrkafka.keys import from_key_bytes
 from mrkafka.partial import KEY, VALUE, Rows, decode_values, is_pickled, key_kind
 from mrkafka.settings import FORMATS
 
-__all__ = ["COUNTERS", "SUCCESS", "OutputCommitter", "part_name", "sort_by_key", "write_part"]
+__all__ = ["COUNTERS", "SUCCESS", "OutputCommitter", "part_name", "sort_by_key", "to_json", "value_texts", "write_part"]
 
 TEMPORARY = "_temporary"
 SUCCESS = "_SUCCESS"
@@ -68,7 +68,7 @@ def _text(value: Any) -> bytes:
     return _encoder(ensure_ascii=False, allow_nan=True)(value).encode("utf-8", "surrogateescape")
 
 
-def _json(value: Any, allow_nan: bool = True) -> bytes:
+def to_json(value: Any, allow_nan: bool = True) -> bytes:
     """Compact JSON of ``value``, UTF-8; text that is not UTF-8 (surrogate escapes) as ``\\udcXX``
     escapes, which read back to the same bytes. NaN and infinities, which JSON lacks, are written
     as JavaScript's names, or are a ValueError unless ``allow_nan``."""
@@ -129,7 +129,7 @@ def _write_jsonl(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
     for key, value in zip(rows.keys, rows.values):
         key = from_key_bytes(key, rows.kind)
         try:
-            f.write(_json({"key": key, "value": value}, allow_nan=False) + b"\n")
+            f.write(to_json({"key": key, "value": value}, allow_nan=False) + b"\n")
         except ValueError as exc:  # NaN or an infinity
             raise JobFailedError(f"key {key!r}: {exc}; JSON lines cannot hold it (use --format text)") from exc
 
@@ -137,7 +137,7 @@ def _write_jsonl(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
 def _write_parquet(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
     table = part.table() if isinstance(part, Rows) else part
     if is_pickled(table):
-        text = [_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
+        text = [to_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
         values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
         table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))
     kind = key_kind(table)

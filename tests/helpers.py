@@ -120,3 +120,13 @@ def cli(*args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stderr
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insert, delete, substitute), the whole table: a test's oracle."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row = row, [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+    return row[-1]

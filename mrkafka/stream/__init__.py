@@ -37,6 +37,7 @@ from mrkafka.output import OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
+from mrkafka.stream.queries import QueryServer
 from mrkafka.stream.workers import MAX_MESSAGE_BYTES, MapWorker, ReduceWorker, StreamConfig
 
 __all__ = ["StreamConfig", "run_stream"]
@@ -137,7 +138,7 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
 
     started = time.monotonic()
     counters, latency = Counters(), LatencyHistogram()
-    with ray_session(run.ray_address):
+    with ray_session(run.ray_address), contextlib.ExitStack() as serving:
         map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
         failed = True
         interrupted = False
@@ -150,6 +151,7 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
                 ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
                 for k in range(reducers)
             ]
+            serving.enter_context(QueryServer(app, run.state_dir, reduce_actors, run.task_timeout_s))
             map_actors = [
                 ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
                 for i in range(n_mappers)

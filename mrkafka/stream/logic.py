@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pickle
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from mrkafka.counters import (
 )
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.histogram import LatencyHistogram
+from mrkafka.index import levenshtein
 from mrkafka.job import JobSpec
 from mrkafka.kafka.serdes import Serde
 from mrkafka.keys import from_key_bytes, from_topic_bytes, key_bytes, partition_keys, split_by_partition, topic_bytes
@@ -293,6 +295,32 @@ class StreamReducer:
     def abort(self) -> None:
         """Forget the merges since the last commit: their input is read again."""
         self._pending, self._newest = {}, {}
+
+    # -- interactive queries --------------------------------------------------------------------
+
+    def query(self, key: str, edits: int = 0) -> list[tuple[str, int, Any]]:
+        """``(key, distance, value)`` for ``key`` (and, with ``edits``, every key within that many
+        Levenshtein edits) in the committed state, values through ``finish``, as they are on the
+        output topic: Kafka Streams' interactive queries, read committed."""
+        if self.kind is None:  # nothing merged or restored yet
+            return []
+        if edits:
+            stored = ((k.decode("utf-8", "surrogateescape"), k, v) for k, v in list(self.store.items()))
+            near = ((text, levenshtein(key, text, edits), k, v) for text, k, v in stored)
+            found = [(text, distance, k, v) for text, distance, k, v in near if distance <= edits]
+        elif self.kind != "int" or re.fullmatch(r"-?[0-9]+", key):
+            data = str(int(key)).encode() if self.kind == "int" else key.encode("utf-8", "surrogateescape")
+            value = self.store.get(data)
+            found = [] if value is MISSING else [(key, 0, data, value)]
+        else:
+            found = []
+        rows = []
+        for text, distance, data, value in found:
+            if self.job.has_finish():
+                value = self.job.finish(from_key_bytes(data, self.kind), value)
+            if value is not None:
+                rows.append((text, distance, value))
+        return rows
 
     # -- the end of a bounded run -------------------------------------------------------------
 

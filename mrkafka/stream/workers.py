@@ -432,6 +432,11 @@ class ReduceWorker:
     async def stop(self) -> None:
         self._stop.set()
 
+    async def query(self, key: str, edits: int) -> list[tuple[str, int, Any]] | None:
+        """An interactive query of the committed state (``StreamReducer.query``); ``None`` while
+        the store is being restored, as Kafka Streams refuses to query a restoring store."""
+        return None if self._committed < 0 else self.reducer.query(key, edits)
+
     async def run(self) -> Counters:
         who = f"reduce worker {self.partition}"
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,13 +16,26 @@ from pathlib import Path
 import pytest
 
 from mrkafka.batch import run_batch
-from mrkafka.errors import BadInputError, JobFailedError, TopicError
+from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError, TopicError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import consume, produce_lines
 from mrkafka.kafka.launcher import tool_command
 from mrkafka.stream import run_stream
-from tests.helpers import PICKY_JOB, WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, tricky_corpus, write_job
+from mrkafka.stream.queries import query
+from tests.helpers import (
+    PICKY_JOB,
+    WORDCOUNT,
+    cli,
+    edit_distance,
+    messy_corpus,
+    oracle_wordcount,
+    read_parts,
+    real_text,
+    tricky_corpus,
+    write_job,
+)
+from tests.stream_process import StreamRun
 
 pytestmark = pytest.mark.integration
 
@@ -410,3 +425,41 @@ def test_the_driver_keeps_one_admin_connection_for_the_run(
     stream_wordcount(stream_env, output=tmp_path / "S")
     assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(oracle_wordcount(data))
     assert len(started) == 1
+
+
+def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, tmp_path: Path) -> None:
+    """Interactive queries: ``mrkafka lookup --application-id`` reads the reducers' committed
+    state while the run goes on; once the input is processed it holds the oracle's counts."""
+    env = stream_env
+    data = messy_corpus(lines=300) + real_text(100_000)
+    produce(env, data, tmp_path)
+    counts = {word.decode("utf-8", "surrogateescape"): n for word, n in oracle_wordcount(data).items()}
+    probes = [word for word, _ in collections.Counter(counts).most_common(5)] + ["Kafka", "\udcff\udcfe"]
+    app, state = env["application_id"], env["state_dir"]
+    extra = ["--input-topic", env["input_topic"], "--output-topic", env["output_topic"], "--reducers", "3"]
+    with StreamRun(env["bootstrap"], app, Path(state), tmp_path / "run.log", *extra) as run:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                answers = {word: query(app, state, word) for word in probes}
+            except MrkafkaError as exc:  # the endpoint not written yet, or a reducer restoring
+                answers = {"": str(exc)}
+            expected = {word: [(word, 0, counts[word])] if word in counts else [] for word in probes}
+            if answers == expected:
+                break
+            assert run.process.poll() is None and time.monotonic() < deadline, (answers, run.tail())
+            time.sleep(0.5)
+        rng = random.Random(3)
+        for word in rng.sample(sorted(w for w in counts if 3 <= len(w) <= 12), 3):
+            typo = word[:1] + word[2:] + "x"  # a deletion and an insertion
+            near = [(k, edit_distance(typo, k), n) for k, n in counts.items() if abs(len(k) - len(typo)) <= 2]
+            expected = sorted((row for row in near if row[1] <= 2), key=lambda row: (row[1], -row[2], row[0]))
+            assert query(app, state, typo, 2) == expected
+            code = subprocess.run([sys.executable, "-m", "mrkafka.cli", "lookup", "--application-id", app,
+                                   "--state-dir", state, typo, "--fuzzy", "2"], capture_output=True)  # fmt: skip
+            assert code.returncode == 0 and code.stdout.decode("utf-8", "surrogateescape").splitlines() == [
+                f"{k}\t{n}" for k, _, n in expected
+            ]
+        assert run.stop() == 0, run.tail()
+    code, err = cli("lookup", "--application-id", app, "--state-dir", state, probes[0])
+    assert code == 1 and err.count("\n") == 1 and f"application {app} is not running" in err, err
