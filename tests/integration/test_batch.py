@@ -29,8 +29,11 @@ def test_wordcount_equals_the_oracle(runner: str, messy_file: Path, tmp_path: Pa
     expected = oracle_wordcount(messy_file.read_bytes())
     assert {k: int(v) for k, v in read_parts(out).items()} == dict(expected)
     assert sorted(p.name for p in out.iterdir()) == [
-        "_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001", "part-r-00002",
+        "_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000", "part-r-00001", "part-r-00002",
     ]  # fmt: skip
+    assert sorted(p.name for p in (out / "_index").iterdir()) == [
+        f"part-r-0000{k}.{what}.arrow" for k in range(3) for what in ("keys", "trie")
+    ]
     framework = json.loads((out / "_COUNTERS.json").read_text())["Map-Reduce Framework"]
     assert framework["Map output records"] == sum(expected.values())
     assert framework["Reduce output records"] == len(expected)
