@@ -50,7 +50,10 @@ def index_paths(part: str | Path) -> tuple[Path, Path]:
 def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> None:
     """Write the index of the part file at ``path`` from its rows; ``texts`` are the values as
     the text format writes them."""
-    keys = pa.array(part.keys, pa.binary()) if isinstance(part, Rows) else part.column(KEY).combine_chunks()
+    if isinstance(part, Rows):
+        keys = pa.array(part.keys, pa.large_binary())
+    else:
+        keys = part.column(KEY).cast(pa.large_binary()).combine_chunks()
     characters = _utf32(keys)
     order = pc.sort_indices(characters)
     keys_path, trie_path = index_paths(path)
@@ -70,8 +73,8 @@ def _utf32(keys: pa.Array) -> pa.Array:
         strings = b"\n".join(keys).decode("utf-8", "surrogateescape").split("\n") if keys else []
     lengths = np.fromiter(map(len, strings), np.int64, len(strings))
     data = "".join(strings).encode("utf-32-be", "surrogatepass")
-    offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int32)
-    return pa.Array.from_buffers(pa.binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def ranked(rows: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]]:
@@ -96,9 +99,9 @@ def _write(path: Path, table: pa.Table) -> None:
 
 
 def _code_points(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The code points of UTF-32-BE keys (one flat array), each key's start and length in it."""
+    """The code points of UTF-32-BE keys (a large_binary array) (one flat array), each key's start and length in it."""
     _, offsets_buf, data_buf = keys.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32)[keys.offset : keys.offset + len(keys) + 1].astype(np.int64) // 4
+    offsets = np.frombuffer(offsets_buf, np.int64)[keys.offset : keys.offset + len(keys) + 1] // 4
     data = np.frombuffer(data_buf, ">u4").astype(np.uint32) if data_buf is not None else np.zeros(0, np.uint32)
     return data, offsets[:-1], np.diff(offsets)
 

@@ -63,7 +63,7 @@ class _MapOutput:
             raise
         self.emitted += len(keys) - start
         if self.aggregation is not None and len(keys) >= _COMBINE_EVERY:
-            self._fold(where())
+            self._fold(f"the records up to {where()}")
 
     def add_batch(self, pairs: Iterable[tuple[Any, Any]], where: str) -> None:
         """Add the pairs a vectorized map returned for a whole batch (checked in bulk)."""
@@ -88,7 +88,7 @@ class _MapOutput:
         try:
             self.aggregation.merge_into(self.held, self.keys, self.values)
         except Exception as exc:
-            raise JobFailedError.raised("reduce (as combiner)", exc, f"the records up to {where}") from exc
+            raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
         self.keys, self.values = [], []
 
     def _combine(self, table: pa.Table, where: str) -> pa.Table:

@@ -103,19 +103,21 @@ def _json_default(value: Any) -> Any:
 
 
 def value_texts(part: pa.Table | Rows) -> pa.Array:
-    """Each row's value as a text part writes it (what the lookup index shows too)."""
+    """Each row's value as a text part writes it (what the lookup index shows too); 64-bit
+    offsets, as a part's values may exceed 2 GiB."""
     if isinstance(part, pa.Table) and pa.types.is_integer(part.schema.field(VALUE).type):
-        return pc.cast(part.column(VALUE), pa.string()).cast(pa.binary()).combine_chunks()
-    return pa.array([_text(v) for v in _rows(part).values], pa.binary())
+        return pc.cast(part.column(VALUE), pa.string()).cast(pa.large_binary()).combine_chunks()
+    return pa.array([_text(v) for v in _rows(part).values], pa.large_binary())
 
 
 def _write_text(part: pa.Table | Rows, f, texts: pa.Array) -> None:
     keys = part.column(KEY).combine_chunks() if isinstance(part, pa.Table) else pa.array(part.keys, pa.binary())
+    keys = keys.cast(pa.large_binary())
+    tab, newline = pa.scalar(b"\t", pa.large_binary()), pa.scalar(b"\n", pa.large_binary())
     for start in range(0, len(keys), _TEXT_CHUNK_ROWS):
-        lines = pc.binary_join_element_wise(
-            keys.slice(start, _TEXT_CHUNK_ROWS), texts.slice(start, _TEXT_CHUNK_ROWS), b"\t"
-        )
-        body = pc.binary_join(pa.array([lines], pa.list_(pa.binary())), b"\n")
+        chunk = slice(start, start + _TEXT_CHUNK_ROWS)
+        lines = pc.binary_join_element_wise(keys[chunk], texts[chunk], tab)
+        body = pc.binary_join(pa.array([lines], pa.list_(pa.large_binary())), newline)
         f.write(body[0].as_buffer())
         f.write(b"\n")
 
