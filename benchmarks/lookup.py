@@ -5,7 +5,9 @@ size asked), runs word count and ``jobs/prefix_index.py`` over it with the same 
 then times look-ups on the index: exact prefixes, and ``--fuzzy 1`` and ``--fuzzy 2`` on
 words with typos injected, all drawn at random from the corpus. A look-up is timed as
 ``mrkafka.lookup.lookup`` in one process (opening the index files included), and once as a
-whole ``mrkafka lookup`` command (Python's start included).
+whole ``mrkafka lookup`` command (Python's start included). ``--fuzzy 2`` is timed returning
+every key within two edits (a two-letter typo matches most keys of up to four letters), and
+returning the best 10, as a suggester does.
 
     python -m benchmarks.lookup --size 256MiB --queries 1000
 """
@@ -70,12 +72,12 @@ def _queries(corpus: Path, count: int, seed: int) -> list[str]:
     return words
 
 
-def _latencies(output: Path, queries: list[str], edits: int) -> dict[str, float]:
+def _latencies(output: Path, queries: list[str], edits: int, limit: int | None = None) -> dict[str, float]:
     seconds = []
     hits = 0
     for query in queries:
         started = time.perf_counter()
-        hits += bool(lookup(output, query, edits))
+        hits += bool(lookup(output, query, edits, limit))
         seconds.append(time.perf_counter() - started)
     ms = np.array(seconds) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = [w[: rng.randint(2, len(w))] for w in words]
     typos = [_typo(w, rng) for w in words]
     rows = {"exact prefix": _latencies(index, prefixes, 0), "--fuzzy 1": _latencies(index, typos, 1),
-            "--fuzzy 2": _latencies(index, typos, 2)}  # fmt: skip
+            "--fuzzy 2": _latencies(index, typos, 2), "--fuzzy 2 --limit 10": _latencies(index, typos, 2, 10)}  # fmt: skip
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "mrkafka.cli", "lookup", str(index), typos[0], "--fuzzy", "2"],
                    check=False, capture_output=True)  # fmt: skip

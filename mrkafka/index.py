@@ -16,6 +16,7 @@ entry within the edits allowed: Lucene's fuzzy query does the same over its FST.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mrkafka.partial import KEY, Rows
+from mrkafka.partial import KEY, VALUE, Rows
 
 __all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "levenshtein", "ranked", "weight", "write_index"]
 
@@ -36,6 +37,7 @@ class Match(NamedTuple):
     key: str
     distance: int
     value: Any  # as the text part shows it (bytes), until the look-up reads it
+    weight: int  # how frequent the value says the key is (``weight``)
 
 
 def index_paths(part: str | Path) -> tuple[Path, Path]:
@@ -58,7 +60,7 @@ def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> Non
     order = pc.sort_indices(characters)
     keys_path, trie_path = index_paths(path)
     keys_path.parent.mkdir(exist_ok=True)
-    _write(keys_path, pa.table({"key": keys, "value": texts}).take(order))
+    _write(keys_path, pa.table({"key": keys, "value": texts, "weight": _weights(part)}).take(order))
     _write(trie_path, _trie(characters.take(order)))
 
 
@@ -77,20 +79,30 @@ def _utf32(keys: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def ranked(rows: list[tuple[str, int, Any]]) -> list[tuple[str, int, Any]]:
-    """``(key, distance, value)`` rows nearest first, then the most frequent (``weight``), then by key."""
-    return sorted(rows, key=lambda row: (row[1], -weight(row[2]), row[0]))
+def ranked(matches: Iterable[Match], limit: int | None = None) -> list[Match]:
+    """Nearest first, then the most frequent, then by key; the first ``limit`` if given."""
+    order = sorted(matches, key=lambda match: (match.distance, -match.weight, match.key))
+    return order if limit is None else order[:limit]
 
 
 def weight(value: Any) -> int:
     """How frequent a value says its key is: the value if it is an integer (a count), else the
-    count of a list's first ``[item, count]`` (prefix_index's top completion), else 0."""
+    count of a list's first ``[item, count]`` (prefix_index's top completion), else 0; held
+    within int64, where the index keeps it."""
     if type(value) is not int:
         try:
             value = value[0][1]
         except (TypeError, LookupError):
             return 0
-    return value if type(value) is int else 0
+        if type(value) is not int:
+            return 0
+    return min(max(value, -(1 << 63)), (1 << 63) - 1)
+
+
+def _weights(part: pa.Table | Rows) -> pa.Array:
+    if isinstance(part, pa.Table) and pa.types.is_integer(part.schema.field(VALUE).type):
+        return pc.cast(part.column(VALUE), pa.int64()).combine_chunks()
+    return pa.array([weight(v) for v in (part if isinstance(part, Rows) else Rows.of(part)).values], pa.int64())
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -172,11 +184,19 @@ class PartIndex:
     def exists(part: str | Path) -> bool:
         return all(p.exists() for p in index_paths(part))
 
-    def _matches(self, found: dict[int, int]) -> list[Match]:
-        """The rows of the keys ``found`` (key id -> distance)."""
-        rows = self.keys.take(pa.array(list(found), pa.int64()))
-        keys = (key.decode("utf-8", "surrogateescape") for key in rows.column("key").to_pylist())
-        return list(map(Match, keys, found.values(), rows.column("value").to_pylist()))
+    def _matches(self, found: dict[int, int], limit: int | None = None) -> list[Match]:
+        """The keys ``found`` (key id -> distance), ranked; their values are read for the first
+        ``limit`` only (a short fuzzy query can match most short keys)."""
+        ids = pa.array(list(found), pa.int64())
+        keys = self.keys.column("key").take(ids).to_pylist()
+        weights = self.keys.column("weight").take(ids).to_pylist()
+        candidates = [  # the value: the key's row, until the values of the best are read
+            Match(key.decode("utf-8", "surrogateescape"), distance, row, key_weight)
+            for key, distance, row, key_weight in zip(keys, found.values(), found, weights)
+        ]
+        best = ranked(candidates, limit)
+        values = self.keys.column("value").take(pa.array([match.value for match in best], pa.int64())).to_pylist()
+        return [match._replace(value=value) for match, value in zip(best, values)]
 
     def exact(self, key: str) -> list[Match]:
         node = 0
@@ -189,8 +209,9 @@ class PartIndex:
         key_id = int(self._key_id[node])
         return self._matches({key_id: 0}) if key_id >= 0 else []
 
-    def fuzzy(self, key: str, edits: int) -> list[Match]:
-        """Every key within ``edits`` Levenshtein edits (insert, delete, substitute) of ``key``.
+    def fuzzy(self, key: str, edits: int, limit: int | None = None) -> list[Match]:
+        """Every key within ``edits`` Levenshtein edits (insert, delete, substitute) of ``key``,
+        ranked (``ranked``), the first ``limit`` if given.
 
         Row ``d`` of the edit-distance table (a node at depth ``d`` against the query's
         prefixes) is kept only in its band, columns ``d - edits .. d + edits``: outside it
@@ -238,7 +259,7 @@ class PartIndex:
             nodes, band = kids[alive], current[alive]
             if not len(nodes):
                 break
-        return self._matches(found)
+        return self._matches(found, limit)
 
 
 def levenshtein(a: str, b: str, limit: int) -> int:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mrkafka.errors import BadInputError
-from mrkafka.index import Match, PartIndex, levenshtein, ranked
+from mrkafka.index import Match, PartIndex, levenshtein, ranked, weight
 from mrkafka.keys import owners
 from mrkafka.output import SUCCESS
 
@@ -63,9 +63,10 @@ def _json_or_text(value: bytes) -> Any:
         return text
 
 
-def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int, Any]]:
+def lookup(output: str | Path, key: str, fuzzy: int = 0, limit: int | None = None) -> list[tuple[str, int, Any]]:
     """``(stored key, distance, value)`` for ``key``, and with ``fuzzy`` every key within that many
-    edits: nearest first, then the most frequent (``mrkafka.index.weight``), then by key."""
+    edits: nearest first, then the most frequent (``mrkafka.index.weight``), then by key; the
+    first ``limit`` if given (a suggester's size)."""
     parts = _parts(Path(output))
     if not fuzzy:
         parts = [parts[k] for k in owners(key, len(parts))]
@@ -73,11 +74,11 @@ def lookup(output: str | Path, key: str, fuzzy: int = 0) -> list[tuple[str, int,
     for part in parts:
         if PartIndex.exists(part):
             index = PartIndex(part)
-            matches = index.fuzzy(key, fuzzy) if fuzzy else index.exact(key)
+            matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
             found += (match._replace(value=_json_or_text(match.value)) for match in matches)
         else:
             found += _scan(part, key, fuzzy)
-    return ranked(found)
+    return [(match.key, match.distance, match.value) for match in ranked(found, limit)]
 
 
 def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
@@ -85,4 +86,4 @@ def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
     for stored, value in _rows(part):
         distance = levenshtein(key, stored, fuzzy) if fuzzy else (0 if stored == key else 1)
         if distance <= fuzzy:
-            yield Match(stored, distance, value)
+            yield Match(stored, distance, value, weight(value))

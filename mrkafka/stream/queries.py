@@ -26,7 +26,7 @@ from typing import Any
 import ray
 
 from mrkafka.errors import MrkafkaError
-from mrkafka.index import ranked
+from mrkafka.index import Match, ranked, weight
 from mrkafka.keys import owners
 from mrkafka.output import to_json
 
@@ -74,7 +74,9 @@ class QueryServer:
         restoring = [k for k, rows in zip(asked, answers) if rows is None]
         if restoring:
             raise MrkafkaError(f"reducer {restoring[0]} of {self.app} is restoring its state: ask again shortly")
-        return ranked([tuple(row) for rows in answers for row in rows])
+        rows = [row for rows in answers for row in rows]
+        matches = ranked(Match(key, distance, value, weight(value)) for key, distance, value in rows)
+        return [(match.key, match.distance, match.value) for match in matches]
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         server = self

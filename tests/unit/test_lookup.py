@@ -14,7 +14,7 @@ from mrkafka.batch import run_batch
 from mrkafka.index import INDEX_DIR
 from mrkafka.job import JobSpec, load_job
 from mrkafka.lookup import _rows, levenshtein, lookup
-from tests.helpers import ROOT, messy_corpus, real_text
+from tests.helpers import ROOT, messy_corpus, oracle_wordcount, real_text
 
 
 @pytest.mark.parametrize(
@@ -128,3 +128,19 @@ def test_an_output_without_its_index_gives_the_same_answers(
     for key in rng.sample([key for key, _ in rows if len(key) <= 40], 8):
         for edits in (0, 1, 2):
             assert lookup(bare, key, edits) == lookup(output, key, edits)
+
+
+def test_word_counts_are_looked_up_and_limited_to_the_best(tmp_path: Path) -> None:
+    """An output of Arrow integer values (word count's) gets an index too; ``limit`` keeps the
+    first keys of the full ranking."""
+    data = messy_corpus(lines=200) + real_text(20_000)
+    source = tmp_path / "input.txt"
+    source.write_bytes(data)
+    output = tmp_path / "out"
+    run_batch(JobSpec(load_job(ROOT / "jobs" / "wordcount.py")), [str(source)], output, reducers=2, runner="inline")
+    counts = {w.decode("utf-8", "surrogateescape"): n for w, n in oracle_wordcount(data).items()}
+    for word in random.Random(2).sample(sorted(counts), 50):
+        assert lookup(output, word) == [(word, 0, counts[word])]
+        everything = lookup(output, word, 2)
+        assert lookup(output, word, 2, limit=3) == everything[:3]
+        assert everything == sorted(everything, key=lambda row: (row[1], -row[2], row[0]))
