@@ -106,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     words = _queries(corpus, args.queries, args.seed)
     prefixes = [w[: rng.randint(2, len(w))] for w in words]
     typos = [_typo(w, rng) for w in words]
-    rows = {"exact prefix": _latencies(index, prefixes, 0), "--fuzzy 1": _latencies(index, typos, 1),
-            "--fuzzy 2": _latencies(index, typos, 2), "--fuzzy 2 --limit 10": _latencies(index, typos, 2, 10)}  # fmt: skip
+    rows = {
+        "exact prefix": _latencies(index, prefixes, 0),
+        "--fuzzy 1": _latencies(index, typos, 1),
+        "--fuzzy 2": _latencies(index, typos, 2),
+        "--fuzzy 2 --limit 10": _latencies(index, typos, 2, 10),
+    }
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "mrkafka.cli", "lookup", str(index), typos[0], "--fuzzy", "2"],
                    check=False, capture_output=True)  # fmt: skip
