@@ -111,7 +111,8 @@ def _write(path: Path, table: pa.Table) -> None:
 
 
 def _code_points(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The code points of UTF-32-BE keys (a large_binary array) (one flat array), each key's start and length in it."""
+    """The code points of UTF-32-BE keys (a large_binary array) as one flat array, and each
+    key's start and length in it."""
     _, offsets_buf, data_buf = keys.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64)[keys.offset : keys.offset + len(keys) + 1] // 4
     data = np.frombuffer(data_buf, ">u4").astype(np.uint32) if data_buf is not None else np.zeros(0, np.uint32)

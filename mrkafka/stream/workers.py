@@ -334,10 +334,13 @@ class MapWorker(ConsumerRebalanceListener):
         async with self._lock:
             for tp in set(self._outboxes) if tasks is None else tasks & set(self._outboxes):
                 outbox = self._outboxes[tp]
+                # What the task holds and the position it holds it to, taken together: a poll
+                # mapped meanwhile (a revocation commits while _process maps) is held after this
+                # drain, with its own position, for the next commit (or dropped with the task).
                 blocks = self.mapper.drain(tp.partition)
+                position = self._positions.pop(tp, None)
                 for block in blocks:  # 1
                     await outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
-                position = self._positions.pop(tp, None)
                 offsets = {tp: position} if position is not None else {}
                 if not blocks and not offsets and config.exactly_once:
                     offsets = await self._keep_alive(outbox)
