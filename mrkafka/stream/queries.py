@@ -16,6 +16,7 @@ import contextlib
 import http.server
 import json
 import os
+import signal
 import threading
 import urllib.error
 import urllib.parse
@@ -49,7 +50,14 @@ class QueryServer:
         self.timeout_s = timeout_s
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mrkafka-queries", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="mrkafka-queries", daemon=True)
+
+    def _serve(self) -> None:
+        # Ctrl-C and SIGTERM are the main thread's (they stop the run): a signal the kernel hands
+        # to this thread would not interrupt what the main thread waits in. Request threads
+        # inherit the mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        self._server.serve_forever()
 
     def __enter__(self) -> QueryServer:
         self._thread.start()
@@ -74,9 +82,8 @@ class QueryServer:
         restoring = [k for k, rows in zip(asked, answers) if rows is None]
         if restoring:
             raise MrkafkaError(f"reducer {restoring[0]} of {self.app} is restoring its state: ask again shortly")
-        rows = [row for rows in answers for row in rows]
-        matches = ranked(Match(key, distance, value, weight(value)) for key, distance, value in rows)
-        return [(match.key, match.distance, match.value) for match in matches]
+        found = [Match(*row, weight(row[2])) for rows in answers for row in rows]
+        return [(match.key, match.distance, match.value) for match in ranked(found)]
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         server = self
