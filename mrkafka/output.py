@@ -3,7 +3,8 @@
 Both engines write through here, which is what makes a batch run and a bounded stream run
 comparable byte for byte. The commit follows Hadoop's FileOutputCommitter:
 
-1. every task writes its part under ``OUTPUT/_temporary/``;
+1. every task writes its part under ``OUTPUT/_temporary/`` (a reducer with its lookup index,
+   ``_index/``, see ``mrkafka.index``);
 2. once all tasks succeeded, the parts are renamed into ``OUTPUT/``;
 3. ``_COUNTERS.json`` is written;
 4. ``_SUCCESS`` is written last, so its presence means the output is whole.
