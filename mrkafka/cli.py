@@ -190,6 +190,8 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
               help="[stream] Seconds a worker or the driver retries a failing Kafka before the run fails.")  # fmt: skip
 @click.option("--guarantee", type=click.Choice(GUARANTEES), default=StreamSettings.guarantee, show_default=True,
               help="[stream] Kafka Streams' processing.guarantee.")  # fmt: skip
+@click.option("--interactive-queries", is_flag=True,
+              help="[stream] Serve mrkafka lookup --application-id from the reducers' state.")  # fmt: skip
 @bootstrap_option
 @debug_option
 @click.pass_context

@@ -109,6 +109,9 @@ class StreamSettings(RunSettings):
     #: Streams' ``task.timeout.ms``).
     task_timeout_s: float = 300.0
     guarantee: str = EXACTLY_ONCE
+    #: Serve ``mrkafka lookup --application-id`` from the reducers' state while the run lasts
+    #: (Kafka Streams' ``application.server``: interactive queries from other processes).
+    interactive_queries: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -151,7 +151,8 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
                 ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
                 for k in range(reducers)
             ]
-            serving.enter_context(QueryServer(app, run.state_dir, reduce_actors, run.task_timeout_s))
+            if run.interactive_queries:
+                serving.enter_context(QueryServer(app, run.state_dir, reduce_actors, run.task_timeout_s))
             map_actors = [
                 ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
                 for i in range(n_mappers)

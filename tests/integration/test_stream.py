@@ -436,7 +436,8 @@ def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, 
     counts = {word.decode("utf-8", "surrogateescape"): n for word, n in oracle_wordcount(data).items()}
     probes = [word for word, _ in collections.Counter(counts).most_common(5)] + ["Kafka", "\udcff\udcfe"]
     app, state = env["application_id"], env["state_dir"]
-    extra = ["--input-topic", env["input_topic"], "--output-topic", env["output_topic"], "--reducers", "3"]
+    extra = ["--input-topic", env["input_topic"], "--output-topic", env["output_topic"], "--reducers", "3",
+             "--interactive-queries"]  # fmt: skip
     with StreamRun(env["bootstrap"], app, Path(state), tmp_path / "run.log", *extra) as run:
         deadline = time.monotonic() + 180
         while True:
