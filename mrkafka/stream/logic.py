@@ -42,7 +42,7 @@ from mrkafka.job import JobSpec
 from mrkafka.kafka.serdes import Serde
 from mrkafka.keys import from_key_bytes, from_topic_bytes, key_bytes, partition_keys, split_by_partition, topic_bytes
 from mrkafka.mapping import map_arrow, map_records
-from mrkafka.partial import KEY, Rows, decode_values, gc_paused, key_kind, partial_from_ipc, partial_to_ipc
+from mrkafka.partial import KEY, Rows, decode_values, key_kind, partial_from_ipc, partial_to_ipc
 from mrkafka.stream.store import Checkpoint, StateStore
 
 __all__ = ["BLOCK_BYTES", "KEY_KIND_HEADER", "Block", "Changes", "Mapped", "Record", "StreamMapper", "StreamReducer",
@@ -108,7 +108,6 @@ class StreamMapper:
         """Map and combine one poll of one input partition into what its task holds."""
         self.hold(partition, self.map(partition, records))
 
-    @gc_paused()
     def map(self, partition: int, records: Sequence[Any]) -> Mapped | None:
         """Map and combine one poll of one input partition; what the task holds is unchanged
         (a worker maps off its event loop, and holds the result on it with ``hold``)."""
@@ -230,7 +229,6 @@ class StreamReducer:
 
     # -- processing ---------------------------------------------------------------------------
 
-    @gc_paused()
     def merge(self, partial: pa.Table, timestamp: int, where: str = "") -> None:
         """Merge a partial block into the state (held apart until ``committed``)."""
         self.kind = key_kind(partial)
@@ -324,7 +322,6 @@ class StreamReducer:
 
     # -- the end of a bounded run -------------------------------------------------------------
 
-    @gc_paused()
     def final_rows(self) -> Rows:
         """The committed state of this partition, through ``finish``, as rows sorted by key."""
         pairs = list(self.store.items())
