@@ -180,7 +180,14 @@ class Slow(Job):
 
 def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[int, str]:
     """Run ``mrkafka ARGS``, send ``sig`` once ``started()``, return its exit code and stderr."""
-    process = subprocess.Popen([sys.executable, "-m", "mrkafka.cli", *args], stderr=subprocess.PIPE,
+    # SIGINT handled as in a terminal's foreground command: Python leaves it ignored when it starts
+    # ignored, as it does under a background job of a shell script (how a test run may be started).
+    # SIGUSR1 prints the threads' stacks: what a run that does not stop was doing.
+    command = (
+        "import faulthandler, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "faulthandler.register(signal.SIGUSR1); sys.argv[0] = 'mrkafka'; from mrkafka.cli import main; main()"
+    )
+    process = subprocess.Popen([sys.executable, "-c", command, *args], stderr=subprocess.PIPE,
                                start_new_session=True, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -188,7 +195,14 @@ def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
             time.sleep(0.2)
         process.send_signal(sig)
-        _, err = process.communicate(timeout=60)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"still running 60 s after {signal.Signals(sig).name}:\n"
+                                 + process.communicate()[1].decode()) from None  # fmt: skip
         return process.returncode, err.decode()
     finally:
         with contextlib.suppress(ProcessLookupError):
