@@ -154,16 +154,18 @@ class Accumulator:
             self.aggregation.merge_table(self._held_dict, self._held_table)
             self._held_table = None
 
-    def result(self, rows: bool = False) -> pa.Table | Rows:
-        """One row per key (in no particular order); with ``rows``, Python values held come as
-        ``Rows`` rather than pickled into a partial."""
-        kind = self.kind or "bytes"
+    def result(self) -> pa.Table:
+        """One row per key (in no particular order), as a partial."""
+        held = self.rows()
+        return held.table() if isinstance(held, Rows) else held
+
+    def rows(self) -> pa.Table | Rows:
+        """One row per key (in no particular order): Python values held come as ``Rows``, not
+        pickled into a partial (what a reducer's last steps take), Arrow values as a partial."""
         if self._buffer:
             self._flush()
         if self._held_dict:
-            if rows:
-                return Rows(list(self._held_dict), list(self._held_dict.values()), kind)
-            return self.aggregation.to_partial(self._held_dict, kind)
+            return Rows(list(self._held_dict), list(self._held_dict.values()), self.kind or "bytes")
         return self._held_table if self._held_table is not None else empty_partial()
 
 

@@ -16,6 +16,7 @@ entry within the edits allowed: Lucene's fuzzy query does the same over its FST.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,7 +37,7 @@ _TRIE = ".trie.arrow"
 class Match(NamedTuple):
     key: str
     distance: int
-    value: Any  # as the text part shows it (bytes), until the look-up reads it
+    value: Any  # as the text part shows it (bytes), until the look-up decodes it
     weight: int  # how frequent the value says the key is (``weight``)
 
 
@@ -189,14 +190,11 @@ class PartIndex:
         """The keys ``found`` (key id -> distance), ranked; their values are read for the first
         ``limit`` only (a short fuzzy query can match most short keys)."""
         ids = pa.array(list(found), pa.int64())
-        keys = self.keys.column("key").take(ids).to_pylist()
+        keys = [key.decode("utf-8", "surrogateescape") for key in self.keys.column("key").take(ids).to_pylist()]
         weights = self.keys.column("weight").take(ids).to_pylist()
-        candidates = [  # the value: the key's row, until the values of the best are read
-            Match(key.decode("utf-8", "surrogateescape"), distance, row, key_weight)
-            for key, distance, row, key_weight in zip(keys, found.values(), found, weights)
-        ]
-        best = ranked(candidates, limit)
-        values = self.keys.column("value").take(pa.array([match.value for match in best], pa.int64())).to_pylist()
+        best = ranked(map(Match, keys, found.values(), itertools.repeat(None), weights), limit)
+        row = dict(zip(keys, found))  # a part's keys are distinct
+        values = self.keys.column("value").take(pa.array([row[m.key] for m in best], pa.int64())).to_pylist()
         return [match._replace(value=value) for match, value in zip(best, values)]
 
     def exact(self, key: str) -> list[Match]:

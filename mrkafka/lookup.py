@@ -21,7 +21,7 @@ from mrkafka.index import Match, PartIndex, levenshtein, ranked, weight
 from mrkafka.keys import owners
 from mrkafka.output import SUCCESS
 
-__all__ = ["levenshtein", "lookup"]
+__all__ = ["lookup"]
 
 
 def _parts(output: Path) -> list[Path]:

@@ -128,7 +128,7 @@ class ReduceTask:
         counters = Counters()
         counters.add(REDUCE_TASKS)
         counters.add(REDUCE_INPUT_RECORDS, self.accumulator.input_records)
-        table = self.accumulator.result(rows=True)
+        table = self.accumulator.rows()
         counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
         if self.job.has_finish():
             try:

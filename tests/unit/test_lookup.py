@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from mrkafka.batch import run_batch
-from mrkafka.index import INDEX_DIR
+from mrkafka.index import INDEX_DIR, levenshtein
 from mrkafka.job import JobSpec, load_job
-from mrkafka.lookup import _rows, levenshtein, lookup
-from tests.helpers import ROOT, messy_corpus, oracle_wordcount, real_text
+from mrkafka.lookup import _rows, lookup
+from tests.helpers import ROOT, edit_distance, messy_corpus, oracle_wordcount, real_text
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def _distances(candidates: np.ndarray, query: str) -> np.ndarray:
 
 
 def _distance(a: str, b: str, edits: int) -> int:
-    """For long keys: the whole table too, once two lower bounds (the lengths' difference and
+    """For long keys: the whole table (``edit_distance``), once two lower bounds (the lengths' difference and
     the characters' multisets) leave it possible, after dropping a common prefix and suffix."""
     surplus = collections.Counter(a)
     surplus.subtract(b)
@@ -56,7 +56,7 @@ def _distance(a: str, b: str, edits: int) -> int:
     a, b = a[start:], b[start:]
     end = len(os.path.commonprefix([a[::-1], b[::-1]]))
     a, b = a[: len(a) - end], b[: len(b) - end]
-    return int(_distances(np.array([[ord(c) for c in b]]).reshape(1, len(b)), a)[0])
+    return edit_distance(a, b)
 
 
 def _typo(word: str, rng: random.Random, alphabet: str) -> str:
