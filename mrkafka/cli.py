@@ -170,6 +170,14 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
               help="Part file format: key<TAB>value lines, JSON lines or Parquet.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="MRKAFKA_METRICS_PORT",
+    help="Serve Prometheus metrics at /metrics on this port while the run lasts (0: a free one, printed).",
+)
+@click.option("--metrics-file", type=click.Path(dir_okay=False),
+              help="Write the run's final metrics to this file, in the Prometheus text format.")  # fmt: skip
 @click.option("--input", "inputs", multiple=True, help="[batch] Input file, directory or glob (repeatable).")
 @click.option("--block-size", default=f"{BatchSettings.block_size >> 20}MiB", show_default=True,
               help="[batch] Split size, e.g. 64KiB, 128MB, 1GiB.")  # fmt: skip

@@ -18,12 +18,15 @@ __all__ = [
     "COMBINE_INPUT_RECORDS",
     "COMBINE_OUTPUT_RECORDS",
     "MAP_INPUT_RECORDS",
+    "MAP_MILLIS",
     "MAP_OUTPUT_RECORDS",
     "MAP_TASKS",
     "REDUCE_INPUT_GROUPS",
     "REDUCE_INPUT_RECORDS",
+    "REDUCE_MILLIS",
     "REDUCE_OUTPUT_RECORDS",
     "REDUCE_TASKS",
+    "RETRIES",
     "Counters",
     "Report",
 ]
@@ -33,6 +36,8 @@ FRAMEWORK = "Map-Reduce Framework"
 JOB = "Job Counters"
 FILE_INPUT = "File Input Format Counters"
 FILE_OUTPUT = "File Output Format Counters"
+#: A stream worker's sessions started again after an error, by error class.
+RETRIES = "Stream retries"
 MAP_INPUT_RECORDS = (FRAMEWORK, "Map input records")
 MAP_OUTPUT_RECORDS = (FRAMEWORK, "Map output records")
 COMBINE_INPUT_RECORDS = (FRAMEWORK, "Combine input records")
@@ -42,6 +47,8 @@ REDUCE_INPUT_RECORDS = (FRAMEWORK, "Reduce input records")
 REDUCE_OUTPUT_RECORDS = (FRAMEWORK, "Reduce output records")
 MAP_TASKS = (JOB, "Launched map tasks")
 REDUCE_TASKS = (JOB, "Launched reduce tasks")
+MAP_MILLIS = (JOB, "Total time spent by all map tasks (ms)")
+REDUCE_MILLIS = (JOB, "Total time spent by all reduce tasks (ms)")
 BYTES_READ = (FILE_INPUT, "Bytes Read")
 BYTES_WRITTEN = (FILE_OUTPUT, "Bytes Written")
 

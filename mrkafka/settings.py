@@ -57,9 +57,15 @@ class RunSettings:
     overwrite: bool = False
     #: Join this Ray cluster instead of starting one.
     ray_address: str | None = None
+    #: Serve Prometheus metrics at ``/metrics`` on this port while the run lasts (0: a free one).
+    metrics_port: int | None = None
+    #: Write the run's final metrics here, in the Prometheus text format.
+    metrics_file: str | None = None
 
     def __post_init__(self) -> None:
         _choice("--format", self.fmt, FORMATS)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise BadInputError(f"--metrics-port must be 0 to 65535, got {self.metrics_port}")
         if self.reducers < 0:
             raise BadInputError(f"--reducers must be 0 or more, got {self.reducers}")
         if self.mappers is not None and self.mappers < 1:

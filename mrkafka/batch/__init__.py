@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrkafka.counters import Counters, Report
+from mrkafka.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters, Report
 from mrkafka.errors import BadInputError, Interrupted
 from mrkafka.job import JobSpec
+from mrkafka.metrics import Figures, RunMetrics, monitor_targets, with_counters
 from mrkafka.output import OutputCommitter, part_name
 from mrkafka.progress import Progress
 from mrkafka.settings import BatchSettings
@@ -48,19 +49,20 @@ class BatchPlan:
         return str(self.temporary / part_name(index, self.map_only))
 
 
-def _run_inline(plan: BatchPlan, progress: Progress) -> Counters:
+def _run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
     from mrkafka.batch.inline import run_inline
 
-    return run_inline(plan, progress)
+    return run_inline(plan, progress, on_task)
 
 
-def _run_ray(plan: BatchPlan, progress: Progress) -> Counters:
+def _run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
     from mrkafka.batch.ray_runner import run_ray
 
-    return run_ray(plan, progress)
+    return run_ray(plan, progress, on_task)
 
 
-RUNNERS: dict[str, Callable[[BatchPlan, Progress], Counters]] = {
+#: name -> runner(plan, progress, on_task): ``on_task`` takes each task's counters as it ends.
+RUNNERS: dict[str, Callable[[BatchPlan, Progress, Callable[[Counters], None]], Counters]] = {
     "inline": _run_inline,
     "ray": _run_ray,
 }
@@ -84,10 +86,11 @@ def run_batch(
     committer = OutputCommitter(output, run.overwrite, files)
     splits = plan_splits(files, run.block_size)
     plan = BatchPlan(spec, splits, run.reducers, run.fmt, committer.temporary, run.mappers, run.ray_address)
+    metrics = _metrics(spec, run, len(splits))
     committer.setup()
     try:
         with Progress(len(splits), "splits", progress) as bar:
-            counters = RUNNERS[run.runner](plan, bar)
+            counters = RUNNERS[run.runner](plan, bar, metrics.task if metrics else lambda counters: None)
         committer.commit(counters)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
         committer.abort()
@@ -95,4 +98,38 @@ def run_batch(
     except BaseException:
         committer.abort()
         raise
+    finally:
+        if metrics is not None:
+            metrics.close()
     return Report(spec.name, counters, time.monotonic() - started, str(output))
+
+
+class _BatchMetrics:
+    """A batch run's metrics (``mrkafka.metrics``): its splits, and each task's counters and time."""
+
+    def __init__(self, metrics: RunMetrics, splits: int) -> None:
+        self.metrics, self.name = metrics, metrics.application
+        metrics.own.set("mrkafka_splits", splits, application=self.name)
+
+    def task(self, counters: Counters) -> None:
+        figures = self.metrics.own
+        if counters.get(MAP_TASKS):
+            figures.inc("mrkafka_splits_done_total", application=self.name)
+            figures.observe("mrkafka_task_duration_seconds", counters.get(MAP_MILLIS) / 1000, application=self.name,
+                            kind="map")  # fmt: skip
+        else:
+            figures.observe("mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000,
+                            application=self.name, kind="reduce")  # fmt: skip
+        figures.add(with_counters(Figures(), counters, self.name))
+
+    def close(self) -> None:
+        self.metrics.close()
+
+
+def _metrics(spec: JobSpec, run: BatchSettings, splits: int) -> _BatchMetrics | None:
+    if run.metrics_port is None and run.metrics_file is None:
+        return None
+    settings = {"mode": "batch", "job": spec.name, "runner": run.runner, "reducers": run.reducers,
+                "block_size": run.block_size}  # fmt: skip
+    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file, monitor_targets())
+    return _BatchMetrics(metrics, splits)

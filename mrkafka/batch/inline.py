@@ -3,6 +3,7 @@ small inputs and fast tests; the job's own exception is the cause of the error i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
@@ -15,19 +16,22 @@ if TYPE_CHECKING:
 __all__ = ["run_inline"]
 
 
-def run_inline(plan: BatchPlan, progress: Progress) -> Counters:
+def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
     counters = Counters()
     mapper = MapTask(plan.spec, plan.num_reducers)
     reducers = [ReduceTask(plan.spec, k) for k in range(plan.num_reducers)]
     for split in plan.splits:
         if plan.map_only:
-            counters.update(mapper.run_map_only(split, plan.part_path(split.index), plan.fmt))
+            split_counters = mapper.run_map_only(split, plan.part_path(split.index), plan.fmt)
         else:
             split_counters, *partials = mapper.run(split)
-            counters.update(split_counters)
             for reducer, partial in zip(reducers, partials):
                 reducer.add(partial)
+        counters.update(split_counters)
+        on_task(split_counters)
         progress.advance(1, split.length)
     for reducer in reducers:
-        counters.update(reducer.write(plan.part_path(reducer.index), plan.fmt))
+        reducer_counters = reducer.write(plan.part_path(reducer.index), plan.fmt)
+        counters.update(reducer_counters)
+        on_task(reducer_counters)
     return counters

@@ -11,6 +11,7 @@ even of ``last`` or float sums) does not depend on which mapper finished first.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -42,14 +43,12 @@ class ReduceGroup:
         for task, partial in zip(self.tasks, partials):
             task.add(partial)
 
-    def write(self, paths: list[str], fmt: str) -> Counters:
-        counters = Counters()
-        for task, path in zip(self.tasks, paths):
-            counters.update(task.write(path, fmt))
-        return counters
+    def write(self, paths: list[str], fmt: str) -> list[Counters]:
+        """Each task's part file; their counters, one per task."""
+        return [task.write(path, fmt) for task, path in zip(self.tasks, paths)]
 
 
-def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
+def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
     with ray_session(plan.ray_address):
         ship_job_by_value(plan.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -60,13 +59,14 @@ def run_ray(plan: BatchPlan, progress: Progress) -> Counters:
         group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
         reducers = [group_cls.remote(plan.spec, g, plan.num_reducers, n_groups) for g in range(n_groups)]
         try:
-            return _drive(plan, mappers, reducers, progress)
+            return _drive(plan, mappers, reducers, progress, on_task)
         finally:
             for actor in mappers + reducers:
                 ray.kill(actor)
 
 
-def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -> Counters:
+def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
+           on_task: Callable[[Counters], None]) -> Counters:  # fmt: skip
     counters = Counters()
     max_in_flight = SPLITS_IN_FLIGHT_PER_MAPPER * len(mappers)
     queue = deque(plan.splits)
@@ -92,7 +92,9 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
         for ref in ready:
             split, m, partials = running.pop(ref)
             load[m] -= 1
-            counters.update(get_result(ref))
+            split_counters = get_result(ref)
+            counters.update(split_counters)
+            on_task(split_counters)
             mapped[split.index] = partials
             progress.advance(1, split.length)
         while next_to_merge in mapped:
@@ -106,6 +108,8 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress) -
     n = len(reducers)
     writes = [r.write.remote([plan.part_path(k) for k in range(g, plan.num_reducers, n)], plan.fmt)
               for g, r in enumerate(reducers)]  # fmt: skip
-    for reducer_counters in get_result(writes):
-        counters.update(reducer_counters)
+    for group_counters in get_result(writes):
+        for reducer_counters in group_counters:
+            counters.update(reducer_counters)
+            on_task(reducer_counters)
     return counters

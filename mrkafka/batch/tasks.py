@@ -9,6 +9,7 @@ per split; a reducer actor holds the reduce tasks of several partitions).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -21,10 +22,12 @@ from mrkafka.counters import (
     COMBINE_INPUT_RECORDS,
     COMBINE_OUTPUT_RECORDS,
     MAP_INPUT_RECORDS,
+    MAP_MILLIS,
     MAP_OUTPUT_RECORDS,
     MAP_TASKS,
     REDUCE_INPUT_GROUPS,
     REDUCE_INPUT_RECORDS,
+    REDUCE_MILLIS,
     REDUCE_OUTPUT_RECORDS,
     REDUCE_TASKS,
     Counters,
@@ -51,11 +54,14 @@ class MapTask:
 
     def run(self, split: Split) -> tuple[Any, ...]:
         """Map and combine ``split``; return its ``Counters``, then one partial table per reducer."""
+        started = time.monotonic()
         counters = Counters()
         table = self._map(split, counters, combine=True)
         counters.add(COMBINE_INPUT_RECORDS, counters.get(MAP_OUTPUT_RECORDS))
         counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
-        return (counters, *split_by_partition(table, self.num_reducers, key_kind(table)))
+        partials = split_by_partition(table, self.num_reducers, key_kind(table))
+        counters.add(MAP_MILLIS, _millis_since(started))
+        return (counters, *partials)
 
     def run_grouped(self, split: Split, groups: int) -> tuple[Any, ...]:
         """``run``, its partials grouped for ``groups`` reducer actors: group g holds those of
@@ -65,9 +71,11 @@ class MapTask:
 
     def run_map_only(self, split: Split, path: str, fmt: str) -> Counters:
         """Map ``split`` and write its records, in input order, as one part file."""
+        started = time.monotonic()
         counters = Counters()
         table = self._map(split, counters, combine=False)
         counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.add(MAP_MILLIS, _millis_since(started))
         return counters
 
     @gc_paused()
@@ -115,16 +123,20 @@ class ReduceTask:
         self.index = index
         self.job = spec.instantiate()
         self.accumulator = Accumulator(Aggregation(self.job, spec.vectorize))
+        self._busy_s = 0.0  # time spent merging, before the write
 
     @gc_paused()
     def add(self, partial: pa.Table) -> None:
+        started = time.monotonic()
         try:
             self.accumulator.add(partial)
         except Exception as exc:
             raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
+        self._busy_s += time.monotonic() - started
 
     @gc_paused()
     def write(self, path: str, fmt: str) -> Counters:
+        started = time.monotonic() - self._busy_s
         counters = Counters()
         counters.add(REDUCE_TASKS)
         counters.add(REDUCE_INPUT_RECORDS, self.accumulator.input_records)
@@ -139,4 +151,9 @@ class ReduceTask:
         counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
         counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt, index=True))
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
+        counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters
+
+
+def _millis_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

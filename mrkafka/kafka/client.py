@@ -259,14 +259,18 @@ class Outbox(BatchSender):
         if offsets:
             self.offsets = dict(offsets)
 
-    async def abort(self, timeout: float = 2.0) -> None:
+    async def abort(self, timeout: float = 2.0) -> bool:
         """Drop what was appended since the last commit. An open transaction is aborted if the
         producer still can (a fenced one cannot) and the broker answers within ``timeout``; if
-        not, the task's next producer aborts it as it starts, or the broker once it timed out."""
+        not, the task's next producer aborts it as it starts, or the broker once it timed out.
+        Returns whether this aborted a transaction."""
         self.discard()
-        if self._open:
-            self._open = False
-            try:
-                await asyncio.wait_for(self.producer.abort_transaction(), timeout)
-            except Exception as exc:  # an abort that fails must not replace the error that led here
-                log.debug("aborting a transaction failed: %r", exc)
+        if not self._open:
+            return False
+        self._open = False
+        try:
+            await asyncio.wait_for(self.producer.abort_transaction(), timeout)
+        except Exception as exc:  # an abort that fails must not replace the error that led here
+            log.debug("aborting a transaction failed: %r", exc)
+            return False
+        return True

@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 import ray
 
 from mrkafka.counters import Counters, Report
-from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
+from mrkafka.errors import BadInputError, Interrupted, KafkaError, MrkafkaError, TransientKafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.client import Backoff
+from mrkafka.metrics import RunMetrics, monitor_targets
 from mrkafka.output import OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
 from mrkafka.settings import StreamSettings
@@ -140,6 +141,14 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
     counters, latency = Counters(), LatencyHistogram()
     with ray_session(run.ray_address), contextlib.ExitStack() as serving:
         map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
+        metrics = _metrics(serving, spec, run, app, input_topic, output_topic)
+
+        def check() -> None:
+            """What every wait of the driver does: end the run on a worker's error; pull metrics."""
+            _check_runs(map_runs + reduce_runs)
+            if metrics is not None:
+                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors)
+
         failed = True
         interrupted = False
         try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
@@ -161,21 +170,23 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
             map_runs = [a.run.remote(bounds) for a in map_actors]
             reduce_runs = [a.run.remote() for a in reduce_actors]
             if bounds is None:
-                _run_unbounded(kafka, config, map_runs + reduce_runs, status_every_s)
+                _run_unbounded(kafka, config, check, status_every_s)
             else:
-                _wait_for_mappers(kafka, config, begin, bounds, map_runs + reduce_runs)
+                _wait_for_mappers(kafka, config, begin, bounds, check)
+                if metrics is not None:
+                    _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
                 _stop(map_actors, map_runs, counters, raise_errors=True)
                 map_actors, map_runs = [], []
                 _, repartition_ends = kafka.topic_offsets(config.repartition_topic, "read_committed")
                 if committer is None:
-                    _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], reduce_runs)
+                    _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], check)
                 else:
                     committer.setup()
                     parts = [
                         a.write_part.remote(committer.task_path(part_name(k)), run.fmt, repartition_ends[k])
                         for k, a in enumerate(reduce_actors)
                     ]
-                    for c in _wait(parts, reduce_runs):
+                    for c in _wait(parts, check):
                         counters.update(c)
             failed = False
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see mrkafka.cli)
@@ -187,6 +198,8 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
             if failed and committer is not None:
                 committer.abort()
             graceful = not (interrupted and bounds is not None)
+            if metrics is not None and graceful:
+                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
             _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
             for histogram in _get_quietly([a.latency.remote() for a in reduce_actors] if graceful else []):
                 latency.merge(histogram)
@@ -213,12 +226,13 @@ def _check_state_dir(directory: Path) -> None:
         raise BadInputError(f"--state-dir {directory} cannot hold state stores: {exc.strerror or exc}") from exc
 
 
-def _run_unbounded(kafka: _Kafka, config: StreamConfig, runs: list, status_every_s: float | None) -> None:
+def _run_unbounded(kafka: _Kafka, config: StreamConfig, check: Callable[[], None],
+                   status_every_s: float | None) -> None:  # fmt: skip
     """Until a worker fails, or Ctrl-C / SIGTERM; every ``status_every_s`` a status line on stderr."""
     last = (time.monotonic(), None)
     while True:
-        ray.wait(runs, num_returns=1, timeout=_WAIT_S)
-        _check_runs(runs)
+        time.sleep(_WAIT_S)
+        check()
         if status_every_s is not None and time.monotonic() - last[0] >= status_every_s:
             last = _print_status(kafka.admin, config, *last)
 
@@ -250,12 +264,12 @@ def _check_runs(runs: list) -> None:
         raise MrkafkaError("a stream worker stopped by itself")
 
 
-def _wait(refs: list, runs: list) -> list:
+def _wait(refs: list, check: Callable[[], None]) -> list:
     """The results of ``refs``, once all are ready; the error of a worker's run that ends first."""
     pending = list(refs)
     while pending:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
-        _check_runs(runs)
+        check()
     return get_result(refs)
 
 
@@ -299,11 +313,43 @@ def _get_quietly(refs: list) -> list:
 
 
 def _wait_for_mappers(kafka: _Kafka, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int],
-                      runs: list) -> None:  # fmt: skip
+                      check: Callable[[], None]) -> None:  # fmt: skip
     """Until group APP committed every input partition up to its bound."""
     while True:
-        _check_runs(runs)
+        check()
         committed = kafka.committed_offsets(config.application_id, config.input_topic)
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return
         time.sleep(_WAIT_S)
+
+
+def _metrics(serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, app: str, input_topic: str,
+             output_topic: str) -> RunMetrics | None:  # fmt: skip
+    """The run's metrics, served (``--metrics-port``) or written at the end (``--metrics-file``), if asked."""
+    if run.metrics_port is None and run.metrics_file is None:
+        return None
+    settings = {"mode": "stream", "job": spec.name, "input_topic": input_topic, "output_topic": output_topic,
+                "reducers": run.reducers, "guarantee": run.guarantee, "state": run.state,
+                "commit_interval_ms": run.commit_interval_ms, "bounded": run.until_end}  # fmt: skip
+    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file, monitor_targets())
+    serving.callback(metrics.close)
+    return metrics
+
+
+def _pull_metrics(metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_actors: list, reduce_actors: list,
+                  force: bool = False) -> None:  # fmt: skip
+    """The workers' figures and the input's lag per partition (end offset minus group APP's
+    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last figures."""
+    if not metrics.due(force):
+        return
+    metrics.pull({f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
+                 | {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)})  # fmt: skip
+    try:
+        committed = kafka.admin.committed_offsets(config.application_id, config.input_topic)
+        begin, ends = kafka.admin.topic_offsets(config.input_topic, "read_committed")
+    except KafkaError:  # the broker away: the last figures stand
+        return
+    for partition, end in ends.items():
+        lag = end - committed.get(partition, begin.get(partition, 0))
+        metrics.own.set("mrkafka_consumer_lag_records", lag, application=config.application_id,
+                        topic=config.input_topic, partition=partition)  # fmt: skip

@@ -48,6 +48,9 @@ class StateStore(Protocol):
     def write(self, changes: Mapping[bytes, Any], checkpoint: Checkpoint) -> None:
         """Apply ``changes`` (``MISSING`` deletes a key) and the checkpoint, atomically."""
 
+    def size(self) -> tuple[int, int | None]:
+        """Keys held, and bytes where the store can tell."""
+
     def wipe(self) -> None:
         """Forget everything, the checkpoint included."""
 
@@ -73,6 +76,10 @@ class MemoryStore:
             else:
                 data[key] = value
         self.checkpoint = checkpoint
+
+    def size(self) -> tuple[int, int | None]:
+        """Keys held, and bytes (unknown: values are Python objects)."""
+        return len(self._data), None
 
     def wipe(self) -> None:
         self._data.clear()
@@ -131,6 +138,16 @@ class RocksDBStore:
         batch.put(_CHECKPOINT, json.dumps(asdict(checkpoint)).encode(), self._db.get_column_family_handle("meta"))
         self._db.write(batch)
         self.checkpoint = checkpoint
+
+    def size(self) -> tuple[int, int | None]:
+        """Keys held and bytes: RocksDB's own estimates (live data, memtables)."""
+        db = self._db
+        if db is None:
+            return 0, None
+        keys = db.property_int_value("rocksdb.estimate-num-keys") or 0
+        estimates = ("rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables")
+        size = sum(db.property_int_value(estimate) or 0 for estimate in estimates)
+        return keys, size
 
     def wipe(self) -> None:
         self.close()

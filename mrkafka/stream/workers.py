@@ -70,12 +70,13 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from mrkafka import faults, output
-from mrkafka.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
+from mrkafka.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, RETRIES, Counters
 from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import client
 from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, Outbox, classify, describe, started
+from mrkafka.metrics import Figures, with_counters
 from mrkafka.settings import EXACTLY_ONCE, StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
@@ -95,8 +96,6 @@ MAX_MESSAGE_BYTES = 16 << 20
 PURGE_INTERVAL_S = 30.0
 #: How long a map task stays without a transaction, under exactly once (see ``MapWorker._keep_alive``).
 IDLE_COMMIT_S = 10.0
-#: Counter group of the retries, by error class.
-RETRIES = "Stream retries"
 #: Processing guarantees (Kafka Streams' ``exactly_once_v2`` and ``at_least_once``).
 #: The broker's default ``transaction.max.timeout.ms``: no transaction may ask for more.
 MAX_TRANSACTION_TIMEOUT_MS = 900_000
@@ -231,6 +230,11 @@ class MapWorker(ConsumerRebalanceListener):
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
         self._bounds: dict[int, int] | None = None
         self._broken: Exception | None = None  # a failure inside a rebalance callback
+        self._figures = Figures()
+
+    async def figures(self) -> Figures:
+        """What this worker counted (``mrkafka.metrics``), its counters included."""
+        return with_counters(self._figures, self.mapper.counters, self.config.application_id)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -299,6 +303,9 @@ class MapWorker(ConsumerRebalanceListener):
             if mapped is not None:
                 self.mapper.hold(tp.partition, mapped)
             self._positions[tp] = position
+            labels = {"application": self.config.application_id, "task": f"map-{tp.partition}", "topic": tp.topic}
+            self._figures.inc("mrkafka_records_consumed_total", len(records), **labels)
+            self._figures.inc("mrkafka_bytes_consumed_total", sum(len(r.value or b"") for r in records), **labels)
 
     def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
         """Whether ``tp``'s task is still the one of ``tasks``, taken before an ``await``: a
@@ -339,6 +346,7 @@ class MapWorker(ConsumerRebalanceListener):
                 # drain, with its own position, for the next commit (or dropped with the task).
                 blocks = self.mapper.drain(tp.partition)
                 position = self._positions.pop(tp, None)
+                started = time.monotonic()
                 for block in blocks:  # 1
                     await outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
                 offsets = {tp: position} if position is not None else {}
@@ -347,6 +355,9 @@ class MapWorker(ConsumerRebalanceListener):
                 if await _call(outbox.flush(), config, "writing"):  # 2
                     faults.point("map-produced")
                 await _call(outbox.commit(offsets), config, "committing")
+                task = f"map-{tp.partition}"
+                _produced(self._figures, config, task, config.repartition_topic, [b.data for b in blocks])
+                _committed(self._figures, config, task, "map", time.monotonic() - started)
 
     async def _keep_alive(self, outbox: Outbox) -> dict[TopicPartition, int]:
         """An idle task commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
@@ -385,7 +396,9 @@ class MapWorker(ConsumerRebalanceListener):
                 self._positions.pop(tp, None)
                 outbox = self._outboxes.pop(tp, None)
                 if outbox is not None:
-                    await outbox.abort()
+                    if await outbox.abort() and self.config.exactly_once:
+                        self._figures.inc("mrkafka_transactions_total", application=self.config.application_id,
+                                          task=f"map-{tp.partition}", outcome="aborted")  # fmt: skip
                     await client.close_quietly(outbox.producer)
 
     # Rebalance: commit a task before its partition moves to another worker; start a task when
@@ -403,6 +416,7 @@ class MapWorker(ConsumerRebalanceListener):
         consumer = self._consumer
         if consumer is None:
             return
+        self._figures.inc("mrkafka_rebalances_total", application=self.config.application_id)
         # Nothing is fetched for a partition before its task is open (pausing drops what was).
         consumer.pause(*assigned)
         await self._close_tasks(set(self._outboxes) - set(assigned))  # lost without a revocation
@@ -431,6 +445,17 @@ class ReduceWorker:
         self._committed = -1  # committed up to, once restored (-1: not yet)
         self._last_purge = 0.0
         self._outbox: Outbox | None = None
+        self._figures = Figures()
+
+    async def figures(self) -> Figures:
+        """What this worker counted (``mrkafka.metrics``), its counters and its store included."""
+        labels = {"application": self.config.application_id, "task": f"reduce-{self.partition}",
+                  "store": self.config.spec.job_cls.store_name}  # fmt: skip
+        keys, size = self.reducer.store.size()
+        self._figures.set("mrkafka_state_store_keys", keys, **labels)
+        if size is not None:
+            self._figures.set("mrkafka_state_store_bytes", size, **labels)
+        return with_counters(self._figures, self.reducer.counters, self.config.application_id)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -504,7 +529,9 @@ class ReduceWorker:
                 try:
                     await self._merge_and_commit(consumer, tp, admin, backoff)
                 except Exception:
-                    await self._outbox.abort()
+                    if await self._outbox.abort() and config.exactly_once:
+                        self._figures.inc("mrkafka_transactions_total", application=config.application_id,
+                                          task=f"reduce-{self.partition}", outcome="aborted")  # fmt: skip
                     raise
 
     async def _merge_and_commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient,
@@ -530,6 +557,10 @@ class ReduceWorker:
                 continue
             where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
             self.reducer.merge_block(record.value, record.timestamp, where)
+        labels = {"application": self.config.application_id, "task": f"reduce-{self.partition}",
+                  "topic": self.config.repartition_topic}  # fmt: skip
+        self._figures.inc("mrkafka_records_consumed_total", len(records), **labels)
+        self._figures.inc("mrkafka_bytes_consumed_total", sum(len(r.value or b"") for r in records), **labels)
 
     async def _restore(self) -> None:
         """Bring the store up to changelog partition K's end, from its checkpoint where that
@@ -553,11 +584,16 @@ class ReduceWorker:
                                 self.partition, config.changelog_topic)  # fmt: skip
                     reducer.store.wipe()
                     checkpoint = None
-            consumer.seek(tp, checkpoint.offset if checkpoint is not None else begin)
+            start = checkpoint.offset if checkpoint is not None else begin
+            consumer.seek(tp, start)
+            labels = {"application": config.application_id, "task": f"reduce-{self.partition}"}
+            self._figures.set("mrkafka_restore_records_to_restore", max(0, end - start), **labels)
+            self._figures.set("mrkafka_restore_records_restored", 0, **labels)
             while await _call(consumer.position(tp), self.config, "reading a position") < end:
                 batches = await consumer.getmany(tp, timeout_ms=_POLL_MS, max_records=_MAX_POLL_RECORDS)
                 position = await _call(consumer.position(tp), self.config, "reading a position")
                 await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
+                self._figures.set("mrkafka_restore_records_restored", min(position, end) - start, **labels)
                 faults.point("restore")
 
     async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
@@ -572,6 +608,7 @@ class ReduceWorker:
     ) -> None:
         """The numbered commit of the module docstring."""
         config, reducer, outbox = self.config, self.reducer, self._outbox
+        started = time.monotonic()
         changes = reducer.changes()  # 1
         for key, value, headers in changes.changelog:  # 2
             await outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
@@ -585,6 +622,12 @@ class ReduceWorker:
         faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
+        task = f"reduce-{self.partition}"
+        _produced(self._figures, config, task, config.changelog_topic, [value for _, value, _ in changes.changelog])
+        _produced(self._figures, config, task, config.output_topic, [value for _, _, value in changes.output])
+        _committed(self._figures, config, task, "reduce", time.monotonic() - started)
+        self._figures.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000,
+                              application=config.application_id)  # fmt: skip
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
             await self._purge(admin, tp, position)
 
@@ -599,3 +642,16 @@ class ReduceWorker:
             log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp,
                      describe(exc))  # fmt: skip
         self._last_purge = time.monotonic()
+
+
+def _produced(figures: Figures, config: StreamConfig, task: str, topic: str, values: list[bytes | None]) -> None:
+    labels = {"application": config.application_id, "task": task, "topic": topic}
+    figures.inc("mrkafka_records_produced_total", len(values), **labels)
+    figures.inc("mrkafka_bytes_produced_total", sum(len(v) for v in values if v is not None), **labels)
+
+
+def _committed(figures: Figures, config: StreamConfig, task: str, role: str, seconds: float) -> None:
+    figures.inc("mrkafka_commits_total", application=config.application_id, task=task)
+    figures.observe("mrkafka_commit_duration_seconds", seconds, application=config.application_id, role=role)
+    if config.exactly_once:
+        figures.inc("mrkafka_transactions_total", application=config.application_id, task=task, outcome="committed")
