@@ -255,9 +255,10 @@ data_dir_option = click.option(
 )  # fmt: skip
 
 
-def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None, new_ok: bool = False):
-    """The cluster of ``data_dir``: what was started there before (unless ``brokers`` or
-    ``port`` say otherwise), or, with ``new_ok``, a new one."""
+def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None, new_ok: bool = False,
+             metrics_port: int | None = None):  # fmt: skip
+    """The cluster of ``data_dir``: what was started there before (unless ``brokers``,
+    ``port`` or ``metrics_port`` say otherwise), or, with ``new_ok``, a new one."""
     from mrkafka.errors import SetupError
     from mrkafka.kafka.launcher import DEFAULT_PORT, Cluster, default_data_dir
 
@@ -265,9 +266,10 @@ def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None 
     saved = Cluster.load(directory)
     if saved is not None:  # what was started there before, unless told otherwise
         brokers, port = brokers or saved.brokers, port or saved.port
+        metrics_port = metrics_port if metrics_port is not None else saved.metrics_port
     elif not new_ok:
         raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
-    return Cluster(directory, brokers or 1, port or DEFAULT_PORT)
+    return Cluster(directory, brokers or 1, port or DEFAULT_PORT, metrics_port=metrics_port)
 
 
 @main.group(short_help="Run Apache Kafka (KRaft) here, for development and tests.")
@@ -280,17 +282,21 @@ def kafka() -> None:
               help="Broker+controller nodes: 1, or 3 for replication [default: 1, or what DIR held].")  # fmt: skip
 @click.option("--port", type=click.IntRange(1024, 65535 - 100 - 2),
               help="Client port of node 0, controllers 100 above [default: 9092, or what DIR held].")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(1024, 65535 - 2),
+              help="Node i serves Prometheus metrics (the JMX exporter) on this port + i [default: none, or what "
+              "DIR held].")  # fmt: skip
 @data_dir_option
 @debug_option
-def up(brokers: str | None, port: int | None, data_dir: str | None) -> None:
+def up(brokers: str | None, port: int | None, metrics_port: int | None, data_dir: str | None) -> None:
     """Fetch Kafka (once), start it in the background and print the bootstrap servers.
 
     \b
     Examples:
       mrkafka kafka up                       # one broker on 127.0.0.1:9092
       mrkafka kafka up --brokers 3 --port 29092 --data-dir /tmp/k3
+      mrkafka kafka up --metrics-port 7071   # metrics at http://127.0.0.1:7071/metrics
     """
-    cluster = _cluster(data_dir, int(brokers) if brokers else None, port, new_ok=True)
+    cluster = _cluster(data_dir, int(brokers) if brokers else None, port, new_ok=True, metrics_port=metrics_port)
     click.echo(cluster.start())
 
 

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from mrkafka.counters import RETRIES, Counters
 
-__all__ = ["BUCKETS", "METRICS", "Figures", "RunMetrics", "monitor_dir", "monitor_targets", "with_counters"]
+__all__ = ["BUCKETS", "METRICS", "Figures", "RunMetrics", "monitor_dir", "register", "unregister", "with_counters"]
 
 #: name -> (type, help, label names).
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -126,11 +126,10 @@ class RunMetrics:
     ``/metrics`` on ``port`` (0: a free one) and, with ``textfile``, written there when the
     run ends (the Prometheus text format, as node_exporter's textfile collector reads it).
 
-    With ``targets`` (a monitor's file service discovery directory, ``mrkafka monitor``),
-    the run registers its endpoint there while it lasts."""
+    While it serves, the run is registered with ``mrkafka monitor`` (``register``)."""
 
     def __init__(self, application: str, settings: Mapping[str, Any], port: int | None = None,
-                 textfile: str | None = None, targets: Path | None = None) -> None:  # fmt: skip
+                 textfile: str | None = None) -> None:  # fmt: skip
         from prometheus_client import CollectorRegistry
 
         self.application = application
@@ -138,7 +137,7 @@ class RunMetrics:
         self.own = Figures()
         self._latest: dict[str, Figures] = {}  # worker -> its figures, as last pulled
         self._gone = Figures()  # what instances since restarted counted
-        self._textfile, self._targets = textfile, targets
+        self._textfile = textfile
         self._target_file: Path | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -159,11 +158,7 @@ class RunMetrics:
             raise BadInputError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
         self.port = self._server.server_port
         print(f"metrics: http://127.0.0.1:{self.port}/metrics", file=sys.stderr)
-        if self._targets is not None:
-            self._targets.mkdir(parents=True, exist_ok=True)
-            self._target_file = self._targets / f"run-{self.application}-{os.getpid()}.json"
-            target = [{"targets": [f"127.0.0.1:{self.port}"], "labels": {"job": "mrkafka"}}]
-            self._target_file.write_text(json.dumps(target))
+        self._target_file = register(f"run-{self.application}-{os.getpid()}", [self.port], "mrkafka")
 
     def due(self, force: bool = False) -> bool:
         """Whether the workers' figures are to be pulled now (every ``PULL_S``)."""
@@ -204,8 +199,7 @@ class RunMetrics:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        if self._target_file is not None:
-            self._target_file.unlink(missing_ok=True)
+        unregister(self._target_file)
 
     # -- prometheus_client's Collector ---------------------------------------------------------
 
@@ -259,7 +253,19 @@ def monitor_dir() -> Path:
     return Path(os.environ.get("MRKAFKA_MONITOR_DIR", MONITOR_DIR)).expanduser()
 
 
-def monitor_targets() -> Path | None:
-    """The running monitor's directory of scrape targets (file service discovery), if one runs."""
+def register(name: str, ports: Iterable[int], job: str) -> Path:
+    """Announce ``/metrics`` endpoints on 127.0.0.1 ``ports`` to ``mrkafka monitor`` (whether it
+    runs now or starts later): a target file of Prometheus' file service discovery. Returns
+    it, for ``unregister``."""
     targets = monitor_dir() / "targets"
-    return targets if targets.is_dir() else None
+    targets.mkdir(parents=True, exist_ok=True)
+    path = targets / f"{name}.json"
+    temporary = path.with_suffix(".tmp")  # Prometheus reads *.json: it never sees half a file
+    temporary.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports], "labels": {"job": job}}]))
+    temporary.replace(path)
+    return path
+
+
+def unregister(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from typing import Any
 from mrkafka.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters, Report
 from mrkafka.errors import BadInputError, Interrupted
 from mrkafka.job import JobSpec
-from mrkafka.metrics import Figures, RunMetrics, monitor_targets, with_counters
+from mrkafka.metrics import Figures, RunMetrics, with_counters
 from mrkafka.output import OutputCommitter, part_name
 from mrkafka.progress import Progress
 from mrkafka.settings import BatchSettings
@@ -131,5 +131,5 @@ def _metrics(spec: JobSpec, run: BatchSettings, splits: int) -> _BatchMetrics | 
         return None
     settings = {"mode": "batch", "job": spec.name, "runner": run.runner, "reducers": run.reducers,
                 "block_size": run.block_size}  # fmt: skip
-    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file, monitor_targets())
+    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file)
     return _BatchMetrics(metrics, splits)

@@ -50,6 +50,10 @@ CONTROLLER_PORT_OFFSET = 100
 HEAP = "512m"
 STATE_FILE = "cluster.json"
 _POM = Path(__file__).with_name("pom.xml")
+#: Prometheus' JMX exporter, a Java agent that serves a node's MBeans at /metrics (``--metrics-port``).
+JMX_EXPORTER_VERSION = "1.0.1"
+_JMX_EXPORTER_POM = Path(__file__).with_name("jmx-exporter-pom.xml")
+JMX_EXPORTER_RULES = Path(__file__).with_name("jmx-exporter.yml")
 
 
 def cache_root() -> Path:
@@ -83,6 +87,13 @@ def java_command() -> str:
 def ensure_jars() -> Path:
     """The directory of Kafka's jars, resolved from Maven Central on first use."""
     return resolve_maven_project(_POM, cache_root() / f"kafka-{KAFKA_VERSION}", "kafka_2.13-*.jar")
+
+
+def jmx_exporter_jar() -> Path:
+    """The JMX exporter's agent jar, resolved from Maven Central on first use."""
+    lib = resolve_maven_project(_JMX_EXPORTER_POM, cache_root() / f"jmx-exporter-{JMX_EXPORTER_VERSION}",
+                                "jmx_prometheus_javaagent-*.jar")  # fmt: skip
+    return next(lib.glob("jmx_prometheus_javaagent-*.jar"))
 
 
 def resolve_maven_project(pom: Path, home: Path, expect: str) -> Path:
@@ -172,6 +183,7 @@ class Node:
     port: int
     controller_port: int
     directory: Path
+    metrics_port: int | None = None
 
     @property
     def config(self) -> Path:
@@ -190,6 +202,8 @@ class Cluster:
     brokers: int = 1
     port: int = DEFAULT_PORT
     heap: str = HEAP
+    #: Node i serves Prometheus metrics (the JMX exporter) on this port + i; ``None``: none.
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -198,10 +212,12 @@ class Cluster:
 
     @property
     def nodes(self) -> list[Node]:
+        metrics = self.metrics_port
         return [
-            Node(i, self.port + i, self.port + CONTROLLER_PORT_OFFSET + i, self.data_dir / f"node-{i}")
+            Node(i, self.port + i, self.port + CONTROLLER_PORT_OFFSET + i, self.data_dir / f"node-{i}",
+                 None if metrics is None else metrics + i)
             for i in range(self.brokers)
-        ]
+        ]  # fmt: skip
 
     @property
     def bootstrap_servers(self) -> str:
@@ -216,14 +232,15 @@ class Cluster:
         if not state.exists():
             return None
         saved = json.loads(state.read_text())
-        return cls(Path(data_dir), saved["brokers"], saved["port"], saved.get("heap", HEAP))
+        return cls(Path(data_dir), saved["brokers"], saved["port"], saved.get("heap", HEAP), saved.get("metrics_port"))
 
     def _state(self) -> dict:
         path = self.data_dir / STATE_FILE
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _update_state(self, **changes: object) -> None:
-        state = {**self._state(), "brokers": self.brokers, "port": self.port, "heap": self.heap, **changes}
+        state = {**self._state(), "brokers": self.brokers, "port": self.port, "heap": self.heap,
+                 "metrics_port": self.metrics_port, **changes}  # fmt: skip
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def pids(self) -> dict[int, int]:
@@ -280,10 +297,12 @@ class Cluster:
                 ])
             )  # fmt: skip
 
-    def _java(self, node: Node, main_class: str, *args: str, heap: str | None = None) -> list[str]:
+    def _java(self, node: Node, main_class: str, *args: str, heap: str | None = None,
+              agent: list[str] | None = None) -> list[str]:  # fmt: skip
         lib = ensure_jars()
         return [
             java_command(),
+            *(agent or []),
             f"-Xmx{heap or self.heap}",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
@@ -321,8 +340,8 @@ class Cluster:
         for node in self.nodes:
             if node.node_id in pids:
                 continue
-            for port in (node.port, node.controller_port):
-                if not port_free(port):
+            for port in (node.port, node.controller_port, node.metrics_port):
+                if port is not None and not port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
         self._write_configs()
         cluster_id = saved.get("cluster_id") or _new_cluster_id()
@@ -332,12 +351,26 @@ class Cluster:
                 pids[node.node_id] = self._spawn(node)
         self._update_state(cluster_id=cluster_id, pids=pids)
         self.wait_ready(timeout)
+        if self.metrics_port is not None:
+            self._register()
         return self.bootstrap_servers
 
+    def _register(self) -> None:
+        from mrkafka.metrics import register
+
+        register(self._target_name, [node.metrics_port for node in self.nodes], "kafka")
+
+    @property
+    def _target_name(self) -> str:
+        return f"kafka-{self.port}"
+
     def _spawn(self, node: Node) -> int:
+        agent = None
+        if node.metrics_port is not None:  # bound on all interfaces, as exporters are
+            agent = [f"-javaagent:{jmx_exporter_jar()}={node.metrics_port}:{JMX_EXPORTER_RULES}"]
         with open(node.directory / "stdout.log", "ab") as out:
             process = subprocess.Popen(
-                self._java(node, "kafka.Kafka", str(node.config)),
+                self._java(node, "kafka.Kafka", str(node.config), agent=agent),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         return process.pid
@@ -399,6 +432,10 @@ class Cluster:
         while time.monotonic() < deadline and any(n in self.pids() for n in targets):
             time.sleep(0.1)
         self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
+        if node_id is None and self.metrics_port is not None:
+            from mrkafka.metrics import monitor_dir, unregister
+
+            unregister(monitor_dir() / "targets" / f"{self._target_name}.json")
         return sorted(targets.values())
 
     def status(self) -> list[tuple[Node, int | None]]:

@@ -33,7 +33,7 @@ from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.client import Backoff
-from mrkafka.metrics import RunMetrics, monitor_targets
+from mrkafka.metrics import RunMetrics
 from mrkafka.output import OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
 from mrkafka.settings import StreamSettings
@@ -331,7 +331,7 @@ def _metrics(serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, 
     settings = {"mode": "stream", "job": spec.name, "input_topic": input_topic, "output_topic": output_topic,
                 "reducers": run.reducers, "guarantee": run.guarantee, "state": run.state,
                 "commit_interval_ms": run.commit_interval_ms, "bounded": run.until_end}  # fmt: skip
-    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file, monitor_targets())
+    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file)
     serving.callback(metrics.close)
     return metrics
 
