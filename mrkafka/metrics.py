@@ -73,6 +73,9 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 #: How often the driver pulls its workers' figures (a scrape reads the last ones).
 PULL_S = 1.0
+#: A run that was scraped waits at most this long at its end for one more scrape, so that a
+#: monitor sees the figures it ended with (a bounded run's lag of 0).
+LAST_SCRAPE_WAIT_S = 6.0
 #: Where ``mrkafka monitor`` keeps its Prometheus (``MRKAFKA_MONITOR_DIR``).
 MONITOR_DIR = "~/.cache/mrkafka/monitor"
 
@@ -143,6 +146,7 @@ class RunMetrics:
         self.registry.register(self)
         self._server = None
         self._pulled = 0.0
+        self._scrapes = 0
         self.own.set("mrkafka_up", 1, application=application)
         if port is not None:
             self._serve(port)
@@ -190,8 +194,14 @@ class RunMetrics:
         self._latest[worker] = figures
 
     def close(self) -> None:
-        """The run ended: write the text file if asked, stop serving, unregister."""
+        """The run ended: let a scraper see its last figures, write the text file if asked,
+        stop serving, unregister."""
         self.own.set("mrkafka_up", 0, application=self.application)
+        if self._server is not None and self._scrapes:
+            seen = self._scrapes
+            deadline = time.monotonic() + LAST_SCRAPE_WAIT_S
+            while self._scrapes == seen and time.monotonic() < deadline:
+                time.sleep(0.05)
         if self._textfile is not None:
             from prometheus_client import write_to_textfile
 
@@ -211,6 +221,7 @@ class RunMetrics:
             InfoMetricFamily,
         )
 
+        self._scrapes += 1
         total = Figures()
         for figures in (self._gone, self.own, *self._latest.values()):
             total.add(figures)

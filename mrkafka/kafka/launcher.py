@@ -39,6 +39,8 @@ __all__ = [
     "ensure_jars",
     "java_command",
     "port_free",
+    "process_alive",
+    "process_cmdline",
     "resolve_maven_project",
     "tool_command",
 ]
@@ -159,14 +161,14 @@ def port_free(port: int) -> bool:
     return True
 
 
-def _cmdline(pid: int) -> str:
+def process_cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a child that exited is reaped, and a zombie does not count)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
@@ -248,7 +250,8 @@ class Cluster:
         running = {}
         for node_id, pid in self._state().get("pids", {}).items():
             node = self.nodes[int(node_id)]
-            if _alive(pid) and "kafka.Kafka" in _cmdline(pid) and str(node.config) in _cmdline(pid):
+            command = process_cmdline(pid)
+            if process_alive(pid) and "kafka.Kafka" in command and str(node.config) in command:
                 running[int(node_id)] = pid
         return running
 
@@ -402,7 +405,7 @@ class Cluster:
         started = {int(n): pid for n, pid in self._state().get("pids", {}).items()}
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            dead = sorted(n for n, pid in started.items() if not _alive(pid))
+            dead = sorted(n for n, pid in started.items() if not process_alive(pid))
             if dead:
                 raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
             try:
