@@ -28,11 +28,11 @@ from mrkafka.counters import RETRIES, Counters
 
 __all__ = ["BUCKETS", "METRICS", "Figures", "RunMetrics", "monitor_dir", "register", "unregister", "with_counters"]
 
-#: name -> (type, help, label names).
+#: name (as exported) -> (type, help, label names).
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # the run
     "mrkafka_up": ("gauge", "1 while the run is running", ("application",)),
-    "mrkafka_run": ("info", "the run's settings", ("application",)),
+    "mrkafka_run_info": ("info", "the run's settings, as labels (mode, job, topics, reducers, ...)", ("application",)),
     "mrkafka_worker_restarts_total": ("counter", "workers that Ray started again", ("application", "role")),
     # stream
     "mrkafka_records_consumed_total": (
@@ -157,9 +157,9 @@ class RunMetrics:
         try:
             self._server, _ = start_http_server(port, registry=self.registry)
         except OSError as exc:
-            from mrkafka.errors import BadInputError
+            from mrkafka.errors import SetupError
 
-            raise BadInputError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
+            raise SetupError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
         self.port = self._server.server_port
         print(f"metrics: http://127.0.0.1:{self.port}/metrics", file=sys.stderr)
         self._target_file = register(f"run-{self.application}-{os.getpid()}", [self.port], "mrkafka")
@@ -231,7 +231,7 @@ class RunMetrics:
         families: dict[str, Any] = {}
         for name, (kind, documentation, labels) in METRICS.items():
             if kind == "info":
-                family = InfoMetricFamily(name, documentation, labels=labels)
+                family = InfoMetricFamily(name.removesuffix("_info"), documentation, labels=labels)
                 family.add_metric([self.application], self.settings)
             else:
                 cls = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}

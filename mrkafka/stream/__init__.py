@@ -332,6 +332,8 @@ def _metrics(serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, 
                 "reducers": run.reducers, "guarantee": run.guarantee, "state": run.state,
                 "commit_interval_ms": run.commit_interval_ms, "bounded": run.until_end}  # fmt: skip
     metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file)
+    for role in ("map", "reduce"):  # at 0 until one is restarted
+        metrics.own.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
     serving.callback(metrics.close)
     return metrics
 

@@ -75,7 +75,17 @@ from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import client
-from mrkafka.kafka.client import CONNECT_TIMEOUT, FATAL, RETRIABLE, Backoff, Outbox, classify, describe, started
+from mrkafka.kafka.client import (
+    CONNECT_TIMEOUT,
+    FATAL,
+    MIGRATED,
+    RETRIABLE,
+    Backoff,
+    Outbox,
+    classify,
+    describe,
+    started,
+)
 from mrkafka.metrics import Figures, with_counters
 from mrkafka.settings import EXACTLY_ONCE, StreamSettings
 from mrkafka.stream import application
@@ -230,7 +240,7 @@ class MapWorker(ConsumerRebalanceListener):
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
         self._bounds: dict[int, int] | None = None
         self._broken: Exception | None = None  # a failure inside a rebalance callback
-        self._figures = Figures()
+        self._figures = _figures(config)
 
     async def figures(self) -> Figures:
         """What this worker counted (``mrkafka.metrics``), its counters included."""
@@ -382,6 +392,9 @@ class MapWorker(ConsumerRebalanceListener):
         for tp in partitions - set(self._outboxes):
             producer = _producer(config, f"map-{tp.partition}")
             await client.start(producer, config.bootstrap)
+            if config.exactly_once:  # at 0 until one is: the series exists from the start
+                self._figures.inc("mrkafka_transactions_total", 0, application=config.application_id,
+                                  task=f"map-{tp.partition}", outcome="aborted")  # fmt: skip
             self._outboxes[tp] = Outbox(producer, config.application_id, consumer, config.exactly_once)
         for tp in partitions:
             committed = await _call(consumer.committed(tp), config, "reading committed offsets")
@@ -445,7 +458,7 @@ class ReduceWorker:
         self._committed = -1  # committed up to, once restored (-1: not yet)
         self._last_purge = 0.0
         self._outbox: Outbox | None = None
-        self._figures = Figures()
+        self._figures = _figures(config, f"reduce-{partition}")
 
     async def figures(self) -> Figures:
         """What this worker counted (``mrkafka.metrics``), its counters and its store included."""
@@ -642,6 +655,17 @@ class ReduceWorker:
             log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp,
                      describe(exc))  # fmt: skip
         self._last_purge = time.monotonic()
+
+
+def _figures(config: StreamConfig, task: str | None = None) -> Figures:
+    """A worker's figures, its counters of rare events at 0 (retries; a reducer's aborted
+    transactions), so that their series exist before the first one happens."""
+    figures = Figures()
+    for kind in (RETRIABLE, MIGRATED):
+        figures.inc("mrkafka_retries_total", 0, application=config.application_id, error_class=kind)
+    if task is not None and config.exactly_once:
+        figures.inc("mrkafka_transactions_total", 0, application=config.application_id, task=task, outcome="aborted")
+    return figures
 
 
 def _produced(figures: Figures, config: StreamConfig, task: str, topic: str, values: list[bytes | None]) -> None:

@@ -1,0 +1,105 @@
+"""Metrics: the figures a driver serves, a batch run's metrics file, and the README's table."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from mrkafka.batch import run_batch
+from mrkafka.counters import Counters
+from mrkafka.job import JobSpec, load_job
+from mrkafka.metrics import BUCKETS, METRICS, Figures, RunMetrics, with_counters
+from tests.helpers import ROOT, WORDCOUNT, cli, real_text
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus' own parser as the oracle: sample name and labels -> value."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _exposition(metrics: RunMetrics) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metrics.registry).decode()
+
+
+def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted() -> None:
+    metrics = RunMetrics("app", {"mode": "stream"})
+    first = Figures()
+    first.inc("mrkafka_commits_total", 5, application="app", task="map-0")
+    first.set("mrkafka_state_store_keys", 40, application="app", task="reduce-0", store="state")
+    first.observe("mrkafka_commit_duration_seconds", [0.003, 0.2, 1000.0], application="app", role="map")
+    metrics.update("map:0", first, "map")
+    again = Figures()  # the same worker, restarted by Ray: its figures start from zero
+    again.inc("mrkafka_commits_total", 2, application="app", task="map-0")
+    again.set("mrkafka_state_store_keys", 7, application="app", task="reduce-0", store="state")
+    again.observe("mrkafka_commit_duration_seconds", 0.004, application="app", role="map")
+    metrics.update("map:0", again, "map")
+    samples = _samples(_exposition(metrics))
+    app = ("application", "app")
+    assert samples[("mrkafka_commits_total", frozenset({app, ("task", "map-0")}))] == 7
+    assert samples[("mrkafka_worker_restarts_total", frozenset({app, ("role", "map")}))] == 1
+    assert samples[("mrkafka_state_store_keys", frozenset({app, ("task", "reduce-0"), ("store", "state")}))] == 7
+    role = frozenset({app, ("role", "map")})
+    assert samples[("mrkafka_commit_duration_seconds_count", role)] == 4
+    assert abs(samples[("mrkafka_commit_duration_seconds_sum", role)] - 1000.207) < 1e-9
+    buckets = {float(dict(labels)["le"]): value for (name, labels), value in samples.items()
+               if name == "mrkafka_commit_duration_seconds_bucket"}  # fmt: skip
+    assert buckets[0.0025] == 0 and buckets[0.005] == 2 and buckets[0.25] == 3 and buckets[max(BUCKETS)] == 3
+    assert buckets[float("inf")] == 4
+    assert samples[("mrkafka_up", frozenset({app}))] == 1
+
+
+def test_with_counters_gives_the_job_counters_and_the_retries() -> None:
+    counters = Counters({"Stream retries": {"retriable": 3}, "Map-Reduce Framework": {"Map input records": 9}})
+    pulled = with_counters(Figures(), counters, "app")
+    assert pulled.values[("mrkafka_retries_total", (("application", "app"), ("error_class", "retriable")))] == 3
+    key = ("mrkafka_job_counters_total", (("application", "app"), ("group", "Map-Reduce Framework"),
+                                          ("name", "Map input records")))  # fmt: skip
+    assert pulled.values[key] == 9
+
+
+def test_a_batch_run_writes_its_final_metrics_to_a_file(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(real_text(1 << 20))
+    spec = JobSpec(load_job(WORDCOUNT))
+    out, prom = tmp_path / "out", tmp_path / "run.prom"
+    run_batch(spec, [str(tmp_path / "in.txt")], out, runner="inline", reducers=3, block_size=256 << 10,
+              metrics_file=str(prom), progress=False)  # fmt: skip
+    samples = _samples(prom.read_text())
+    app = ("application", "wordcount")
+    splits = samples[("mrkafka_splits", frozenset({app}))]
+    assert splits >= 4 and samples[("mrkafka_splits_done_total", frozenset({app}))] == splits
+    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("kind", "map")}))] == splits
+    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("kind", "reduce")}))] == 3
+    assert samples[("mrkafka_up", frozenset({app}))] == 0
+    # The run's counters, as _COUNTERS.json holds them.
+    for group, names in json.loads((out / "_COUNTERS.json").read_text()).items():
+        for name, value in names.items():
+            key = ("mrkafka_job_counters_total", frozenset({app, ("group", group), ("name", name)}))
+            assert samples[key] == value, (group, name)
+
+
+def test_a_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"a b\n")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = cli("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o"),
+                        "--runner", "inline", "--metrics-port", str(port))  # fmt: skip
+    assert code == 6 and err.count("\n") == 1 and f"--metrics-port {port}: Address already in use" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_readme_lists_every_metric() -> None:
+    section = (ROOT / "README.md").read_text().split("## Monitoring", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `(mrkafka_\w+)` \| (\w+) \|", section, re.M)
+    assert listed == [(name, kind) for name, (kind, _, _) in METRICS.items()]
