@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
 from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError, TopicError
@@ -28,6 +32,7 @@ from tests.helpers import (
     WORDCOUNT,
     cli,
     edit_distance,
+    free_ports,
     messy_corpus,
     oracle_wordcount,
     read_parts,
@@ -161,12 +166,25 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
     produce(stream_env, data, tmp_path)
     app = stream_env["application_id"]
     result: dict = {}
+    port = free_ports(1)
 
     def run() -> None:
         try:
-            result["report"] = stream_wordcount(stream_env, output=tmp_path / "S", commit_interval_ms=100)
+            result["report"] = stream_wordcount(stream_env, output=tmp_path / "S", commit_interval_ms=100,
+                                                metrics_port=port, metrics_file=str(tmp_path / "run.prom"))  # fmt: skip
         except BaseException as exc:  # reported below
             result["error"] = exc
+
+    def pulled(name: str) -> bool:
+        """Whether the run's /metrics shows figures of worker ``name``: the driver pulled them
+        (reducer 0's are labelled reduce-0; each of the two mappers counts a rebalance)."""
+        page = ""
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as answer:
+            page = answer.read().decode()
+        if "reducer" in name:
+            return 'task="reduce-0"' in page
+        found = re.search(r"^mrkafka_rebalances_total\{[^}]*\} (\S+)$", page, re.M)
+        return found is not None and float(found.group(1)) >= 2
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -176,7 +194,7 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
         committed = admin.committed_offsets(stream_env["bootstrap"], app, stream_env["input_topic"])
         if committed:
             for name in (f"mrkafka:{app}:reducer:0", f"mrkafka:{app}:mapper:0"):
-                if name not in killed:
+                if name not in killed and pulled(name):
                     ray_cluster.kill(ray_cluster.get_actor(name), no_restart=False)
                     killed.add(name)
         time.sleep(0.05)
@@ -185,6 +203,14 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
     assert killed == {f"mrkafka:{app}:reducer:0", f"mrkafka:{app}:mapper:0"}
     got = {k: int(v) for k, v in read_parts(tmp_path / "S").items()}
     assert got == dict(oracle_wordcount(data))  # exactly once: nothing lost, nothing counted twice
+    # The metrics counted both restarts (Prometheus' parser reads the run's final metrics file).
+    restarts = {
+        sample.labels["role"]: sample.value
+        for family in text_string_to_metric_families((tmp_path / "run.prom").read_text())
+        for sample in family.samples
+        if sample.name == "mrkafka_worker_restarts_total"
+    }
+    assert restarts == {"map": 1, "reduce": 1}, restarts
 
 
 def test_a_missing_input_topic_is_a_clear_error(ray_cluster, bootstrap: str) -> None:
