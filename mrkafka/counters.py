@@ -77,7 +77,8 @@ class Counters:
             self.add(counter, amount)
 
     def items(self) -> list[tuple[tuple[str, str], int]]:
-        return [((g, n), v) for g, names in self._groups.items() for n, v in names.items()]
+        # Copies taken at once: a worker's thread may add a counter while its loop reads them.
+        return [((g, n), v) for g, names in list(self._groups.items()) for n, v in list(names.items())]
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {group: dict(names) for group, names in self._groups.items()}

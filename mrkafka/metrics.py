@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -137,7 +138,7 @@ class RunMetrics:
 
         self.application = application
         self.settings = {name: str(value) for name, value in settings.items()}
-        self.own = Figures()
+        self._own = Figures()
         self._latest: dict[str, Figures] = {}  # worker -> its figures, as last pulled
         self._gone = Figures()  # what instances since restarted counted
         self._textfile = textfile
@@ -147,7 +148,8 @@ class RunMetrics:
         self._server = None
         self._pulled = 0.0
         self._scrapes = 0
-        self.own.set("mrkafka_up", 1, application=application)
+        self._lock = threading.Lock()  # the driver's updates against a scrape (the server's thread)
+        self.set("mrkafka_up", 1, application=application)
         if port is not None:
             self._serve(port)
 
@@ -163,6 +165,22 @@ class RunMetrics:
         self.port = self._server.server_port
         print(f"metrics: http://127.0.0.1:{self.port}/metrics", file=sys.stderr)
         self._target_file = register(f"run-{self.application}-{os.getpid()}", [self.port], "mrkafka")
+
+    def inc(self, name: str, amount: float = 1, /, **labels: Any) -> None:
+        with self._lock:
+            self._own.inc(name, amount, **labels)
+
+    def set(self, name: str, value: float, /, **labels: Any) -> None:
+        with self._lock:
+            self._own.set(name, value, **labels)
+
+    def observe(self, name: str, seconds: float | np.ndarray, /, **labels: Any) -> None:
+        with self._lock:
+            self._own.observe(name, seconds, **labels)
+
+    def add(self, figures: Figures) -> None:
+        with self._lock:
+            self._own.add(figures)
 
     def due(self, force: bool = False) -> bool:
         """Whether the workers' figures are to be pulled now (every ``PULL_S``)."""
@@ -187,16 +205,17 @@ class RunMetrics:
 
     def update(self, worker: str, figures: Figures, role: str) -> None:
         """The figures just pulled from ``worker``; a new instance of it means Ray restarted it."""
-        previous = self._latest.get(worker)
-        if previous is not None and previous.instance != figures.instance:
-            self._gone.add(previous)
-            self.own.inc("mrkafka_worker_restarts_total", application=self.application, role=role)
-        self._latest[worker] = figures
+        with self._lock:
+            previous = self._latest.get(worker)
+            if previous is not None and previous.instance != figures.instance:
+                self._gone.add(previous)
+                self._own.inc("mrkafka_worker_restarts_total", application=self.application, role=role)
+            self._latest[worker] = figures
 
     def close(self) -> None:
         """The run ended: let a scraper see its last figures, write the text file if asked,
         stop serving, unregister."""
-        self.own.set("mrkafka_up", 0, application=self.application)
+        self.set("mrkafka_up", 0, application=self.application)
         if self._server is not None and self._scrapes:
             seen = self._scrapes
             deadline = time.monotonic() + LAST_SCRAPE_WAIT_S
@@ -223,11 +242,12 @@ class RunMetrics:
 
         self._scrapes += 1
         total = Figures()
-        for figures in (self._gone, self.own, *self._latest.values()):
-            total.add(figures)
-            for key, value in figures.values.items():
-                if METRICS[key[0]][0] != "counter":
-                    total.values[key] = value  # a gauge: its task's latest
+        with self._lock:
+            for figures in (self._gone, self._own, *self._latest.values()):
+                total.add(figures)
+                for key, value in figures.values.items():
+                    if METRICS[key[0]][0] != "counter":
+                        total.values[key] = value  # a gauge: its task's latest
         families: dict[str, Any] = {}
         for name, (kind, documentation, labels) in METRICS.items():
             if kind == "info":

@@ -109,18 +109,18 @@ class _BatchMetrics:
 
     def __init__(self, metrics: RunMetrics, splits: int) -> None:
         self.metrics, self.name = metrics, metrics.application
-        metrics.own.set("mrkafka_splits", splits, application=self.name)
+        metrics.set("mrkafka_splits", splits, application=self.name)
 
     def task(self, counters: Counters) -> None:
-        figures = self.metrics.own
+        metrics, name = self.metrics, self.name
         if counters.get(MAP_TASKS):
-            figures.inc("mrkafka_splits_done_total", application=self.name)
-            figures.observe("mrkafka_task_duration_seconds", counters.get(MAP_MILLIS) / 1000, application=self.name,
+            metrics.inc("mrkafka_splits_done_total", application=name)
+            metrics.observe("mrkafka_task_duration_seconds", counters.get(MAP_MILLIS) / 1000, application=name,
                             kind="map")  # fmt: skip
         else:
-            figures.observe("mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000,
-                            application=self.name, kind="reduce")  # fmt: skip
-        figures.add(with_counters(Figures(), counters, self.name))
+            metrics.observe("mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000, application=name,
+                            kind="reduce")  # fmt: skip
+        metrics.add(with_counters(Figures(), counters, name))
 
     def close(self) -> None:
         self.metrics.close()

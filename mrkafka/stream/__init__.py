@@ -333,7 +333,7 @@ def _metrics(serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, 
                 "commit_interval_ms": run.commit_interval_ms, "bounded": run.until_end}  # fmt: skip
     metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file)
     for role in ("map", "reduce"):  # at 0 until one is restarted
-        metrics.own.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
+        metrics.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
     serving.callback(metrics.close)
     return metrics
 
@@ -353,5 +353,5 @@ def _pull_metrics(metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_
         return
     for partition, end in ends.items():
         lag = end - committed.get(partition, begin.get(partition, 0))
-        metrics.own.set("mrkafka_consumer_lag_records", lag, application=config.application_id,
+        metrics.set("mrkafka_consumer_lag_records", lag, application=config.application_id,
                         topic=config.input_topic, partition=partition)  # fmt: skip
