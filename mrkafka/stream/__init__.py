@@ -9,8 +9,8 @@ until stopped (Ctrl-C, SIGTERM: flush, commit, exit 0) or, with ``until_end``, u
 input's end offsets taken at start; then ``output`` gets the final state in the batch layout.
 
 Every wait of the driver also watches the workers' runs, so a worker that fails ends the
-run with its error; every Kafka call of the driver waits out a broker that is away, for
-at most the task timeout.
+run with its error, and (with metrics) pulls the workers' figures and the input's lag; every
+Kafka call of the driver waits out a broker that is away, for at most the task timeout.
 """
 
 from __future__ import annotations
