@@ -206,6 +206,7 @@ async def supervise(
     counters: Counters,
 ) -> None:
     """Run ``session`` until it returns, starting a new one after each retriable failure."""
+    asyncio.get_running_loop().set_exception_handler(_orphaned_kafka_errors_quiet)
     backoff = Backoff(who, config.task_timeout_s)
     while not stopped.is_set():
         try:
@@ -224,6 +225,23 @@ async def supervise(
             log.info("%s: %s (%s); starting again from the last commit", who, kind, describe(exc))
             if kind == RETRIABLE:
                 await backoff.wait(exc)
+
+
+def _orphaned_kafka_errors_quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's handler of errors nobody retrieved: a Kafka error left in a dead client's
+    future is logged at debug level, anything else as asyncio would.
+
+    When a producer's sender fails on a broker that goes away mid-request (aiokafka issues
+    907 and 1004: its sender routine dies with "Unexpected error during batch delivery"), it
+    fails its transaction waiter, a future nobody awaits, and asyncio prints "Future exception
+    was never retrieved" once the producer is dropped. The session that met the error already
+    failed with it and was started again (a retry): the message would only alarm the user."""
+    if context.get("message") == "Future exception was never retrieved" and isinstance(
+        context.get("exception"), AIOKafkaError
+    ):
+        log.debug("a closed Kafka client's error, already handled: %r", context["exception"])
+        return
+    loop.default_exception_handler(context)
 
 
 class MapWorker(ConsumerRebalanceListener):

@@ -651,3 +651,25 @@ def test_a_map_commit_commits_the_position_of_what_it_produced() -> None:
     assert worker._positions[tp] == 20  # the later poll, for the next commit
     held = [block.data for block in worker.mapper.drain(0)]
     assert counts(held) == {b"a": 10, b"b": 10, b"c": 10} | {b"%d" % i: 1 for i in range(10, 20)}
+
+
+def test_a_dead_kafka_clients_orphaned_error_is_not_printed_and_others_are(caplog) -> None:
+    # aiokafka issues 907 and 1004: a producer whose sender died leaves its error in a future nobody awaits.
+    import gc
+
+    from aiokafka.errors import KafkaError as AIOKafkaError
+
+    from mrkafka.stream.workers import _orphaned_kafka_errors_quiet
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(_orphaned_kafka_errors_quiet)
+        for error in (AIOKafkaError("Unexpected error during batch delivery"), ValueError("a bug of our own")):
+            future = loop.create_future()
+            future.set_exception(error)
+            del future
+        gc.collect()
+    finally:
+        loop.close()
+    assert "Unexpected error during batch delivery" not in caplog.text
+    assert "Future exception was never retrieved" in caplog.text and "a bug of our own" in caplog.text
