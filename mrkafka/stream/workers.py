@@ -70,7 +70,15 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from mrkafka import faults, output
-from mrkafka.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, RETRIES, Counters
+from mrkafka.counters import (
+    BYTES_READ,
+    BYTES_WRITTEN,
+    MAP_INPUT_RECORDS,
+    REDUCE_INPUT_GROUPS,
+    REDUCE_TASKS,
+    RETRIES,
+    Counters,
+)
 from mrkafka.errors import KafkaError
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
@@ -330,10 +338,10 @@ class MapWorker(ConsumerRebalanceListener):
                 continue
             if mapped is not None:
                 self.mapper.hold(tp.partition, mapped)
+                labels = {"application": self.config.application_id, "task": f"map-{tp.partition}", "topic": tp.topic}
+                self._figures.inc("mrkafka_records_consumed_total", mapped.counters.get(MAP_INPUT_RECORDS), **labels)
+                self._figures.inc("mrkafka_bytes_consumed_total", mapped.counters.get(BYTES_READ), **labels)
             self._positions[tp] = position
-            labels = {"application": self.config.application_id, "task": f"map-{tp.partition}", "topic": tp.topic}
-            self._figures.inc("mrkafka_records_consumed_total", len(records), **labels)
-            self._figures.inc("mrkafka_bytes_consumed_total", sum(len(r.value or b"") for r in records), **labels)
 
     def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
         """Whether ``tp``'s task is still the one of ``tasks``, taken before an ``await``: a
