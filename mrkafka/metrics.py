@@ -142,7 +142,7 @@ class RunMetrics:
         self._latest: dict[str, Figures] = {}  # worker -> its figures, as last pulled
         self._gone = Figures()  # what instances since restarted counted
         self._textfile = textfile
-        self._target_file: Path | None = None
+        self._target: str | None = None  # the name it is registered as, while it serves
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._server = None
@@ -164,7 +164,8 @@ class RunMetrics:
             raise SetupError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
         self.port = self._server.server_port
         print(f"metrics: http://127.0.0.1:{self.port}/metrics", file=sys.stderr)
-        self._target_file = register(f"run-{self.application}-{os.getpid()}", [self.port], "mrkafka")
+        self._target = f"run-{self.application}-{os.getpid()}"
+        register(self._target, [self.port], "mrkafka")
 
     def inc(self, name: str, amount: float = 1, /, **labels: Any) -> None:
         with self._lock:
@@ -228,7 +229,8 @@ class RunMetrics:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        unregister(self._target_file)
+        if self._target is not None:
+            unregister(self._target)
 
     # -- prometheus_client's Collector ---------------------------------------------------------
 
@@ -284,19 +286,19 @@ def monitor_dir() -> Path:
     return Path(os.environ.get("MRKAFKA_MONITOR_DIR", MONITOR_DIR)).expanduser()
 
 
-def register(name: str, ports: Iterable[int], job: str) -> Path:
+def _target_file(name: str) -> Path:
+    return monitor_dir() / "targets" / f"{name}.json"
+
+
+def register(name: str, ports: Iterable[int], job: str) -> None:
     """Announce ``/metrics`` endpoints on 127.0.0.1 ``ports`` to ``mrkafka monitor`` (whether it
-    runs now or starts later): a target file of Prometheus' file service discovery. Returns
-    it, for ``unregister``."""
-    targets = monitor_dir() / "targets"
-    targets.mkdir(parents=True, exist_ok=True)
-    path = targets / f"{name}.json"
+    runs now or starts later), as ``name``: a target file of Prometheus' file service discovery."""
+    path = _target_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")  # Prometheus reads *.json: it never sees half a file
     temporary.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports], "labels": {"job": job}}]))
     temporary.replace(path)
-    return path
 
 
-def unregister(path: Path | None) -> None:
-    if path is not None:
-        path.unlink(missing_ok=True)
+def unregister(name: str) -> None:
+    _target_file(name).unlink(missing_ok=True)

@@ -49,20 +49,21 @@ class BatchPlan:
         return str(self.temporary / part_name(index, self.map_only))
 
 
-def _run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
+def _run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
     from mrkafka.batch.inline import run_inline
 
-    return run_inline(plan, progress, on_task)
+    run_inline(plan, progress, on_task)
 
 
-def _run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
+def _run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
     from mrkafka.batch.ray_runner import run_ray
 
-    return run_ray(plan, progress, on_task)
+    run_ray(plan, progress, on_task)
 
 
-#: name -> runner(plan, progress, on_task): ``on_task`` takes each task's counters as it ends.
-RUNNERS: dict[str, Callable[[BatchPlan, Progress, Callable[[Counters], None]], Counters]] = {
+#: name -> runner(plan, progress, on_task): it runs the plan's tasks and hands each task's
+#: counters to ``on_task`` as the task ends.
+RUNNERS: dict[str, Callable[[BatchPlan, Progress, Callable[[Counters], None]], None]] = {
     "inline": _run_inline,
     "ray": _run_ray,
 }
@@ -87,10 +88,17 @@ def run_batch(
     splits = plan_splits(files, run.block_size)
     plan = BatchPlan(spec, splits, run.reducers, run.fmt, committer.temporary, run.mappers, run.ray_address)
     metrics = _metrics(spec, run, len(splits))
+    counters = Counters()
+
+    def task_ended(task_counters: Counters) -> None:
+        counters.update(task_counters)
+        if metrics is not None:
+            metrics.task(task_counters)
+
     committer.setup()
     try:
         with Progress(len(splits), "splits", progress) as bar:
-            counters = RUNNERS[run.runner](plan, bar, metrics.task if metrics else lambda counters: None)
+            RUNNERS[run.runner](plan, bar, task_ended)
         committer.commit(counters)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
         committer.abort()

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["run_inline"]
 
 
-def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
-    counters = Counters()
+def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
     mapper = MapTask(plan.spec, plan.num_reducers)
     reducers = [ReduceTask(plan.spec, k) for k in range(plan.num_reducers)]
     for split in plan.splits:
@@ -27,11 +26,7 @@ def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters]
             split_counters, *partials = mapper.run(split)
             for reducer, partial in zip(reducers, partials):
                 reducer.add(partial)
-        counters.update(split_counters)
         on_task(split_counters)
         progress.advance(1, split.length)
     for reducer in reducers:
-        reducer_counters = reducer.write(plan.part_path(reducer.index), plan.fmt)
-        counters.update(reducer_counters)
-        on_task(reducer_counters)
-    return counters
+        on_task(reducer.write(plan.part_path(reducer.index), plan.fmt))

@@ -48,7 +48,7 @@ class ReduceGroup:
         return [task.write(path, fmt) for task, path in zip(self.tasks, paths)]
 
 
-def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> Counters:
+def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
     with ray_session(plan.ray_address):
         ship_job_by_value(plan.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -59,15 +59,14 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
         group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
         reducers = [group_cls.remote(plan.spec, g, plan.num_reducers, n_groups) for g in range(n_groups)]
         try:
-            return _drive(plan, mappers, reducers, progress, on_task)
+            _drive(plan, mappers, reducers, progress, on_task)
         finally:
             for actor in mappers + reducers:
                 ray.kill(actor)
 
 
 def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
-           on_task: Callable[[Counters], None]) -> Counters:  # fmt: skip
-    counters = Counters()
+           on_task: Callable[[Counters], None]) -> None:  # fmt: skip
     max_in_flight = SPLITS_IN_FLIGHT_PER_MAPPER * len(mappers)
     queue = deque(plan.splits)
     load = [0] * len(mappers)
@@ -92,9 +91,7 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
         for ref in ready:
             split, m, partials = running.pop(ref)
             load[m] -= 1
-            split_counters = get_result(ref)
-            counters.update(split_counters)
-            on_task(split_counters)
+            on_task(get_result(ref))
             mapped[split.index] = partials
             progress.advance(1, split.length)
         while next_to_merge in mapped:
@@ -110,6 +107,4 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
               for g, r in enumerate(reducers)]  # fmt: skip
     for group_counters in get_result(writes):
         for reducer_counters in group_counters:
-            counters.update(reducer_counters)
             on_task(reducer_counters)
-    return counters

@@ -436,9 +436,9 @@ class Cluster:
             time.sleep(0.1)
         self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
         if node_id is None and self.metrics_port is not None:
-            from mrkafka.metrics import monitor_dir, unregister
+            from mrkafka.metrics import unregister
 
-            unregister(monitor_dir() / "targets" / f"{self._target_name}.json")
+            unregister(self._target_name)
         return sorted(targets.values())
 
     def status(self) -> list[tuple[Node, int | None]]:
