@@ -355,7 +355,7 @@ def monitor_down() -> None:
 @monitor.command("status")
 @debug_option
 def monitor_status() -> None:
-    """Say whether Prometheus runs, where, and what it scrapes; exit 1 if it does not run."""
+    """Say where Prometheus runs and what it scrapes (exit 1: it does not run)."""
     from mrkafka.monitor import Monitor
 
     found = Monitor.default()
