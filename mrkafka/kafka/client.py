@@ -239,20 +239,23 @@ class Outbox(BatchSender):
             await self.producer.begin_transaction()
             self._open = True
 
-    async def commit(self, offsets: dict[Any, int]) -> None:
-        """Commit the flushed records with ``offsets`` (``{TopicPartition: next offset}``)."""
+    async def commit(self, offsets: dict[Any, int]) -> bool:
+        """Commit the flushed records with ``offsets`` (``{TopicPartition: next offset}``);
+        whether there was anything to commit (a transaction, or offsets)."""
         if not self.exactly_once:
             if offsets:
                 await self.consumer.commit(offsets)
                 self._committed(offsets)
-            return
+            return bool(offsets)
         if offsets:
             await self._begin()
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)
-        if self._open:
-            await self.producer.commit_transaction()
-            self._open = False
-            self._committed(offsets)
+        if not self._open:
+            return False
+        await self.producer.commit_transaction()
+        self._open = False
+        self._committed(offsets)
+        return True
 
     def _committed(self, offsets: dict[Any, int]) -> None:
         self.committed_at = time.monotonic()

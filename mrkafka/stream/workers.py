@@ -390,10 +390,11 @@ class MapWorker(ConsumerRebalanceListener):
                     offsets = await self._keep_alive(outbox)
                 if await _call(outbox.flush(), config, "writing"):  # 2
                     faults.point("map-produced")
-                await _call(outbox.commit(offsets), config, "committing")
+                committed = await _call(outbox.commit(offsets), config, "committing")
                 task = f"map-{tp.partition}"
                 _produced(self._figures, config, task, config.repartition_topic, [b.data for b in blocks])
-                _committed(self._figures, config, task, "map", time.monotonic() - started)
+                if committed:
+                    _committed(self._figures, config, task, "map", time.monotonic() - started)
 
     async def _keep_alive(self, outbox: Outbox) -> dict[TopicPartition, int]:
         """An idle task commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
@@ -657,14 +658,16 @@ class ReduceWorker:
         if last:
             faults.point("reduce-produced")
         position = self._position
-        await _call(outbox.commit({tp: position} if position != self._committed else {}), config, "committing")  # 3
+        offsets = {tp: position} if position != self._committed else {}
+        committed = await _call(outbox.commit(offsets), config, "committing")  # 3
         faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
         task = f"reduce-{self.partition}"
         _produced(self._figures, config, task, config.changelog_topic, [value for _, value, _ in changes.changelog])
         _produced(self._figures, config, task, config.output_topic, [value for _, _, value in changes.output])
-        _committed(self._figures, config, task, "reduce", time.monotonic() - started)
+        if committed:
+            _committed(self._figures, config, task, "reduce", time.monotonic() - started)
         self._figures.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000,
                               application=config.application_id)  # fmt: skip
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
