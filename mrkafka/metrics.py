@@ -27,7 +27,17 @@ import numpy as np
 
 from mrkafka.counters import RETRIES, Counters
 
-__all__ = ["BUCKETS", "METRICS", "Figures", "RunMetrics", "monitor_dir", "register", "unregister", "with_counters"]
+__all__ = [
+    "BUCKETS",
+    "METRICS",
+    "Figures",
+    "RunMetrics",
+    "monitor_dir",
+    "register",
+    "restarted_actor",
+    "unregister",
+    "with_counters",
+]
 
 #: name (as exported) -> (type, help, label names).
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -93,8 +103,9 @@ def _labels(labels: Mapping[str, Any]) -> Labels:
 class Figures:
     """One process's metric values, as plain data that pickles (a worker's ``figures()``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, restarted: bool = False) -> None:
         self.instance = uuid.uuid4().hex  # a restarted worker is a new instance
+        self.restarted = restarted  # this instance is one Ray started again
         self.values: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], np.ndarray] = {}  # bucket counts (+Inf last), then the sum
 
@@ -190,13 +201,13 @@ class RunMetrics:
         self._pulled = time.monotonic()
         return True
 
-    def pull(self, workers: Mapping[str, tuple[Any, str]]) -> None:
+    def pull(self, workers: Mapping[str, tuple[Any, str]], timeout: float = 1.0) -> None:
         """Pull ``figures()`` from each worker (name -> (actor, role)); one that does not
-        answer within a second (busy, restarting, gone) keeps its last figures."""
+        answer within ``timeout`` (busy, restarting, gone) keeps its last figures."""
         import ray
 
         refs = {name: actor.figures.remote() for name, (actor, _) in workers.items()}
-        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=1.0) if refs else ([], [])
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout) if refs else ([], [])
         for name, ref in refs.items():
             if ref in ready:
                 try:
@@ -205,11 +216,17 @@ class RunMetrics:
                     continue
 
     def update(self, worker: str, figures: Figures, role: str) -> None:
-        """The figures just pulled from ``worker``; a new instance of it means Ray restarted it."""
+        """The figures just pulled from ``worker``. A new instance of it means Ray restarted
+        it, and so does a first one that says it is a restart (Ray restarted it before any pull)."""
         with self._lock:
             previous = self._latest.get(worker)
-            if previous is not None and previous.instance != figures.instance:
-                self._gone.add(previous)
+            if previous is None:
+                restarted = figures.restarted
+            else:
+                restarted = previous.instance != figures.instance
+                if restarted:
+                    self._gone.add(previous)
+            if restarted:
                 self._own.inc("mrkafka_worker_restarts_total", application=self.application, role=role)
             self._latest[worker] = figures
 
@@ -273,7 +290,7 @@ class RunMetrics:
 def with_counters(figures: Figures, counters: Counters, application: str) -> Figures:
     """``figures`` and a worker's (or task's) Hadoop counters, as one pulled copy: the counters
     as ``mrkafka_job_counters_total``, and the stream's retries (``Retries``) by error class."""
-    pulled = Figures()
+    pulled = Figures(figures.restarted)
     pulled.instance, pulled.values, pulled.histograms = figures.instance, dict(figures.values), figures.histograms
     for (group, name), value in counters.items():
         if group == RETRIES:
@@ -302,3 +319,15 @@ def register(name: str, ports: Iterable[int], job: str) -> None:
 
 def unregister(name: str) -> None:
     _target_file(name).unlink(missing_ok=True)
+
+
+def restarted_actor() -> bool:
+    """Whether this process is a Ray actor that Ray started again (``False`` outside an actor)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():  # get_runtime_context() would start a Ray
+        return False
+    try:
+        context = ray.get_runtime_context()
+        return context.get_actor_id() is not None and bool(context.was_current_actor_reconstructed)
+    except Exception:  # Ray cannot tell: a first instance
+        return False

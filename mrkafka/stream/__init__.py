@@ -49,6 +49,8 @@ ACTOR_RESTARTS = -1
 #: How long a stopped worker may take for its last commit before it is killed.
 STOP_TIMEOUT_S = 60.0
 _WAIT_S = 0.25
+#: How long the run's last pulls of metrics wait for a worker (one that Ray is restarting).
+FINAL_PULL_S = 5.0
 T = TypeVar("T")
 
 
@@ -344,8 +346,9 @@ def _pull_metrics(metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_
     committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last figures."""
     if not metrics.due(force):
         return
-    metrics.pull({f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
-                 | {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)})  # fmt: skip
+    workers = {f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
+    workers |= {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)}
+    metrics.pull(workers, timeout=FINAL_PULL_S if force else 1.0)  # the last pulls wait for a restarting worker
     try:
         committed = kafka.admin.committed_offsets(config.application_id, config.input_topic)
         begin, ends = kafka.admin.topic_offsets(config.input_topic, "read_committed")

@@ -94,7 +94,7 @@ from mrkafka.kafka.client import (
     describe,
     started,
 )
-from mrkafka.metrics import Figures, with_counters
+from mrkafka.metrics import Figures, restarted_actor, with_counters
 from mrkafka.settings import EXACTLY_ONCE, StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.logic import StreamMapper, StreamReducer, checkpoint_matches, record_digest
@@ -689,7 +689,7 @@ class ReduceWorker:
 def _figures(config: StreamConfig, task: str | None = None) -> Figures:
     """A worker's figures, its counters of rare events at 0 (retries; a reducer's aborted
     transactions), so that their series exist before the first one happens."""
-    figures = Figures()
+    figures = Figures(restarted_actor())
     for kind in (RETRIABLE, MIGRATED):
         figures.inc("mrkafka_retries_total", 0, application=config.application_id, error_class=kind)
     if task is not None and config.exactly_once:

@@ -56,6 +56,10 @@ def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted(
     assert buckets[0.0025] == 0 and buckets[0.005] == 2 and buckets[0.25] == 3 and buckets[max(BUCKETS)] == 3
     assert buckets[float("inf")] == 4
     assert samples[("mrkafka_up", frozenset({app}))] == 1
+    # A worker first seen after Ray restarted it says so itself.
+    metrics.update("reduce:0", Figures(restarted=True), "reduce")
+    samples = _samples(_exposition(metrics))
+    assert samples[("mrkafka_worker_restarts_total", frozenset({app, ("role", "reduce")}))] == 1
 
 
 def test_with_counters_gives_the_job_counters_and_the_retries() -> None:
