@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,10 @@ def restarted_actor() -> bool:
         return False
     try:
         context = ray.get_runtime_context()
-        return context.get_actor_id() is not None and bool(context.was_current_actor_reconstructed)
+        if context.get_actor_id() is None:
+            return False
+        with warnings.catch_warnings():  # Ray's property reads its own deprecated actor_id
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(context.was_current_actor_reconstructed)
     except Exception:  # Ray cannot tell: a first instance
         return False

@@ -203,14 +203,17 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
     assert killed == {f"mrkafka:{app}:reducer:0", f"mrkafka:{app}:mapper:0"}
     got = {k: int(v) for k, v in read_parts(tmp_path / "S").items()}
     assert got == dict(oracle_wordcount(data))  # exactly once: nothing lost, nothing counted twice
-    # The metrics counted both restarts (Prometheus' parser reads the run's final metrics file).
+    # The metrics counted the reducer's restart (Prometheus' parser reads the run's final metrics
+    # file). The run waits for its reducers, so the restarted one is always seen; a mapper may come
+    # back only after the others consumed the input and the run stopped the map side: counted at
+    # most once, then.
     restarts = {
         sample.labels["role"]: sample.value
         for family in text_string_to_metric_families((tmp_path / "run.prom").read_text())
         for sample in family.samples
         if sample.name == "mrkafka_worker_restarts_total"
     }
-    assert restarts == {"map": 1, "reduce": 1}, restarts
+    assert restarts["reduce"] == 1 and restarts["map"] in (0, 1), restarts
 
 
 def test_a_missing_input_topic_is_a_clear_error(ray_cluster, bootstrap: str) -> None:
