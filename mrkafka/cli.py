@@ -18,6 +18,7 @@ import click
 
 from mrkafka.errors import MrkafkaError
 from mrkafka.job import ON_ERROR
+from mrkafka.kafka.security import MODES
 from mrkafka.settings import (
     BOOTSTRAP_SERVERS,
     FORMATS,
@@ -119,10 +120,26 @@ def main() -> None:
     logging.getLogger("aiokafka").propagate = False
 
 
-bootstrap_option = click.option(
+_bootstrap_option = click.option(
     "--bootstrap-servers", envvar="MRKAFKA_BOOTSTRAP_SERVERS", default=BOOTSTRAP_SERVERS, show_default=True,
     help="Kafka brokers to connect to [env: MRKAFKA_BOOTSTRAP_SERVERS].",
 )  # fmt: skip
+_command_config_option = click.option(
+    "--command-config", type=click.Path(dir_okay=False), envvar="MRKAFKA_COMMAND_CONFIG",
+    help="A Kafka client properties file (security.protocol, sasl.*, ssl.*), as Kafka's own tools take "
+    "[env: MRKAFKA_COMMAND_CONFIG].",
+)  # fmt: skip
+
+
+def bootstrap_option(command: Any) -> Any:
+    """``--bootstrap-servers`` and ``--command-config``: where Kafka is and how to connect to it."""
+    return _bootstrap_option(_command_config_option(command))
+
+
+def _security(command_config: str | None):
+    from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
+
+    return ClientSecurity.read(command_config) if command_config else PLAINTEXT
 
 
 #: Options of ``run`` whose settings field has another name.
@@ -256,9 +273,9 @@ data_dir_option = click.option(
 
 
 def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None = None, new_ok: bool = False,
-             metrics_port: int | None = None):  # fmt: skip
+             metrics_port: int | None = None, security: str | None = None):  # fmt: skip
     """The cluster of ``data_dir``: what was started there before (unless ``brokers``,
-    ``port`` or ``metrics_port`` say otherwise), or, with ``new_ok``, a new one."""
+    ``port``, ``metrics_port`` or ``security`` say otherwise), or, with ``new_ok``, a new one."""
     from mrkafka.errors import SetupError
     from mrkafka.kafka.launcher import DEFAULT_PORT, Cluster, default_data_dir
 
@@ -267,9 +284,11 @@ def _cluster(data_dir: str | None, brokers: int | None = None, port: int | None 
     if saved is not None:  # what was started there before, unless told otherwise
         brokers, port = brokers or saved.brokers, port or saved.port
         metrics_port = metrics_port if metrics_port is not None else saved.metrics_port
+        security = security or saved.security
     elif not new_ok:
         raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
-    return Cluster(directory, brokers or 1, port or DEFAULT_PORT, metrics_port=metrics_port)
+    return Cluster(directory, brokers or 1, port or DEFAULT_PORT, metrics_port=metrics_port,
+                   security=security or "plaintext")  # fmt: skip
 
 
 @main.group(short_help="Run Apache Kafka (KRaft) here, for development and tests.")
@@ -280,14 +299,20 @@ def kafka() -> None:
 @kafka.command()
 @click.option("--brokers", type=click.Choice(["1", "3"]),
               help="Broker+controller nodes: 1, or 3 for replication [default: 1, or what DIR held].")  # fmt: skip
-@click.option("--port", type=click.IntRange(1024, 65535 - 100 - 2),
-              help="Client port of node 0, controllers 100 above [default: 9092, or what DIR held].")  # fmt: skip
+@click.option("--port", type=click.IntRange(1024, 65535 - 200 - 2),
+              help="Client port of node 0, controllers 100 above, a secured cluster's inter-broker listeners 200 "
+              "above [default: 9092, or what DIR held].")  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(1024, 65535 - 2),
               help="Node i serves Prometheus metrics (the JMX exporter) on this port + i [default: none, or what "
               "DIR held].")  # fmt: skip
+@click.option("--security", type=click.Choice(MODES),
+              help="What clients must do: nothing, TLS (ssl), TLS and a SCRAM password (sasl_ssl), TLS with a "
+              "client certificate (mtls). Secured clusters authorize with ACLs; the admin's client settings are "
+              "in DIR/admin.properties [default: plaintext, or what DIR held].")  # fmt: skip
 @data_dir_option
 @debug_option
-def up(brokers: str | None, port: int | None, metrics_port: int | None, data_dir: str | None) -> None:
+def up(brokers: str | None, port: int | None, metrics_port: int | None, security: str | None,
+       data_dir: str | None) -> None:  # fmt: skip
     """Fetch Kafka (once), start it in the background and print the bootstrap servers.
 
     \b
@@ -295,9 +320,29 @@ def up(brokers: str | None, port: int | None, metrics_port: int | None, data_dir
       mrkafka kafka up                       # one broker on 127.0.0.1:9092
       mrkafka kafka up --brokers 3 --port 29092 --data-dir /tmp/k3
       mrkafka kafka up --metrics-port 7071   # metrics at http://127.0.0.1:7071/metrics
+      mrkafka kafka up --security sasl_ssl   # then: --command-config ~/.cache/mrkafka/broker/admin.properties
     """
-    cluster = _cluster(data_dir, int(brokers) if brokers else None, port, new_ok=True, metrics_port=metrics_port)
+    cluster = _cluster(data_dir, int(brokers) if brokers else None, port, new_ok=True, metrics_port=metrics_port,
+                       security=security)  # fmt: skip
     click.echo(cluster.start())
+    if cluster.secured:
+        click.echo(f"admin client settings: {cluster.admin_config}", err=True)
+
+
+@kafka.command()
+@click.argument("name")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True, help="How long it is valid.")
+@data_dir_option
+@debug_option
+def cert(name: str, days: int, data_dir: str | None) -> None:
+    """Issue a client certificate for User:NAME, signed by the cluster's CA.
+
+    For ssl and mtls clusters. Prints the path of NAME.properties: the client settings that use
+    it, for --command-config and for Kafka's own tools.
+    """
+    cluster = _cluster(data_dir)
+    pem = cluster.issue_certificate(name, days=days)
+    click.echo(pem.with_suffix(".properties"))
 
 
 @kafka.command()
@@ -381,7 +426,12 @@ def topic() -> None:
 @bootstrap_option
 @debug_option
 def topic_create(
-    name: str, partitions: int, replication_factor: int, configs: tuple[str, ...], bootstrap_servers: str
+    name: str,
+    partitions: int,
+    replication_factor: int,
+    configs: tuple[str, ...],
+    bootstrap_servers: str,
+    command_config: str | None,
 ) -> None:
     """Create topic NAME."""
     from mrkafka.errors import BadInputError
@@ -393,7 +443,8 @@ def topic_create(
         if not sep:
             raise BadInputError(f"--config {item!r} is not of the form key=value")
         settings[key] = value
-    admin.create_topic(bootstrap_servers, name, partitions, replication_factor, settings)
+    admin.create_topic(bootstrap_servers, name, partitions, replication_factor, settings,
+                       security=_security(command_config))  # fmt: skip
     click.echo(f"created topic {name}", err=True)
 
 
@@ -401,11 +452,11 @@ def topic_create(
 @click.option("--internal", is_flag=True, help="Also list Kafka's internal topics.")
 @bootstrap_option
 @debug_option
-def topic_list(internal: bool, bootstrap_servers: str) -> None:
+def topic_list(internal: bool, bootstrap_servers: str, command_config: str | None) -> None:
     """List the topics."""
     from mrkafka.kafka import admin
 
-    for name in admin.list_topics(bootstrap_servers, internal):
+    for name in admin.list_topics(bootstrap_servers, internal, security=_security(command_config)):
         click.echo(name)
 
 
@@ -413,11 +464,11 @@ def topic_list(internal: bool, bootstrap_servers: str) -> None:
 @click.argument("name")
 @bootstrap_option
 @debug_option
-def topic_describe(name: str, bootstrap_servers: str) -> None:
+def topic_describe(name: str, bootstrap_servers: str, command_config: str | None) -> None:
     """Partitions (leader, replicas, ISR) and configs of topic NAME."""
     from mrkafka.kafka import admin
 
-    info = admin.describe_topic(bootstrap_servers, name)
+    info = admin.describe_topic(bootstrap_servers, name, security=_security(command_config))
     replication = len(info.partitions[0].replicas) if info.partitions else 0
     configs = ",".join(f"{k}={v}" for k, v in sorted(info.configs.items()))
     click.echo(f"Topic: {name}\tPartitionCount: {len(info.partitions)}\tReplicationFactor: {replication}"
@@ -432,11 +483,11 @@ def topic_describe(name: str, bootstrap_servers: str) -> None:
 @click.option("--partitions", type=click.IntRange(min=1), required=True, help="The new, larger, partition count.")
 @bootstrap_option
 @debug_option
-def topic_alter(name: str, partitions: int, bootstrap_servers: str) -> None:
+def topic_alter(name: str, partitions: int, bootstrap_servers: str, command_config: str | None) -> None:
     """Raise the partition count of topic NAME."""
     from mrkafka.kafka import admin
 
-    admin.alter_partitions(bootstrap_servers, name, partitions)
+    admin.alter_partitions(bootstrap_servers, name, partitions, security=_security(command_config))
     click.echo(f"topic {name} has {partitions} partitions", err=True)
 
 
@@ -445,7 +496,7 @@ def topic_alter(name: str, partitions: int, bootstrap_servers: str) -> None:
 @click.option("--force", is_flag=True, help="Also delete one of Kafka's own topics, or a running application's.")
 @bootstrap_option
 @debug_option
-def topic_delete(name: str, force: bool, bootstrap_servers: str) -> None:
+def topic_delete(name: str, force: bool, bootstrap_servers: str, command_config: str | None) -> None:
     """Delete topic NAME.
 
     Kafka's own topics (names starting with __) and a running application's internal topics
@@ -454,11 +505,157 @@ def topic_delete(name: str, force: bool, bootstrap_servers: str) -> None:
     from mrkafka.kafka import admin
     from mrkafka.stream import application
 
-    with admin.Admin(bootstrap_servers) as kafka:
+    with admin.Admin(bootstrap_servers, security=_security(command_config)) as kafka:
         if not force:
             application.refuse_deleting(kafka, name)
         kafka.delete_topic(name)
     click.echo(f"deleted topic {name}", err=True)
+
+
+def _security_admin(bootstrap_servers: str, command_config: str | None):
+    from mrkafka.kafka.acl import SecurityAdmin
+
+    return SecurityAdmin(bootstrap_servers, _security(command_config))
+
+
+@main.group()
+def user() -> None:
+    """Manage SCRAM users, the logins of a sasl_ssl cluster.
+
+    As kafka-configs --entity-type users does, through the admin API."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="Read the password from this file's first line [default: ask on the terminal].")  # fmt: skip
+@click.option("--mechanism", type=click.Choice(["SCRAM-SHA-512", "SCRAM-SHA-256"]), default="SCRAM-SHA-512",
+              show_default=True, help="The SCRAM mechanism the password is for.")  # fmt: skip
+@bootstrap_option
+@debug_option
+def user_add(name: str, password_file: str | None, mechanism: str, bootstrap_servers: str,
+             command_config: str | None) -> None:  # fmt: skip
+    """Create user NAME, or set its password.
+
+    The password is never taken from the command line, where ps would show it."""
+    from mrkafka.errors import BadInputError
+
+    if password_file:
+        try:
+            password = Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
+        except OSError as exc:
+            raise BadInputError(f"cannot read {password_file}: {exc.strerror}") from None
+    else:
+        password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    if not password:
+        raise BadInputError(f"an empty password for {name}")
+    _security_admin(bootstrap_servers, command_config).add_user(name, password, mechanism)
+    click.echo(f"user {name} has a {mechanism} password", err=True)
+
+
+@user.command("list")
+@bootstrap_option
+@debug_option
+def user_list(bootstrap_servers: str, command_config: str | None) -> None:
+    """Print each SCRAM user and its mechanisms."""
+    for name, mechanisms in _security_admin(bootstrap_servers, command_config).list_users().items():
+        click.echo(f"{name}\t{','.join(mechanisms)}")
+
+
+@user.command("delete")
+@click.argument("name")
+@bootstrap_option
+@debug_option
+def user_delete(name: str, bootstrap_servers: str, command_config: str | None) -> None:
+    """Delete user NAME's credentials (its ACLs stay, as in Kafka)."""
+    from mrkafka.errors import BadInputError
+
+    if not _security_admin(bootstrap_servers, command_config).delete_user(name):
+        raise BadInputError(f"no user {name}")
+    click.echo(f"deleted user {name}", err=True)
+
+
+def acl_options(command: Any) -> Any:
+    """The binding options of ``acl add`` and ``acl remove``, named as kafka-acls names them."""
+    from mrkafka.kafka.acl import OPERATIONS
+
+    for option in reversed([
+        click.option("--principal", required=True, help="Who: User:NAME (a SCRAM user, or a certificate's CN)."),
+        click.option("--operation", "operations", multiple=True, required=True,
+                     type=click.Choice(OPERATIONS, case_sensitive=False), help="What (repeatable)."),
+        click.option("--topic", help="On this topic (or, with --prefixed, the topics starting with it)."),
+        click.option("--group", help="On this consumer group (or prefix)."),
+        click.option("--transactional-id", help="On this transactional id (or prefix)."),
+        click.option("--cluster", is_flag=True, help="On the cluster (creating topics, ...)."),
+        click.option("--prefixed", is_flag=True, help="The name is a prefix (Kafka's PREFIXED pattern)."),
+        click.option("--deny", is_flag=True, help="Deny instead of allow (a deny wins over any allow)."),
+        click.option("--host", default="*", show_default=True, help="From this host only."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _acls(principal: str, operations: tuple[str, ...], topic: str | None, group: str | None,
+          transactional_id: str | None, cluster: bool, prefixed: bool, deny: bool, host: str) -> list:  # fmt: skip
+    from mrkafka.errors import BadInputError
+    from mrkafka.kafka.acl import OPERATIONS, Acl
+
+    named = {"topic": topic, "group": group, "transactional-id": transactional_id, "cluster": "" if cluster else None}
+    resources = [(kind, name) for kind, name in named.items() if name is not None]
+    if len(resources) != 1:
+        raise BadInputError("give one resource: --topic, --group, --transactional-id or --cluster")
+    (kind, name), spelled = resources[0], {op.lower(): op for op in OPERATIONS}
+    return [Acl(principal, spelled[op.lower()], kind, name, prefixed, deny, host) for op in operations]
+
+
+@main.group(short_help="Manage ACLs: who may do what on a topic, group or the cluster.")
+def acl() -> None:
+    """Manage ACLs: who may do what on which topic, group or the cluster.
+
+    Named as kafka-acls names them."""
+
+
+@acl.command("add")
+@acl_options
+@bootstrap_option
+@debug_option
+def acl_add(bootstrap_servers: str, command_config: str | None, **binding: Any) -> None:
+    """Allow (or --deny) a principal operations on a resource.
+
+    \b
+    Examples:
+      mrkafka acl add --principal User:alice --operation Read --topic lines --command-config admin.properties
+      mrkafka acl add --principal User:wc --operation All --topic wc --prefixed --command-config admin.properties
+    """
+    acls = _acls(**binding)
+    _security_admin(bootstrap_servers, command_config).add_acls(acls)
+    for added in acls:
+        click.echo(f"added\t{added.format()}", err=True)
+
+
+@acl.command("list")
+@click.option("--principal", help="Only this principal's ACLs.")
+@bootstrap_option
+@debug_option
+def acl_list(principal: str | None, bootstrap_servers: str, command_config: str | None) -> None:
+    """Print the ACLs, one per line.
+
+    Principal, ALLOW or DENY, operation, resource type, name, literal or prefixed, host."""
+    for found in _security_admin(bootstrap_servers, command_config).list_acls(principal):
+        click.echo(found.format())
+
+
+@acl.command("remove")
+@acl_options
+@bootstrap_option
+@debug_option
+def acl_remove(bootstrap_servers: str, command_config: str | None, **binding: Any) -> None:
+    """Remove the ACLs the options name exactly."""
+    removed = _security_admin(bootstrap_servers, command_config).remove_acls(_acls(**binding))
+    for gone in removed:
+        click.echo(f"removed\t{gone.format()}", err=True)
+    if not removed:
+        click.echo("no such ACL", err=True)
 
 
 @main.group()
@@ -470,7 +667,7 @@ def app() -> None:
 @click.argument("application_id")
 @bootstrap_option
 @debug_option
-def app_reset(application_id: str, bootstrap_servers: str) -> None:
+def app_reset(application_id: str, bootstrap_servers: str, command_config: str | None) -> None:
     """Delete the internal topics and committed offsets of APPLICATION_ID.
 
     As Kafka's kafka-streams-application-reset does: the application's next run starts from
@@ -479,7 +676,7 @@ def app_reset(application_id: str, bootstrap_servers: str) -> None:
     from mrkafka.kafka.admin import Admin
     from mrkafka.stream import application
 
-    with Admin(bootstrap_servers) as kafka:
+    with Admin(bootstrap_servers, security=_security(command_config)) as kafka:
         deleted = application.reset(kafka, application_id)
     click.echo(f"reset {application_id}: deleted {', '.join(deleted) if deleted else 'nothing (no state)'}", err=True)
 
@@ -492,7 +689,12 @@ def app_reset(application_id: str, bootstrap_servers: str) -> None:
 @bootstrap_option
 @debug_option
 def produce(
-    topic_name: str, input_path: str, key_sep: str | None, key_field: int | None, bootstrap_servers: str
+    topic_name: str,
+    input_path: str,
+    key_sep: str | None,
+    key_field: int | None,
+    bootstrap_servers: str,
+    command_config: str | None,
 ) -> None:
     """Write the lines of a file to a topic (acks=all, idempotent).
 
@@ -504,7 +706,8 @@ def produce(
     from mrkafka.kafka.console import produce_lines
 
     started = time.monotonic()
-    count = produce_lines(bootstrap_servers, topic_name, input_path, key_sep, key_field=key_field)
+    count = produce_lines(bootstrap_servers, topic_name, input_path, key_sep, key_field=key_field,
+                          security=_security(command_config))  # fmt: skip
     click.echo(f"wrote {count} records to {topic_name} in {time.monotonic() - started:.2f} s", err=True)
 
 
@@ -535,6 +738,7 @@ def consume(
     timeout_ms: int | None,
     isolation_level: str,
     bootstrap_servers: str,
+    command_config: str | None,
 ) -> None:
     """Print the records of a topic, as kafka-console-consumer does.
 
@@ -549,7 +753,7 @@ def consume(
     count = run_consume(
         bootstrap_servers, topic_name, sys.stdout.buffer, from_beginning=from_beginning, max_messages=max_messages,
         timeout_ms=timeout_ms, print_key=print_key, print_partition=print_partition, value_format=value_format,
-        key_format=key_format, isolation_level=isolation_level,
+        key_format=key_format, isolation_level=isolation_level, security=_security(command_config),
     )  # fmt: skip
     click.echo(f"Processed a total of {count} messages", err=True)
 

@@ -7,6 +7,8 @@ Each error carries only its message in ``args`` so that it pickles across Ray pr
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "BadInputError",
     "BadJobError",
     "Interrupted",
@@ -86,6 +88,24 @@ class TopicError(KafkaError):
     """A topic that should exist does not, or one that should not exists, or is misconfigured."""
 
     exit_code = 9
+
+
+class AuthenticationError(KafkaError):
+    """The broker did not accept who the client says it is (TLS, certificate, SASL credentials)."""
+
+    exit_code = 10
+
+
+class AuthorizationError(KafkaError):
+    """The client's principal lacks an ACL for an operation; the message names both."""
+
+    exit_code = 11
+
+    @classmethod
+    def denied(cls, operation: str, resource: str, name: str = "") -> AuthorizationError:
+        """``not authorized to READ topic T``."""
+        return cls(f"not authorized to {operation.upper()} {resource}{' ' + name if name else ''} "
+                   "(ask the cluster's admin for the ACL: mrkafka acl add)")  # fmt: skip
 
 
 class Interrupted(MrkafkaError):

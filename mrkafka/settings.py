@@ -101,6 +101,8 @@ class StreamSettings(RunSettings):
     """A stream run: an input topic in, an output topic (and with ``until_end`` part files) out."""
 
     bootstrap: str = BOOTSTRAP_SERVERS
+    #: A Kafka client properties file: how the driver and every worker connect (TLS, SASL).
+    command_config: str | None = None
     input_topic: str = ""
     #: Default ``APP-output``.
     output_topic: str | None = None

@@ -27,8 +27,9 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import TopicPartition
 
-from mrkafka.errors import KafkaError, TopicError, TransientKafkaError
-from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, close_quietly, describe, start
+from mrkafka.errors import AuthorizationError, KafkaError, TopicError, TransientKafkaError
+from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, close_quietly, denied, describe, start
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 
 __all__ = [
     "Admin",
@@ -51,6 +52,7 @@ __all__ = [
 
 _DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' ConfigSource for a config set on the topic itself
 _GROUP_ID_NOT_FOUND = 69
+_TOPIC_AUTHORIZATION_FAILED, _CLUSTER_AUTHORIZATION_FAILED = 29, 31
 T = TypeVar("T")
 
 
@@ -69,10 +71,12 @@ class TopicInfo:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def _check(errors: list[tuple], action: str) -> None:
+def _check(errors: list[tuple], action: str, operation: str) -> None:
     for entry in errors:
         name, code = entry[0], entry[1]
         message = entry[2] if len(entry) > 2 and entry[2] else ""
+        if code in (_TOPIC_AUTHORIZATION_FAILED, _CLUSTER_AUTHORIZATION_FAILED):
+            raise AuthorizationError.denied(operation, "topic", name)
         if code:
             error = for_code(code)
             text = f"{action} {name}: {error.__name__}" + (f": {message}" if message else "")
@@ -84,8 +88,8 @@ class Admin:
 
     Use as a context manager, or ``close()`` it. Not for use from two threads at once."""
 
-    def __init__(self, bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
-        self.bootstrap, self.timeout = bootstrap, timeout
+    def __init__(self, bootstrap: str, timeout: float = CONNECT_TIMEOUT, security: ClientSecurity = PLAINTEXT) -> None:
+        self.bootstrap, self.timeout, self.security = bootstrap, timeout, security
         self._loop = asyncio.new_event_loop()
         self._client: AIOKafkaAdminClient | None = None
         self._consumers: dict[str, AIOKafkaConsumer] = {}
@@ -111,17 +115,18 @@ class Admin:
 
     async def _admin(self) -> AIOKafkaAdminClient:
         if self._client is None:
-            client = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000))
-            await start(client, self.bootstrap, self.timeout)
+            client = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000),
+                                         **self.security.aiokafka_options())  # fmt: skip
+            await start(client, self.bootstrap, self.timeout, self.security)
             self._client = client
         return self._client
 
     async def _consumer(self, isolation_level: str) -> AIOKafkaConsumer:
         if isolation_level not in self._consumers:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level=isolation_level
-            )
-            await start(consumer, self.bootstrap, self.timeout)
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                isolation_level=isolation_level, **self.security.aiokafka_options())  # fmt: skip
+            await start(consumer, self.bootstrap, self.timeout, self.security)
             self._consumers[isolation_level] = consumer
         return self._consumers[isolation_level]
 
@@ -131,6 +136,8 @@ class Admin:
             return self._loop.run_until_complete(coro)
         except (AIOKafkaError, asyncio.TimeoutError) as exc:
             self._loop.run_until_complete(self._disconnect())
+            if (not_allowed := denied(exc, "DESCRIBE")) is not None:
+                raise not_allowed from exc
             error = TransientKafkaError if classify(exc) == RETRIABLE else KafkaError
             raise error(describe(exc)) from exc
         except TransientKafkaError:
@@ -183,7 +190,7 @@ class Admin:
 
         async def call() -> None:
             response = await (await self._admin()).create_topics([topic])
-            _check(response.topic_errors, "cannot create topic")
+            _check(response.topic_errors, "cannot create topic", "CREATE")
             await self._await_metadata(name, partitions)
 
         self._run(call())
@@ -200,6 +207,8 @@ class Admin:
         async def call() -> TopicInfo:
             client = await self._admin()
             (topic,) = await client.describe_topics([name])
+            if topic["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
+                raise AuthorizationError.denied("DESCRIBE", "topic", name)
             if topic["error_code"]:
                 raise TopicError(f"topic {name} does not exist" if topic["error_code"] == 3 else
                                  f"cannot describe topic {name}: {for_code(topic['error_code']).__name__}")  # fmt: skip
@@ -209,9 +218,11 @@ class Admin:
                 for p in topic["partitions"]
             )
             # Entries are (name, value, read_only, source, ...); like kafka-topics, show what was set on the topic.
+            # A principal without DescribeConfigs on the topic sees none (error 29 on the resource).
             configs = {
                 entry[0]: entry[1]
                 for resource in response.resources
+                if resource[0] != _TOPIC_AUTHORIZATION_FAILED
                 for entry in resource[4]
                 if entry[3] == _DYNAMIC_TOPIC_CONFIG
             }
@@ -224,7 +235,7 @@ class Admin:
 
         async def call() -> None:
             response = await (await self._admin()).create_partitions({name: NewPartitions(count)})
-            _check(response.topic_errors, "cannot alter topic")
+            _check(response.topic_errors, "cannot alter topic", "ALTER")
             await self._await_metadata(name, count)
 
         self._run(call())
@@ -235,14 +246,15 @@ class Admin:
 
         async def call() -> None:
             for response in await (await self._admin()).alter_configs([resource]):
-                _check([(name, code, message) for code, message, *_ in response.resources], "cannot alter topic")
+                errors = [(name, code, message) for code, message, *_ in response.resources]
+                _check(errors, "cannot alter topic", "ALTER_CONFIGS")
 
         self._run(call())
 
     def delete_topic(self, name: str) -> None:
         async def call() -> None:
             response = await (await self._admin()).delete_topics([name])
-            _check(response.topic_error_codes, "cannot delete topic")
+            _check(response.topic_error_codes, "cannot delete topic", "DELETE")
 
         self._run(call())
 
@@ -359,8 +371,8 @@ def _one_call(method: Callable[..., T]) -> Callable[..., T]:
     """``method`` of ``Admin`` as a function of the bootstrap servers, on a connection of its own."""
 
     @functools.wraps(method)
-    def call(bootstrap: str, *args: Any, **kwargs: Any) -> T:
-        with Admin(bootstrap) as kafka:
+    def call(bootstrap: str, *args: Any, security: ClientSecurity = PLAINTEXT, **kwargs: Any) -> T:
+        with Admin(bootstrap, security=security) as kafka:
             return method(kafka, *args, **kwargs)
 
     return call

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
+import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +22,11 @@ from typing import Any, TypeVar
 
 from aiokafka import errors as kerrors
 
-from mrkafka.errors import KafkaError, TransientKafkaError
+from mrkafka.errors import AuthenticationError, AuthorizationError, KafkaError, TransientKafkaError
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 
-__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "Outbox", "classify",
-           "close_quietly", "describe", "start", "started"]  # fmt: skip
+__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "Outbox", "authenticate",
+           "classify", "close_quietly", "denied", "describe", "start", "started"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,33 @@ _RETRIABLE = (
 
 CONNECT_TIMEOUT = 10.0
 C = TypeVar("C")
+#: aiokafka's authorization failures, and the kind of resource each names.
+_DENIED = {
+    kerrors.TopicAuthorizationFailedError: "topic",
+    kerrors.GroupAuthorizationFailedError: "group",
+    kerrors.ClusterAuthorizationFailedError: "cluster",
+    kerrors.TransactionalIdAuthorizationFailed: "transactional-id",
+}
+_AUTHENTICATION = (kerrors.SaslAuthenticationFailed, kerrors.IllegalSaslStateError,
+                   kerrors.UnsupportedSaslMechanismError, kerrors.AuthenticationFailedError)  # fmt: skip
+
+
+def denied(exc: BaseException, operation: str, name: str = "") -> AuthorizationError | None:
+    """The ``AuthorizationError`` an aiokafka authorization failure is, naming ``operation`` on
+    the resource (``name``, or what the error names); ``None`` for any other error."""
+    for kind, resource in _DENIED.items():
+        if isinstance(exc, kind):
+            if not name and resource != "cluster":
+                detail = str(exc).split(": ", 1)[-1] if ": " in str(exc) else ""
+                name = detail.strip("{}' ").replace("'", "")
+            return AuthorizationError.denied(operation, resource, name if resource != "cluster" else "")
+    return None
 
 
 def classify(exc: BaseException) -> str:
     """``RETRIABLE``, ``MIGRATED`` or ``FATAL`` (see the module docstring)."""
+    if isinstance(exc, (*_DENIED, *_AUTHENTICATION, AuthorizationError, AuthenticationError)):
+        return FATAL
     if isinstance(exc, _MIGRATED):
         return MIGRATED
     if isinstance(exc, _RETRIABLE) or (isinstance(exc, kerrors.KafkaError) and exc.retriable):
@@ -76,16 +102,95 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text and text != name else name
 
 
-async def start(client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """``await client.start()`` within ``timeout``, or one clear error (the client stopped)."""
+async def start(client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT,
+                security: ClientSecurity = PLAINTEXT) -> None:  # fmt: skip
+    """``await client.start()`` within ``timeout``, or one clear error (the client stopped):
+    ``AuthenticationError`` with the reason when the broker answers but refuses the client."""
     try:
         await asyncio.wait_for(client.start(), timeout)
-    except (kerrors.KafkaConnectionError, asyncio.TimeoutError, OSError) as exc:
+    except (kerrors.KafkaConnectionError, asyncio.TimeoutError, OSError, *_AUTHENTICATION) as exc:
         await close_quietly(client)
+        await authenticate(bootstrap, security, min(timeout, CONNECT_TIMEOUT))
         raise TransientKafkaError.unavailable(bootstrap) from exc
     except BaseException:
         await close_quietly(client)
         raise
+
+
+async def authenticate(bootstrap: str, security: ClientSecurity, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Connect to the first broker of ``bootstrap`` that listens, as ``security`` says, and raise
+    ``AuthenticationError`` with the reason if it refuses; return if it accepts, or none listens.
+
+    aiokafka logs why a connection failed and reports only that it could not bootstrap; this
+    makes connections of its own to learn the reason: a TLS handshake and a first request (a
+    refused client certificate shows only there, as an alert), then a SASL login."""
+    from aiokafka.conn import create_conn
+
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        tls = security.ssl_context() or _any_tls()
+        try:
+            reason = await asyncio.wait_for(_first_request(host, int(port), tls), timeout)
+        except ConnectionRefusedError:
+            continue  # nothing listens there
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            if security.tls and await _answers_plaintext(host, int(port)):
+                raise AuthenticationError(f"authentication failed at {address}: the broker does not speak TLS "
+                                          "there (security.protocol)") from None  # fmt: skip
+            continue
+        if reason is not None and security.tls:
+            raise AuthenticationError(f"authentication failed at {address}: {security.refused(reason)}")
+        if not security.tls and (reason is None or "alert" in reason.lower()):  # a TLS answer, or a TLS alert
+            raise AuthenticationError(f"authentication failed at {address}: the broker expects TLS; set "
+                                      "security.protocol in the --command-config file")  # fmt: skip
+        if security.sasl:
+            try:
+                conn = await asyncio.wait_for(
+                    create_conn(host, int(port), request_timeout_ms=int(timeout * 1000),
+                                **security.aiokafka_options()), timeout)  # fmt: skip
+            except _AUTHENTICATION as exc:
+                raise AuthenticationError(f"authentication failed at {address}: {security.refused(str(exc))}") \
+                    from None  # fmt: skip
+            except (OSError, asyncio.TimeoutError, kerrors.KafkaError):
+                continue
+            conn.close()
+        return
+
+
+#: An ApiVersions request (v0, correlation id 1, client id "mrkafka"): every listener answers it before any login.
+_API_VERSIONS = struct.pack(">ihhih", 17, 18, 0, 1, 7) + b"mrkafka"
+
+
+def _any_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+async def _answers_plaintext(host: str, port: int) -> bool:
+    """Whether ``host:port`` answers a first request without TLS."""
+    try:
+        return await asyncio.wait_for(_first_request(host, port, None), CONNECT_TIMEOUT) is None
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        return False
+
+
+async def _first_request(host: str, port: int, context: ssl.SSLContext | None) -> str | None:
+    """Send a first request (over TLS with ``context``); the TLS error's text, or ``None`` when
+    the broker answered."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    except ssl.SSLError as exc:
+        return str(exc)
+    try:
+        writer.write(_API_VERSIONS)
+        await writer.drain()
+        await reader.readexactly(4)
+    except ssl.SSLError as exc:
+        return str(exc)
+    finally:
+        writer.close()
+    return None
 
 
 async def close_quietly(client: Any) -> None:
@@ -104,9 +209,10 @@ async def close_quietly(client: Any) -> None:
 
 
 @asynccontextmanager
-async def started(client: C, bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> AsyncIterator[C]:
+async def started(client: C, bootstrap: str, timeout: float = CONNECT_TIMEOUT,
+                  security: ClientSecurity = PLAINTEXT) -> AsyncIterator[C]:  # fmt: skip
     """The client, started (see ``start``), and stopped on the way out."""
-    await start(client, bootstrap, timeout)
+    await start(client, bootstrap, timeout, security)
     try:
         yield client
     finally:

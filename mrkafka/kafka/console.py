@@ -16,7 +16,9 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 
 from mrkafka.errors import BadInputError, KafkaError, TopicError
 from mrkafka.kafka import admin
-from mrkafka.kafka.client import BatchSender, describe, started
+from mrkafka.kafka.acl import check_access
+from mrkafka.kafka.client import BatchSender, denied, describe, started
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.kafka.serdes import format_value
 from mrkafka.partition import partition_for
 from mrkafka.progress import Progress
@@ -51,11 +53,12 @@ def _blocks(path: str) -> Iterator[bytes]:
 
 async def _produce(
     bootstrap: str, topic: str, path: str, key_sep: bytes | None, key_field: int | None, progress: Progress,
-    max_bytes: int,
+    max_bytes: int, security: ClientSecurity,
 ) -> int:  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                                max_batch_size=1 << 20, max_request_size=max(max_bytes, 1 << 20))  # fmt: skip
-    async with started(producer, bootstrap):
+                                max_batch_size=1 << 20, max_request_size=max(max_bytes, 1 << 20),
+                                **security.aiokafka_options())  # fmt: skip
+    async with started(producer, bootstrap, security=security):
         partitions = sorted(await producer.partitions_for(topic) or [])
         if not partitions:
             raise TopicError(f"topic {topic} does not exist")
@@ -100,6 +103,7 @@ def produce_lines(
     key_sep: str | None = None,
     progress: bool | None = None,
     key_field: int | None = None,
+    security: ClientSecurity = PLAINTEXT,
 ) -> int:
     """Write one record per line of ``path`` (the line without its ending); return the count.
 
@@ -114,14 +118,17 @@ def produce_lines(
     if key_field is not None and (not key_sep or key_field < 1):
         raise BadInputError("--key-field needs --key-sep, and counts from 1")
     sep = key_sep.encode() if key_sep else None
+    check_access(bootstrap, security, topics={topic: ["WRITE"]})
     # A producer waits up to max.block.ms (a minute) for a topic that does not exist: ask first.
-    info = admin.describe_topic(bootstrap, topic)
+    info = admin.describe_topic(bootstrap, topic, security=security)
     limit = int(info.configs.get("max.message.bytes", BROKER_MAX_MESSAGE_BYTES))
     _check_sizes(path, limit - RECORD_OVERHEAD, 2 if key_field is not None else 1)
     with Progress(size, "producing", progress) as bar:
         try:
-            return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar, limit))
+            return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar, limit, security))
         except AIOKafkaError as exc:
+            if (not_allowed := denied(exc, "WRITE", topic)) is not None:
+                raise not_allowed from exc
             raise KafkaError(f"producing {path} to {topic} failed: {describe(exc)}") from exc
 
 
@@ -153,6 +160,7 @@ async def _consume(
     value_format: str,
     key_format: str,
     isolation_level: str,
+    security: ClientSecurity,
 ) -> int:
     # No group: the consumer is assigned every partition of the topic and commits nothing.
     consumer = AIOKafkaConsumer(
@@ -161,9 +169,10 @@ async def _consume(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level=isolation_level,
+        **security.aiokafka_options(),
     )
     count = 0
-    async with started(consumer, bootstrap):
+    async with started(consumer, bootstrap, security=security):
         if topic not in await consumer.topics():
             raise TopicError(f"topic {topic} does not exist")
         consumer.subscribe([topic])
@@ -205,10 +214,17 @@ def consume(
     value_format: str = "string",
     key_format: str = "string",
     isolation_level: str = "read_committed",
+    security: ClientSecurity = PLAINTEXT,
 ) -> int:
     """Print the records of ``topic`` as kafka-console-consumer does (but read_committed by
     default: a stream run's open or aborted transactions are not shown); return how many."""
-    return asyncio.run(
-        _consume(bootstrap, topic, out, from_beginning, max_messages, timeout_ms,
-                 print_key, print_partition, value_format, key_format, isolation_level)
-    )  # fmt: skip
+    check_access(bootstrap, security, topics={topic: ["READ"]})
+    try:
+        return asyncio.run(
+            _consume(bootstrap, topic, out, from_beginning, max_messages, timeout_ms,
+                     print_key, print_partition, value_format, key_format, isolation_level, security)
+        )  # fmt: skip
+    except AIOKafkaError as exc:
+        if (not_allowed := denied(exc, "READ", topic)) is not None:
+            raise not_allowed from exc
+        raise

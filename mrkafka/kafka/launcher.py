@@ -6,6 +6,12 @@ broker and controller), formats storage with Kafka's StorageTool, starts ``kafka
 in the background with its logs in the data dir, waits until every broker answers a
 metadata request, and records the pids in the data dir so that ``stop`` ends exactly
 those processes, never others found by name.
+
+A secured cluster (``security`` other than plaintext) gets a CA and certificates in
+``DATA_DIR/tls``, TLS on every listener, KRaft's StandardAuthorizer with the admin as the only
+super user, and ``DATA_DIR/admin.properties``: the admin's client settings (mode 0600). Its
+client listener asks for what the mode names; brokers and controllers talk to each other
+over listeners of their own that require the brokers' certificate.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -28,10 +35,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mrkafka.errors import SetupError
+from mrkafka.kafka.security import (
+    MODES,
+    PLAINTEXT,
+    CertificateAuthority,
+    ClientSecurity,
+    scram_credential,
+    write_properties,
+)
 
 __all__ = [
+    "ADMIN",
     "CONTROLLER_PORT_OFFSET",
     "DEFAULT_PORT",
+    "INTERNAL_PORT_OFFSET",
     "KAFKA_VERSION",
     "Cluster",
     "cache_root",
@@ -49,6 +66,12 @@ KAFKA_VERSION = "4.3.1"
 DEFAULT_PORT = 9092
 # A node's controller listens this far above its client port.
 CONTROLLER_PORT_OFFSET = 100
+# ... and a secured node's listener for the other brokers this far.
+INTERNAL_PORT_OFFSET = 200
+#: The super user of a secured cluster (a SCRAM user under sasl_ssl, a certificate's CN otherwise).
+ADMIN = "admin"
+_BROKER_PRINCIPAL = "broker"
+_CLIENT_AUTH = {"ssl": "requested", "sasl_ssl": "none", "mtls": "required"}
 HEAP = "512m"
 STATE_FILE = "cluster.json"
 _POM = Path(__file__).with_name("pom.xml")
@@ -188,6 +211,10 @@ class Node:
     metrics_port: int | None = None
 
     @property
+    def internal_port(self) -> int:
+        return self.port + INTERNAL_PORT_OFFSET
+
+    @property
     def config(self) -> Path:
         return self.directory / "server.properties"
 
@@ -206,11 +233,49 @@ class Cluster:
     heap: str = HEAP
     #: Node i serves Prometheus metrics (the JMX exporter) on this port + i; ``None``: none.
     metrics_port: int | None = None
+    #: What the client listener asks of a client (``MODES``).
+    security: str = "plaintext"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.brokers not in (1, 2, 3):
             raise SetupError(f"--brokers must be 1, 2 or 3, got {self.brokers}")
+        if self.security not in MODES:
+            raise SetupError(f"--security must be one of {', '.join(MODES)}, got {self.security}")
+
+    @property
+    def secured(self) -> bool:
+        return self.security != "plaintext"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        return CertificateAuthority(self.data_dir / "tls")
+
+    @property
+    def admin_config(self) -> Path:
+        """The admin's client settings (a secured cluster's)."""
+        return self.data_dir / "admin.properties"
+
+    def admin_security(self) -> ClientSecurity:
+        return ClientSecurity.read(self.admin_config, warn=False) if self.secured else PLAINTEXT
+
+    def client_properties(self, **settings: str) -> dict[str, str]:
+        """A client's settings for this cluster's listener: TLS trusting the cluster's CA, and ``settings``."""
+        if not self.secured:
+            return dict(settings)
+        protocol = "SASL_SSL" if self.security == "sasl_ssl" else "SSL"
+        return {"security.protocol": protocol, "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.ca.cert), **settings}  # fmt: skip
+
+    def issue_certificate(self, name: str, path: Path | None = None, days: int = 365) -> Path:
+        """A client certificate for ``User:name``, and beside it ``name.properties`` to use it."""
+        if not self.ca.exists():
+            raise SetupError(f"{self.data_dir} has no certificate authority: start it with --security ssl or mtls")
+        path = path or self.data_dir / "clients" / f"{name}.pem"
+        self.ca.issue(name, path, days=days)
+        write_properties(path.with_suffix(".properties"), self.client_properties(**{
+            "ssl.keystore.type": "PEM", "ssl.keystore.location": str(path)}))  # fmt: skip
+        return path
 
     @property
     def nodes(self) -> list[Node]:
@@ -234,7 +299,14 @@ class Cluster:
         if not state.exists():
             return None
         saved = json.loads(state.read_text())
-        return cls(Path(data_dir), saved["brokers"], saved["port"], saved.get("heap", HEAP), saved.get("metrics_port"))
+        return cls(
+            Path(data_dir),
+            saved["brokers"],
+            saved["port"],
+            saved.get("heap", HEAP),
+            saved.get("metrics_port"),
+            saved.get("security", "plaintext"),
+        )
 
     def _state(self) -> dict:
         path = self.data_dir / STATE_FILE
@@ -242,7 +314,7 @@ class Cluster:
 
     def _update_state(self, **changes: object) -> None:
         state = {**self._state(), "brokers": self.brokers, "port": self.port, "heap": self.heap,
-                 "metrics_port": self.metrics_port, **changes}  # fmt: skip
+                 "metrics_port": self.metrics_port, "security": self.security, **changes}  # fmt: skip
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def pids(self) -> dict[int, int]:
@@ -257,6 +329,65 @@ class Cluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def _listeners(self, node: Node) -> list[str]:
+        """The listeners of ``node``: plaintext, or (secured) TLS everywhere and the authorizer."""
+        if not self.secured:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
+        tls = self.data_dir / "tls"
+        client = "SASL_SSL" if self.security == "sasl_ssl" else "SSL"
+        lines = [
+            f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}",
+            "inter.broker.listener.name=INTERNAL",
+            f"listener.security.protocol.map=CLIENT:{client},INTERNAL:SSL,CONTROLLER:SSL",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls / 'broker.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca.cert}",
+            "ssl.client.auth=required",  # the brokers' and controllers' own listeners
+            f"listener.name.client.ssl.client.auth={_CLIENT_AUTH[self.security]}",
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{ADMIN};User:{_BROKER_PRINCIPAL}",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+        if self.security == "sasl_ssl":
+            lines += ["listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256"] + [
+                f"listener.name.client.{m}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for m in ("scram-sha-512", "scram-sha-256")
+            ]
+        return lines
+
+    def _secure(self) -> list[str]:
+        """Make a secured cluster's CA, certificates and admin settings (once); return the
+        StorageTool arguments that give the admin its SCRAM credential under sasl_ssl."""
+        if not self.secured:
+            return []
+        tls = self.data_dir / "tls"
+        if not self.ca.exists():
+            self.ca.create(f"mrkafka CA {self.data_dir.name}")
+            self.ca.issue(_BROKER_PRINCIPAL, tls / "broker.pem", server=True, days=3650)
+        if not self.admin_config.exists():
+            if self.security == "sasl_ssl":
+                jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" ' \
+                       f'password="{secrets.token_urlsafe(24)}";'  # fmt: skip
+                settings = {"sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas}
+            else:
+                self.ca.issue(ADMIN, tls / "admin.pem", days=3650)
+                settings = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(tls / "admin.pem")}
+            write_properties(self.admin_config, self.client_properties(**settings))
+        if self.security != "sasl_ssl":
+            return []
+        password = self.admin_security().password or ""
+        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},{scram_credential(password)}]"]
+
     def _write_configs(self) -> None:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         replication = min(3, self.brokers)
@@ -267,11 +398,8 @@ class Cluster:
                     "process.roles=broker,controller",
                     f"node.id={node.node_id}",
                     f"controller.quorum.voters={voters}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                    *self._listeners(node),
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                     f"log.dirs={node.directory / 'logs'}",
                     "num.partitions=1",
                     f"default.replication.factor={replication}",
@@ -317,12 +445,12 @@ class Cluster:
             *args,
         ]
 
-    def _format(self, cluster_id: str) -> None:
+    def _format(self, cluster_id: str, extra: list[str]) -> None:
         for node in self.nodes:
             if (node.directory / "logs" / "meta.properties").exists():
                 continue
             cmd = self._java(node, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
-                             "--config", str(node.config), heap="256m")  # fmt: skip
+                             "--config", str(node.config), *extra, heap="256m")  # fmt: skip
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise SetupError(f"formatting Kafka storage failed: {(result.stdout + result.stderr).strip()}")
@@ -333,8 +461,9 @@ class Cluster:
         java_command()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         saved = self._state()
-        if saved and (saved["brokers"], saved["port"]) != (self.brokers, self.port):
-            what = f"{self.data_dir} holds a cluster of {saved['brokers']} broker(s) on port {saved['port']}"
+        was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"))
+        if saved and was != (self.brokers, self.port, self.security):
+            what = f"{self.data_dir} holds a {was[2]} cluster of {was[0]} broker(s) on port {was[1]}"
             if self.pids():
                 raise SetupError(f"{what}, running: stop it first, or choose another --data-dir")
             raise SetupError(f"{what}: start it as it was (mrkafka kafka up --data-dir {self.data_dir}), "
@@ -343,12 +472,14 @@ class Cluster:
         for node in self.nodes:
             if node.node_id in pids:
                 continue
-            for port in (node.port, node.controller_port, node.metrics_port):
+            internal = node.internal_port if self.secured else None
+            for port in (node.port, node.controller_port, internal, node.metrics_port):
                 if port is not None and not port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
+        scram = self._secure()
         self._write_configs()
         cluster_id = saved.get("cluster_id") or _new_cluster_id()
-        self._format(cluster_id)
+        self._format(cluster_id, scram)
         for node in self.nodes:
             if node.node_id not in pids:
                 pids[node.node_id] = self._spawn(node)
@@ -409,7 +540,7 @@ class Cluster:
             if dead:
                 raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
             try:
-                with Admin(self.bootstrap_servers, timeout=5.0) as kafka:
+                with Admin(self.bootstrap_servers, timeout=5.0, security=self.admin_security()) as kafka:
                     if started.keys() <= kafka.broker_ids():
                         return
             except Exception as exc:  # not up yet

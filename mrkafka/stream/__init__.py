@@ -32,7 +32,9 @@ from mrkafka.errors import BadInputError, Interrupted, KafkaError, MrkafkaError,
 from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
+from mrkafka.kafka.acl import check_access
 from mrkafka.kafka.client import Backoff
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.metrics import RunMetrics
 from mrkafka.output import OutputCommitter, part_name
 from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
@@ -59,9 +61,9 @@ class _Kafka:
     as ``kafka.describe_topic(...)``, each retried while the broker is away (up to the task
     timeout)."""
 
-    def __init__(self, bootstrap: str, task_timeout_s: float) -> None:
-        self.bootstrap = bootstrap
-        self.admin = admin.Admin(bootstrap)
+    def __init__(self, bootstrap: str, task_timeout_s: float, security: ClientSecurity = PLAINTEXT) -> None:
+        self.bootstrap, self.security = bootstrap, security
+        self.admin = admin.Admin(bootstrap, security=security)
         self.backoff = Backoff("the stream driver", task_timeout_s)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -108,6 +110,13 @@ def _prepare_topics(kafka: _Kafka, config: StreamConfig, output_configs: dict[st
     return kafka.ensure_topic(config.output_topic, config.reducers, output_topic_configs, replication, exact=False)
 
 
+def _check_access(config: StreamConfig, topics: dict[str, list[str]]) -> None:
+    """Stop at start, naming the operation and resource, when the run's principal lacks an ACL
+    it will need on ``topics`` or the application's consumer groups (Kafka Streams' list)."""
+    groups = {config.application_id: ["READ"], config.reducer_group: ["READ"]}
+    check_access(config.bootstrap, config.security, topics, groups)
+
+
 def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings: Any) -> Report:
     """Run ``spec``'s job over ``input_topic`` into ``output_topic``; see the module docstring.
 
@@ -122,17 +131,20 @@ def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings
         raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
     if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
         raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
-    with contextlib.closing(_Kafka(run.bootstrap, run.task_timeout_s)) as kafka:
+    security = ClientSecurity.read(run.command_config) if run.command_config else PLAINTEXT
+    with contextlib.closing(_Kafka(run.bootstrap, run.task_timeout_s, security)) as kafka:
         return _run(spec, run, app, kafka, status_every_s)
 
 
 def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_every_s: float | None) -> Report:
     input_topic, output_topic = run.input_topic, run.output_topic or f"{app}-output"
     bootstrap, reducers, output = run.bootstrap, run.reducers, run.output
-    input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, run.commit_interval_ms,
-                          run.state, run.state_dir, run.task_timeout_s, run.guarantee)  # fmt: skip
+                          run.state, run.state_dir, run.task_timeout_s, run.guarantee, kafka.security)  # fmt: skip
+    _check_access(config, {input_topic: ["READ"]})  # before anything is created
+    input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
+    _check_access(config, {output_topic: ["WRITE"], **{t: ["READ", "WRITE"] for t in config.internal_topics}})
     config = dataclasses.replace(config, output_partitions=output_partitions)
     committer = OutputCommitter(output, run.overwrite) if output is not None else None
     bounds = None

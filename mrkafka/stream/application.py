@@ -21,6 +21,7 @@ from mrkafka.errors import BadInputError, BadJobError
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.client import started
+from mrkafka.kafka.security import ClientSecurity
 
 __all__ = [
     "INTERNAL_SUFFIXES",
@@ -87,9 +88,10 @@ def _describe(identity: dict[str, Any]) -> str:
     return f"{identity['class']} ({identity['name']}{'; ' + params if params else ''})"
 
 
-async def _first_record(bootstrap: str, topic: str) -> bytes | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
-    async with started(consumer, bootstrap):
+async def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
+                                **security.aiokafka_options())  # fmt: skip
+    async with started(consumer, bootstrap, security=security):
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
@@ -101,9 +103,10 @@ async def _first_record(bootstrap: str, topic: str) -> bytes | None:
     return None
 
 
-async def _write(bootstrap: str, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    async with started(producer, bootstrap):
+async def _write(bootstrap: str, security: ClientSecurity, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                **security.aiokafka_options())  # fmt: skip
+    async with started(producer, bootstrap, security=security):
         await producer.send_and_wait(topic, value, key=_IDENTITY_KEY, partition=0)
 
 
@@ -116,10 +119,10 @@ def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> Non
     topic = identity_topic(app)
     kafka.ensure_topic(topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}, replication)
     mine = job_identity(spec)
-    stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, topic)))
+    stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, kafka.security, topic)))
     if stored is None:
-        kafka.retry(lambda: asyncio.run(_write(kafka.bootstrap, topic, json.dumps(mine).encode())))
-        stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, topic)))
+        kafka.retry(lambda: asyncio.run(_write(kafka.bootstrap, kafka.security, topic, json.dumps(mine).encode())))
+        stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, kafka.security, topic)))
     theirs = json.loads(stored)
     if theirs != mine:
         raise BadJobError(

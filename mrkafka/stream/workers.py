@@ -66,7 +66,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import ProducerFenced, TransactionalIdAuthorizationFailed
 from aiokafka.structs import TopicPartition
 
 from mrkafka import faults, output
@@ -91,9 +91,11 @@ from mrkafka.kafka.client import (
     Backoff,
     Outbox,
     classify,
+    denied,
     describe,
     started,
 )
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.metrics import Figures, restarted_actor, with_counters
 from mrkafka.settings import EXACTLY_ONCE, StreamSettings
 from mrkafka.stream import application
@@ -133,6 +135,8 @@ class StreamConfig:
     state_dir: str = StreamSettings.state_dir
     task_timeout_s: float = StreamSettings.task_timeout_s
     guarantee: str = StreamSettings.guarantee
+    #: How every client connects; it travels to the workers as the path of its file.
+    security: ClientSecurity = PLAINTEXT
 
     @property
     def exactly_once(self) -> bool:
@@ -151,6 +155,10 @@ class StreamConfig:
     @property
     def changelog_topic(self) -> str:
         return application.changelog_topic(self.application_id, self.spec.job_cls.store_name)
+
+    @property
+    def internal_topics(self) -> tuple[str, ...]:
+        return self.repartition_topic, self.changelog_topic, application.identity_topic(self.application_id)
 
     @property
     def reducer_group(self) -> str:
@@ -177,6 +185,7 @@ def _consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIO
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 << 20,
+        **config.security.aiokafka_options(),
         **options,
     )
 
@@ -190,7 +199,7 @@ def _producer(config: StreamConfig, task: str) -> AIOKafkaProducer:
         max_batch_size=1 << 20, max_request_size=MAX_MESSAGE_BYTES,
         request_timeout_ms=int(config.task_timeout_s * 1000),
         transactional_id=f"{config.application_id}-{task}" if config.exactly_once else None,
-        transaction_timeout_ms=config.transaction_timeout_ms,
+        transaction_timeout_ms=config.transaction_timeout_ms, **config.security.aiokafka_options(),
     )  # fmt: skip
 
 
@@ -223,6 +232,10 @@ async def supervise(
         except Exception as exc:
             kind = classify(exc)
             if kind == FATAL:
+                transactional = isinstance(exc, TransactionalIdAuthorizationFailed)
+                name = f"{config.application_id}-* (prefixed)" if transactional else ""
+                if (not_allowed := denied(exc, "WRITE" if transactional else "READ", name)) is not None:
+                    raise type(not_allowed)(f"{who}: {not_allowed}") from exc
                 if isinstance(exc, AIOKafkaError):
                     raise KafkaError(f"{who}: Kafka refused ({describe(exc)})") from exc
                 if isinstance(exc, KafkaError) and not str(exc).startswith(who):
@@ -293,7 +306,7 @@ class MapWorker(ConsumerRebalanceListener):
         config = self.config
         # A short heartbeat makes rebalances (a worker joining, restarted, leaving) quick.
         consumer = _consumer(config, config.application_id, heartbeat_interval_ms=500)
-        async with started(consumer, config.bootstrap):
+        async with started(consumer, config.bootstrap, security=config.security):
             self._consumer = consumer
             try:
                 consumer.subscribe([config.input_topic], listener=self)
@@ -418,7 +431,7 @@ class MapWorker(ConsumerRebalanceListener):
         config = self.config
         for tp in partitions - set(self._outboxes):
             producer = _producer(config, f"map-{tp.partition}")
-            await client.start(producer, config.bootstrap)
+            await client.start(producer, config.bootstrap, security=config.security)
             if config.exactly_once:  # at 0 until one is: the series exists from the start
                 self._figures.inc("mrkafka_transactions_total", 0, application=config.application_id,
                                   task=f"map-{tp.partition}", outcome="aborted")  # fmt: skip
@@ -553,15 +566,18 @@ class ReduceWorker:
 
     async def _owned_session(self, backoff: Backoff) -> None:
         config = self.config
-        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, **config.security.aiokafka_options())
         # The task's producer first: it fences an older instance of this reducer and aborts its
         # open transaction, so the changelog and the committed position below are settled.
         producer = _producer(config, f"reduce-{self.partition}")
-        async with started(producer, config.bootstrap), started(admin, config.bootstrap):
+        async with (
+            started(producer, config.bootstrap, security=config.security),
+            started(admin, config.bootstrap, security=config.security),
+        ):
             await self._restore()
             consumer = _consumer(config, config.reducer_group)
             tp = TopicPartition(config.repartition_topic, self.partition)
-            async with started(consumer, config.bootstrap):
+            async with started(consumer, config.bootstrap, security=config.security):
                 self._outbox = Outbox(producer, config.reducer_group, consumer, config.exactly_once)
                 consumer.assign([tp])
                 self._position = await _call(consumer.position(tp), self.config, "reading a position")
@@ -608,7 +624,7 @@ class ReduceWorker:
         config, reducer = self.config, self.reducer
         tp = TopicPartition(config.changelog_topic, self.partition)
         consumer = _consumer(config, None)
-        async with started(consumer, config.bootstrap):
+        async with started(consumer, config.bootstrap, security=config.security):
             consumer.assign([tp])
             begin = (await _call(consumer.beginning_offsets([tp]), config, "restoring"))[tp]
             end = (await _call(consumer.end_offsets([tp]), config, "restoring"))[tp]

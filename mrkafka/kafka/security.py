@@ -1,0 +1,369 @@
+"""Kafka security: a cluster's TLS material, and a client's settings from a properties file.
+
+``CertificateAuthority`` makes the cluster's CA and issues certificates (the brokers', the
+admin's, a user's for mutual TLS) as PEM files that Kafka (``ssl.keystore.type=PEM``) and
+Python both read: the private key (PKCS#8) followed by the certificate, mode 0600.
+
+``ClientSecurity.read(FILE)`` reads a Kafka client properties file (``--command-config``, the
+file Kafka's own tools take) and gives the same settings to aiokafka (``aiokafka_options``)
+and to librdkafka (``confluent_options``, for the ACL and SCRAM admin calls). What Kafka's
+tools would read differently is refused, not guessed: a misspelt key that matters, a JKS
+store, SSL settings under a plaintext protocol. A ``ClientSecurity`` pickles as the path of
+its file, so a secret read from it never travels in a Ray task's arguments: a worker reads
+the file again.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import difflib
+import hashlib
+import ipaddress
+import os
+import re
+import ssl
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mrkafka.errors import BadInputError
+
+__all__ = ["MODES", "PLAINTEXT", "CertificateAuthority", "ClientSecurity", "read_properties", "scram_credential",
+           "write_properties"]  # fmt: skip
+
+#: ``mrkafka kafka up --security``: what the client listener asks of a client.
+MODES = ("plaintext", "ssl", "sasl_ssl", "mtls")
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_LOGIN_MODULES = {
+    "org.apache.kafka.common.security.scram.ScramLoginModule": ("SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "org.apache.kafka.common.security.plain.PlainLoginModule": ("PLAIN",),
+}
+#: The keys mrkafka reads; ``_TOLERATED`` ones it leaves to the client's defaults, with a warning.
+_KEYS = {
+    "security.protocol", "sasl.mechanism", "sasl.jaas.config", "ssl.truststore.location", "ssl.truststore.type",
+    "ssl.keystore.location", "ssl.keystore.type", "ssl.key.password", "ssl.key.location",
+    "ssl.certificate.location", "ssl.endpoint.identification.algorithm", "ssl.keystore.password",
+    "ssl.truststore.password",
+}  # fmt: skip
+#: Scram iterations for credentials mrkafka makes (Kafka's own default is 4096).
+SCRAM_ITERATIONS = 8192
+_DAY = datetime.timedelta(days=1)
+
+
+# -- properties files ---------------------------------------------------------------------------
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """A Java properties file's keys and values (comments, ``key=value``, ``key: value``, and
+    lines continued with a trailing backslash)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    values: dict[str, str] = {}
+    logical = ""
+    for raw in text.splitlines():
+        line = raw.lstrip() if not logical else raw.strip()
+        if not logical and (not line or line[0] in "#!"):
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            logical += line[:-1]
+            continue
+        logical += line
+        key, value = _split(logical)
+        values[key] = value
+        logical = ""
+    return values
+
+
+def _split(line: str) -> tuple[str, str]:
+    """``key=value``, ``key: value`` or ``key value``."""
+    match = re.match(r"((?:[^\s=:\\]|\\.)+)\s*[=:]?\s*(.*)$", line)
+    return (match.group(1), match.group(2).strip()) if match else (line, "")
+
+
+def write_properties(path: Path, values: dict[str, str]) -> Path:
+    """Write a properties file readable by its owner only (it may hold a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
+
+
+def _jaas(value: str, source: str) -> tuple[str, dict[str, str]]:
+    """The login module and options of a ``sasl.jaas.config`` value."""
+    match = re.match(r"\s*([\w.$]+)\s+(required|requisite|sufficient|optional)\s*(.*?)\s*;?\s*$", value, re.S)
+    if match is None:
+        raise BadInputError(f"{source}: sasl.jaas.config is not 'LoginModule required username=\"...\" ...;'")
+    options = {}
+    for key, quoted, bare in re.findall(r'([\w.]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]+))', match.group(3)):
+        options[key] = re.sub(r"\\(.)", r"\1", quoted) if quoted or not bare else bare
+    return match.group(1), options
+
+
+# -- client settings ----------------------------------------------------------------------------
+
+
+def _reread(source: str) -> ClientSecurity:
+    return ClientSecurity.read(source, warn=False)
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """How a client connects: the protocol, SASL credentials, TLS files (see the module docstring)."""
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+    check_hostname: bool = True
+    #: The properties file these settings came from.
+    source: str | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.source is not None:  # the secrets stay in the file; the worker reads it
+            return _reread, (self.source,)
+        return ClientSecurity, tuple(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def principal(self) -> str:
+        """Who the broker will take this client for, as far as the settings say."""
+        if self.sasl:
+            return f"User:{self.username}"
+        if self.certfile:
+            return f"the certificate in {self.certfile}"
+        return "User:ANONYMOUS"
+
+    def refused(self, reason: str) -> str:
+        """Why the broker refused this client, from the TLS alert or SASL error text ``reason``
+        (aiokafka's or librdkafka's words for it), for an ``AuthenticationError``."""
+        low = reason.lower().replace("_", " ")
+        if "certificate verify failed" in low:
+            return "the broker's certificate is not trusted (is ssl.truststore.location the cluster's CA?)"
+        if "wrong version number" in low or "record layer failure" in low or "packet length too long" in low:
+            return "the broker does not speak TLS there (security.protocol)"
+        if "alert" in low and "certificate" in low:
+            return f"the broker refused the client certificate: {self._certificate_problem()}"
+        if self.sasl:
+            detail = re.sub(r"^.*SASL authentication error: |^\[Error \d+\] \w+: |\s*\(after \d+ms.*$", "", reason)
+            return f"{self.principal} ({self.mechanism}) was refused: {detail.strip() or reason}"
+        return reason
+
+    def _certificate_problem(self) -> str:
+        if not self.certfile:
+            return "none was given (ssl.keystore.location)"
+        cert = x509.load_pem_x509_certificate(Path(self.certfile).read_bytes())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if cert.not_valid_after_utc < now:
+            return f"it expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        if cert.not_valid_before_utc > now:
+            return f"it is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        return f"is {self.certfile} signed by the cluster's CA?"
+
+    @classmethod
+    def read(cls, path: str | Path, warn: bool = True) -> ClientSecurity:
+        """The settings of a properties file; one clear ``BadInputError`` for what Kafka's tools
+        would read differently. Keys mrkafka does not use are warned about on stderr."""
+        source = str(path)
+        values = read_properties(path)
+        for key in sorted(set(values) - _KEYS):
+            close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.8)
+            if close:
+                raise BadInputError(f"{source}: unknown setting {key!r} (did you mean {close[0]!r}?)")
+            if warn:
+                print(f"mrkafka: warning: {source}: ignoring {key!r} (mrkafka does not use it)", file=sys.stderr)
+        protocol = values.get("security.protocol", "PLAINTEXT").upper()
+        if protocol not in PROTOCOLS:
+            raise BadInputError(f"{source}: security.protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+        tls, sasl = protocol in ("SSL", "SASL_SSL"), protocol.startswith("SASL_")
+        for key in values:
+            if key.startswith("ssl.") and not tls or key.startswith("sasl.") and not sasl:
+                raise BadInputError(f"{source}: {key} is set but security.protocol is {protocol}")
+        for kind in ("truststore", "keystore"):
+            store = values.get(f"ssl.{kind}.type", "PEM").upper()
+            if store != "PEM":
+                raise BadInputError(f"{source}: ssl.{kind}.type={store} is not supported; use PEM files")
+        settings: dict[str, Any] = {"protocol": protocol, "source": source}
+        if sasl:
+            mechanism = values.get("sasl.mechanism", "").upper()
+            if mechanism not in MECHANISMS:
+                raise BadInputError(f"{source}: sasl.mechanism must be one of {', '.join(MECHANISMS)}, "
+                                    f"not {mechanism or 'unset'!r}")  # fmt: skip
+            if "sasl.jaas.config" not in values:
+                raise BadInputError(f"{source}: {protocol} needs sasl.jaas.config with a username and password")
+            module, options = _jaas(values["sasl.jaas.config"], source)
+            if mechanism not in _LOGIN_MODULES.get(module, ()):
+                raise BadInputError(f"{source}: sasl.jaas.config's {module} does not do {mechanism}")
+            if not options.get("username") or "password" not in options:
+                raise BadInputError(f"{source}: sasl.jaas.config needs username and password")
+            settings.update(mechanism=mechanism, username=options["username"], password=options["password"])
+        if tls:
+            algorithm = values.get("ssl.endpoint.identification.algorithm", "https")
+            keyfile = values.get("ssl.key.location") or values.get("ssl.keystore.location")
+            certfile = values.get("ssl.certificate.location") or values.get("ssl.keystore.location")
+            settings.update(cafile=values.get("ssl.truststore.location"), certfile=certfile, keyfile=keyfile,
+                            key_password=values.get("ssl.key.password"),
+                            check_hostname=algorithm.lower() == "https")  # fmt: skip
+            for name in ("cafile", "certfile", "keyfile"):
+                if settings[name] and not Path(settings[name]).is_file():
+                    raise BadInputError(f"{source}: no file {settings[name]}")
+            if bool(certfile) != bool(keyfile):
+                raise BadInputError(f"{source}: a client certificate needs its key (ssl.keystore.location)")
+        security = cls(**settings)
+        security.ssl_context()  # the files must load
+        return security
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.cafile)
+            context.check_hostname = self.check_hostname
+            if self.certfile:
+                context.load_cert_chain(self.certfile, self.keyfile, self.key_password)
+        except (ssl.SSLError, OSError) as exc:
+            raise BadInputError(f"{self.source}: cannot load the TLS files: {exc}") from None
+        return context
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.sasl:
+            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)  # fmt: skip
+        return options
+
+    def confluent_options(self) -> dict[str, Any]:
+        """librdkafka settings for a confluent-kafka client."""
+        options: dict[str, Any] = {"security.protocol": self.protocol}
+        if self.tls:
+            options["ssl.endpoint.identification.algorithm"] = "https" if self.check_hostname else "none"
+            if self.cafile:
+                options["ssl.ca.location"] = self.cafile
+            if self.certfile:
+                options.update({"ssl.certificate.location": self.certfile, "ssl.key.location": self.keyfile})
+            if self.key_password:
+                options["ssl.key.password"] = self.key_password
+        if self.sasl:
+            options.update({"sasl.mechanism": self.mechanism, "sasl.username": self.username,
+                            "sasl.password": self.password})  # fmt: skip
+        return options
+
+
+PLAINTEXT = ClientSecurity()
+
+
+def scram_credential(password: str, mechanism: str = "SCRAM-SHA-512", iterations: int = SCRAM_ITERATIONS) -> str:
+    """A SCRAM credential as Kafka's StorageTool ``--add-scram`` takes it, salted here so that the
+    password itself never appears on a command line: ``[iterations=N,salt="..",saltedpassword=".."]``."""
+    digest = mechanism.removeprefix("SCRAM-").replace("-", "").lower()
+    salt = os.urandom(32)
+    salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f'iterations={iterations},salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"'
+
+
+# -- certificates -------------------------------------------------------------------------------
+
+
+class CertificateAuthority:
+    """The cluster's CA in ``directory`` (``ca.pem``, and ``ca-key.pem`` readable by its owner only)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ca-key.pem"
+
+    def exists(self) -> bool:
+        return self.cert.exists() and self.key.exists()
+
+    def create(self, name: str = "mrkafka CA", days: int = 3650) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - _DAY)
+            .not_valid_after(now + days * _DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )  # fmt: skip
+        cert = builder.sign(key, hashes.SHA256())
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_private(self.key, _pem_key(key))
+        self.cert.write_bytes(_pem_cert(cert))
+        return self
+
+    def issue(self, name: str, path: Path, *, server: bool = False, days: int = 365,
+              not_before: datetime.datetime | None = None) -> Path:  # fmt: skip
+        """A key and certificate for ``CN=name`` signed by this CA, in one PEM file at ``path``
+        (mode 0600), valid ``days`` from ``not_before`` (default: a day ago). A server's certificate
+        names 127.0.0.1 and localhost."""
+        ca_key = serialization.load_pem_private_key(self.key.read_bytes(), None)
+        ca_cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        key = ec.generate_private_key(ec.SECP256R1())
+        start = not_before or datetime.datetime.now(datetime.timezone.utc) - _DAY
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + days * _DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )  # fmt: skip
+        if server:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        _write_private(path, _pem_key(key) + _pem_cert(cert))
+        return path
+
+
+def _pem_key(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())  # fmt: skip
+
+
+def _pem_cert(cert: Any) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
