@@ -7,7 +7,7 @@ import functools
 import random
 from pathlib import Path
 
-from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, port_free
+from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -99,14 +99,16 @@ def _ephemeral_start() -> int:
 
 
 def free_ports(count: int) -> int:
-    """A first client port such that a cluster of ``count`` nodes finds all its ports free.
+    """A first client port such that a cluster of ``count`` nodes finds all its ports free (a
+    secured one's inter-broker ports too).
 
     Below the ephemeral range: while a broker is down, clients retrying a connection to an
     ephemeral port can be handed that very port and connect to themselves, taking it."""
-    top = min(_ephemeral_start(), 40000) - CONTROLLER_PORT_OFFSET - count
+    top = min(_ephemeral_start(), 40000) - INTERNAL_PORT_OFFSET - count
     for _ in range(100):
         port = random.randrange(15000, top)
-        wanted = [port + i for i in range(count)] + [port + CONTROLLER_PORT_OFFSET + i for i in range(count)]
+        offsets = (0, CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET)
+        wanted = [port + offset + i for offset in offsets for i in range(count)]
         if all(port_free(p) for p in wanted):
             return port
     raise RuntimeError("no free ports")

@@ -517,7 +517,7 @@ def _fake_task_producers(monkeypatch) -> dict:
         producers[f"{task}#{len(producers)}"] = made = _FakeProducer()
         return made
 
-    async def start(client, bootstrap, timeout=None) -> None:
+    async def start(client, bootstrap, timeout=None, security=None) -> None:
         pass
 
     monkeypatch.setattr(workers, "_producer", producer)

@@ -1,0 +1,282 @@
+"""Secured brokers, one per mode (ssl, sasl_ssl, mtls): logins, ACLs, Kafka's own tools with the
+same properties files, and a stream run as an application user holding only the documented ACLs."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import shlex
+import subprocess
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrkafka.batch import run_batch
+from mrkafka.cli import main
+from mrkafka.job import JobSpec, load_job
+from mrkafka.kafka.launcher import ADMIN, Cluster, tool_command
+from mrkafka.kafka.security import CertificateAuthority, write_properties
+from mrkafka.stream import run_stream
+from tests.helpers import free_ports, messy_corpus, read_parts, real_text
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDCOUNT = ROOT / "jobs" / "wordcount.py"
+SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+@dataclass
+class Secured:
+    """A secured broker, its admin's settings, and the principals a test makes."""
+
+    cluster: Cluster
+    tmp: Path
+
+    @property
+    def mode(self) -> str:
+        return self.cluster.security
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap_servers
+
+    @property
+    def admin(self) -> Path:
+        return self.cluster.admin_config
+
+    def cli(self, *args: str, config: Path | None = None) -> tuple[int, bytes, str]:
+        """``mrkafka ARGS`` against this broker, as the principal of ``config`` (default: the admin)."""
+        given = ["--bootstrap-servers", self.bootstrap, "--command-config", str(config or self.admin)]
+        result = CliRunner().invoke(main, [*args, *given])
+        return result.exit_code, result.stdout_bytes, result.stderr
+
+    def principal(self, name: str) -> Path:
+        """The client settings of a new principal ``User:name``: a SCRAM user under sasl_ssl
+        (made with ``mrkafka user add``), a certificate from ``mrkafka kafka cert`` otherwise."""
+        if self.mode == "sasl_ssl":
+            password = self.tmp / f"{name}.password"
+            password.write_text(f"pw-{uuid.uuid4().hex}\n")
+            code, _, err = self.cli("user", "add", name, "--password-file", str(password))
+            assert code == 0, err
+            jaas = f'{SCRAM} required username="{name}" password="{password.read_text().strip()}";'
+            settings = {"sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas}
+            return write_properties(self.tmp / f"{name}.properties", self.cluster.client_properties(**settings))
+        result = CliRunner().invoke(main, ["kafka", "cert", name, "--data-dir", str(self.cluster.data_dir)])
+        assert result.exit_code == 0, result.stderr
+        return Path(result.stdout.strip())
+
+    def allow(self, principal: str, *binding: str) -> None:
+        code, _, err = self.cli("acl", "add", "--principal", f"User:{principal}", *binding)
+        assert code == 0, err
+
+
+@pytest.fixture(scope="module", params=["ssl", "sasl_ssl", "mtls"])
+def secured(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"kafka-{request.param}")
+    cluster = Cluster(tmp / "data", port=free_ports(1), security=request.param)
+    try:
+        cluster.start()
+        yield Secured(cluster, tmp)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def name(request) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', request.node.originalname)[:40]}-{uuid.uuid4().hex[:6]}"
+
+
+def text_lines(count: int) -> list[bytes]:
+    """Lines of real text that Java's console tools carry unchanged (UTF-8, no carriage returns)."""
+    lines = []
+    for line in real_text(1 << 20).split(b"\n"):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if line.strip() and b"\r" not in line:
+            lines.append(line)
+    return lines[:count]
+
+
+def java(main_class: str, secured: Secured, config: Path, *args: str, data: bytes = b"") -> bytes:
+    cmd = tool_command(main_class, "--bootstrap-server", secured.bootstrap, "--command-config", str(config), *args)
+    return subprocess.run(cmd, input=data, capture_output=True, check=True, timeout=120).stdout
+
+
+def test_a_user_produces_and_consumes_and_kafka_tools_share_its_settings(secured: Secured, name: str) -> None:
+    assert secured.cli("topic", "create", name, "--partitions", "2")[0] == 0
+    alice = secured.principal(f"alice-{name}")
+    secured.allow(f"alice-{name}", "--operation", "Read", "--operation", "Write", "--topic", name)
+    secured.allow(f"alice-{name}", "--operation", "Read", "--group", f"console-{name}")
+    ours, theirs = text_lines(300), [b"java %d: " % i + line for i, line in enumerate(text_lines(200))]
+    (secured.tmp / f"{name}.txt").write_bytes(b"\n".join(ours) + b"\n")
+    code, _, err = secured.cli("produce", "--topic", name, "--input", str(secured.tmp / f"{name}.txt"), config=alice)
+    assert code == 0, err
+    read = java("org.apache.kafka.tools.consumer.ConsoleConsumer", secured, alice, "--topic", name,
+                "--from-beginning", "--max-messages", str(len(ours)), "--timeout-ms", "30000",
+                "--group", f"console-{name}")  # fmt: skip
+    assert Counter(read.splitlines()) == Counter(ours)
+    java("org.apache.kafka.tools.ConsoleProducer", secured, alice, "--topic", name, data=b"\n".join(theirs) + b"\n")
+    code, out, err = secured.cli("consume", "--topic", name, "--from-beginning", "--max-messages",
+                                 str(len(ours) + len(theirs)), "--timeout-ms", "20000", config=alice)  # fmt: skip
+    assert code == 0, err
+    assert Counter(out.splitlines()) == Counter(ours + theirs)
+
+
+def test_a_plaintext_client_is_refused(secured: Secured) -> None:
+    result = CliRunner().invoke(main, ["topic", "list", "--bootstrap-servers", secured.bootstrap])
+    assert result.exit_code == 10
+    assert result.stderr == (f"mrkafka: error: authentication failed at {secured.bootstrap}: the broker expects TLS; "
+                             "set security.protocol in the --command-config file\n")  # fmt: skip
+
+
+def test_a_broker_of_another_ca_is_not_trusted(secured: Secured, name: str) -> None:
+    other = CertificateAuthority(secured.tmp / f"other-{name}").create()
+    settings = dict(line.split("=", 1) for line in secured.admin.read_text().splitlines())
+    settings["ssl.truststore.location"] = str(other.cert)
+    config = write_properties(secured.tmp / f"{name}.properties", settings)
+    code, _, err = secured.cli("topic", "list", config=config)
+    assert code == 10 and "the broker's certificate is not trusted" in err and err.count("\n") == 1
+
+
+def test_wrong_credentials_are_refused(secured: Secured, name: str) -> None:
+    """sasl_ssl: a wrong password and an unknown user; ssl and mtls: a certificate of another CA,
+    an expired one, and none (ssl lets a client without a certificate the broker's CA signed in
+    as User:ANONYMOUS, which no ACL allows)."""
+    refused: list[tuple[Path, str]] = []
+    if secured.mode == "sasl_ssl":
+        good = secured.principal(f"bob-{name}").read_text()
+        wrong = re.sub(r'password="[^"]*"', 'password="wrong"', good)
+        unknown = re.sub(r'username="[^"]*"', f'username="nobody-{name}"', good)
+        for label, text in (("wrong", wrong), ("unknown", unknown)):
+            (secured.tmp / f"{label}-{name}.properties").write_text(text)
+            refused.append((secured.tmp / f"{label}-{name}.properties", "(SCRAM-SHA-512) was refused: "))
+    else:
+        other = CertificateAuthority(secured.tmp / f"other-{name}").create()
+        week_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7)
+        certs = {"other": other.issue("mallory", secured.tmp / f"other-{name}.pem"),
+                 "expired": secured.cluster.ca.issue("old", secured.tmp / f"old-{name}.pem", days=1,
+                                                     not_before=week_ago)}  # fmt: skip
+        reasons = {"other": f"is {certs['other']} signed by the cluster's CA?", "expired": "it expired on"}
+        certs["none"] = None
+        reasons["none"] = "none was given (ssl.keystore.location)"
+        for label, pem in certs.items():
+            extra = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(pem)} if pem else {}
+            config = write_properties(secured.tmp / f"{label}-{name}.properties",
+                                      secured.cluster.client_properties(**extra))  # fmt: skip
+            reason = f"the broker refused the client certificate: {reasons[label]}"
+            if secured.mode == "ssl" and label != "expired":
+                # Asked for, not required: without one, or with one the broker's CA list does not
+                # name (a TLS client then sends none), the client is User:ANONYMOUS.
+                reason = f"not authorized to READ topic {name} "
+            refused.append((config, reason))
+    secured.cli("topic", "create", name)
+    for config, reason in refused:
+        code, _, err = secured.cli("consume", "--topic", name, "--timeout-ms", "1000", config=config)
+        assert code in (10, 11) and reason in err and err.count("\n") == 1, (config, err)
+
+
+def test_a_user_without_acls_is_refused_until_they_are_added(secured: Secured, name: str) -> None:
+    carol = secured.principal(f"carol-{name}")
+    lines = secured.tmp / f"{name}.txt"
+    lines.write_bytes(messy_corpus(lines=200))
+    code, _, err = secured.cli("topic", "create", name, config=carol)
+    assert (code, err) == (11, f"mrkafka: error: not authorized to CREATE topic {name} "
+                                "(ask the cluster's admin for the ACL: mrkafka acl add)\n")  # fmt: skip
+    assert secured.cli("topic", "create", name, "--partitions", "3")[0] == 0
+    code, _, err = secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)
+    assert code == 11 and f"not authorized to WRITE topic {name} " in err
+    code, _, err = secured.cli("consume", "--topic", name, "--from-beginning", "--timeout-ms", "1000", config=carol)
+    assert code == 11 and f"not authorized to READ topic {name} " in err
+
+    secured.allow(f"carol-{name}", "--operation", "Write", "--operation", "Read", "--topic", name)
+    code, _, err = secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)
+    assert code == 0, err
+    code, out, err = secured.cli("consume", "--topic", name, "--from-beginning", "--max-messages", "200",
+                                 "--value-format", "bytes", "--timeout-ms", "20000", config=carol)  # fmt: skip
+    assert code == 0, err
+    assert len(out.splitlines()) == len(lines.read_bytes().splitlines())
+    code, out, _ = secured.cli("acl", "list", "--principal", f"User:carol-{name}")
+    assert sorted(out.decode().splitlines()) == sorted(
+        f"User:carol-{name}\tALLOW\t{op}\ttopic\t{name}\tliteral\t*" for op in ("Read", "Write"))  # fmt: skip
+    code, _, err = secured.cli("acl", "remove", "--principal", f"User:carol-{name}", "--operation", "Write",
+                               "--topic", name)  # fmt: skip
+    assert code == 0 and "removed" in err
+    assert secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)[0] == 11
+
+
+def documented_stream_acls() -> list[list[str]]:
+    """The README's ``mrkafka acl add`` lines for a stream application (Security section)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- stream-acls -->", 1)[1].split("<!-- /stream-acls -->", 1)[0]
+    return [shlex.split(line)[3:] for line in block.strip().splitlines()]
+
+
+def test_a_stream_run_with_the_documented_acls_equals_batch(secured: Secured, name: str, ray_cluster,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    app, user = f"wc-{name}", f"app-{name}"
+    source, sink = f"{name}-lines", f"{name}-counts"
+    for topic in (source, sink):
+        assert secured.cli("topic", "create", topic, "--partitions", "2")[0] == 0
+    data = messy_corpus(lines=1500) + real_text(256 << 10)
+    (tmp_path / "in.txt").write_bytes(data)
+    assert secured.cli("produce", "--topic", source, "--input", str(tmp_path / "in.txt"))[0] == 0
+    config = secured.principal(user)
+    run = {"bootstrap": secured.bootstrap, "command_config": str(config), "input_topic": source,
+           "output_topic": sink, "application_id": app, "reducers": 2, "until_end": True,
+           "state_dir": str(tmp_path / "state"), "commit_interval_ms": 200}  # fmt: skip
+    spec = JobSpec(load_job(WORDCOUNT))
+    with pytest.raises(Exception, match=f"not authorized to READ topic {source} "):
+        run_stream(spec, output=tmp_path / "refused", **run)
+
+    names = {"lines": source, "counts": sink, "wc": app}
+    for args in documented_stream_acls():
+        args = [names.get(arg, arg) for arg in args]
+        args[args.index("--principal") + 1] = f"User:{user}"
+        code, _, err = secured.cli("acl", "add", *args)
+        assert code == 0, err
+    run_stream(spec, output=tmp_path / "stream", **run)
+    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "batch", runner="inline", reducers=2)
+    assert read_parts(tmp_path / "stream") == read_parts(tmp_path / "batch")
+    for part in ("part-r-00000", "part-r-00001"):
+        assert (tmp_path / "stream" / part).read_bytes() == (tmp_path / "batch" / part).read_bytes()
+
+
+def test_the_admin_secret_is_only_in_its_settings_file(secured: Secured) -> None:
+    admin = secured.admin.read_text()
+    assert secured.admin.stat().st_mode & 0o777 == 0o600
+    if secured.mode == "sasl_ssl":
+        secret = re.search(r'password="([^"]+)"', admin).group(1).encode()
+        assert f'username="{ADMIN}"' in admin
+    else:
+        key = Path(re.search(r"ssl.keystore.location=(.+)", admin).group(1))
+        secret = key.read_bytes().split(b"-----")[2].strip()  # the private key's base64
+    holders = [path for path in secured.cluster.data_dir.rglob("*") if path.is_file() and secret in path.read_bytes()]
+    expected = secured.admin if secured.mode == "sasl_ssl" else key
+    assert holders == [expected]
+
+
+def test_three_secured_nodes_replicate(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "k3", brokers=3, port=free_ports(3), security="mtls")
+    try:
+        cluster.start()
+        secured = Secured(cluster, tmp_path)
+        assert secured.cli("topic", "create", "r3", "--partitions", "3", "--replication-factor", "3")[0] == 0
+        code, out, _ = secured.cli("topic", "describe", "r3")
+        rows = [line for line in out.decode().splitlines() if "Partition:" in line]
+        assert len(rows) == 3 and all(sorted(row.split("Isr: ")[1].split(",")) == ["0", "1", "2"] for row in rows)
+        lines = text_lines(500)
+        (tmp_path / "in.txt").write_bytes(b"\n".join(lines) + b"\n")
+        assert secured.cli("produce", "--topic", "r3", "--input", str(tmp_path / "in.txt"))[0] == 0
+        code, out, err = secured.cli("consume", "--topic", "r3", "--from-beginning", "--max-messages", "500",
+                                     "--timeout-ms", "20000")  # fmt: skip
+        assert code == 0, err
+        assert Counter(out.splitlines()) == Counter(lines)
+    finally:
+        cluster.stop()
