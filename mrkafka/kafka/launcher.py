@@ -463,7 +463,7 @@ class Cluster:
         saved = self._state()
         was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"))
         if saved and was != (self.brokers, self.port, self.security):
-            what = f"{self.data_dir} holds a {was[2]} cluster of {was[0]} broker(s) on port {was[1]}"
+            what = f"{self.data_dir} holds a cluster of {was[0]} broker(s) on port {was[1]}, {was[2]}"
             if self.pids():
                 raise SetupError(f"{what}, running: stop it first, or choose another --data-dir")
             raise SetupError(f"{what}: start it as it was (mrkafka kafka up --data-dir {self.data_dir}), "
