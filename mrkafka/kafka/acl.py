@@ -41,7 +41,10 @@ from mrkafka.kafka.security import SCRAM_ITERATIONS, ClientSecurity
 
 __all__ = ["OPERATIONS", "RESOURCES", "Acl", "SecurityAdmin", "check_access"]
 
-log = logging.getLogger(__name__)
+#: librdkafka logs every failed connection; what matters reaches the user as an error.
+_librdkafka_log = logging.getLogger("mrkafka.librdkafka")
+_librdkafka_log.addHandler(logging.NullHandler())
+_librdkafka_log.propagate = False
 
 #: ``--operation`` values, as kafka-acls spells them.
 OPERATIONS = ("All", "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs",
@@ -107,13 +110,10 @@ class SecurityAdmin:
     def __init__(self, bootstrap: str, security: ClientSecurity, timeout: float = CONNECT_TIMEOUT) -> None:
         self.bootstrap, self.timeout, self.security = bootstrap, timeout, security
         self._auth_errors: list[str] = []
-        quiet = logging.getLogger("mrkafka.librdkafka")  # librdkafka logs every failed connection
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
         self._client = AdminClient({
             "bootstrap.servers": bootstrap, **security.confluent_options(), "error_cb": self._error,
             "socket.connection.setup.timeout.ms": int(timeout * 1000),
-        }, logger=quiet)  # fmt: skip
+        }, logger=_librdkafka_log)  # fmt: skip
 
     def _error(self, error: RdKafkaError) -> None:
         text = error.str()
@@ -221,9 +221,9 @@ class SecurityAdmin:
             raise
         except KafkaError:  # unknown yet, or its coordinator moving: the command will tell
             return
-        allowed = {op.name for op in description.authorized_operations or ()}
-        if description.authorized_operations is None:
+        if description.authorized_operations is None:  # a broker that does not say
             return
+        allowed = {op.name for op in description.authorized_operations}
         for operation in wanted:
             if operation not in allowed:
                 raise AuthorizationError.denied(operation, resource, name)

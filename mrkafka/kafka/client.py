@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from aiokafka import errors as kerrors
+from aiokafka.conn import create_conn
 
 from mrkafka.errors import AuthenticationError, AuthorizationError, KafkaError, TransientKafkaError
 from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
@@ -124,8 +125,6 @@ async def authenticate(bootstrap: str, security: ClientSecurity, timeout: float 
     aiokafka logs why a connection failed and reports only that it could not bootstrap; this
     makes connections of its own to learn the reason: a TLS handshake and a first request (a
     refused client certificate shows only there, as an alert), then a SASL login."""
-    from aiokafka.conn import create_conn
-
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         tls = security.ssl_context() or _any_tls()

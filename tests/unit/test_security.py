@@ -129,3 +129,21 @@ def test_a_client_certificate_comes_with_its_settings(tmp_path: Path) -> None:
     security = ClientSecurity.read(pem.with_suffix(".properties"))
     assert (security.protocol, security.certfile, security.cafile) == ("SSL", str(pem), str(cluster.ca.cert))
     assert security.ssl_context() is not None  # key and certificate load together
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ([], "give one resource: --topic, --group, --transactional-id or --cluster"),
+        (["--topic", "t", "--group", "g"], "give one resource"),
+        (["--topic", "t", "--principal", "alice"], "--principal must be TYPE:NAME"),
+    ],
+)
+def test_an_acl_names_one_resource_and_a_principal_type(args: list[str], error: str) -> None:
+    from click.testing import CliRunner
+
+    from mrkafka.cli import main
+
+    result = CliRunner().invoke(main, ["acl", "add", "--principal", "User:alice", "--operation", "Read", *args,
+                                       "--bootstrap-servers", "127.0.0.1:1"])  # fmt: skip
+    assert result.exit_code == 2 and error in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -1,0 +1,121 @@
+"""``python -m benchmarks.security_cost``: what TLS, SASL/SCRAM and mutual TLS cost.
+
+Starts one broker per security mode (plaintext, ssl, sasl_ssl, mtls), side by side, and in
+each round, in an order that turns from round to round, for each mode: produces the docs corpus
+(this machine's package documentation) to a new topic of 2 partitions (timed in process: the
+produce throughput), then runs a bounded word count stream run over it as a whole command (timed
+from its start until its group committed every input record). Every client is the cluster's
+admin, with its ``admin.properties``. Reports the median of each mode and its cost against
+plaintext.
+
+    python -m benchmarks.security_cost --size 48MiB --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.corpus import generate_docs_corpus
+from mrkafka.kafka import admin
+from mrkafka.kafka.console import produce_lines
+from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster, port_free
+from mrkafka.kafka.security import MODES
+from mrkafka.splits import parse_size
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _free_port(start: int) -> int:
+    offsets = (0, CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET)
+    return next(port for port in range(start, start + 1000) if all(port_free(port + o) for o in offsets))
+
+
+def _stream(cluster: Cluster, topic: str, app: str, state: Path, records: int) -> float:
+    """Seconds from the command's start until group APP committed every record of ``topic``."""
+    bootstrap, security = cluster.bootstrap_servers, cluster.admin_security()
+    args = [sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / "wordcount.py"), "--stream",
+            "--input-topic", topic, "--application-id", app, "--bootstrap-servers", bootstrap, "--until-end",
+            "--state-dir", str(state)]  # fmt: skip
+    if cluster.secured:
+        args += ["--command-config", str(cluster.admin_config)]
+    started = time.monotonic()
+    process = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""})
+    seconds = None
+    while process.poll() is None:
+        committed = admin.committed_offsets(bootstrap, app, topic, security=security)
+        if seconds is None and sum(committed.values()) >= records:
+            seconds = time.monotonic() - started
+        time.sleep(0.1)
+    if process.returncode != 0 or seconds is None:
+        raise SystemExit(f"the run {app} failed (exit {process.returncode})")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="16MiB", help="input size")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (each mode once per round)")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    produce: dict[str, list[float]] = {mode: [] for mode in MODES}
+    stream: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        corpus = scratch / "docs.txt"
+        generate_docs_corpus(corpus, size)
+        megabytes = corpus.stat().st_size / 1e6
+        clusters: dict[str, Cluster] = {}
+        try:
+            port = 17000
+            for mode in MODES:
+                port = _free_port(port)
+                clusters[mode] = Cluster(scratch / mode, port=port, security=mode)
+                clusters[mode].start()
+                port += INTERNAL_PORT_OFFSET + 1
+            for round_ in range(args.rounds):
+                order = MODES[round_ % len(MODES) :] + MODES[: round_ % len(MODES)]
+                for mode in order:
+                    cluster, topic = clusters[mode], f"lines-{round_}"
+                    security = cluster.admin_security()
+                    admin.create_topic(cluster.bootstrap_servers, topic, partitions=2, security=security)
+                    started = time.monotonic()
+                    records = produce_lines(cluster.bootstrap_servers, topic, str(corpus), progress=False,
+                                            security=security)  # fmt: skip
+                    produce[mode].append(time.monotonic() - started)
+                    stream[mode].append(_stream(cluster, topic, f"bench-{round_}", scratch / "state", records))
+                    print(f"round {round_} {mode}: produce {produce[mode][-1]:.2f} s, stream {stream[mode][-1]:.2f} s",
+                          file=sys.stderr)  # fmt: skip
+        finally:
+            for cluster in clusters.values():
+                cluster.stop()
+    base_produce, base_stream = statistics.median(produce["plaintext"]), statistics.median(stream["plaintext"])
+    lines = [
+        f"corpus: {megabytes:.1f} MB of package documentation, {records:,} records, 2 partitions, one broker per "
+        f"mode, clients as the admin; median of {args.rounds} rounds (modes in a turning order)",
+        "",
+        "| mode | produce | produce MB/s | vs plaintext | stream run, to commit all input | vs plaintext |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for mode in MODES:
+        p, s = statistics.median(produce[mode]), statistics.median(stream[mode])
+        lines.append(f"| {mode} | {p:.2f} s | {megabytes / p:.1f} | {(p / base_produce - 1) * 100:+.0f}% "
+                     f"| {s:.2f} s | {(s / base_stream - 1) * 100:+.0f}% |")  # fmt: skip
+    lines += ["", "runs (produce / stream, seconds):"]
+    lines += [f"- {mode}: {', '.join(f'{p:.2f}/{s:.2f}' for p, s in zip(produce[mode], stream[mode]))}"
+              for mode in MODES]  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"security-cost-{args.size}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
