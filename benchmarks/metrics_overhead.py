@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.corpus import generate_docs_corpus
+from benchmarks.stream_runs import seconds_to_commit
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import Cluster, port_free
@@ -34,26 +33,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def _free_port(start: int) -> int:
     return next(port for port in range(start, start + 1000) if port_free(port) and port_free(port + 100))
-
-
-def _run(bootstrap: str, app: str, state: Path, metrics: bool, records: int) -> float:
-    """Seconds from the command's start until group APP committed every input record (the
-    stream's throughput; the bounded run's last steps, its part files, are not timed)."""
-    args = [sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / "wordcount.py"), "--stream",
-            "--input-topic", "lines", "--application-id", app, "--bootstrap-servers", bootstrap, "--until-end",
-            "--state-dir", str(state)]  # fmt: skip
-    if metrics:
-        args += ["--metrics-port", "0"]
-    started = time.monotonic()
-    process = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""})
-    seconds = None
-    while process.poll() is None:
-        if seconds is None and sum(admin.committed_offsets(bootstrap, app, "lines").values()) >= records:
-            seconds = time.monotonic() - started
-        time.sleep(0.1)
-    if process.returncode != 0 or seconds is None:
-        raise SystemExit(f"the run {app} failed (exit {process.returncode})")
-    return seconds
 
 
 def main() -> None:
@@ -79,7 +58,9 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for metrics in (False, True) if round_ % 2 == 0 else (True, False):  # ABBA: drift cancels
                     app = f"bench-{round_}-{'metrics' if metrics else 'plain'}"
-                    times[metrics].append(_run(bootstrap, app, scratch / "state", metrics, records))
+                    options = ["--metrics-port", "0"] if metrics else []
+                    times[metrics].append(seconds_to_commit(bootstrap, "lines", app, scratch / "state", records,
+                                                            *options))  # fmt: skip
                     print(f"round {round_}: {'with' if metrics else 'without'} metrics {times[metrics][-1]:.2f} s",
                           file=sys.stderr)  # fmt: skip
         finally:

@@ -14,15 +14,14 @@ plaintext.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.corpus import generate_docs_corpus
+from benchmarks.stream_runs import seconds_to_commit
 from mrkafka.kafka import admin
 from mrkafka.kafka.console import produce_lines
 from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster, port_free
@@ -36,27 +35,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 def _free_port(start: int) -> int:
     offsets = (0, CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET)
     return next(port for port in range(start, start + 1000) if all(port_free(port + o) for o in offsets))
-
-
-def _stream(cluster: Cluster, topic: str, app: str, state: Path, records: int) -> float:
-    """Seconds from the command's start until group APP committed every record of ``topic``."""
-    bootstrap, security = cluster.bootstrap_servers, cluster.admin_security()
-    args = [sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / "wordcount.py"), "--stream",
-            "--input-topic", topic, "--application-id", app, "--bootstrap-servers", bootstrap, "--until-end",
-            "--state-dir", str(state)]  # fmt: skip
-    if cluster.secured:
-        args += ["--command-config", str(cluster.admin_config)]
-    started = time.monotonic()
-    process = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""})
-    seconds = None
-    while process.poll() is None:
-        committed = admin.committed_offsets(bootstrap, app, topic, security=security)
-        if seconds is None and sum(committed.values()) >= records:
-            seconds = time.monotonic() - started
-        time.sleep(0.1)
-    if process.returncode != 0 or seconds is None:
-        raise SystemExit(f"the run {app} failed (exit {process.returncode})")
-    return seconds
 
 
 def main() -> None:
@@ -90,7 +68,10 @@ def main() -> None:
                     records = produce_lines(cluster.bootstrap_servers, topic, str(corpus), progress=False,
                                             security=security)  # fmt: skip
                     produce[mode].append(time.monotonic() - started)
-                    stream[mode].append(_stream(cluster, topic, f"bench-{round_}", scratch / "state", records))
+                    options = ["--command-config", str(cluster.admin_config)] if cluster.secured else []
+                    app, state = f"bench-{round_}", scratch / "state"
+                    stream[mode].append(seconds_to_commit(cluster.bootstrap_servers, topic, app, state, records,
+                                                          *options, security=security))  # fmt: skip
                     print(f"round {round_} {mode}: produce {produce[mode][-1]:.2f} s, stream {stream[mode][-1]:.2f} s",
                           file=sys.stderr)  # fmt: skip
         finally:

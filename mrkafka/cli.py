@@ -18,7 +18,7 @@ import click
 
 from mrkafka.errors import MrkafkaError
 from mrkafka.job import ON_ERROR
-from mrkafka.kafka.security import MODES
+from mrkafka.kafka.security import ACL_OPERATIONS, MODES
 from mrkafka.settings import (
     BOOTSTRAP_SERVERS,
     FORMATS,
@@ -577,12 +577,10 @@ def user_delete(name: str, bootstrap_servers: str, command_config: str | None) -
 
 def acl_options(command: Any) -> Any:
     """The binding options of ``acl add`` and ``acl remove``, named as kafka-acls names them."""
-    from mrkafka.kafka.acl import OPERATIONS
-
     for option in reversed([
         click.option("--principal", required=True, help="Who: User:NAME (a SCRAM user, or a certificate's CN)."),
         click.option("--operation", "operations", multiple=True, required=True,
-                     type=click.Choice(OPERATIONS, case_sensitive=False), help="What (repeatable)."),
+                     type=click.Choice(ACL_OPERATIONS, case_sensitive=False), help="What (repeatable)."),
         click.option("--topic", help="On this topic (or, with --prefixed, the topics starting with it)."),
         click.option("--group", help="On this consumer group (or prefix)."),
         click.option("--transactional-id", help="On this transactional id (or prefix)."),
@@ -598,13 +596,13 @@ def acl_options(command: Any) -> Any:
 def _acls(principal: str, operations: tuple[str, ...], topic: str | None, group: str | None,
           transactional_id: str | None, cluster: bool, prefixed: bool, deny: bool, host: str) -> list:  # fmt: skip
     from mrkafka.errors import BadInputError
-    from mrkafka.kafka.acl import OPERATIONS, Acl
+    from mrkafka.kafka.acl import Acl
 
     named = {"topic": topic, "group": group, "transactional-id": transactional_id, "cluster": "" if cluster else None}
     resources = [(kind, name) for kind, name in named.items() if name is not None]
     if len(resources) != 1:
         raise BadInputError("give one resource: --topic, --group, --transactional-id or --cluster")
-    (kind, name), spelled = resources[0], {op.lower(): op for op in OPERATIONS}
+    (kind, name), spelled = resources[0], {op.lower(): op for op in ACL_OPERATIONS}
     return [Acl(principal, spelled[op.lower()], kind, name, prefixed, deny, host) for op in operations]
 
 

@@ -37,18 +37,15 @@ from confluent_kafka.admin import (
 
 from mrkafka.errors import AuthenticationError, AuthorizationError, BadInputError, KafkaError, TransientKafkaError
 from mrkafka.kafka.client import CONNECT_TIMEOUT
-from mrkafka.kafka.security import SCRAM_ITERATIONS, ClientSecurity
+from mrkafka.kafka.security import ACL_OPERATIONS, SCRAM_ITERATIONS, ClientSecurity
 
-__all__ = ["OPERATIONS", "RESOURCES", "Acl", "SecurityAdmin", "check_access"]
+__all__ = ["RESOURCES", "Acl", "SecurityAdmin", "check_access"]
 
 #: librdkafka logs every failed connection; what matters reaches the user as an error.
 _librdkafka_log = logging.getLogger("mrkafka.librdkafka")
 _librdkafka_log.addHandler(logging.NullHandler())
 _librdkafka_log.propagate = False
 
-#: ``--operation`` values, as kafka-acls spells them.
-OPERATIONS = ("All", "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs",
-              "AlterConfigs", "IdempotentWrite")  # fmt: skip
 #: Resource kinds, as ``acl list`` prints them and ``AuthorizationError`` names them.
 RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.BROKER,
              "transactional-id": ResourceType.TRANSACTIONAL_ID}  # fmt: skip
@@ -97,7 +94,7 @@ class Acl:
     @classmethod
     def of(cls, binding: AclBinding) -> Acl:
         resource = next(kind for kind, rtype in RESOURCES.items() if rtype == binding.restype)
-        operation = next(op for op in OPERATIONS if _operation(op) == binding.operation)
+        operation = next(op for op in ACL_OPERATIONS if _operation(op) == binding.operation)
         return cls(binding.principal, operation, resource, "" if resource == "cluster" else binding.name,
                    binding.resource_pattern_type == ResourcePatternType.PREFIXED,
                    binding.permission_type == AclPermissionType.DENY, binding.host)  # fmt: skip

@@ -75,8 +75,10 @@ def _check(errors: list[tuple], action: str, operation: str) -> None:
     for entry in errors:
         name, code = entry[0], entry[1]
         message = entry[2] if len(entry) > 2 and entry[2] else ""
-        if code in (_TOPIC_AUTHORIZATION_FAILED, _CLUSTER_AUTHORIZATION_FAILED):
+        if code == _TOPIC_AUTHORIZATION_FAILED:
             raise AuthorizationError.denied(operation, "topic", name)
+        if code == _CLUSTER_AUTHORIZATION_FAILED:
+            raise AuthorizationError.denied(operation, "cluster")
         if code:
             error = for_code(code)
             text = f"{action} {name}: {error.__name__}" + (f": {message}" if message else "")

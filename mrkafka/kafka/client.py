@@ -109,7 +109,10 @@ async def start(client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT,
     ``AuthenticationError`` with the reason when the broker answers but refuses the client."""
     try:
         await asyncio.wait_for(client.start(), timeout)
-    except (kerrors.KafkaConnectionError, asyncio.TimeoutError, OSError, *_AUTHENTICATION) as exc:
+    except asyncio.TimeoutError as exc:  # nothing answered at all: no verdict on the client to learn
+        await close_quietly(client)
+        raise TransientKafkaError.unavailable(bootstrap) from exc
+    except (kerrors.KafkaConnectionError, OSError, *_AUTHENTICATION) as exc:
         await close_quietly(client)
         await authenticate(bootstrap, security, min(timeout, CONNECT_TIMEOUT))
         raise TransientKafkaError.unavailable(bootstrap) from exc

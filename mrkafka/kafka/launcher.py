@@ -269,8 +269,11 @@ class Cluster:
 
     def issue_certificate(self, name: str, path: Path | None = None, days: int = 365) -> Path:
         """A client certificate for ``User:name``, and beside it ``name.properties`` to use it."""
-        if not self.ca.exists():
-            raise SetupError(f"{self.data_dir} has no certificate authority: start it with --security ssl or mtls")
+        if self.security not in ("ssl", "mtls") or not self.ca.exists():
+            raise SetupError(
+                f"client certificates are for clusters started with --security ssl or mtls; the one in "
+                f"{self.data_dir} is {self.security}{'' if self.ca.exists() else ', not started yet'}"
+            )
         path = path or self.data_dir / "clients" / f"{name}.pem"
         self.ca.issue(name, path, days=days)
         write_properties(path.with_suffix(".properties"), self.client_properties(**{

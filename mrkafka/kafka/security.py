@@ -35,11 +35,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mrkafka.errors import BadInputError
 
-__all__ = ["MODES", "PLAINTEXT", "CertificateAuthority", "ClientSecurity", "read_properties", "scram_credential",
-           "write_properties"]  # fmt: skip
+__all__ = ["ACL_OPERATIONS", "MODES", "PLAINTEXT", "CertificateAuthority", "ClientSecurity", "read_properties",
+           "scram_credential", "write_properties"]  # fmt: skip
 
 #: ``mrkafka kafka up --security``: what the client listener asks of a client.
 MODES = ("plaintext", "ssl", "sasl_ssl", "mtls")
+#: ``mrkafka acl --operation``: Kafka's ACL operations, as kafka-acls spells them.
+ACL_OPERATIONS = ("All", "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs",
+                  "AlterConfigs", "IdempotentWrite")  # fmt: skip
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _LOGIN_MODULES = {

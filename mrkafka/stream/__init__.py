@@ -110,11 +110,12 @@ def _prepare_topics(kafka: _Kafka, config: StreamConfig, output_configs: dict[st
     return kafka.ensure_topic(config.output_topic, config.reducers, output_topic_configs, replication, exact=False)
 
 
-def _check_access(config: StreamConfig, topics: dict[str, list[str]]) -> None:
+def _check_access(kafka: _Kafka, config: StreamConfig, topics: dict[str, list[str]]) -> None:
     """Stop at start, naming the operation and resource, when the run's principal lacks an ACL
-    it will need on ``topics`` or the application's consumer groups (Kafka Streams' list)."""
+    it will need on ``topics`` or the application's consumer groups (Kafka Streams' list); wait
+    out a broker that is away, as every call of the driver does."""
     groups = {config.application_id: ["READ"], config.reducer_group: ["READ"]}
-    check_access(config.bootstrap, config.security, topics, groups)
+    kafka.retry(check_access, config.bootstrap, config.security, topics, groups)
 
 
 def run_stream(spec: JobSpec, *, status_every_s: float | None = None, **settings: Any) -> Report:
@@ -141,10 +142,10 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
     bootstrap, reducers, output = run.bootstrap, run.reducers, run.output
     config = StreamConfig(spec, app, bootstrap, input_topic, output_topic, reducers, reducers, run.commit_interval_ms,
                           run.state, run.state_dir, run.task_timeout_s, run.guarantee, kafka.security)  # fmt: skip
-    _check_access(config, {input_topic: ["READ"]})  # before anything is created
+    _check_access(kafka, config, {input_topic: ["READ"]})  # before anything is created
     input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.output_topic_configs))
-    _check_access(config, {output_topic: ["WRITE"], **{t: ["READ", "WRITE"] for t in config.internal_topics}})
+    _check_access(kafka, config, {output_topic: ["WRITE"], **{t: ["READ", "WRITE"] for t in config.internal_topics}})
     config = dataclasses.replace(config, output_partitions=output_partitions)
     committer = OutputCommitter(output, run.overwrite) if output is not None else None
     bounds = None
