@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from mrkafka.errors import JobFailedError, MrkafkaError, SetupError
 
-__all__ = ["get_result", "ray_session", "ship_job_by_value"]
+__all__ = ["gcs_answers", "get_result", "ray_session", "ship_job_by_value", "wait_ready"]
 
 
 @contextmanager
@@ -45,6 +46,34 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def gcs_answers(timeout: float = 1.0) -> bool:
+    """Whether Ray's GCS answers a request within ``timeout``.
+
+    A SIGTERM to the whole process group (a terminal's, a service manager's) reaches the Ray
+    processes that ``ray.init`` started in it: their GCS stops serving, and what was asked of the
+    actors is then never answered, until Ray gives up on its GCS a minute later and ends the
+    driver with exit 1. Ray has no public call for this check; its GCS client's key-value get
+    takes a timeout."""
+    try:
+        ray._private.worker.global_worker.gcs_client.internal_kv_get(b"mrkafka", b"mrkafka", timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+def wait_ready(refs: list, timeout: float) -> list:
+    """The ``refs`` ready within ``timeout`` (``ray.wait`` in steps of half a second); those ready
+    so far once a step ends with Ray's GCS not answering (see ``gcs_answers``)."""
+    deadline = time.monotonic() + timeout
+    pending, ready = list(refs), []
+    while pending and (left := deadline - time.monotonic()) > 0:
+        done, pending = ray.wait(pending, num_returns=len(pending), timeout=min(0.5, left))
+        ready += done
+        if pending and not gcs_answers():
+            break
+    return ready
 
 
 #: How long the cluster at ``--ray-address`` has to accept a connection (Ray itself retries for minutes).

@@ -37,7 +37,7 @@ from mrkafka.kafka.client import Backoff
 from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.metrics import RunMetrics
 from mrkafka.output import OutputCommitter, part_name
-from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.ray_support import gcs_answers, get_result, ray_session, ship_job_by_value, wait_ready
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.queries import QueryServer
@@ -215,10 +215,14 @@ def _run(spec: JobSpec, run: StreamSettings, app: str, kafka: _Kafka, status_eve
             graceful = not (interrupted and bounds is not None)
             if metrics is not None and graceful:
                 _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
-            _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
+            answered = _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
             for histogram in _get_quietly([a.latency.remote() for a in reduce_actors] if graceful else []):
                 latency.merge(histogram)
-            _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed, graceful=graceful)
+            answered &= _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed, graceful=graceful)
+            if interrupted and graceful and not answered and not gcs_answers():
+                print("mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
+                      "the workers' last figures are missing from the report; what they committed stands",
+                      file=sys.stderr)  # fmt: skip
     seconds = time.monotonic() - started
     if interrupted and bounds is not None:
         raise Interrupted(
@@ -288,21 +292,22 @@ def _wait(refs: list, check: Callable[[], None]) -> list:
     return get_result(refs)
 
 
-def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool, graceful: bool = True) -> None:
+def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool, graceful: bool = True) -> bool:
     """Stop workers gracefully (their last commit), for at most ``STOP_TIMEOUT_S``; then kill them.
 
     A run that Ray started again on a restarted actor after ``stop`` would never end by
     itself: the timeout ends it. With ``raise_errors`` a run's error is raised after all
     stopped, else (the run already failed) it is dropped, never replacing the first error. Not
-    ``graceful``: killed at once (under either guarantee a killed worker loses nothing it committed)."""
+    ``graceful``: killed at once (under either guarantee a killed worker loses nothing it committed).
+    Returns whether every run answered."""
     if not actors:
-        return
+        return True
     if not graceful:
         for actor in actors:
             ray.kill(actor, no_restart=True)
-        return
+        return True
     _get_quietly([a.stop.remote() for a in actors])
-    ready, _ = ray.wait(runs, num_returns=len(runs), timeout=STOP_TIMEOUT_S) if runs else ([], [])
+    ready = wait_ready(runs, STOP_TIMEOUT_S)
     error = None
     for ref in ready:
         try:
@@ -313,11 +318,12 @@ def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool, grac
         ray.kill(actor, no_restart=True)
     if error is not None and raise_errors:
         raise error
+    return len(ready) == len(runs)
 
 
 def _get_quietly(refs: list) -> list:
     """The results of ``refs`` that are ready within a few seconds (workers may be gone)."""
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=5.0) if refs else ([], [])
+    ready = wait_ready(refs, 5.0)
     results = []
     for ref in ready:
         try:

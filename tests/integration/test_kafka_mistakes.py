@@ -343,4 +343,11 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(bootstrap: str, topic_
         os.killpg(run.pid, signal.SIGTERM)
         assert run.process.wait(timeout=120) == 0, run.tail()
     log = run.tail(20_000)
-    assert "records in 1,000" in log and "Failed to connect to GCS" not in log and "Traceback" not in log, log
+    # The signal reaches Ray's own processes too, and their GCS may stop serving before the
+    # workers answer the driver's stop: the run still ends at once, exit 0, saying the workers'
+    # last figures are missing (it once waited for them until Ray gave up on its GCS a minute
+    # later, and exited 1). Either way what the workers committed stands.
+    degraded = "the stop reached Ray's own processes too" in log
+    assert "records in 1,000" in log or degraded, log
+    assert "Failed to connect to GCS" not in log and "Traceback" not in log, log
+    assert sum(retrying(admin.committed_offsets, bootstrap, name, topic_name).values()) == 1000
