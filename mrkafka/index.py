@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mrkafka import kernels
 from mrkafka.partial import KEY, VALUE, Rows
 
 __all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "levenshtein", "ranked", "weight", "write_index"]
@@ -57,27 +58,13 @@ def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> Non
         keys = pa.array(part.keys, pa.large_binary())
     else:
         keys = part.column(KEY).cast(pa.large_binary()).combine_chunks()
-    characters = _utf32(keys)
-    order = pc.sort_indices(characters)
+    points, offsets = kernels.code_points(keys)
+    order = kernels.code_point_order(points, offsets)
     keys_path, trie_path = index_paths(path)
     keys_path.parent.mkdir(exist_ok=True)
     _write(keys_path, pa.table({"key": keys, "value": texts, "weight": _weights(part)}).take(order))
-    _write(trie_path, _trie(characters.take(order)))
-
-
-def _utf32(keys: pa.Array) -> pa.Array:
-    """Key bytes (a key's text, an int key's too) as UTF-32-BE: a surrogate escape is one
-    character, and byte order is code point order."""
-    has_newline = pc.any(pc.match_substring(keys, "\n")).as_py()
-    keys = keys.to_pylist()
-    if has_newline:
-        strings = [key.decode("utf-8", "surrogateescape") for key in keys]
-    else:  # decoded at once: a newline ends any byte sequence a key leaves unfinished
-        strings = b"\n".join(keys).decode("utf-8", "surrogateescape").split("\n") if keys else []
-    lengths = np.fromiter(map(len, strings), np.int64, len(strings))
-    data = "".join(strings).encode("utf-32-be", "surrogatepass")
-    offsets = np.concatenate([[0], np.cumsum(lengths) * 4]).astype(np.int64)
-    return pa.Array.from_buffers(pa.large_binary(), len(strings), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    names = ("char", "key_id", "children", "child_start", "child_end")
+    _write(trie_path, pa.table(dict(zip(names, kernels.trie(points, offsets, order)))))
 
 
 def ranked(matches: Iterable[Match], limit: int | None = None) -> list[Match]:
@@ -109,63 +96,6 @@ def _weights(part: pa.Table | Rows) -> pa.Array:
 def _write(path: Path, table: pa.Table) -> None:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-
-
-def _code_points(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The code points of UTF-32-BE keys (a large_binary array) as one flat array, and each
-    key's start and length in it."""
-    _, offsets_buf, data_buf = keys.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[keys.offset : keys.offset + len(keys) + 1] // 4
-    data = np.frombuffer(data_buf, ">u4").astype(np.uint32) if data_buf is not None else np.zeros(0, np.uint32)
-    return data, offsets[:-1], np.diff(offsets)
-
-
-def _trie(keys: pa.Array) -> pa.Table:
-    """The trie of sorted keys. Node 0 is the root; nodes 1..M are the other prefixes in
-    depth-first order, which sorted keys give directly: key i adds the nodes of its prefixes
-    longer than what it shares with key i - 1."""
-    cp, starts, lengths = _code_points(keys)
-    n = len(lengths)
-    shared = np.zeros(n, np.int64)  # the longest common prefix with the previous key
-    active = np.arange(1, n)
-    active = active[np.minimum(lengths[active - 1], lengths[active]) > 0]
-    depth = 0
-    while active.size:
-        same = cp[starts[active - 1] + depth] == cp[starts[active] + depth]
-        active = active[same]
-        shared[active] += 1
-        depth += 1
-        active = active[np.minimum(lengths[active - 1], lengths[active]) > depth]
-    added = lengths - shared  # keys are distinct: >= 1, except for an empty key (the root)
-    m = int(added.sum())
-    node_key = np.repeat(np.arange(n), added)
-    first = np.concatenate([[0], np.cumsum(added)[:-1]])  # each key's first node, 0-based
-    node_depth = shared[node_key] + (np.arange(m) - first[node_key]) + 1
-    char = cp[starts[node_key] + node_depth - 1]
-    ids = np.arange(1, m + 1)
-    # A node's parent: the node before it when both are the same key's, else the latest node
-    # before it one level up (sorted by depth, then id, and searched).
-    parent = ids - 1
-    opens = node_depth == shared[node_key] + 1
-    by_depth = np.sort(node_depth * (m + 1) + ids)
-    wanted = (node_depth[opens] - 1) * (m + 1) + ids[opens]
-    found = by_depth[np.maximum(np.searchsorted(by_depth, wanted) - 1, 0)]
-    parent[opens] = np.where(node_depth[opens] > 1, found % (m + 1), 0)
-    key_id = np.full(m + 1, -1, np.int32)
-    ends = first + added  # 1-based id of each key's last node
-    key_id[ends[added > 0]] = np.flatnonzero(added > 0)
-    key_id[0] = np.flatnonzero(lengths == 0)[0] if (lengths == 0).any() else -1
-    children = np.argsort(parent, kind="stable") + 1  # by parent, then depth-first: by character
-    child_start = np.searchsorted(parent[children - 1], np.arange(m + 2))
-    return pa.table(
-        {
-            "char": np.concatenate([[0], char]).astype(np.uint32),
-            "key_id": key_id,
-            "children": np.concatenate([children, [0]]).astype(np.int32),
-            "child_start": child_start[: m + 1].astype(np.int32),
-            "child_end": child_start[1 : m + 2].astype(np.int32),
-        }
-    )
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -73,6 +73,10 @@ class Job:
         # Values given as text (the command line's) are converted; JobSpec ships converted ones.
         self.params: dict[str, Any] = _coerce_params(type(self), params or {})
         self.counters: dict[str, int] = {}
+        #: Whether map output is the run's output (a map-only batch run: ``--reducers 0``),
+        #: which then keeps every record as map emits it: no combining happens. A vectorized
+        #: map may combine within its batch (in-mapper combining) only when this is false.
+        self.map_only = False
 
     # -- the job's methods ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mrkafka.aggregate import Aggregation
+from mrkafka.aggregate import Accumulator, Aggregation
 from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
 from mrkafka.partial import VALUE, concat_partials, empty_partial, partial_from_arrow, partial_from_pairs
@@ -26,15 +26,17 @@ log = logging.getLogger("mrkafka")
 
 
 class _MapOutput:
-    """Map output as it comes: Arrow tables, and Python pairs folded through the combiner
-    (``Aggregation.merge_into``) every ``_COMBINE_EVERY`` pairs when there is one, so a task
-    holds little more than its distinct keys."""
+    """Map output as it comes: Arrow tables (merged as they come by an ``Accumulator`` when
+    there is a combiner), and Python pairs folded through the combiner
+    (``Aggregation.merge_into``) every ``_COMBINE_EVERY`` pairs, so a task holds little more
+    than its distinct keys."""
 
     def __init__(self, job: Job, aggregation: Aggregation | None) -> None:
         self.aggregation = aggregation
         self.count = job.aggregate == "count"
         self.emitted = 0
         self.tables: list[pa.Table] = []
+        self.accumulator = Accumulator(aggregation) if aggregation is not None else None
         self.held: dict[Any, Any] = {}
         self.keys: list[Any] = []
         self.values: list[Any] = []
@@ -44,9 +46,16 @@ class _MapOutput:
         self.emitted += table.num_rows
         if self.count:
             table = table.set_column(1, VALUE, pa.array(np.ones(table.num_rows, np.int64)))
-        if self.aggregation is not None:
-            table = self._combine(table, where)
-        self.tables.append(table)
+        self._hold(table, where)
+
+    def _hold(self, table: pa.Table, where: str) -> None:
+        if self.accumulator is None:
+            self.tables.append(table)
+            return
+        try:
+            self.accumulator.add(table)
+        except Exception as exc:
+            raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
 
     def add_pairs(self, pairs: Iterable[tuple[Any, Any]], where: Callable[[], str]) -> None:
         """Add the pairs of one record (or one batch) whole: if the pairs fail to come, none is added."""
@@ -91,31 +100,27 @@ class _MapOutput:
             raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
         self.keys, self.values = [], []
 
-    def _combine(self, table: pa.Table, where: str) -> pa.Table:
-        try:
-            return self.aggregation.combine(table)
-        except Exception as exc:
-            raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
-
     def partial(self, where: str) -> pa.Table:
         """Everything added, as one partial (one row per key when combining)."""
         if self.aggregation is not None and self.keys:
             self._fold(where)
         keys, values = (list(self.held), list(self.held.values())) if self.held else (self.keys, self.values)
-        tables = self.tables
         if keys:
             try:
-                tables = [*tables, partial_from_pairs(keys, values)]
+                pairs = partial_from_pairs(keys, values)
             except Exception as exc:  # a value pickle cannot hold
                 raise JobFailedError(
                     f"map emitted a value that cannot be pickled: {type(exc).__name__}: {exc} (in {where})"
                 ) from exc
-        if not tables:
+            self._hold(pairs, where)
+        if self.accumulator is not None:
+            try:
+                return self.accumulator.result()
+            except Exception as exc:
+                raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
+        if not self.tables:
             return empty_partial()
-        if len(tables) == 1:
-            return tables[0]
-        table = concat_partials(tables)
-        return self._combine(table, where) if self.aggregation is not None else table
+        return self.tables[0] if len(self.tables) == 1 else concat_partials(self.tables)
 
 
 def map_arrow(

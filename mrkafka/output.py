@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mrkafka import faults
+from mrkafka import faults, kernels
 from mrkafka.counters import Counters
 from mrkafka.errors import BadInputError, JobFailedError, OutputExistsError, SetupError
 from mrkafka.index import INDEX_DIR, write_index
@@ -57,7 +57,7 @@ def sort_by_key(part: pa.Table | Rows) -> pa.Table | Rows:
     """Rows ordered by key bytes (stable, so rows of one key keep their order)."""
     if isinstance(part, Rows):
         return part.sorted_by_key()
-    return part.take(pc.sort_indices(part.column(KEY))) if part.num_rows else part
+    return part.take(kernels.sort_indices(part.column(KEY))) if part.num_rows else part
 
 
 def _text(value: Any) -> bytes:
@@ -112,15 +112,9 @@ def value_texts(part: pa.Table | Rows) -> pa.Array:
 
 
 def _write_text(part: pa.Table | Rows, f, texts: pa.Array) -> None:
-    keys = part.column(KEY).combine_chunks() if isinstance(part, pa.Table) else pa.array(part.keys, pa.binary())
-    keys = keys.cast(pa.large_binary())
-    tab, newline = pa.scalar(b"\t", pa.large_binary()), pa.scalar(b"\n", pa.large_binary())
+    keys = part.column(KEY) if isinstance(part, pa.Table) else pa.array(part.keys, pa.binary())
     for start in range(0, len(keys), _TEXT_CHUNK_ROWS):
-        chunk = slice(start, start + _TEXT_CHUNK_ROWS)
-        lines = pc.binary_join_element_wise(keys[chunk], texts[chunk], tab)
-        body = pc.binary_join(pa.array([lines], pa.list_(pa.large_binary())), newline)
-        f.write(body[0].as_buffer())
-        f.write(b"\n")
+        f.write(kernels.text_lines(keys[start : start + _TEXT_CHUNK_ROWS], texts[start : start + _TEXT_CHUNK_ROWS]))
 
 
 def _rows(part: pa.Table | Rows) -> Rows:

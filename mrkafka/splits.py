@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from mrkafka import kernels
 from mrkafka.errors import BadInputError
 
 __all__ = [
@@ -178,19 +178,9 @@ def pieces(block: bytes | bytearray, max_bytes: int = PIECE_BYTES) -> Iterator[t
 
 
 def lines_array(piece: bytes | bytearray | memoryview) -> pa.Array:
-    """The lines of a line-aligned piece as an Arrow binary array, line endings removed."""
-    size = len(piece)
-    if size and piece[-1] == 0x0A:
-        size -= 1
-    if not size:
-        return pa.array([b""] if len(piece) else [], pa.binary())
-    data = pa.py_buffer(piece).slice(0, size)
-    whole = pa.Array.from_buffers(pa.binary(), 1, [None, pa.array([0, size], pa.int32()).buffers()[1], data])
-    lines = pc.split_pattern(whole, b"\n").values
-    cr = pc.ends_with(lines, b"\r")
-    if pc.any(cr).as_py():
-        lines = pc.if_else(cr, pc.binary_slice(lines, 0, -1), lines)
-    return lines
+    """The lines of a line-aligned piece as an Arrow binary array, line endings (``\n`` or
+    ``\r\n``) removed."""
+    return kernels.split_lines(piece)
 
 
 def iter_lines(block: bytes | bytearray, base_offset: int = 0) -> Iterator[tuple[int, bytes]]:

@@ -48,6 +48,7 @@ class MapTask:
     def __init__(self, spec: JobSpec, num_reducers: int) -> None:
         self.spec = spec
         self.job = spec.instantiate()
+        self.job.map_only = not num_reducers
         self.num_reducers = num_reducers
         self.aggregation = Aggregation(self.job, spec.vectorize) if num_reducers else None
         self.vectorized_map = spec.vectorize and self.job.has_map_arrow()

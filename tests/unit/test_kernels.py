@@ -1,0 +1,104 @@
+"""The compiled loops against Python's own meaning of each step: ``bytes.split``, a dict of
+sums, ``decode("utf-8", "surrogateescape")``, ``sorted``; on real text and on bytes that
+hypothesis makes up."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrkafka import kernels
+from mrkafka.partition import murmur2
+from tests.helpers import messy_corpus, real_text
+
+# Bytes that stress the tokenizer and the decoder: every ASCII whitespace (bytes.split's are
+# 9-13 and 32; 28-31 are not whitespace to it), UTF-8 lead and continuation bytes.
+_PIECES = [b" ", b"\t", b"\x0b", b"\x0c", b"\r", b"\x1c", b"a", b"Z", b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80",
+           b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82", b"\xff", b"\x80", b"\xf4\x90\x80\x80"]  # fmt: skip
+_BYTES = st.binary(max_size=40) | st.lists(st.sampled_from(_PIECES), max_size=20).map(b"".join)
+
+
+def _lines(data: bytes) -> pa.Array:
+    return pa.array(data.split(b"\n"), pa.binary())
+
+
+def test_count_words_is_bytes_split_on_real_and_messy_text() -> None:
+    for data in (real_text(1 << 20), messy_corpus(lines=1500)):
+        lines = _lines(data)
+        words, counts, read = kernels.count_words(lines)
+        expected = collections.Counter(word for line in lines.to_pylist() for word in line.split())
+        assert dict(zip(words.to_pylist(), counts.tolist())) == expected
+        assert read == sum(expected.values()) and len(words) == len(expected)
+
+
+@given(st.lists(_BYTES, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_count_words_is_bytes_split(lines: list[bytes]) -> None:
+    array = pa.array(lines, pa.binary())
+    words, counts, read = kernels.count_words(array.slice(1) if lines else array)  # an offset too
+    expected = collections.Counter(word for line in lines[1:] for word in line.split())
+    assert dict(zip(words.to_pylist(), counts.tolist())) == expected and read == sum(expected.values())
+
+
+def test_group_sum_is_a_dict_of_sums_and_never_wraps() -> None:
+    rng = np.random.default_rng(5)
+    keys = [b"k%d" % i for i in rng.integers(0, 3000, 50_000)] + [b"", b"x" * 5000, b"x" * 5000]
+    values = rng.integers(-(10**12), 10**12, len(keys))
+    expected: dict[bytes, int] = collections.defaultdict(int)
+    for key, value in zip(keys, values.tolist()):
+        expected[key] += value
+    got_keys, sums, hashes = kernels.group_sum(pa.array(keys, pa.binary()), values)
+    assert dict(zip(got_keys.to_pylist(), sums.tolist())) == expected
+    assert hashes.tolist() == [murmur2(key) & 0xFFFFFFFF for key in got_keys.to_pylist()]
+    big = np.iinfo(np.int64).max
+    assert kernels.group_sum(pa.array([b"a", b"b", b"a"]), np.array([big, 1, 1])) is None
+    assert kernels.group_sum(pa.array([b"a", b"a"]), np.array([-big, -1]))[1].tolist() == [-big - 1]
+    assert kernels.group_sum(pa.array([b"a", b"a"]), np.array([-big, -2])) is None
+
+
+@given(st.lists(_BYTES, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_code_points_are_pythons_surrogateescape_decoding(keys: list[bytes]) -> None:
+    points, offsets = kernels.code_points(pa.array(keys, pa.binary()))
+    decoded = ["".join(map(chr, points[offsets[i] : offsets[i + 1]])) for i in range(len(keys))]
+    assert decoded == [key.decode("utf-8", "surrogateescape") for key in keys]
+
+
+@given(st.lists(_BYTES, max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_sorts_are_byte_order_and_code_point_order(keys: list[bytes]) -> None:
+    array = pa.array(keys, pa.binary())
+    assert kernels.sort_indices(array).tolist() == sorted(range(len(keys)), key=keys.__getitem__)
+    assert kernels.sort_indices(array).tolist() == pc.sort_indices(array).to_pylist()
+    texts = [key.decode("utf-8", "surrogateescape") for key in keys]
+    order = kernels.code_point_order(*kernels.code_points(array))
+    assert order.tolist() == sorted(range(len(keys)), key=texts.__getitem__)
+
+
+def test_sorts_on_real_text_keys() -> None:
+    keys = sorted(set(real_text(1 << 20).split()), key=hash)  # a shuffled order
+    array = pa.array(keys, pa.binary())
+    assert [keys[i] for i in kernels.sort_indices(array)] == sorted(keys)
+    texts = [key.decode("utf-8", "surrogateescape") for key in keys]
+    assert [texts[i] for i in kernels.code_point_order(*kernels.code_points(array))] == sorted(texts)
+
+
+@given(st.binary(max_size=200) | st.lists(st.sampled_from([b"a", b"\n", b"\r", b"\r\n", b"b c"])).map(b"".join))
+@settings(max_examples=300, deadline=None)
+def test_split_lines_is_splitlines_on_newline(data: bytes) -> None:
+    expected = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        expected.pop()
+    expected = [line[:-1] if line.endswith(b"\r") else line for line in expected]
+    assert kernels.split_lines(data).to_pylist() == expected
+
+
+def test_text_lines_are_key_tab_text() -> None:
+    keys = pa.array([b"a", b"", b"\xff\tb", b"long" * 100], pa.binary()).slice(1)
+    texts = pa.array([b"0", b"1", b"", b"-3"], pa.large_binary()).slice(1)
+    assert kernels.text_lines(keys, texts).tobytes() == b"\t1\n\xff\tb\t\nlonglonglong" + b"long" * 97 + b"\t-3\n"
