@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.corpus import generate_corpus
+from benchmarks.corpus import generate_corpus, generate_docs_corpus
 from benchmarks.oracles import derive, java_split_empty_words
 from mrkafka.splits import parse_size
 
@@ -45,9 +45,16 @@ DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
 SYSTEMS = (
     "python", "pyarrow", "dask", "ray-data", "pyspark", "mrkafka-ray", "mrkafka-inline",
     "mrkafka-stream", "mrkafka-stream-at-least-once", "mrkafka-stream-demo", "kafka-streams-demo",
+    "kafka-streams-demo-tuned",
 )  # fmt: skip
 # WordCountDemo's fixed topic names and application id.
 DEMO_INPUT, DEMO_OUTPUT, DEMO_APP = "streams-plaintext-input", "streams-wordcount-output", "streams-wordcount"
+#: What a Kafka Streams user sets for throughput (the demo's properties file wins over its defaults).
+TUNED_STREAMS = {
+    "statestore.cache.max.bytes": 64 << 20,
+    "producer.linger.ms": 50,
+    "producer.batch.size": 1 << 20,
+}
 
 
 @dataclass
@@ -288,24 +295,30 @@ class Bench:
                     note=f"bounded (--until-end), {guarantee}; the broker's memory included")  # fmt: skip
 
     @staticmethod
-    def _demo_caught_up(bootstrap: str, input_ends: dict[int, int]) -> bool:
+    def _demo_caught_up(bootstrap: str, app: str, input_ends: dict[int, int]) -> bool:
         """WordCountDemo committed the input's end, and then the end of its repartition topic:
         it commits input offsets once words reach its repartition topic, before counting them."""
         from mrkafka.kafka import admin
 
-        committed = admin.committed_offsets(bootstrap, DEMO_APP, DEMO_INPUT)
+        committed = admin.committed_offsets(bootstrap, app, DEMO_INPUT)
         if not all(committed.get(p, 0) >= end for p, end in input_ends.items()):
             return False
         for topic in admin.list_topics(bootstrap):
-            if topic.startswith(f"{DEMO_APP}-") and topic.endswith("-repartition"):
+            if topic.startswith(f"{app}-") and topic.endswith("-repartition"):
                 _, ends = admin.topic_offsets(bootstrap, topic)
-                committed = admin.committed_offsets(bootstrap, DEMO_APP, topic)
+                committed = admin.committed_offsets(bootstrap, app, topic)
                 if not all(committed.get(p, 0) >= end for p, end in ends.items()):
                     return False
         return True
 
-    def kafka_streams_demo(self) -> None:
-        """WordCountDemo on the same topic, timed until its group committed the input's end offsets."""
+    def kafka_streams_demo(self, tuned: bool = False) -> None:
+        """WordCountDemo on the same topic, timed until its group committed the input's end offsets.
+
+        As shipped, the demo turns the record cache off (``statestore.cache.max.bytes=0``, "for
+        the demo"), so every count update goes downstream. ``tuned`` runs it as one would for
+        throughput: its properties file (which the demo's defaults do not override) turns a
+        64 MiB record cache on, so a key's updates fold into one per commit, and lets the
+        producers fill 1 MiB batches for up to 50 ms."""
         from mrkafka.kafka import admin
         from mrkafka.kafka.launcher import cache_root, java_command, resolve_maven_project
 
@@ -313,9 +326,14 @@ class Bench:
         bootstrap = cluster.bootstrap_servers
         pom = ROOT / "benchmarks" / "kafka-streams" / "pom.xml"
         lib = resolve_maven_project(pom, cache_root() / "kafka-streams-examples-4.3.1", "kafka-streams-examples-*.jar")
-        props = self.workdir / "wordcount-demo.properties"
-        props.write_text(f"bootstrap.servers={bootstrap}\ncommit.interval.ms=1000\nnum.stream.threads=2\n"
-                         f"state.dir={self.workdir / 'kstreams-state'}\n")  # fmt: skip
+        system = "kafka-streams-demo" + ("-tuned" if tuned else "")
+        app = f"{DEMO_APP}-{len(self.results)}"  # a run of its own, from the start of the input
+        props = self.workdir / f"{system}.properties"
+        settings = {"application.id": app, "bootstrap.servers": bootstrap, "commit.interval.ms": 1000,
+                    "num.stream.threads": 2, "state.dir": self.workdir / f"kstreams-state-{app}"}  # fmt: skip
+        if tuned:
+            settings.update(TUNED_STREAMS)
+        props.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         _, ends = admin.topic_offsets(bootstrap, DEMO_INPUT)
         cmd = [java_command(), "-Xmx1g", "-cp", f"{lib}/*", "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
                str(props)]  # fmt: skip
@@ -323,25 +341,28 @@ class Bench:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sampler = Sampler([proc.pid, *self.broker_pids()])
         try:
-            while proc.poll() is None and not self._demo_caught_up(bootstrap, ends):
+            while proc.poll() is None and not self._demo_caught_up(bootstrap, app, ends):
                 time.sleep(0.2)
             seconds = time.monotonic() - started
         finally:
             proc.terminate()
             _, stderr = proc.communicate(timeout=60)
         peak = sampler.stop()
-        out = self.workdir / "kafka-streams-demo.txt"
+        out = self.workdir / f"{system}.txt"
+        # Each run writes every final count to the output topic: the latest value of a key is
+        # its count, whichever run wrote it last.
         latest = asyncio.run(_latest(bootstrap, DEMO_OUTPUT))
         out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
         returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
-        expected = derive(self.stream_baseline, "lower, \\W+")
+        expected = derive(self.stream_baseline, "Java lower, \\W+")
         empty = java_split_empty_words(self.stream_corpus)
         if empty:
             expected[b""] = empty
-        self.record("kafka-streams-demo", self.stream_corpus, seconds, peak, returncode, stderr, out,
-                    tokenizer="Java split(\\W+)", expected=expected,
-                    note=f"WordCountDemo, 2 stream threads, commit 1 s; timed until it committed the input's end; "
-                    f"the broker's memory included; {empty:,} empty words")  # fmt: skip
+        how = "64 MiB record cache, producer batches of 1 MiB / 50 ms" if tuned else "as shipped: no record cache"
+        self.record(system, self.stream_corpus, seconds, peak, returncode, stderr, out,
+                    tokenizer="Java lower, split(\\W+)", expected=expected,
+                    note=f"WordCountDemo, {how}, 2 stream threads, commit 1 s; timed until it committed the "
+                    f"input's end; the broker's memory included; {empty:,} empty words")  # fmt: skip
 
 
 def machine() -> dict[str, object]:
@@ -374,41 +395,71 @@ def table(bench: Bench, info: dict) -> str:
     return "\n".join(lines)
 
 
-def chart(bench: Bench, path: Path) -> None:
-    """Bars of MB/s and of peak memory, one per run that finished."""
+def chart(runs: list[tuple[str, list[Result]]], path: Path) -> None:
+    """Bars of MB/s and of peak memory, one per run that finished, side by side for each corpus."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in bench.results if r.mb_per_s > 0]
-    labels = [r.system + (" (UTF-8 copy)" if "cleaned" in r.note else "") for r in rows]
-    fig, (speed, memory) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.5), sharey=True)
-    colors = ["#4c72b0" if r.system.startswith("mrkafka") else "#999999" for r in rows]
-    speed.barh(labels, [r.mb_per_s for r in rows], color=colors)
-    speed.set_xlabel("MB/s (higher is better)")
-    memory.barh(labels, [r.peak_memory_mib for r in rows], color=colors)
-    memory.set_xlabel("peak memory, MiB (lower is better)")
-    speed.invert_yaxis()
-    size, stream = bench.corpus.stat().st_size / 2**20, bench.stream_corpus.stat().st_size / 2**20
-    kafka_rows = f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else ""
-    fig.suptitle(f"Word count, {size:.0f} MiB{kafka_rows}, {os.cpu_count()} CPUs")
+    heights = [0.45 * max(1, sum(r.mb_per_s > 0 for r in results)) + 1.2 for _, results in runs]
+    fig, axes = plt.subplots(len(runs), 2, figsize=(12, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})  # fmt: skip
+    for (title, results), (speed, memory) in zip(runs, axes):
+        rows = [r for r in results if r.mb_per_s > 0]
+        labels = [r.system + (" (UTF-8 copy)" if "cleaned" in r.note else "") for r in rows]
+        colors = ["#4c72b0" if r.system.startswith("mrkafka") else "#999999" for r in rows]
+        speed.barh(labels, [r.mb_per_s for r in rows], color=colors)
+        speed.set_xlabel("MB/s (higher is better)")
+        speed.set_title(title, loc="left", fontsize=10)
+        memory.barh(labels, [r.peak_memory_mib for r in rows], color=colors)
+        memory.set_xlabel("peak memory, MiB (lower is better)")
+        memory.set_yticks([])
+        speed.invert_yaxis()
+        memory.invert_yaxis()
+    fig.suptitle(f"Word count, {os.cpu_count()} CPUs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _corpus(size_text: str, seed: int) -> Path:
-    corpus = DATA / f"corpus-{size_text}-seed{seed}.txt"
+def _title(corpus_bytes: int, stream_bytes: int, corpus: str) -> str:
+    size, stream = corpus_bytes / 2**20, stream_bytes / 2**20
+    kind = "package documentation" if Path(corpus).name.startswith("docs-") else Path(corpus).name
+    return f"{kind}, {size:.0f} MiB" + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
+
+
+def chart_results(paths: list[Path], out: Path) -> None:
+    """One chart of the results of several runs of the suite (one per corpus), from their JSON."""
+    runs = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        title = _title(data["corpus_bytes"], data["stream_corpus_bytes"], data["corpus"])
+        runs.append((title, [Result(**r) for r in data["results"]]))
+    chart(runs, out)
+
+
+def _corpus(kind: str, size_text: str, seed: int) -> Path:
+    """The corpus of ``kind`` (``synthetic``: Zipf words; ``docs``: this machine's package
+    documentation, repeated), made once and kept under ``benchmarks/data``."""
+    corpus = DATA / (f"corpus-{size_text}-seed{seed}.txt" if kind == "synthetic" else f"docs-{size_text}.txt")
     if not corpus.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         print(f"generating {corpus} ...", file=sys.stderr)
-        generate_corpus(corpus, parse_size(size_text), seed)
+        partial = corpus.with_suffix(".partial")
+        if kind == "synthetic":
+            generate_corpus(partial, parse_size(size_text), seed)
+        else:
+            generate_docs_corpus(partial, parse_size(size_text))
+        partial.rename(corpus)
     return corpus
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", choices=("synthetic", "docs"), default="synthetic",
+                        help="the generated corpus: Zipf words (synthetic, the default) or real text, this machine's "
+                        "package documentation (/usr/share/doc) repeated to the size (docs)")  # fmt: skip
     parser.add_argument("--size", default="1GiB", help="size of the generated corpus (default 1GiB)")
     parser.add_argument("--input", help="a corpus file to use instead of the generated one")
     parser.add_argument("--stream-size", help="a smaller generated corpus for the Kafka rows")
@@ -416,10 +467,17 @@ def main(argv: list[str] | None = None) -> int:
                         "named twice running twice; python always runs")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON, markdown and PNG go")
+    parser.add_argument("--chart", nargs="+", metavar="JSON", help="run nothing: chart the results of earlier runs "
+                        "(one per corpus) together, into the PNG given last")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.chart:
+        if len(args.chart) < 2 or not args.chart[-1].endswith(".png"):
+            parser.error("--chart takes results JSON files, then the PNG to write")
+        chart_results([Path(p) for p in args.chart[:-1]], Path(args.chart[-1]))
+        return 0
 
-    corpus = Path(args.input) if args.input else _corpus(args.size, args.seed)
-    stream_corpus = _corpus(args.stream_size, args.seed) if args.stream_size else corpus
+    corpus = Path(args.input) if args.input else _corpus(args.corpus, args.size, args.seed)
+    stream_corpus = _corpus(args.corpus, args.stream_size, args.seed) if args.stream_size else corpus
     wanted = ["python"] + [s for s in (args.only.split(",") if args.only else SYSTEMS) if s != "python"]
     unknown = set(wanted) - set(SYSTEMS)
     if unknown:
@@ -433,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": lambda: bench.mrkafka_stream(False),
         "mrkafka-stream-at-least-once": lambda: bench.mrkafka_stream(False, "at-least-once"),
         "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True), "kafka-streams-demo": bench.kafka_streams_demo,
+        "kafka-streams-demo-tuned": lambda: bench.kafka_streams_demo(tuned=True),
     }  # fmt: skip
     try:
         for system in wanted:
@@ -448,13 +507,16 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{datetime.date.today().isoformat()}-{platform.node() or 'machine'}"
+    if not args.input:
+        stem += f"-{args.corpus}"
     (results_dir / f"{stem}.json").write_text(
         json.dumps({"machine": info, "corpus_bytes": corpus.stat().st_size, "corpus": str(corpus),
                     "stream_corpus_bytes": stream_corpus.stat().st_size,
                     "results": [asdict(r) for r in bench.results]}, indent=2) + "\n"
     )  # fmt: skip
     (results_dir / f"{stem}.md").write_text(text + "\n")
-    chart(bench, results_dir / f"{stem}.png")
+    title = _title(corpus.stat().st_size, stream_corpus.stat().st_size, str(corpus))
+    chart([(title, bench.results)], results_dir / f"{stem}.png")
     failed = [r for r in bench.results if r.correct is False and not r.note.startswith("failed")]
     return 1 if failed else 0
 

@@ -2,8 +2,11 @@
 
 A whitespace-free word re-tokenizes on its own, so every peer's expected counts follow from
 the baseline's without reading the corpus again: a peer that decodes UTF-8 with replacement
-(Spark, or Ray Data on a cleaned copy) sees each word decoded that way; Kafka Streams'
-WordCountDemo lowercases and splits on ``\\W+`` (ASCII-only in Java's default mode).
+(Spark, or Ray Data on a cleaned copy) sees each word decoded that way. mrkafka's demo
+parameters lowercase ASCII letters and split on ``\\W+`` over bytes; Kafka Streams'
+WordCountDemo decodes UTF-8 with replacement, lowercases with Unicode's rules (``İ`` becomes
+``i`` and a combining dot, the Kelvin sign ``k``) and splits on ``\\W+``, ASCII-only in Java's
+default mode.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterable
 __all__ = ["TOKENIZERS", "derive", "java_split_empty_words"]
 
 _NON_WORD = re.compile(rb"[^A-Za-z0-9_]+")
+_JAVA_NON_WORD = re.compile(r"[^A-Za-z0-9_]+")
 
 
 def _replacement(word: bytes) -> Iterable[bytes]:
@@ -21,14 +25,20 @@ def _replacement(word: bytes) -> Iterable[bytes]:
 
 
 def _demo(word: bytes) -> Iterable[bytes]:
-    # Bytes that are not UTF-8 become U+FFFD in Java, which is \W: the same split as on bytes.
     return [w for w in _NON_WORD.split(word.lower()) if w]
+
+
+def _java(word: bytes) -> Iterable[bytes]:
+    # Java's String.toLowerCase and Python's str.lower follow the same Unicode mappings; what
+    # is not ASCII after them is \W, bytes that are not UTF-8 (U+FFFD) too.
+    return [w.encode() for w in _JAVA_NON_WORD.split(word.decode("utf-8", "replace").lower()) if w]
 
 
 TOKENIZERS: dict[str, Callable[[bytes], Iterable[bytes]]] = {
     "bytes.split": lambda word: [word],
     "utf-8 replace, split": _replacement,
     "lower, \\W+": _demo,
+    "Java lower, \\W+": _java,
 }
 
 
@@ -42,17 +52,18 @@ def derive(baseline: dict[bytes, int], tokenizer: str) -> dict[bytes, int]:
     return counts
 
 
-_WORD_CHAR = re.compile(rb"[A-Za-z0-9_]")
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
 
 
 def java_split_empty_words(path) -> int:
-    """How many empty words WordCountDemo counts: Java's ``line.split("\\W+")`` keeps a leading
-    empty string when a line starts with a non-word character and has a word after it, and
-    returns ``[""]`` for an empty line; trailing empty strings it drops."""
+    """How many empty words WordCountDemo counts: Java's ``line.split("\\W+")`` of the
+    lowercased line keeps a leading empty string when the line starts with a non-word
+    character and has a word after it, and returns ``[""]`` for an empty line; trailing empty
+    strings it drops."""
     empty = 0
     with open(path, "rb") as f:
-        for line in f:
-            line = line.rstrip(b"\n")
+        for raw in f:
+            line = raw.rstrip(b"\n").decode("utf-8", "replace").lower()
             if not line or (not _WORD_CHAR.match(line) and _WORD_CHAR.search(line)):
                 empty += 1
     return empty

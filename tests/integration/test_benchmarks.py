@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from benchmarks.corpus import generate_corpus
 from benchmarks.oracles import derive, java_split_empty_words
-from tests.helpers import ROOT, oracle_wordcount
+from tests.helpers import ROOT, oracle_wordcount, real_text
 
 pytestmark = pytest.mark.integration
 
@@ -42,26 +41,23 @@ def test_suite_smoke(tmp_path: Path) -> None:
     assert report.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_java_split_oracle(tmp_path: Path) -> None:
-    """The demo's oracle against a direct emulation of Java's String.split("\\W+") per line."""
+def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
+    """WordCountDemo's oracle (derived from the baseline's words, plus its empty words)
+    against Java itself: String.toLowerCase and split("\\W+") over UTF-8-decoded lines of real
+    text, and of lines whose Unicode lowercasing makes ASCII letters (the dotted capital I,
+    the Kelvin sign) or that are not UTF-8."""
+    from mrkafka.kafka.launcher import java_command
 
-    def java_split(line: bytes) -> list[bytes]:
-        parts = re.split(rb"[^A-Za-z0-9_]+", line.lower())
-        if len(parts) == 1:  # no match: the input itself, even when empty
-            return parts
-        while parts and parts[-1] == b"":  # trailing empty strings are dropped
-            parts.pop()
-        return parts
-
-    text = b"Hello, World\n  leading spaces\n\n\xe9t\xe9 x\n...\nA_b c-d\n"
-    expected: dict[bytes, int] = {}
-    baseline: dict[bytes, int] = {}
-    for line in text.split(b"\n")[:-1]:
-        for word in java_split(line):
-            expected[word] = expected.get(word, 0) + 1
-        for word in line.split():
-            baseline[word] = baseline.get(word, 0) + 1
-    derived = derive(baseline, "lower, \\W+")
+    tricky = "İstanbul \u212aelvin ÉTÉ Straße ΣΑΣ\n  leading spaces\n\n...\nA_b c-d\n".encode()
+    text = tricky + b"\xe9t\xe9 x\xffy \xe2\x82z\n" + real_text(200_000)
     (tmp_path / "in.txt").write_bytes(text)
+    java = ROOT / "tests" / "integration" / "java" / "DemoTokenizer.java"
+    proc = subprocess.run([java_command(), str(java)], input=text, capture_output=True, timeout=120, check=True)
+    expected = {}
+    for line in proc.stdout.splitlines():
+        word, _, count = line.rpartition(b"\t")
+        expected[word] = int(count)
+    derived = derive(oracle_wordcount(text), "Java lower, \\W+")
     empty = java_split_empty_words(tmp_path / "in.txt")
     assert {**derived, **({b"": empty} if empty else {})} == expected
+    assert expected[b"i"] >= 1 and expected[b"kelvin"] >= 1  # what a bytes-only oracle would miss
