@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.corpus import generate_corpus, generate_docs_corpus
-from benchmarks.oracles import derive, java_split_empty_words
+from benchmarks.oracles import derive, hadoop_counts, java_split_empty_words
 from mrkafka.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ JOB = str(ROOT / "jobs" / "wordcount.py")
 MRKAFKA = [sys.executable, "-m", "mrkafka.cli"]
 DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
 SYSTEMS = (
-    "python", "pyarrow", "dask", "ray-data", "pyspark", "mrkafka-ray", "mrkafka-inline",
+    "python", "pyarrow", "dask", "ray-data", "pyspark", "hadoop", "mrkafka-ray", "mrkafka-inline",
     "mrkafka-stream", "mrkafka-stream-at-least-once", "mrkafka-stream-demo", "kafka-streams-demo",
     "kafka-streams-demo-tuned",
 )  # fmt: skip
@@ -129,22 +129,34 @@ def _lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
 
 
+def _difference(expected: dict[bytes, int], got: dict[bytes, int]) -> str:
+    """How an output differs from what was expected: how many keys, and the first few."""
+    keys = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+    shown = ", ".join(f"{k[:30]!r}: {expected.get(k)} expected, {got.get(k)} written" for k in keys[:3])
+    return f"{len(keys):,} keys differ ({shown})"
+
+
 def _error_line(stderr: bytes) -> str:
     lines = stderr.decode(errors="replace").strip().splitlines() or [""]
     errors = [line for line in lines if "Error" in line or "error" in line]
     return (errors or lines)[-1].strip()[:200]
 
 
-async def _latest(bootstrap: str, topic: str) -> dict[bytes, int]:
-    """The latest value of every key of ``topic``, values read as Kafka longs."""
-    from aiokafka import AIOKafkaConsumer
+async def _latest(bootstrap: str, topic: str, starts: dict[int, int]) -> dict[bytes, int]:
+    """The latest value of every key written to ``topic`` from offsets ``starts`` on (one per
+    partition), values read as Kafka longs."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from mrkafka.kafka.serdes import deserialize_long
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)  # fmt: skip
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 << 20)  # fmt: skip
     await consumer.start()
     try:
+        partitions = [TopicPartition(topic, p) for p in starts]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp.partition])
         latest: dict[bytes, int] = {}
         idle = 0
         while idle < 10:
@@ -191,7 +203,11 @@ class Bench:
                 correct = None
             else:
                 base = self.baseline if corpus == self.corpus else self.stream_baseline
-                correct = read_counts(out) == (expected or derive(base, tokenizer))
+                expected = expected or derive(base, tokenizer)
+                got = read_counts(out)
+                correct = got == expected
+                if not correct:
+                    extra["note"] = f"{_difference(expected, got)}; {extra.get('note', '')}"
             mb_s = size / 1e6 / seconds
             ratio = mb_s / self.baseline_mb_s if self.baseline_mb_s else None
             result = Result(system, tokenizer, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio,
@@ -248,6 +264,13 @@ class Bench:
 
     def pyspark(self) -> None:
         self.peer("pyspark", "pyspark_wc", tokenizer="utf-8 replace, split", note="local[N], DataFrame API")
+
+    def hadoop(self) -> None:
+        out = self.workdir / "hadoop"
+        cmd = [sys.executable, "-m", "benchmarks.peers.hadoop_wc", str(self.corpus), str(out)]
+        note = f"Hadoop 3.4.1 WordCount, local mode, 1 reducer, map tasks {os.cpu_count()} at a time"
+        self.run("hadoop", cmd, out, tokenizer="StringTokenizer, utf-8 replace",
+                 expected=hadoop_counts(self.baseline, self.corpus), note=note)  # fmt: skip
 
     def mrkafka(self, runner: str) -> None:
         out = self.workdir / f"mrkafka-{runner}"
@@ -335,6 +358,7 @@ class Bench:
             settings.update(TUNED_STREAMS)
         props.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         _, ends = admin.topic_offsets(bootstrap, DEMO_INPUT)
+        _, output_starts = admin.topic_offsets(bootstrap, DEMO_OUTPUT)  # where this run's output begins
         cmd = [java_command(), "-Xmx1g", "-cp", f"{lib}/*", "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
                str(props)]  # fmt: skip
         started = time.monotonic()
@@ -349,9 +373,7 @@ class Bench:
             _, stderr = proc.communicate(timeout=60)
         peak = sampler.stop()
         out = self.workdir / f"{system}.txt"
-        # Each run writes every final count to the output topic: the latest value of a key is
-        # its count, whichever run wrote it last.
-        latest = asyncio.run(_latest(bootstrap, DEMO_OUTPUT))
+        latest = asyncio.run(_latest(bootstrap, DEMO_OUTPUT, output_starts))
         out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
         returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
         expected = derive(self.stream_baseline, "Java lower, \\W+")
@@ -425,7 +447,8 @@ def chart(runs: list[tuple[str, list[Result]]], path: Path) -> None:
 
 def _title(corpus_bytes: int, stream_bytes: int, corpus: str) -> str:
     size, stream = corpus_bytes / 2**20, stream_bytes / 2**20
-    kind = "package documentation" if Path(corpus).name.startswith("docs-") else Path(corpus).name
+    name = Path(corpus).name
+    kind = {"docs-": "package documentation", "corpus-": "synthetic, Zipf words"}.get(name[: name.find("-") + 1], name)
     return f"{kind}, {size:.0f} MiB" + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
 
 
@@ -487,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(corpus, stream_corpus, workdir)
     runs = {
         "python": bench.python, "pyarrow": bench.pyarrow, "dask": bench.dask, "ray-data": bench.ray_data,
-        "pyspark": bench.pyspark, "mrkafka-ray": lambda: bench.mrkafka("ray"),
+        "pyspark": bench.pyspark, "hadoop": bench.hadoop, "mrkafka-ray": lambda: bench.mrkafka("ray"),
         "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": lambda: bench.mrkafka_stream(False),
         "mrkafka-stream-at-least-once": lambda: bench.mrkafka_stream(False, "at-least-once"),
         "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True), "kafka-streams-demo": bench.kafka_streams_demo,

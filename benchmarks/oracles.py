@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["TOKENIZERS", "derive", "java_split_empty_words"]
+__all__ = ["TOKENIZERS", "derive", "hadoop_counts", "java_split_empty_words"]
 
 _NON_WORD = re.compile(rb"[^A-Za-z0-9_]+")
 _JAVA_NON_WORD = re.compile(r"[^A-Za-z0-9_]+")
@@ -59,11 +59,38 @@ def java_split_empty_words(path) -> int:
     """How many empty words WordCountDemo counts: Java's ``line.split("\\W+")`` of the
     lowercased line keeps a leading empty string when the line starts with a non-word
     character and has a word after it, and returns ``[""]`` for an empty line; trailing empty
-    strings it drops."""
+    strings it drops. A line is a record as ``mrkafka produce`` writes it: without its ``\\n``
+    or ``\\r\\n`` (so a line of a lone ``\\r`` is an empty record)."""
     empty = 0
     with open(path, "rb") as f:
         for raw in f:
-            line = raw.rstrip(b"\n").decode("utf-8", "replace").lower()
+            raw = raw[:-1] if raw.endswith(b"\n") else raw
+            raw = raw[:-1] if raw.endswith(b"\r") else raw
+            line = raw.decode("utf-8", "replace").lower()
             if not line or (not _WORD_CHAR.match(line) and _WORD_CHAR.search(line)):
                 empty += 1
     return empty
+
+
+_TOKENIZER_DELIMITERS = re.compile(r"[ \t\n\r\f]+")
+
+
+def hadoop_counts(baseline: dict[bytes, int], path) -> dict[bytes, int]:
+    """What Hadoop's WordCount counts: ``StringTokenizer`` over lines decoded as UTF-8 with
+    replacement. Its delimiters are ``bytes.split()``'s whitespace but the vertical tab, so
+    the baseline's words decoded that way, except on lines that hold a vertical tab (read
+    again here; a line of Hadoop's ends at ``\n``, ``\r`` or both, all delimiters too)."""
+    counts = derive(baseline, "utf-8 replace, split")
+    with open(path, "rb") as f:
+        for line in f:
+            if b"\x0b" not in line:
+                continue
+            for word in line.split():
+                token = word.decode("utf-8", "replace").encode()
+                counts[token] -= 1
+                if not counts[token]:
+                    del counts[token]
+            for token in _TOKENIZER_DELIMITERS.split(line.decode("utf-8", "replace")):
+                if token:
+                    counts[token.encode()] = counts.get(token.encode(), 0) + 1
+    return counts

@@ -1,20 +1,22 @@
 """Compiled loops of the vectorized path, over the buffers of Arrow binary arrays.
 
-Three loops carry a word count: split lines into words, group equal keys (summing their
-values), and hash each key with Kafka's murmur2. Arrow has the first two as separate
-kernels, and murmur2 not at all; here they are loops that numba compiles to machine code
-at first use (``cache=True`` keeps the machine code on disk, so later processes load it).
-Every loop takes any key length, with no Python per key.
+numba compiles each loop to machine code at its first use; ``cache=True`` keeps that code on
+disk (beside this module, or in numba's cache directory where this one is read-only), so
+later processes load it in milliseconds. Every loop takes keys of any length, with no Python
+per key, and takes and gives Arrow and numpy arrays:
 
-The public functions take and give Arrow arrays and numpy arrays:
-
-- ``murmur2(keys)``: Kafka's murmur2 of every key, as uint32;
 - ``count_words(lines)``: the distinct words of some lines, as ``bytes.split()`` cuts them,
   with the number of times each occurs: split, hash and count in one pass over the bytes;
 - ``group_sum(keys, values)``: one row per distinct key with the int64 sum of its values,
-  and its murmur2; ``None`` where a sum would leave int64.
+  and its murmur2; ``None`` where a sum would leave int64 (nothing wraps);
+- ``murmur2(keys)``: Kafka's murmur2 of every key;
+- ``split_lines(piece)``: the lines of a piece of a file, without their line endings;
+- ``sort_indices(keys)``: the order of keys by their bytes;
+- ``text_lines(keys, texts)``: the lines of a text part;
+- ``code_points``, ``code_point_order`` and ``trie``: what a part's lookup index is built of.
 
-Both give keys in order of first appearance.
+Grouping is open addressing with linear probing (see ``_group``); it gives keys in the
+order of its table, the same for the same input.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.__main__ import read_counts
 from benchmarks.corpus import generate_corpus
-from benchmarks.oracles import derive, java_split_empty_words
+from benchmarks.oracles import derive, hadoop_counts, java_split_empty_words
 from tests.helpers import ROOT, oracle_wordcount, real_text
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
     the Kelvin sign) or that are not UTF-8."""
     from mrkafka.kafka.launcher import java_command
 
-    tricky = "İstanbul \u212aelvin ÉTÉ Straße ΣΑΣ\n  leading spaces\n\n...\nA_b c-d\n".encode()
+    tricky = "İstanbul \u212aelvin ÉTÉ Straße ΣΑΣ\n  leading spaces\n\n...\nA_b c-d\r\n\r\n \r\n\x0c\n".encode()
     text = tricky + b"\xe9t\xe9 x\xffy \xe2\x82z\n" + real_text(200_000)
     (tmp_path / "in.txt").write_bytes(text)
     java = ROOT / "tests" / "integration" / "java" / "DemoTokenizer.java"
@@ -61,3 +62,38 @@ def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
     empty = java_split_empty_words(tmp_path / "in.txt")
     assert {**derived, **({b"": empty} if empty else {})} == expected
     assert expected[b"i"] >= 1 and expected[b"kelvin"] >= 1  # what a bytes-only oracle would miss
+
+
+def test_hadoop_wordcount_equals_mrkafka_byte_for_byte(tmp_path: Path) -> None:
+    """Apache Hadoop's own WordCount (local mode, the benchmark's row) and mrkafka with one
+    reducer write the same part file, on real text that is UTF-8 and holds no vertical tab
+    (Hadoop decodes lines as UTF-8, and its StringTokenizer does not split on \\v). On the
+    rest, Hadoop's counts are what the benchmark's oracle for it derives."""
+    from benchmarks.peers import hadoop_wc
+
+    text = real_text(300_000) + b"a\x0bb c\r\n\xe9t\xe9 \xffx\rlone carriage\x0cfeed\n"
+    lines = text.split(b"\n")
+    clean = [line for line in lines if b"\x0b" not in line and b"\r" not in line and _is_utf8(line)]
+    assert len(clean) < len(lines)
+    for name, data in (("clean", b"\n".join(clean) + b"\n"), ("all", text)):
+        (tmp_path / f"{name}.txt").write_bytes(data)
+        subprocess.run(hadoop_wc.command(str(tmp_path / f"{name}.txt"), str(tmp_path / f"hadoop-{name}"), reducers=1),
+                       cwd=tmp_path, capture_output=True, timeout=300, check=True)  # fmt: skip
+    mrkafka = [sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / "wordcount.py"), "--input",
+               str(tmp_path / "clean.txt"), "--output", str(tmp_path / "mrkafka"), "--reducers", "1", "--runner",
+               "inline"]  # fmt: skip
+    subprocess.run(mrkafka, capture_output=True, timeout=300, check=True)
+    ours = (tmp_path / "mrkafka" / "part-r-00000").read_bytes()
+    assert ours == (tmp_path / "hadoop-clean" / "part-r-00000").read_bytes()
+    assert len(ours.splitlines()) > 5_000
+    expected = hadoop_counts(oracle_wordcount(text), tmp_path / "all.txt")
+    assert read_counts(tmp_path / "hadoop-all") == expected
+    assert expected[b"a\x0bb"] == 1 and expected["\ufffdx".encode()] == 1
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -5,9 +5,10 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Counts the words of stdin's lines as Kafka Streams' WordCountDemo makes them: each line
- * decoded as UTF-8 (StringDeserializer), lowercased with the default locale, split on \W+.
- * Prints "word<TAB>count" lines.
+ * Counts the words of stdin's lines as Kafka Streams' WordCountDemo makes them of the records
+ * mrkafka produce writes (a line without its \n or \r\n): each decoded as UTF-8
+ * (StringDeserializer), lowercased with the default locale, split on \W+. Prints
+ * "word<TAB>count" lines.
  */
 public class DemoTokenizer {
     public static void main(String[] args) throws Exception {
@@ -22,7 +23,9 @@ public class DemoTokenizer {
             if (i == input.length && line.size() == 0) {
                 break;
             }
-            String text = new String(line.toByteArray(), StandardCharsets.UTF_8);
+            byte[] record = line.toByteArray();
+            int length = record.length > 0 && record[record.length - 1] == '\r' ? record.length - 1 : record.length;
+            String text = new String(record, 0, length, StandardCharsets.UTF_8);
             for (String word : text.toLowerCase(Locale.getDefault()).split("\\W+")) {
                 counts.merge(word, 1L, Long::sum);
             }
