@@ -305,7 +305,8 @@ def _split_lines(data):
 
 
 def split_lines(piece: bytes | bytearray | memoryview) -> pa.Array:
-    """The lines of ``piece`` as a binary array, each without its ``\\n`` or ``\\r\\n``."""
+    """The lines of ``piece`` as a binary array, each without its ``\\n`` and one ``\\r`` before
+    it (or at the piece's end), as ``mrkafka.splits.iter_lines`` reads them."""
     return _binary_array(*_split_lines(np.frombuffer(piece, np.uint8)))
 
 
