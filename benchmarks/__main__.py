@@ -34,7 +34,7 @@ import psutil
 
 from benchmarks.corpus import generate_corpus, generate_docs_corpus
 from benchmarks.oracles import derive, hadoop_counts, java_split_empty_words
-from mrkafka.splits import parse_size
+from mrkafka.io.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -43,10 +43,20 @@ JOB = str(ROOT / "jobs" / "wordcount.py")
 MRKAFKA = [sys.executable, "-m", "mrkafka.cli"]
 DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
 SYSTEMS = (
-    "python", "pyarrow", "dask", "ray-data", "pyspark", "hadoop", "mrkafka-ray", "mrkafka-inline",
-    "mrkafka-stream", "mrkafka-stream-at-least-once", "mrkafka-stream-demo", "kafka-streams-demo",
+    "python",
+    "pyarrow",
+    "dask",
+    "ray-data",
+    "pyspark",
+    "hadoop",
+    "mrkafka-ray",
+    "mrkafka-inline",
+    "mrkafka-stream",
+    "mrkafka-stream-at-least-once",
+    "mrkafka-stream-demo",
+    "kafka-streams-demo",
     "kafka-streams-demo-tuned",
-)  # fmt: skip
+)
 # WordCountDemo's fixed topic names and application id.
 DEMO_INPUT, DEMO_OUTPUT, DEMO_APP = "streams-plaintext-input", "streams-wordcount-output", "streams-wordcount"
 #: What a Kafka Streams user sets for throughput (the demo's properties file wins over its defaults).
@@ -147,10 +157,11 @@ async def _latest(bootstrap: str, topic: str, starts: dict[int, int]) -> dict[by
     partition), values read as Kafka longs."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from mrkafka.kafka.serdes import deserialize_long
+    from mrkafka.core.serdes import deserialize_long
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 << 20)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in starts]
@@ -191,13 +202,24 @@ class Bench:
             self._lines[path] = _lines(path)
         return self._lines[path]
 
-    def record(self, system: str, corpus: Path, seconds: float, peak: int, returncode: int, stderr: bytes,
-               out: Path | None, tokenizer: str = "bytes.split", expected: dict[bytes, int] | None = None,
-               **extra) -> Result:  # fmt: skip
+    def record(
+        self,
+        system: str,
+        corpus: Path,
+        seconds: float,
+        peak: int,
+        returncode: int,
+        stderr: bytes,
+        out: Path | None,
+        tokenizer: str = "bytes.split",
+        expected: dict[bytes, int] | None = None,
+        **extra,
+    ) -> Result:
         size = corpus.stat().st_size
         if returncode != 0:
-            result = Result(system, tokenizer, seconds, 0, 0, peak / 2**20, None, False,
-                            note=f"failed: {_error_line(stderr)}")  # fmt: skip
+            result = Result(
+                system, tokenizer, seconds, 0, 0, peak / 2**20, None, False, note=f"failed: {_error_line(stderr)}"
+            )
         else:
             if out is None:
                 correct = None
@@ -210,8 +232,9 @@ class Bench:
                     extra["note"] = f"{_difference(expected, got)}; {extra.get('note', '')}"
             mb_s = size / 1e6 / seconds
             ratio = mb_s / self.baseline_mb_s if self.baseline_mb_s else None
-            result = Result(system, tokenizer, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio,
-                            correct, **extra)  # fmt: skip
+            result = Result(
+                system, tokenizer, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio, correct, **extra
+            )
         self.results.append(result)
         return result
 
@@ -235,8 +258,9 @@ class Bench:
         else:
             self.stream_baseline = self.baseline
 
-    def peer(self, system: str, module: str, tokenizer: str = "bytes.split", corpus: Path | None = None,
-             note: str = "") -> Result:  # fmt: skip
+    def peer(
+        self, system: str, module: str, tokenizer: str = "bytes.split", corpus: Path | None = None, note: str = ""
+    ) -> Result:
         out = self.workdir / system
         cmd = [sys.executable, "-m", f"benchmarks.peers.{module}", str(corpus or self.corpus), str(out)]
         return self.run(system, cmd, out, corpus, tokenizer=tokenizer, note=note)[0]
@@ -259,8 +283,18 @@ class Bench:
         out = self.workdir / "ray-data-utf8"
         cmd = [sys.executable, "-m", "benchmarks.peers.raydata_wc", str(cleaned), str(out)]
         seconds, peak, proc = measure(cmd)
-        self.record("ray-data", self.corpus, seconds, peak, proc.returncode, proc.stderr, out,
-                    tokenizer="utf-8 replace, split", expected=base, note="on a UTF-8-cleaned copy")  # fmt: skip
+        self.record(
+            "ray-data",
+            self.corpus,
+            seconds,
+            peak,
+            proc.returncode,
+            proc.stderr,
+            out,
+            tokenizer="utf-8 replace, split",
+            expected=base,
+            note="on a UTF-8-cleaned copy",
+        )
 
     def pyspark(self) -> None:
         self.peer("pyspark", "pyspark_wc", tokenizer="utf-8 replace, split", note="local[N], DataFrame API")
@@ -269,8 +303,14 @@ class Bench:
         out = self.workdir / "hadoop"
         cmd = [sys.executable, "-m", "benchmarks.peers.hadoop_wc", str(self.corpus), str(out)]
         note = f"Hadoop 3.4.1 WordCount, local mode, 1 reducer, map tasks {os.cpu_count()} at a time"
-        self.run("hadoop", cmd, out, tokenizer="StringTokenizer, utf-8 replace",
-                 expected=hadoop_counts(self.baseline, self.corpus), note=note)  # fmt: skip
+        self.run(
+            "hadoop",
+            cmd,
+            out,
+            tokenizer="StringTokenizer, utf-8 replace",
+            expected=hadoop_counts(self.baseline, self.corpus),
+            note=note,
+        )
 
     def mrkafka(self, runner: str) -> None:
         out = self.workdir / f"mrkafka-{runner}"
@@ -282,8 +322,8 @@ class Bench:
     def kafka(self):
         """The broker, with the stream corpus loaded into WordCountDemo's input topic (once)."""
         if self.cluster is None:
+            from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
             from mrkafka.kafka import admin
-            from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
 
             port = next(p for p in range(29092, 30000) if port_free(p) and port_free(p + CONTROLLER_PORT_OFFSET))
             cluster = Cluster(self.workdir / "kafka", 1, port)
@@ -292,10 +332,24 @@ class Bench:
             self.cluster = cluster
             admin.create_topic(cluster.bootstrap_servers, DEMO_INPUT, partitions=2)
             admin.create_topic(cluster.bootstrap_servers, DEMO_OUTPUT, partitions=2)
-            load = [*MRKAFKA, "produce", "--topic", DEMO_INPUT, "--input", str(self.stream_corpus),
-                    "--bootstrap-servers", cluster.bootstrap_servers]  # fmt: skip
-            self.run("kafka load (produce)", load, None, self.stream_corpus, self.broker_pids(),
-                     note="mrkafka produce, before the stream runs")  # fmt: skip
+            load = [
+                *MRKAFKA,
+                "produce",
+                "--topic",
+                DEMO_INPUT,
+                "--input",
+                str(self.stream_corpus),
+                "--bootstrap-servers",
+                cluster.bootstrap_servers,
+            ]
+            self.run(
+                "kafka load (produce)",
+                load,
+                None,
+                self.stream_corpus,
+                self.broker_pids(),
+                note="mrkafka produce, before the stream runs",
+            )
         return self.cluster
 
     def broker_pids(self) -> list[int]:
@@ -307,15 +361,42 @@ class Bench:
         system += "" if guarantee == "exactly-once" else f"-{guarantee}"
         out = self.workdir / f"{system}-{len(self.results)}"
         # An application of its own per run: a system asked for twice runs twice, from the start.
-        cmd = [*MRKAFKA, "run", JOB, "--stream", "--input-topic", DEMO_INPUT, "--application-id", out.name,
-               "--until-end", "--output", str(out), "--bootstrap-servers", bootstrap, "--guarantee", guarantee,
-               "--state-dir", str(self.workdir / "state"), *(DEMO_PARAMS if demo else [])]  # fmt: skip
+        cmd = [
+            *MRKAFKA,
+            "run",
+            JOB,
+            "--stream",
+            "--input-topic",
+            DEMO_INPUT,
+            "--application-id",
+            out.name,
+            "--until-end",
+            "--output",
+            str(out),
+            "--bootstrap-servers",
+            bootstrap,
+            "--guarantee",
+            guarantee,
+            "--state-dir",
+            str(self.workdir / "state"),
+            *(DEMO_PARAMS if demo else []),
+        ]
         seconds, peak, proc = measure(cmd, self.broker_pids())
         match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", proc.stderr)
         p50, p99 = (float(match.group(1)), float(match.group(2))) if match else (None, None)
-        self.record(system, self.stream_corpus, seconds, peak, proc.returncode, proc.stderr, out,
-                    tokenizer="lower, \\W+" if demo else "bytes.split", latency_p50_ms=p50, latency_p99_ms=p99,
-                    note=f"bounded (--until-end), {guarantee}; the broker's memory included")  # fmt: skip
+        self.record(
+            system,
+            self.stream_corpus,
+            seconds,
+            peak,
+            proc.returncode,
+            proc.stderr,
+            out,
+            tokenizer="lower, \\W+" if demo else "bytes.split",
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            note=f"bounded (--until-end), {guarantee}; the broker's memory included",
+        )
 
     @staticmethod
     def _demo_caught_up(bootstrap: str, app: str, input_ends: dict[int, int]) -> bool:
@@ -342,8 +423,8 @@ class Bench:
         throughput: its properties file (which the demo's defaults do not override) turns a
         64 MiB record cache on, so a key's updates fold into one per commit, and lets the
         producers fill 1 MiB batches for up to 50 ms."""
+        from mrkafka.devtools.launcher import cache_root, java_command, resolve_maven_project
         from mrkafka.kafka import admin
-        from mrkafka.kafka.launcher import cache_root, java_command, resolve_maven_project
 
         cluster = self.kafka()
         bootstrap = cluster.bootstrap_servers
@@ -352,15 +433,26 @@ class Bench:
         system = "kafka-streams-demo" + ("-tuned" if tuned else "")
         app = f"{DEMO_APP}-{len(self.results)}"  # a run of its own, from the start of the input
         props = self.workdir / f"{system}.properties"
-        settings = {"application.id": app, "bootstrap.servers": bootstrap, "commit.interval.ms": 1000,
-                    "num.stream.threads": 2, "state.dir": self.workdir / f"kstreams-state-{app}"}  # fmt: skip
+        settings = {
+            "application.id": app,
+            "bootstrap.servers": bootstrap,
+            "commit.interval.ms": 1000,
+            "num.stream.threads": 2,
+            "state.dir": self.workdir / f"kstreams-state-{app}",
+        }
         if tuned:
             settings.update(TUNED_STREAMS)
         props.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         _, ends = admin.topic_offsets(bootstrap, DEMO_INPUT)
         _, output_starts = admin.topic_offsets(bootstrap, DEMO_OUTPUT)  # where this run's output begins
-        cmd = [java_command(), "-Xmx1g", "-cp", f"{lib}/*", "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
-               str(props)]  # fmt: skip
+        cmd = [
+            java_command(),
+            "-Xmx1g",
+            "-cp",
+            f"{lib}/*",
+            "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
+            str(props),
+        ]
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sampler = Sampler([proc.pid, *self.broker_pids()])
@@ -381,10 +473,19 @@ class Bench:
         if empty:
             expected[b""] = empty
         how = "64 MiB record cache, producer batches of 1 MiB / 50 ms" if tuned else "as shipped: no record cache"
-        self.record(system, self.stream_corpus, seconds, peak, returncode, stderr, out,
-                    tokenizer="Java lower, split(\\W+)", expected=expected,
-                    note=f"WordCountDemo, {how}, 2 stream threads, commit 1 s; timed until it committed the "
-                    f"input's end; the broker's memory included; {empty:,} empty words")  # fmt: skip
+        self.record(
+            system,
+            self.stream_corpus,
+            seconds,
+            peak,
+            returncode,
+            stderr,
+            out,
+            tokenizer="Java lower, split(\\W+)",
+            expected=expected,
+            note=f"WordCountDemo, {how}, 2 stream threads, commit 1 s; timed until it committed the "
+            f"input's end; the broker's memory included; {empty:,} empty words",
+        )
 
 
 def machine() -> dict[str, object]:
@@ -401,19 +502,22 @@ def table(bench: Bench, info: dict) -> str:
     size = bench.corpus.stat().st_size / 2**20
     stream = bench.stream_corpus.stat().st_size / 2**20
     lines = [
-        f"Word count over {size:.0f} MiB" + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
+        f"Word count over {size:.0f} MiB"
+        + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
         + f" on {info['cpus']} CPUs, {info['memory_gib']} GiB ({info['processor']}, Python {info['python']})",
         "",
         "| system | tokenizer | wall s | MB/s | records/s | peak memory MiB | x baseline | latency p50 / p99 ms "
         "| output | note |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
-    ]  # fmt: skip
+    ]
     for r in bench.results:
         ratio = f"{r.vs_baseline:.2f}" if r.vs_baseline else "-"
         latency = f"{r.latency_p50_ms:.0f} / {r.latency_p99_ms:.0f}" if r.latency_p50_ms is not None else "-"
         check = {True: "matches", False: "WRONG" if not r.note.startswith("failed") else "-", None: "-"}[r.correct]
-        lines.append(f"| {r.system} | {r.tokenizer} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {r.records_per_s:,.0f} | "
-                     f"{r.peak_memory_mib:.0f} | {ratio} | {latency} | {check} | {r.note} |")  # fmt: skip
+        lines.append(
+            f"| {r.system} | {r.tokenizer} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {r.records_per_s:,.0f} | "
+            f"{r.peak_memory_mib:.0f} | {ratio} | {latency} | {check} | {r.note} |"
+        )
     return "\n".join(lines)
 
 
@@ -425,8 +529,9 @@ def chart(runs: list[tuple[str, list[Result]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     heights = [0.45 * max(1, sum(r.mb_per_s > 0 for r in results)) + 1.2 for _, results in runs]
-    fig, axes = plt.subplots(len(runs), 2, figsize=(12, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})  # fmt: skip
+    fig, axes = plt.subplots(
+        len(runs), 2, figsize=(12, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for (title, results), (speed, memory) in zip(runs, axes):
         rows = [r for r in results if r.mb_per_s > 0]
         labels = [r.system + (" (UTF-8 copy)" if "cleaned" in r.note else "") for r in rows]
@@ -480,18 +585,29 @@ def _corpus(kind: str, size_text: str, seed: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", choices=("synthetic", "docs"), default="synthetic",
-                        help="the generated corpus: Zipf words (synthetic, the default) or real text, this machine's "
-                        "package documentation (/usr/share/doc) repeated to the size (docs)")  # fmt: skip
+    parser.add_argument(
+        "--corpus",
+        choices=("synthetic", "docs"),
+        default="synthetic",
+        help="the generated corpus: Zipf words (synthetic, the default) or real text, this machine's "
+        "package documentation (/usr/share/doc) repeated to the size (docs)",
+    )
     parser.add_argument("--size", default="1GiB", help="size of the generated corpus (default 1GiB)")
     parser.add_argument("--input", help="a corpus file to use instead of the generated one")
     parser.add_argument("--stream-size", help="a smaller generated corpus for the Kafka rows")
-    parser.add_argument("--only", help=f"comma-separated systems (of {', '.join(SYSTEMS)}), in that order, a system "
-                        "named twice running twice; python always runs")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated systems (of {', '.join(SYSTEMS)}), in that order, a system "
+        "named twice running twice; python always runs",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON, markdown and PNG go")
-    parser.add_argument("--chart", nargs="+", metavar="JSON", help="run nothing: chart the results of earlier runs "
-                        "(one per corpus) together, into the PNG given last")  # fmt: skip
+    parser.add_argument(
+        "--chart",
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: chart the results of earlier runs (one per corpus) together, into the PNG given last",
+    )
     args = parser.parse_args(argv)
     if args.chart:
         if len(args.chart) < 2 or not args.chart[-1].endswith(".png"):
@@ -509,13 +625,20 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mrkafka-bench-"))
     bench = Bench(corpus, stream_corpus, workdir)
     runs = {
-        "python": bench.python, "pyarrow": bench.pyarrow, "dask": bench.dask, "ray-data": bench.ray_data,
-        "pyspark": bench.pyspark, "hadoop": bench.hadoop, "mrkafka-ray": lambda: bench.mrkafka("ray"),
-        "mrkafka-inline": lambda: bench.mrkafka("inline"), "mrkafka-stream": lambda: bench.mrkafka_stream(False),
+        "python": bench.python,
+        "pyarrow": bench.pyarrow,
+        "dask": bench.dask,
+        "ray-data": bench.ray_data,
+        "pyspark": bench.pyspark,
+        "hadoop": bench.hadoop,
+        "mrkafka-ray": lambda: bench.mrkafka("ray"),
+        "mrkafka-inline": lambda: bench.mrkafka("inline"),
+        "mrkafka-stream": lambda: bench.mrkafka_stream(False),
         "mrkafka-stream-at-least-once": lambda: bench.mrkafka_stream(False, "at-least-once"),
-        "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True), "kafka-streams-demo": bench.kafka_streams_demo,
+        "mrkafka-stream-demo": lambda: bench.mrkafka_stream(True),
+        "kafka-streams-demo": bench.kafka_streams_demo,
         "kafka-streams-demo-tuned": lambda: bench.kafka_streams_demo(tuned=True),
-    }  # fmt: skip
+    }
     try:
         for system in wanted:
             print(f"running {system} ...", file=sys.stderr)
@@ -533,10 +656,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.input:
         stem += f"-{args.corpus}"
     (results_dir / f"{stem}.json").write_text(
-        json.dumps({"machine": info, "corpus_bytes": corpus.stat().st_size, "corpus": str(corpus),
-                    "stream_corpus_bytes": stream_corpus.stat().st_size,
-                    "results": [asdict(r) for r in bench.results]}, indent=2) + "\n"
-    )  # fmt: skip
+        json.dumps(
+            {
+                "machine": info,
+                "corpus_bytes": corpus.stat().st_size,
+                "corpus": str(corpus),
+                "stream_corpus_bytes": stream_corpus.stat().st_size,
+                "results": [asdict(r) for r in bench.results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (results_dir / f"{stem}.md").write_text(text + "\n")
     title = _title(corpus.stat().st_size, stream_corpus.stat().st_size, str(corpus))
     chart([(title, bench.results)], results_dir / f"{stem}.png")

@@ -4,7 +4,7 @@ Builds (or reuses) the docs corpus (this machine's package documentation, repeat
 size asked), runs word count and ``jobs/prefix_index.py`` over it with the same runner,
 then times look-ups on the index: exact prefixes, and ``--fuzzy 1`` and ``--fuzzy 2`` on
 words with typos injected, all drawn at random from the corpus. A look-up is timed as
-``mrkafka.lookup.lookup`` in one process (opening the index files included), and once as a
+``mrkafka.io.lookup.lookup`` in one process (opening the index files included), and once as a
 whole ``mrkafka lookup`` command (Python's start included). ``--fuzzy 2`` is timed returning
 every key within two edits (a two-letter typo matches most keys of up to four letters), and
 returning the best 10, as a suggester does.
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.corpus import generate_docs_corpus
-from mrkafka.lookup import lookup
-from mrkafka.splits import parse_size
+from mrkafka.io.lookup import lookup
+from mrkafka.io.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
@@ -35,8 +35,23 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def _run(job: str, corpus: Path, output: Path, runner: str) -> float:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / job), "--input", str(corpus),
-                    "--output", str(output), "--overwrite", "--runner", runner], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mrkafka.cli",
+            "run",
+            str(ROOT / "jobs" / job),
+            "--input",
+            str(corpus),
+            "--output",
+            str(output),
+            "--overwrite",
+            "--runner",
+            runner,
+        ],
+        check=True,
+    )
     return time.monotonic() - started
 
 
@@ -80,8 +95,12 @@ def _latencies(output: Path, queries: list[str], edits: int, limit: int | None =
         hits += bool(lookup(output, query, edits, limit))
         seconds.append(time.perf_counter() - started)
     ms = np.array(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "queries_per_s": len(queries) / float(np.sum(seconds)), "found": hits / len(queries)}  # fmt: skip
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "queries_per_s": len(queries) / float(np.sum(seconds)),
+        "found": hits / len(queries),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fuzzy 2 --limit 10": _latencies(index, typos, 2, 10),
     }
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "mrkafka.cli", "lookup", str(index), typos[0], "--fuzzy", "2"],
-                   check=False, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "mrkafka.cli", "lookup", str(index), typos[0], "--fuzzy", "2"],
+        check=False,
+        capture_output=True,
+    )
     command_s = time.monotonic() - started
 
     mb = corpus.stat().st_size / 1e6
@@ -134,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         *(
             f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['queries_per_s']:,.0f} | {r['found']:.0%} |"
             for name, r in rows.items()
-        ),  # fmt: skip
+        ),
         "",
         f"one `mrkafka lookup OUT WORD --fuzzy 2` command, Python's start included: {command_s:.2f} s",
     ]
@@ -144,9 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     stem = f"lookup-{args.size}"
     (results / f"{stem}.md").write_text(text + "\n")
-    (results / f"{stem}.json").write_text(json.dumps({"corpus_mb": mb, "runner": args.runner,
-        "wordcount_s": wordcount_s, "prefix_index_s": prefix_s, "index_mb": index_mb, "lookups": rows,
-        "command_s": command_s}, indent=2) + "\n")  # fmt: skip
+    (results / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "corpus_mb": mb,
+                "runner": args.runner,
+                "wordcount_s": wordcount_s,
+                "prefix_index_s": prefix_s,
+                "index_mb": index_mb,
+                "lookups": rows,
+                "command_s": command_s,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return 0
 
 

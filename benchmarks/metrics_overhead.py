@@ -21,11 +21,11 @@ from pathlib import Path
 
 from benchmarks.corpus import generate_docs_corpus
 from benchmarks.stream_runs import seconds_to_commit
+from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.launcher import Cluster, port_free
+from mrkafka.devtools.monitor import Monitor
+from mrkafka.io.splits import parse_size
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
-from mrkafka.kafka.launcher import Cluster, port_free
-from mrkafka.monitor import Monitor
-from mrkafka.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,10 +59,13 @@ def main() -> None:
                 for metrics in (False, True) if round_ % 2 == 0 else (True, False):  # ABBA: drift cancels
                     app = f"bench-{round_}-{'metrics' if metrics else 'plain'}"
                     options = ["--metrics-port", "0"] if metrics else []
-                    times[metrics].append(seconds_to_commit(bootstrap, "lines", app, scratch / "state", records,
-                                                            *options))  # fmt: skip
-                    print(f"round {round_}: {'with' if metrics else 'without'} metrics {times[metrics][-1]:.2f} s",
-                          file=sys.stderr)  # fmt: skip
+                    times[metrics].append(
+                        seconds_to_commit(bootstrap, "lines", app, scratch / "state", records, *options)
+                    )
+                    print(
+                        f"round {round_}: {'with' if metrics else 'without'} metrics {times[metrics][-1]:.2f} s",
+                        file=sys.stderr,
+                    )
         finally:
             monitor.down()
             cluster.stop()

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from benchmarks.corpus import generate_docs_corpus
 from benchmarks.stream_runs import seconds_to_commit
+from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster, port_free
+from mrkafka.io.splits import parse_size
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
-from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster, port_free
 from mrkafka.kafka.security import MODES
-from mrkafka.splits import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -65,15 +65,21 @@ def main() -> None:
                     security = cluster.admin_security()
                     admin.create_topic(cluster.bootstrap_servers, topic, partitions=2, security=security)
                     started = time.monotonic()
-                    records = produce_lines(cluster.bootstrap_servers, topic, str(corpus), progress=False,
-                                            security=security)  # fmt: skip
+                    records = produce_lines(
+                        cluster.bootstrap_servers, topic, str(corpus), progress=False, security=security
+                    )
                     produce[mode].append(time.monotonic() - started)
                     options = ["--command-config", str(cluster.admin_config)] if cluster.secured else []
                     app, state = f"bench-{round_}", scratch / "state"
-                    stream[mode].append(seconds_to_commit(cluster.bootstrap_servers, topic, app, state, records,
-                                                          *options, security=security))  # fmt: skip
-                    print(f"round {round_} {mode}: produce {produce[mode][-1]:.2f} s, stream {stream[mode][-1]:.2f} s",
-                          file=sys.stderr)  # fmt: skip
+                    stream[mode].append(
+                        seconds_to_commit(
+                            cluster.bootstrap_servers, topic, app, state, records, *options, security=security
+                        )
+                    )
+                    print(
+                        f"round {round_} {mode}: produce {produce[mode][-1]:.2f} s, stream {stream[mode][-1]:.2f} s",
+                        file=sys.stderr,
+                    )
         finally:
             for cluster in clusters.values():
                 cluster.stop()
@@ -87,11 +93,14 @@ def main() -> None:
     ]
     for mode in MODES:
         p, s = statistics.median(produce[mode]), statistics.median(stream[mode])
-        lines.append(f"| {mode} | {p:.2f} s | {megabytes / p:.1f} | {(p / base_produce - 1) * 100:+.0f}% "
-                     f"| {s:.2f} s | {(s / base_stream - 1) * 100:+.0f}% |")  # fmt: skip
+        lines.append(
+            f"| {mode} | {p:.2f} s | {megabytes / p:.1f} | {(p / base_produce - 1) * 100:+.0f}% "
+            f"| {s:.2f} s | {(s / base_stream - 1) * 100:+.0f}% |"
+        )
     lines += ["", "runs (produce / stream, seconds):"]
-    lines += [f"- {mode}: {', '.join(f'{p:.2f}/{s:.2f}' for p, s in zip(produce[mode], stream[mode]))}"
-              for mode in MODES]  # fmt: skip
+    lines += [
+        f"- {mode}: {', '.join(f'{p:.2f}/{s:.2f}' for p, s in zip(produce[mode], stream[mode]))}" for mode in MODES
+    ]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"security-cost-{args.size}.md").write_text(text)

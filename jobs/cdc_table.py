@@ -11,13 +11,13 @@ removes the row: no line in the part files, a tombstone on the (compacted) outpu
 
 from __future__ import annotations
 
-from mrkafka import Job
+from mrkafka import Job, StreamOptions
 
 
 class CdcTable(Job):
     name = "cdc_table"
-    output_topic_configs = {"cleanup.policy": "compact"}
-    keyed_input = True  # the events of one id must share a partition, in order
+    # The events of one id must share a partition, in order; the output topic is a table.
+    stream = StreamOptions(keyed_input=True, output_topic_configs={"cleanup.policy": "compact"})
 
     def map(self, offset, line):
         op, _, rest = line.partition(",")

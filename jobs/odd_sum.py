@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from mrkafka import Job
+from mrkafka import Job, StreamOptions
 
 
 class OddSum(Job):
     name = "odd_sum"
     aggregate = "sum"
-    value_serde = "long"
+    stream = StreamOptions(value_serde="long")
 
     def map(self, offset, line):
         try:

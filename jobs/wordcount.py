@@ -5,7 +5,7 @@ not UTF-8 stay as they are. ``map``/``reduce`` is the per-record form; ``map_arr
 the built-in ``sum`` is the vectorized form the engines prefer; both give the same output.
 
 The vectorized form counts the words of each batch of lines itself, in one compiled pass
-(``mrkafka.kernels.count_words``): it emits each distinct word of a batch once, with its
+(``mrkafka.core.kernels.count_words``): it emits each distinct word of a batch once, with its
 count, where the per-record form emits ``(word, 1)`` per word (Hadoop's "in-mapper
 combining"). So its *Map output records* are fewer; the job's ``words`` counter counts the
 words in both forms. A map-only run (``--reducers 0``) writes every word, in both forms.
@@ -14,7 +14,7 @@ Parameters: ``-p lower=true`` lowercases ASCII letters first; ``-p pattern=REGEX
 that regular expression instead of whitespace (empty words dropped). ``-p lower=true -p
 pattern='\\W+'`` is Kafka Streams' WordCountDemo tokenizer: ``\\W`` is ASCII-only there, as it
 is here on bytes. A pattern means what Python's ``re`` makes of it on bytes, in both forms
-(``mrkafka.regex`` gives Arrow's RE2 that meaning: ``\\s`` includes ``\\v``).
+(``mrkafka.core.regex`` gives Arrow's RE2 that meaning: ``\\s`` includes ``\\v``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mrkafka import Job, kernels, regex
+from mrkafka import Job, StreamOptions
+from mrkafka.core import kernels, regex
 
 
 class WordCount(Job):
     name = "wordcount"
     input_type = bytes
     aggregate = "sum"
-    value_serde = "long"
+    stream = StreamOptions(value_serde="long")
     parameters = {"lower": False, "pattern": ""}
 
     def __init__(self, params=None):

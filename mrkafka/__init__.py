@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mrkafka.errors import MrkafkaError
-from mrkafka.job import Job
+from mrkafka.job import Job, StreamOptions
 
-__all__ = ["Job", "MrkafkaError", "__version__"]
+__all__ = ["Job", "MrkafkaError", "StreamOptions", "__version__"]
 __version__ = "0.1.0"

@@ -104,8 +104,10 @@ class AuthorizationError(KafkaError):
     @classmethod
     def denied(cls, operation: str, resource: str, name: str = "") -> AuthorizationError:
         """``not authorized to READ topic T``."""
-        return cls(f"not authorized to {operation.upper()} {resource}{' ' + name if name else ''} "
-                   "(ask the cluster's admin for the ACL: mrkafka acl add)")  # fmt: skip
+        return cls(
+            f"not authorized to {operation.upper()} {resource}{' ' + name if name else ''} "
+            "(ask the cluster's admin for the ACL: mrkafka acl add)"
+        )
 
 
 class Interrupted(MrkafkaError):

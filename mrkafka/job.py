@@ -23,7 +23,7 @@ from mrkafka.errors import BadJobError, MrkafkaError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["AGGREGATES", "ON_ERROR", "Job", "JobSpec", "load_job", "parse_params"]
+__all__ = ["AGGREGATES", "ON_ERROR", "VALUE_SERDES", "Job", "JobSpec", "StreamOptions", "load_job", "parse_params"]
 
 #: Built-in aggregates a vectorized job may name, and the two-value merge each stands for.
 #: ``count`` counts map output records: its map-side values are replaced by 1 and summed.
@@ -38,6 +38,33 @@ AGGREGATES: dict[str, Any] = {
 ON_ERROR = ("fail", "skip")
 #: The value serdes a job may name for its output topic.
 VALUE_SERDES = ("long", "json")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a stream run keeps a job's state and writes its output topic (Kafka Streams'
+    ``Materialized`` and ``Produced``): declared once per job, as ``stream = StreamOptions(...)``."""
+
+    #: Name of the state store (the changelog is ``APP-STORE-changelog``).
+    store_name: str = "state"
+    #: How values travel on the output topic: ``long`` (8-byte big-endian, Kafka's
+    #: LongSerializer; for integer values) or ``json``.
+    value_serde: str = "json"
+    #: Whether the job needs input records keyed: a job whose result depends on the order of
+    #: one key's records (the latest event per id) needs them in one partition. A stream run
+    #: refuses a record without a key, saying how to produce keyed records.
+    keyed_input: bool = False
+    #: Configs for the output topic when a stream run creates it (e.g. ``cleanup.policy=compact``).
+    output_topic_configs: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` saying what is wrong."""
+        if self.value_serde not in VALUE_SERDES:
+            raise ValueError(f"value_serde is {self.value_serde!r}; choose {' or '.join(VALUE_SERDES)}")
+        if not isinstance(self.store_name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", self.store_name):
+            raise ValueError(f"store_name {self.store_name!r} must be letters, digits, '.', '_' or '-'")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(self.output_topic_configs).items()):
+            raise ValueError("output_topic_configs must map config names to strings")
 
 
 class Job:
@@ -57,26 +84,22 @@ class Job:
     parameters: ClassVar[Mapping[str, Any]] = {}
     #: A built-in aggregate (a key of ``AGGREGATES``) that replaces ``reduce`` on Arrow tables.
     aggregate: ClassVar[str | None] = None
-    #: Name of the state store in stream mode (the changelog is ``APP-STORE-changelog``).
-    store_name: ClassVar[str] = "state"
-    #: How values travel on topics in stream mode: ``long`` (8-byte big-endian, Kafka's
-    #: LongSerializer; for integer values) or ``json``.
-    value_serde: ClassVar[str] = "json"
-    #: Whether the job needs input records keyed (stream mode): a job whose result depends on
-    #: the order of one key's records (the latest event per id) needs them in one partition.
-    #: A stream run refuses a record without a key, saying how to produce keyed records.
-    keyed_input: ClassVar[bool] = False
-    #: Configs for the output topic when a stream run creates it (e.g. ``cleanup.policy=compact``).
-    output_topic_configs: ClassVar[Mapping[str, str]] = {}
+    #: How a stream run keeps this job's state and writes its output topic.
+    stream: ClassVar[StreamOptions] = StreamOptions()
+    # Set by JobSpec.instantiate before the job's own __init__ runs (see ``map_only``).
+    _map_only: bool = False
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         # Values given as text (the command line's) are converted; JobSpec ships converted ones.
         self.params: dict[str, Any] = _coerce_params(type(self), params or {})
         self.counters: dict[str, int] = {}
-        #: Whether map output is the run's output (a map-only batch run: ``--reducers 0``),
-        #: which then keeps every record as map emits it: no combining happens. A vectorized
-        #: map may combine within its batch (in-mapper combining) only when this is false.
-        self.map_only = False
+
+    @property
+    def map_only(self) -> bool:
+        """Whether map output is the run's output (a map-only batch run: ``--reducers 0``),
+        which then keeps every record as map emits it: no combining happens. A vectorized map
+        may combine within its batch (in-mapper combining) only when this is false."""
+        return self._map_only
 
     # -- the job's methods ------------------------------------------------------------------
 
@@ -120,17 +143,17 @@ class Job:
             raise BadJobError(f"{name} overrides none of map, map_arrow, reduce")
         if cls.aggregate is not None and cls.aggregate not in AGGREGATES:
             raise BadJobError(f"{name}.aggregate is {cls.aggregate!r}; built-in aggregates are {', '.join(AGGREGATES)}")
-        if cls.value_serde not in VALUE_SERDES:
-            raise BadJobError(f"{name}.value_serde is {cls.value_serde!r}; choose {' or '.join(VALUE_SERDES)}")
         if cls.input_type not in (str, bytes):
             raise BadJobError(f"{name}.input_type is {cls.input_type!r}; choose str or bytes")
-        if not isinstance(cls.store_name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", cls.store_name):
-            raise BadJobError(f"{name}.store_name {cls.store_name!r} must be letters, digits, '.', '_' or '-'")
         for param, default in cls.parameters.items():
             if default is not None and not isinstance(default, (str, bool, int, float)):
                 raise BadJobError(f"{name}.parameters[{param!r}]: a default is str, bool, int, float or None")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(cls.output_topic_configs).items()):
-            raise BadJobError(f"{name}.output_topic_configs must map config names to strings")
+        if not isinstance(cls.stream, StreamOptions):
+            raise BadJobError(f"{name}.stream must be a mrkafka.StreamOptions, not {type(cls.stream).__name__}")
+        try:
+            cls.stream.validate()
+        except ValueError as exc:
+            raise BadJobError(f"{name}.stream: {exc}") from None
 
     @classmethod
     def has_map_arrow(cls) -> bool:
@@ -157,6 +180,8 @@ class JobSpec:
     #: A record the map raises on: ``fail`` the run, or ``skip`` it (counted in ``bad_records``
     #: and logged). Skipping maps record by record: a vectorized map cannot tell which one failed.
     on_error: str = "fail"
+    #: The run writes map output as it is (a batch run with ``--reducers 0``): see ``Job.map_only``.
+    map_only: bool = False
 
     def __post_init__(self) -> None:
         if self.on_error not in ON_ERROR:
@@ -171,8 +196,11 @@ class JobSpec:
         return self.on_error == "skip"
 
     def instantiate(self) -> Job:
+        job = self.job_cls.__new__(self.job_cls)
+        job._map_only = self.map_only  # readable in the job's own __init__ too
         try:
-            return self.job_cls(self.params)
+            job.__init__(self.params)
+            return job
         except MrkafkaError:
             raise
         except Exception as exc:  # the job's own __init__ refused its parameters

@@ -1,20 +1,19 @@
 """What ``mrkafka run`` can be told in each mode, with every default defined once.
 
 ``BatchSettings`` holds a batch run's options, ``StreamSettings`` a stream run's (``--stream``);
-both share ``RunSettings``. The command line draws its defaults from these classes and refuses
-an option that the run's mode lacks; ``run_batch`` and ``run_stream`` take their keyword
-arguments as these settings, and the stream workers' ``StreamConfig`` their defaults. A value
-no run can use is refused when the settings are made, before anything starts. Importing this
-module stays light: the command line imports it to build its options.
+both share ``RunSettings``. The command line draws its defaults from these classes, refuses an
+option that the run's mode lacks, and makes the settings once; ``run_batch`` and ``run_stream``
+take that object, and the stream workers get it inside their ``StreamConfig``. A value no run
+can use is refused when the settings are made, before anything starts. Importing this module
+stays light: the command line imports it to build its options.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from mrkafka.errors import BadInputError
-from mrkafka.kafka.launcher import DEFAULT_PORT
 
 __all__ = [
     "AT_LEAST_ONCE",
@@ -22,6 +21,7 @@ __all__ = [
     "EXACTLY_ONCE",
     "FORMATS",
     "GUARANTEES",
+    "KAFKA_PORT",
     "RUNNERS",
     "STATES",
     "BatchSettings",
@@ -29,8 +29,10 @@ __all__ = [
     "StreamSettings",
 ]
 
+#: The client port of the first broker ``mrkafka kafka up`` starts, unless told otherwise.
+KAFKA_PORT = 9092
 #: Where every Kafka command looks for brokers unless told: where ``mrkafka kafka up`` starts one.
-BOOTSTRAP_SERVERS = f"127.0.0.1:{DEFAULT_PORT}"
+BOOTSTRAP_SERVERS = f"127.0.0.1:{KAFKA_PORT}"
 FORMATS = ("text", "jsonl", "parquet")
 RUNNERS = ("ray", "inline")
 STATES = ("memory", "rocksdb")
@@ -87,6 +89,7 @@ class BatchSettings(RunSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "inputs", tuple(str(i) for i in self.inputs))  # a list given is kept as given
         _choice("--runner", self.runner, RUNNERS)
         if not self.inputs:
             raise BadInputError("no --input given")
@@ -104,9 +107,9 @@ class StreamSettings(RunSettings):
     #: A Kafka client properties file: how the driver and every worker connect (TLS, SASL).
     command_config: str | None = None
     input_topic: str = ""
-    #: Default ``APP-output``.
+    #: Default ``APP-output`` (see ``resolved``).
     output_topic: str | None = None
-    #: Consumer group and prefix of the internal topics; default the job's name.
+    #: Consumer group and prefix of the internal topics; default the job's name (see ``resolved``).
     application_id: str | None = None
     #: Stop at the input's end offsets taken at start.
     until_end: bool = False
@@ -135,3 +138,9 @@ class StreamSettings(RunSettings):
             raise BadInputError(f"--commit-interval-ms must be 1 or more, got {self.commit_interval_ms}")
         if self.task_timeout_s < 0:
             raise BadInputError(f"--task-timeout must be 0 or more, got {self.task_timeout_s}")
+
+    def resolved(self, job_name: str) -> StreamSettings:
+        """These settings with the defaults that depend on the job filled in: the application id
+        (the job's name) and the output topic (``APP-output``)."""
+        app = self.application_id or job_name
+        return replace(self, application_id=app, output_topic=self.output_topic or f"{app}-output")

@@ -7,7 +7,7 @@ import functools
 import random
 from pathlib import Path
 
-from mrkafka.kafka.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, port_free
+from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -70,9 +70,9 @@ def tricky_corpus(size: int = 2 << 20) -> bytes:
 
 #: A job whose map raises on the line "bad": for the tests of how a job's error is reported.
 PICKY_JOB = """
-from mrkafka import Job
+from mrkafka import Job, StreamOptions
 class Picky(Job):
-    value_serde = "long"
+    stream = StreamOptions(value_serde="long")
     def map(self, offset, line):
         if line == "bad":
             raise ValueError("no bad lines")

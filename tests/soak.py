@@ -2,7 +2,7 @@
 
 An unbounded word count over a topic of messy real text (the tests' tricky corpus) runs on
 a broker of its own while its processes are SIGKILLed: at every scripted fault point (see
-``mrkafka.faults``) and at random times a map worker, a reducer or the driver. Input keeps
+``mrkafka.obs.faults``) and at random times a map worker, a reducer or the driver. Input keeps
 arriving; after every kill the run goes on (Ray restarts a worker; a killed driver is
 started again). Then a bounded run writes part files, itself killed once between a
 reducer's end and its part file and once while the driver commits the output. Pass, under
@@ -35,11 +35,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from mrkafka.batch import run_batch
+from mrkafka.core.serdes import deserialize_long
+from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.launcher import Cluster
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
-from mrkafka.kafka.launcher import Cluster
-from mrkafka.kafka.serdes import deserialize_long
+from mrkafka.settings import BatchSettings
 from tests.helpers import WORDCOUNT, free_ports, messy_corpus, read_parts, tricky_corpus
 from tests.stream_process import StreamRun, committed_sum, retrying
 
@@ -72,10 +73,14 @@ class SoakResult:
         if self.recovery_s:
             ordered = sorted(self.recovery_s)
             p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-            lines.append(f"kill to next commit: p50 {statistics.median(ordered):.1f} s, p99 {p99:.1f} s, "
-                         f"over {len(ordered)} kills")  # fmt: skip
-        lines.append(f"keys: {self.keys}; differing from batch: {self.differing_parts} in the part files "
-                     f"(identical: {self.parts_identical}), {self.differing_topic} in the output topic")  # fmt: skip
+            lines.append(
+                f"kill to next commit: p50 {statistics.median(ordered):.1f} s, p99 {p99:.1f} s, "
+                f"over {len(ordered)} kills"
+            )
+        lines.append(
+            f"keys: {self.keys}; differing from batch: {self.differing_parts} in the part files "
+            f"(identical: {self.parts_identical}), {self.differing_topic} in the output topic"
+        )
         lines.append(f"open transactions: {', '.join(self.open_transactions) or 'none'}")
         lines.append(f"{'PASS' if self.passed else 'FAIL'} in {self.seconds:.0f} s")
         return "\n".join(lines)
@@ -233,7 +238,10 @@ def soak(workdir: Path, kills: int = 8, guarantee: str = "exactly-once", seed: i
         if code != 0:
             raise AssertionError(f"the final bounded run exited {code}: {run.tail()}")
 
-        run_batch(JobSpec(load_job(WORDCOUNT)), [str(p) for p in feed.files], workdir / "B", runner="inline")
+        run_batch(
+            JobSpec(load_job(WORDCOUNT)),
+            BatchSettings(inputs=[str(p) for p in feed.files], output=workdir / "B", runner="inline"),
+        )
         compare_with_batch(bootstrap, workdir, result)
     finally:
         cluster.stop()
@@ -265,8 +273,7 @@ def compare_with_batch(bootstrap: str, workdir: Path, result: SoakResult, app: s
 async def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> dict[bytes, int]:
     """Every key's last value in ``topic``, read_committed."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")  # fmt: skip
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
         consumer.assign(tps)

@@ -22,15 +22,39 @@ from tests.helpers import WORDCOUNT
 class StreamRun:
     """One driver process of a word count stream run (with its own Ray), logging to ``log``."""
 
-    def __init__(self, bootstrap: str, app: str, state_dir: Path, log: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
-        args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream", "--input-topic", "in",
-                "--output-topic", "out", "--application-id", app, "--bootstrap-servers", bootstrap,
-                "--state-dir", str(state_dir), "--commit-interval-ms", "200", *extra]  # fmt: skip
+    def __init__(
+        self, bootstrap: str, app: str, state_dir: Path, log: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "mrkafka.cli",
+            "run",
+            str(WORDCOUNT),
+            "--stream",
+            "--input-topic",
+            "in",
+            "--output-topic",
+            "out",
+            "--application-id",
+            app,
+            "--bootstrap-servers",
+            bootstrap,
+            "--state-dir",
+            str(state_dir),
+            "--commit-interval-ms",
+            "200",
+            *extra,
+        ]
         self.log = log
         with open(log, "ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, "RAY_ADDRESS": "", **(env or {})})  # fmt: skip
+            self.process = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "RAY_ADDRESS": "", **(env or {})},
+            )
 
     def __enter__(self) -> StreamRun:
         return self

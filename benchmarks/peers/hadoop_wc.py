@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mrkafka.kafka.launcher import cache_root, java_command, resolve_maven_project
+from mrkafka.devtools.launcher import cache_root, java_command, resolve_maven_project
 
 HERE = Path(__file__).resolve().parent.parent / "hadoop"
 VERSION = "3.4.1"
@@ -35,9 +35,16 @@ def command(source: str, output: str, reducers: int = 1) -> list[str]:
         subprocess.run([str(javac), "-nowarn", "-cp", f"{lib}/*", "-d", str(classes), str(java_source)], check=True)
     cpus = os.cpu_count() or 1
     return [
-        java_command(), "-Xmx2g", "-cp", f"{classes}:{lib}/*",
-        "WordCount", source, output, str(reducers), str(cpus),
-    ]  # fmt: skip
+        java_command(),
+        "-Xmx2g",
+        "-cp",
+        f"{classes}:{lib}/*",
+        "WordCount",
+        source,
+        output,
+        str(reducers),
+        str(cpus),
+    ]
 
 
 def main(source: str, output: str, reducers: int = 1) -> None:

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
-from mrkafka.counters import Counters
-from mrkafka.progress import Progress
+from mrkafka.core.counters import Counters
+from mrkafka.obs.progress import Progress
 
 if TYPE_CHECKING:
-    from mrkafka.batch import BatchPlan
+    from mrkafka.batch.plan import BatchPlan
 
 __all__ = ["run_inline"]
 
 
 def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
-    mapper = MapTask(plan.spec, plan.num_reducers)
-    reducers = [ReduceTask(plan.spec, k) for k in range(plan.num_reducers)]
+    mapper = MapTask(plan.spec, plan.reducers)
+    reducers = [ReduceTask(plan.spec, k) for k in range(plan.reducers)]
     for split in plan.splits:
         if plan.map_only:
             split_counters = mapper.run_map_only(split, plan.part_path(split.index), plan.fmt)

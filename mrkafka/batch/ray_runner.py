@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
-from mrkafka.counters import Counters
+from mrkafka.cluster.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.core.counters import Counters
 from mrkafka.job import JobSpec
-from mrkafka.progress import Progress
-from mrkafka.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.obs.progress import Progress
 
 if TYPE_CHECKING:
-    from mrkafka.batch import BatchPlan
+    from mrkafka.batch.plan import BatchPlan
 
 __all__ = ["run_ray"]
 
@@ -36,8 +36,8 @@ REDUCER_ACTORS_PER_CPU = 2
 class ReduceGroup:
     """The reduce tasks of several partitions in one actor (partitions ``first``, ``first + step``, ...)."""
 
-    def __init__(self, spec: JobSpec, first: int, num_reducers: int, step: int) -> None:
-        self.tasks = [ReduceTask(spec, k) for k in range(first, num_reducers, step)]
+    def __init__(self, spec: JobSpec, first: int, reducers: int, step: int) -> None:
+        self.tasks = [ReduceTask(spec, k) for k in range(first, reducers, step)]
 
     def add(self, partials: list) -> None:
         for task, partial in zip(self.tasks, partials):
@@ -54,10 +54,10 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
         mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
-        mappers = [mapper_cls.remote(plan.spec, plan.num_reducers) for _ in range(n_mappers)]
-        n_groups = min(plan.num_reducers, REDUCER_ACTORS_PER_CPU * cpus)
+        mappers = [mapper_cls.remote(plan.spec, plan.reducers) for _ in range(n_mappers)]
+        n_groups = min(plan.reducers, REDUCER_ACTORS_PER_CPU * cpus)
         group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
-        reducers = [group_cls.remote(plan.spec, g, plan.num_reducers, n_groups) for g in range(n_groups)]
+        reducers = [group_cls.remote(plan.spec, g, plan.reducers, n_groups) for g in range(n_groups)]
         try:
             _drive(plan, mappers, reducers, progress, on_task)
         finally:
@@ -65,8 +65,9 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
                 ray.kill(actor)
 
 
-def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
-           on_task: Callable[[Counters], None]) -> None:  # fmt: skip
+def _drive(
+    plan: BatchPlan, mappers: list, reducers: list, progress: Progress, on_task: Callable[[Counters], None]
+) -> None:
     max_in_flight = SPLITS_IN_FLIGHT_PER_MAPPER * len(mappers)
     queue = deque(plan.splits)
     load = [0] * len(mappers)
@@ -103,8 +104,10 @@ def _drive(plan: BatchPlan, mappers: list, reducers: list, progress: Progress,
     for adds in merging:
         get_result(adds)
     n = len(reducers)
-    writes = [r.write.remote([plan.part_path(k) for k in range(g, plan.num_reducers, n)], plan.fmt)
-              for g, r in enumerate(reducers)]  # fmt: skip
+    writes = [
+        r.write.remote([plan.part_path(k) for k in range(g, plan.reducers, n)], plan.fmt)
+        for g, r in enumerate(reducers)
+    ]
     for group_counters in get_result(writes):
         for reducer_counters in group_counters:
             on_task(reducer_counters)

@@ -14,9 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from mrkafka import output
-from mrkafka.aggregate import Accumulator, Aggregation, finish_partial
-from mrkafka.counters import (
+from mrkafka.core.aggregate import Accumulator, Aggregation, finish_partial
+from mrkafka.core.counters import (
     BYTES_READ,
     BYTES_WRITTEN,
     COMBINE_INPUT_RECORDS,
@@ -32,12 +31,13 @@ from mrkafka.counters import (
     REDUCE_TASKS,
     Counters,
 )
+from mrkafka.core.keys import split_by_partition
+from mrkafka.core.map_side import map_arrow, map_records
+from mrkafka.core.partial import gc_paused, key_kind
 from mrkafka.errors import JobFailedError
+from mrkafka.io import formats
+from mrkafka.io.splits import Split, iter_lines, lines_array, pieces, read_split
 from mrkafka.job import JobSpec
-from mrkafka.keys import split_by_partition
-from mrkafka.mapping import map_arrow, map_records
-from mrkafka.partial import gc_paused, key_kind
-from mrkafka.splits import Split, iter_lines, lines_array, pieces, read_split
 
 __all__ = ["MapTask", "ReduceTask"]
 
@@ -45,12 +45,11 @@ __all__ = ["MapTask", "ReduceTask"]
 class MapTask:
     """Map one split at a time: read its lines, map, combine, partition for R reducers."""
 
-    def __init__(self, spec: JobSpec, num_reducers: int) -> None:
+    def __init__(self, spec: JobSpec, reducers: int) -> None:
         self.spec = spec
         self.job = spec.instantiate()
-        self.job.map_only = not num_reducers
-        self.num_reducers = num_reducers
-        self.aggregation = Aggregation(self.job, spec.vectorize) if num_reducers else None
+        self.reducers = reducers
+        self.aggregation = Aggregation(self.job, spec.vectorize) if reducers else None
         self.vectorized_map = spec.vectorize and self.job.has_map_arrow()
 
     def run(self, split: Split) -> tuple[Any, ...]:
@@ -60,7 +59,7 @@ class MapTask:
         table = self._map(split, counters, combine=True)
         counters.add(COMBINE_INPUT_RECORDS, counters.get(MAP_OUTPUT_RECORDS))
         counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
-        partials = split_by_partition(table, self.num_reducers, key_kind(table))
+        partials = split_by_partition(table, self.reducers, key_kind(table))
         counters.add(MAP_MILLIS, _millis_since(started))
         return (counters, *partials)
 
@@ -75,7 +74,7 @@ class MapTask:
         started = time.monotonic()
         counters = Counters()
         table = self._map(split, counters, combine=False)
-        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt))
+        counters.add(BYTES_WRITTEN, formats.write_part(table, path, fmt))
         counters.add(MAP_MILLIS, _millis_since(started))
         return counters
 
@@ -148,9 +147,9 @@ class ReduceTask:
                 table = finish_partial(table, self.job.finish)
             except Exception as exc:
                 raise JobFailedError.raised("finish", exc, f"reducer {self.index}") from exc
-        table = output.sort_by_key(table)
+        table = formats.sort_by_key(table)
         counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
-        counters.add(BYTES_WRITTEN, output.write_part(table, path, fmt, index=True))
+        counters.add(BYTES_WRITTEN, formats.write_part(table, path, fmt, index=True))
         counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
         counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters

@@ -47,14 +47,21 @@ _librdkafka_log.addHandler(logging.NullHandler())
 _librdkafka_log.propagate = False
 
 #: Resource kinds, as ``acl list`` prints them and ``AuthorizationError`` names them.
-RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.BROKER,
-             "transactional-id": ResourceType.TRANSACTIONAL_ID}  # fmt: skip
+RESOURCES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "cluster": ResourceType.BROKER,
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+}
 _CLUSTER_NAME = "kafka-cluster"
 _MECHANISMS = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
 _AUTH_CODES = {RdKafkaError._AUTHENTICATION, RdKafkaError._SSL, RdKafkaError.SASL_AUTHENTICATION_FAILED}
-_DENIED_CODES = {RdKafkaError.TOPIC_AUTHORIZATION_FAILED: "topic", RdKafkaError.GROUP_AUTHORIZATION_FAILED: "group",
-                 RdKafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
-                 RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional-id"}  # fmt: skip
+_DENIED_CODES = {
+    RdKafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
+    RdKafkaError.GROUP_AUTHORIZATION_FAILED: "group",
+    RdKafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
+    RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional-id",
+}
 
 
 def _operation(name: str) -> AclOperation:
@@ -80,24 +87,43 @@ class Acl:
 
     def binding(self) -> AclBinding:
         return AclBinding(
-            RESOURCES[self.resource], self.name or _CLUSTER_NAME,
-            ResourcePatternType.PREFIXED if self.prefixed else ResourcePatternType.LITERAL, self.principal, self.host,
-            _operation(self.operation), AclPermissionType.DENY if self.deny else AclPermissionType.ALLOW,
-        )  # fmt: skip
+            RESOURCES[self.resource],
+            self.name or _CLUSTER_NAME,
+            ResourcePatternType.PREFIXED if self.prefixed else ResourcePatternType.LITERAL,
+            self.principal,
+            self.host,
+            _operation(self.operation),
+            AclPermissionType.DENY if self.deny else AclPermissionType.ALLOW,
+        )
 
     def format(self) -> str:
         """``User:alice  ALLOW  Read  topic  lines  literal  *``, tab-separated."""
         what = "DENY" if self.deny else "ALLOW"
-        return "\t".join([self.principal, what, self.operation, self.resource, self.name or "-",
-                          "prefixed" if self.prefixed else "literal", self.host])  # fmt: skip
+        return "\t".join(
+            [
+                self.principal,
+                what,
+                self.operation,
+                self.resource,
+                self.name or "-",
+                "prefixed" if self.prefixed else "literal",
+                self.host,
+            ]
+        )
 
     @classmethod
     def of(cls, binding: AclBinding) -> Acl:
         resource = next(kind for kind, rtype in RESOURCES.items() if rtype == binding.restype)
         operation = next(op for op in ACL_OPERATIONS if _operation(op) == binding.operation)
-        return cls(binding.principal, operation, resource, "" if resource == "cluster" else binding.name,
-                   binding.resource_pattern_type == ResourcePatternType.PREFIXED,
-                   binding.permission_type == AclPermissionType.DENY, binding.host)  # fmt: skip
+        return cls(
+            binding.principal,
+            operation,
+            resource,
+            "" if resource == "cluster" else binding.name,
+            binding.resource_pattern_type == ResourcePatternType.PREFIXED,
+            binding.permission_type == AclPermissionType.DENY,
+            binding.host,
+        )
 
 
 class SecurityAdmin:
@@ -107,10 +133,15 @@ class SecurityAdmin:
     def __init__(self, bootstrap: str, security: ClientSecurity, timeout: float = CONNECT_TIMEOUT) -> None:
         self.bootstrap, self.timeout, self.security = bootstrap, timeout, security
         self._auth_errors: list[str] = []
-        self._client = AdminClient({
-            "bootstrap.servers": bootstrap, **security.confluent_options(), "error_cb": self._error,
-            "socket.connection.setup.timeout.ms": int(timeout * 1000),
-        }, logger=_librdkafka_log)  # fmt: skip
+        self._client = AdminClient(
+            {
+                "bootstrap.servers": bootstrap,
+                **security.confluent_options(),
+                "error_cb": self._error,
+                "socket.connection.setup.timeout.ms": int(timeout * 1000),
+            },
+            logger=_librdkafka_log,
+        )
 
     def _error(self, error: RdKafkaError) -> None:
         text = error.str()
@@ -127,8 +158,9 @@ class SecurityAdmin:
         except KafkaException as exc:
             error = exc.args[0]
             if self._auth_errors:
-                raise AuthenticationError(f"authentication failed at {self.bootstrap}: {self._auth_errors[-1]}") \
-                    from None  # fmt: skip
+                raise AuthenticationError(
+                    f"authentication failed at {self.bootstrap}: {self._auth_errors[-1]}"
+                ) from None
             if error.code() in _DENIED_CODES:
                 raise AuthorizationError.denied(operation, resource, name) from None
             if error.code() in (RdKafkaError._TRANSPORT, RdKafkaError._TIMED_OUT, RdKafkaError._ALL_BROKERS_DOWN):
@@ -160,13 +192,15 @@ class SecurityAdmin:
     @staticmethod
     def _exact(acl: Acl) -> AclBindingFilter:
         b = acl.binding()
-        return AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                b.permission_type)  # fmt: skip
+        return AclBindingFilter(
+            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+        )
 
     @staticmethod
     def _filter(principal: str | None) -> AclBindingFilter:
-        return AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal, None, AclOperation.ANY,
-                                AclPermissionType.ANY)  # fmt: skip
+        return AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, principal, None, AclOperation.ANY, AclPermissionType.ANY
+        )
 
     # -- SCRAM users -----------------------------------------------------------------------------
 
@@ -179,8 +213,10 @@ class SecurityAdmin:
     def list_users(self) -> dict[str, list[str]]:
         """User -> the SCRAM mechanisms it has a credential for."""
         found = self._wait(self._client.describe_user_scram_credentials(**self._options()))
-        return {user: sorted(i.mechanism.name.replace("_", "-") for i in d.scram_credential_infos)
-                for user, d in sorted(found.items())}  # fmt: skip
+        return {
+            user: sorted(i.mechanism.name.replace("_", "-") for i in d.scram_credential_infos)
+            for user, d in sorted(found.items())
+        }
 
     def delete_user(self, name: str) -> bool:
         """Delete every SCRAM credential of ``name``; whether it had any."""
@@ -200,13 +236,15 @@ class SecurityAdmin:
         yet is left to the command (creating it needs an ACL of its own)."""
         topics, groups = dict(topics), dict(groups)
         if topics:
-            futures = self._client.describe_topics(TopicCollection(list(topics)), include_authorized_operations=True,
-                                                   **self._options())  # fmt: skip
+            futures = self._client.describe_topics(
+                TopicCollection(list(topics)), include_authorized_operations=True, **self._options()
+            )
             for name, future in futures.items():
                 self._allowed(future, "topic", name, topics[name])
         if groups:
-            futures = self._client.describe_consumer_groups(list(groups), include_authorized_operations=True,
-                                                            **self._options())  # fmt: skip
+            futures = self._client.describe_consumer_groups(
+                list(groups), include_authorized_operations=True, **self._options()
+            )
             for name, future in futures.items():
                 self._allowed(future, "group", name, groups[name])
 
@@ -226,8 +264,12 @@ class SecurityAdmin:
                 raise AuthorizationError.denied(operation, resource, name)
 
 
-def check_access(bootstrap: str, security: ClientSecurity, topics: Mapping[str, Iterable[str]] = (),
-                 groups: Mapping[str, Iterable[str]] = ()) -> None:  # fmt: skip
+def check_access(
+    bootstrap: str,
+    security: ClientSecurity,
+    topics: Mapping[str, Iterable[str]] = (),
+    groups: Mapping[str, Iterable[str]] = (),
+) -> None:
     """``SecurityAdmin.check`` on a connection of its own, for a client that authenticates (a
     plaintext client is anonymous: what it may not do fails on its own, with the same error)."""
     if security.protocol != "PLAINTEXT":

@@ -117,8 +117,11 @@ class Admin:
 
     async def _admin(self) -> AIOKafkaAdminClient:
         if self._client is None:
-            client = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000),
-                                         **self.security.aiokafka_options())  # fmt: skip
+            client = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap,
+                request_timeout_ms=int(self.timeout * 1000),
+                **self.security.aiokafka_options(),
+            )
             await start(client, self.bootstrap, self.timeout, self.security)
             self._client = client
         return self._client
@@ -126,8 +129,11 @@ class Admin:
     async def _consumer(self, isolation_level: str) -> AIOKafkaConsumer:
         if isolation_level not in self._consumers:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                isolation_level=isolation_level, **self.security.aiokafka_options())  # fmt: skip
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                isolation_level=isolation_level,
+                **self.security.aiokafka_options(),
+            )
             await start(consumer, self.bootstrap, self.timeout, self.security)
             self._consumers[isolation_level] = consumer
         return self._consumers[isolation_level]
@@ -212,8 +218,11 @@ class Admin:
             if topic["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
                 raise AuthorizationError.denied("DESCRIBE", "topic", name)
             if topic["error_code"]:
-                raise TopicError(f"topic {name} does not exist" if topic["error_code"] == 3 else
-                                 f"cannot describe topic {name}: {for_code(topic['error_code']).__name__}")  # fmt: skip
+                raise TopicError(
+                    f"topic {name} does not exist"
+                    if topic["error_code"] == 3
+                    else f"cannot describe topic {name}: {for_code(topic['error_code']).__name__}"
+                )
             (response,) = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
             partitions = sorted(
                 PartitionInfo(p["partition"], p["leader"], list(p["replicas"]), list(p["isr"]))

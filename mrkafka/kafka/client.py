@@ -26,8 +26,22 @@ from aiokafka.conn import create_conn
 from mrkafka.errors import AuthenticationError, AuthorizationError, KafkaError, TransientKafkaError
 from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 
-__all__ = ["CONNECT_TIMEOUT", "FATAL", "MIGRATED", "RETRIABLE", "Backoff", "BatchSender", "Outbox", "authenticate",
-           "classify", "close_quietly", "denied", "describe", "start", "started"]  # fmt: skip
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "FATAL",
+    "MIGRATED",
+    "RETRIABLE",
+    "Backoff",
+    "BatchSender",
+    "Outbox",
+    "authenticate",
+    "classify",
+    "close_quietly",
+    "denied",
+    "describe",
+    "start",
+    "started",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +74,12 @@ _DENIED = {
     kerrors.ClusterAuthorizationFailedError: "cluster",
     kerrors.TransactionalIdAuthorizationFailed: "transactional-id",
 }
-_AUTHENTICATION = (kerrors.SaslAuthenticationFailed, kerrors.IllegalSaslStateError,
-                   kerrors.UnsupportedSaslMechanismError, kerrors.AuthenticationFailedError)  # fmt: skip
+_AUTHENTICATION = (
+    kerrors.SaslAuthenticationFailed,
+    kerrors.IllegalSaslStateError,
+    kerrors.UnsupportedSaslMechanismError,
+    kerrors.AuthenticationFailedError,
+)
 
 
 def denied(exc: BaseException, operation: str, name: str = "") -> AuthorizationError | None:
@@ -103,8 +121,9 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text and text != name else name
 
 
-async def start(client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT,
-                security: ClientSecurity = PLAINTEXT) -> None:  # fmt: skip
+async def start(
+    client: Any, bootstrap: str, timeout: float = CONNECT_TIMEOUT, security: ClientSecurity = PLAINTEXT
+) -> None:
     """``await client.start()`` within ``timeout``, or one clear error (the client stopped):
     ``AuthenticationError`` with the reason when the broker answers but refuses the client."""
     try:
@@ -137,22 +156,25 @@ async def authenticate(bootstrap: str, security: ClientSecurity, timeout: float 
             continue  # nothing listens there
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             if security.tls and await _answers_plaintext(host, int(port)):
-                raise AuthenticationError(f"authentication failed at {address}: the broker does not speak TLS "
-                                          "there (security.protocol)") from None  # fmt: skip
+                raise AuthenticationError(
+                    f"authentication failed at {address}: the broker does not speak TLS there (security.protocol)"
+                ) from None
             continue
         if reason is not None and security.tls:
             raise AuthenticationError(f"authentication failed at {address}: {security.refused(reason)}")
         if not security.tls and (reason is None or "alert" in reason.lower()):  # a TLS answer, or a TLS alert
-            raise AuthenticationError(f"authentication failed at {address}: the broker expects TLS; set "
-                                      "security.protocol in the --command-config file")  # fmt: skip
+            raise AuthenticationError(
+                f"authentication failed at {address}: the broker expects TLS; set "
+                "security.protocol in the --command-config file"
+            )
         if security.sasl:
             try:
                 conn = await asyncio.wait_for(
-                    create_conn(host, int(port), request_timeout_ms=int(timeout * 1000),
-                                **security.aiokafka_options()), timeout)  # fmt: skip
+                    create_conn(host, int(port), request_timeout_ms=int(timeout * 1000), **security.aiokafka_options()),
+                    timeout,
+                )
             except _AUTHENTICATION as exc:
-                raise AuthenticationError(f"authentication failed at {address}: {security.refused(str(exc))}") \
-                    from None  # fmt: skip
+                raise AuthenticationError(f"authentication failed at {address}: {security.refused(str(exc))}") from None
             except (OSError, asyncio.TimeoutError, kerrors.KafkaError):
                 continue
             conn.close()
@@ -211,8 +233,9 @@ async def close_quietly(client: Any) -> None:
 
 
 @asynccontextmanager
-async def started(client: C, bootstrap: str, timeout: float = CONNECT_TIMEOUT,
-                  security: ClientSecurity = PLAINTEXT) -> AsyncIterator[C]:  # fmt: skip
+async def started(
+    client: C, bootstrap: str, timeout: float = CONNECT_TIMEOUT, security: ClientSecurity = PLAINTEXT
+) -> AsyncIterator[C]:
     """The client, started (see ``start``), and stopped on the way out."""
     await start(client, bootstrap, timeout, security)
     try:
@@ -273,9 +296,14 @@ class BatchSender:
         self._last: dict[tuple[str, int], int] = {}
 
     async def append(
-        self, topic: str, partition: int, key: bytes | None, value: bytes | None,
-        timestamp: int | None = None, headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         slot = (topic, partition)
         while True:
             batch = self._batches.get(slot)

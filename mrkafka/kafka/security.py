@@ -1,8 +1,4 @@
-"""Kafka security: a cluster's TLS material, and a client's settings from a properties file.
-
-``CertificateAuthority`` makes the cluster's CA and issues certificates (the brokers', the
-admin's, a user's for mutual TLS) as PEM files that Kafka (``ssl.keystore.type=PEM``) and
-Python both read: the private key (PKCS#8) followed by the certificate, mode 0600.
+"""A Kafka client's security settings, from a properties file.
 
 ``ClientSecurity.read(FILE)`` reads a Kafka client properties file (``--command-config``, the
 file Kafka's own tools take) and gives the same settings to aiokafka (``aiokafka_options``)
@@ -15,11 +11,8 @@ the file again.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import difflib
-import hashlib
-import ipaddress
 import os
 import re
 import ssl
@@ -28,21 +21,35 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from mrkafka.errors import BadInputError
 
-__all__ = ["ACL_OPERATIONS", "MODES", "PLAINTEXT", "CertificateAuthority", "ClientSecurity", "read_properties",
-           "scram_credential", "write_properties"]  # fmt: skip
+__all__ = [
+    "ACL_OPERATIONS",
+    "MODES",
+    "PLAINTEXT",
+    "SCRAM_ITERATIONS",
+    "ClientSecurity",
+    "read_properties",
+    "write_private",
+    "write_properties",
+]
 
 #: ``mrkafka kafka up --security``: what the client listener asks of a client.
 MODES = ("plaintext", "ssl", "sasl_ssl", "mtls")
 #: ``mrkafka acl --operation``: Kafka's ACL operations, as kafka-acls spells them.
-ACL_OPERATIONS = ("All", "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs",
-                  "AlterConfigs", "IdempotentWrite")  # fmt: skip
+ACL_OPERATIONS = (
+    "All",
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "DescribeConfigs",
+    "AlterConfigs",
+    "IdempotentWrite",
+)
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _LOGIN_MODULES = {
@@ -51,14 +58,22 @@ _LOGIN_MODULES = {
 }
 #: The keys mrkafka reads; ``_TOLERATED`` ones it leaves to the client's defaults, with a warning.
 _KEYS = {
-    "security.protocol", "sasl.mechanism", "sasl.jaas.config", "ssl.truststore.location", "ssl.truststore.type",
-    "ssl.keystore.location", "ssl.keystore.type", "ssl.key.password", "ssl.key.location",
-    "ssl.certificate.location", "ssl.endpoint.identification.algorithm", "ssl.keystore.password",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.jaas.config",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.key.password",
+    "ssl.key.location",
+    "ssl.certificate.location",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.keystore.password",
     "ssl.truststore.password",
-}  # fmt: skip
+}
 #: Scram iterations for credentials mrkafka makes (Kafka's own default is 4096).
 SCRAM_ITERATIONS = 8192
-_DAY = datetime.timedelta(days=1)
 
 
 # -- properties files ---------------------------------------------------------------------------
@@ -95,10 +110,7 @@ def _split(line: str) -> tuple[str, str]:
 
 def write_properties(path: Path, values: dict[str, str]) -> Path:
     """Write a properties file readable by its owner only (it may hold a password)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("".join(f"{key}={value}\n" for key, value in values.items()))
+    write_private(path, "".join(f"{key}={value}\n" for key, value in values.items()).encode())
     return path
 
 
@@ -174,6 +186,8 @@ class ClientSecurity:
         return reason
 
     def _certificate_problem(self) -> str:
+        from cryptography import x509  # only to explain a refusal: not on every client's import
+
         if not self.certfile:
             return "none was given (ssl.keystore.location)"
         cert = x509.load_pem_x509_certificate(Path(self.certfile).read_bytes())
@@ -211,8 +225,9 @@ class ClientSecurity:
         if sasl:
             mechanism = values.get("sasl.mechanism", "").upper()
             if mechanism not in MECHANISMS:
-                raise BadInputError(f"{source}: sasl.mechanism must be one of {', '.join(MECHANISMS)}, "
-                                    f"not {mechanism or 'unset'!r}")  # fmt: skip
+                raise BadInputError(
+                    f"{source}: sasl.mechanism must be one of {', '.join(MECHANISMS)}, not {mechanism or 'unset'!r}"
+                )
             if "sasl.jaas.config" not in values:
                 raise BadInputError(f"{source}: {protocol} needs sasl.jaas.config with a username and password")
             module, options = _jaas(values["sasl.jaas.config"], source)
@@ -225,9 +240,13 @@ class ClientSecurity:
             algorithm = values.get("ssl.endpoint.identification.algorithm", "https")
             keyfile = values.get("ssl.key.location") or values.get("ssl.keystore.location")
             certfile = values.get("ssl.certificate.location") or values.get("ssl.keystore.location")
-            settings.update(cafile=values.get("ssl.truststore.location"), certfile=certfile, keyfile=keyfile,
-                            key_password=values.get("ssl.key.password"),
-                            check_hostname=algorithm.lower() == "https")  # fmt: skip
+            settings.update(
+                cafile=values.get("ssl.truststore.location"),
+                certfile=certfile,
+                keyfile=keyfile,
+                key_password=values.get("ssl.key.password"),
+                check_hostname=algorithm.lower() == "https",
+            )
             for name in ("cafile", "certfile", "keyfile"):
                 if settings[name] and not Path(settings[name]).is_file():
                     raise BadInputError(f"{source}: no file {settings[name]}")
@@ -255,8 +274,9 @@ class ClientSecurity:
         if self.tls:
             options["ssl_context"] = self.ssl_context()
         if self.sasl:
-            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=self.password)  # fmt: skip
+            options.update(
+                sasl_mechanism=self.mechanism, sasl_plain_username=self.username, sasl_plain_password=self.password
+            )
         return options
 
     def confluent_options(self) -> dict[str, Any]:
@@ -271,101 +291,17 @@ class ClientSecurity:
             if self.key_password:
                 options["ssl.key.password"] = self.key_password
         if self.sasl:
-            options.update({"sasl.mechanism": self.mechanism, "sasl.username": self.username,
-                            "sasl.password": self.password})  # fmt: skip
+            options.update(
+                {"sasl.mechanism": self.mechanism, "sasl.username": self.username, "sasl.password": self.password}
+            )
         return options
 
 
 PLAINTEXT = ClientSecurity()
 
 
-def scram_credential(password: str, mechanism: str = "SCRAM-SHA-512", iterations: int = SCRAM_ITERATIONS) -> str:
-    """A SCRAM credential as Kafka's StorageTool ``--add-scram`` takes it, salted here so that the
-    password itself never appears on a command line: ``[iterations=N,salt="..",saltedpassword=".."]``."""
-    digest = mechanism.removeprefix("SCRAM-").replace("-", "").lower()
-    salt = os.urandom(32)
-    salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
-    b64 = base64.b64encode
-    return f'iterations={iterations},salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"'
-
-
-# -- certificates -------------------------------------------------------------------------------
-
-
-class CertificateAuthority:
-    """The cluster's CA in ``directory`` (``ca.pem``, and ``ca-key.pem`` readable by its owner only)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    @property
-    def cert(self) -> Path:
-        return self.directory / "ca.pem"
-
-    @property
-    def key(self) -> Path:
-        return self.directory / "ca-key.pem"
-
-    def exists(self) -> bool:
-        return self.cert.exists() and self.key.exists()
-
-    def create(self, name: str = "mrkafka CA", days: int = 3650) -> CertificateAuthority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        builder = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - _DAY)
-            .not_valid_after(now + days * _DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        )  # fmt: skip
-        cert = builder.sign(key, hashes.SHA256())
-        self.directory.mkdir(parents=True, exist_ok=True)
-        _write_private(self.key, _pem_key(key))
-        self.cert.write_bytes(_pem_cert(cert))
-        return self
-
-    def issue(self, name: str, path: Path, *, server: bool = False, days: int = 365,
-              not_before: datetime.datetime | None = None) -> Path:  # fmt: skip
-        """A key and certificate for ``CN=name`` signed by this CA, in one PEM file at ``path``
-        (mode 0600), valid ``days`` from ``not_before`` (default: a day ago). A server's certificate
-        names 127.0.0.1 and localhost."""
-        ca_key = serialization.load_pem_private_key(self.key.read_bytes(), None)
-        ca_cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
-        key = ec.generate_private_key(ec.SECP256R1())
-        start = not_before or datetime.datetime.now(datetime.timezone.utc) - _DAY
-        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(start + days * _DAY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        )  # fmt: skip
-        if server:
-            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        _write_private(path, _pem_key(key) + _pem_cert(cert))
-        return path
-
-
-def _pem_key(key: Any) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())  # fmt: skip
-
-
-def _pem_cert(cert: Any) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file readable by its owner only (a key, a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:

@@ -78,8 +78,8 @@ def job_identity(spec: JobSpec) -> dict[str, Any]:
         "name": spec.name,
         "params": {name: job.params[name] for name in sorted(job.params)},
         "aggregate": cls.aggregate,
-        "value_serde": cls.value_serde,
-        "store": cls.store_name,
+        "value_serde": cls.stream.value_serde,
+        "store": cls.stream.store_name,
     }
 
 
@@ -89,8 +89,12 @@ def _describe(identity: dict[str, Any]) -> str:
 
 
 async def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-                                **security.aiokafka_options())  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **security.aiokafka_options(),
+    )
     async with started(consumer, bootstrap, security=security):
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
@@ -104,8 +108,9 @@ async def _first_record(bootstrap: str, security: ClientSecurity, topic: str) ->
 
 
 async def _write(bootstrap: str, security: ClientSecurity, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                **security.aiokafka_options())  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security.aiokafka_options()
+    )
     async with started(producer, bootstrap, security=security):
         await producer.send_and_wait(topic, value, key=_IDENTITY_KEY, partition=0)
 

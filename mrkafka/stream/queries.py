@@ -26,10 +26,10 @@ from typing import Any
 
 import ray
 
+from mrkafka.core.json import to_json
+from mrkafka.core.keys import owners
 from mrkafka.errors import MrkafkaError
-from mrkafka.index import Match, ranked, weight
-from mrkafka.keys import owners
-from mrkafka.output import to_json
+from mrkafka.io.index import Match, ranked, weight
 
 __all__ = ["QueryServer", "query"]
 

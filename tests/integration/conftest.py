@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from mrkafka.kafka.launcher import Cluster
+from mrkafka.devtools.launcher import Cluster
 from tests.helpers import free_ports
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from mrkafka.batch import run_batch
+from mrkafka.core.partition import murmur2, to_positive
 from mrkafka.errors import JobFailedError
 from mrkafka.job import JobSpec, load_job
-from mrkafka.partition import murmur2, to_positive
+from mrkafka.settings import BatchSettings
 from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 def wordcount(runner: str, inputs, out: Path, vectorize: bool = True, **kw):
     spec = JobSpec(load_job(WORDCOUNT), vectorize=vectorize)
     kw.setdefault("block_size", 4096)
-    return run_batch(spec, [str(p) for p in inputs], out, runner=runner, progress=False, **kw)
+    return run_batch(
+        spec, BatchSettings(inputs=[str(p) for p in inputs], output=out, runner=runner, **kw), progress=False
+    )
 
 
 @pytest.mark.parametrize("vectorize", [True, False])
@@ -29,8 +32,13 @@ def test_wordcount_equals_the_oracle(runner: str, messy_file: Path, tmp_path: Pa
     expected = oracle_wordcount(messy_file.read_bytes())
     assert {k: int(v) for k, v in read_parts(out).items()} == dict(expected)
     assert sorted(p.name for p in out.iterdir()) == [
-        "_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000", "part-r-00001", "part-r-00002",
-    ]  # fmt: skip
+        "_COUNTERS.json",
+        "_SUCCESS",
+        "_index",
+        "part-r-00000",
+        "part-r-00001",
+        "part-r-00002",
+    ]
     assert sorted(p.name for p in (out / "_index").iterdir()) == [
         f"part-r-0000{k}.{what}.arrow" for k in range(3) for what in ("keys", "trie")
     ]
@@ -88,7 +96,12 @@ def test_map_only_writes_one_part_per_split_in_input_order(runner: str, tmp_path
     data = b"b x\na y\nc z\n"
     (tmp_path / "in.txt").write_bytes(data)
     spec = JobSpec(load_job(job))
-    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "out", reducers=0, block_size=4, runner=runner)
+    run_batch(
+        spec,
+        BatchSettings(
+            inputs=[str(tmp_path / "in.txt")], output=tmp_path / "out", reducers=0, block_size=4, runner=runner
+        ),
+    )
     parts = sorted((tmp_path / "out").glob("part-m-*"))
     assert [p.name for p in parts] == ["part-m-00000", "part-m-00001", "part-m-00002"]
     assert b"".join(p.read_bytes() for p in parts) == b"B X\t0\nA Y\t4\nC Z\t8\n"
@@ -98,7 +111,10 @@ def test_a_map_that_raises_names_file_and_offset_and_commits_nothing(runner: str
     job = write_job(tmp_path, PICKY_JOB, "picky.py")
     (tmp_path / "in.txt").write_bytes(b"good\n" * 100 + b"bad\n" + b"good\n")
     with pytest.raises(JobFailedError, match=r"map raised ValueError: no bad lines .*in\.txt at byte 500"):
-        run_batch(JobSpec(load_job(job)), [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, block_size=64)
+        run_batch(
+            JobSpec(load_job(job)),
+            BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / "out", runner=runner, block_size=64),
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -120,7 +136,12 @@ def test_finish_and_python_values(runner: str, tmp_path: Path) -> None:
     )
     (tmp_path / "in.txt").write_text("a,1\nb,4\na,2\na,6\n")
     spec = JobSpec(load_job(job))
-    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "out", runner=runner, reducers=1, block_size=5)
+    run_batch(
+        spec,
+        BatchSettings(
+            inputs=[str(tmp_path / "in.txt")], output=tmp_path / "out", runner=runner, reducers=1, block_size=5
+        ),
+    )
     assert (tmp_path / "out" / "part-r-00000").read_text() == "a\t3.0\nb\t4.0\n"
 
 
@@ -155,13 +176,17 @@ class BadValues(Job):
         ("lambda", "map emitted a value that cannot be pickled: AttributeError: Can't pickle local object"),
     ],
 )
-def test_what_a_job_emits_wrongly_is_one_line_on_both_runners(runner: str, tmp_path: Path, kind: str,
-                                                               message: str) -> None:  # fmt: skip
+def test_what_a_job_emits_wrongly_is_one_line_on_both_runners(
+    runner: str, tmp_path: Path, kind: str, message: str
+) -> None:
     job = write_job(tmp_path, BAD_VALUES_JOB)
     (tmp_path / "in.txt").write_text("a\nb\nc\n")
     with pytest.raises(JobFailedError) as failed:
-        run_batch(JobSpec(load_job(job), {"kind": kind}), [str(tmp_path / "in.txt")], tmp_path / "out",
-                  runner=runner, progress=False)  # fmt: skip
+        run_batch(
+            JobSpec(load_job(job), {"kind": kind}),
+            BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / "out", runner=runner),
+            progress=False,
+        )
     assert message.replace("(in.txt", f"({tmp_path / 'in.txt'}") in str(failed.value)
     assert str(tmp_path / "in.txt") in str(failed.value)
     assert failed.value.exit_code == 5

@@ -30,8 +30,17 @@ def test_corpus_is_deterministic_and_holds_bytes_that_are_not_utf8(tmp_path: Pat
 def test_suite_smoke(tmp_path: Path) -> None:
     corpus = generate_corpus(tmp_path / "corpus.txt", 2_000_000, seed=3)
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "benchmarks", "--input", str(corpus), "--only", "pyarrow,mrkafka-inline",
-           "--results", str(results)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--input",
+        str(corpus),
+        "--only",
+        "pyarrow,mrkafka-inline",
+        "--results",
+        str(results),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     (report,) = results.glob("*.json")
@@ -47,7 +56,7 @@ def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
     against Java itself: String.toLowerCase and split("\\W+") over UTF-8-decoded lines of real
     text, and of lines whose Unicode lowercasing makes ASCII letters (the dotted capital I,
     the Kelvin sign) or that are not UTF-8."""
-    from mrkafka.kafka.launcher import java_command
+    from mrkafka.devtools.launcher import java_command
 
     tricky = "İstanbul \u212aelvin ÉTÉ Straße ΣΑΣ\n  leading spaces\n\n...\nA_b c-d\r\n\r\n \r\n\x0c\n".encode()
     text = tricky + b"\xe9t\xe9 x\xffy \xe2\x82z\n" + real_text(200_000)
@@ -77,11 +86,28 @@ def test_hadoop_wordcount_equals_mrkafka_byte_for_byte(tmp_path: Path) -> None:
     assert len(clean) < len(lines)
     for name, data in (("clean", b"\n".join(clean) + b"\n"), ("all", text)):
         (tmp_path / f"{name}.txt").write_bytes(data)
-        subprocess.run(hadoop_wc.command(str(tmp_path / f"{name}.txt"), str(tmp_path / f"hadoop-{name}"), reducers=1),
-                       cwd=tmp_path, capture_output=True, timeout=300, check=True)  # fmt: skip
-    mrkafka = [sys.executable, "-m", "mrkafka.cli", "run", str(ROOT / "jobs" / "wordcount.py"), "--input",
-               str(tmp_path / "clean.txt"), "--output", str(tmp_path / "mrkafka"), "--reducers", "1", "--runner",
-               "inline"]  # fmt: skip
+        subprocess.run(
+            hadoop_wc.command(str(tmp_path / f"{name}.txt"), str(tmp_path / f"hadoop-{name}"), reducers=1),
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
+    mrkafka = [
+        sys.executable,
+        "-m",
+        "mrkafka.cli",
+        "run",
+        str(ROOT / "jobs" / "wordcount.py"),
+        "--input",
+        str(tmp_path / "clean.txt"),
+        "--output",
+        str(tmp_path / "mrkafka"),
+        "--reducers",
+        "1",
+        "--runner",
+        "inline",
+    ]
     subprocess.run(mrkafka, capture_output=True, timeout=300, check=True)
     ours = (tmp_path / "mrkafka" / "part-r-00000").read_bytes()
     assert ours == (tmp_path / "hadoop-clean" / "part-r-00000").read_bytes()

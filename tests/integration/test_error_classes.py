@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from mrkafka.devtools.console import produce_lines
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
 from tests.helpers import PICKY_JOB, WORDCOUNT, cli, free_ports, write_job
 
 pytestmark = pytest.mark.integration
 
 #: Per-record forms that raise where each method runs.
 FAILING = """
-from mrkafka import Job
+from mrkafka import Job, StreamOptions
 class Failing(Job):
     name = "failing"
     parameters = {"where": "map"}
-    value_serde = "long"
+    stream = StreamOptions(value_serde="long")
     def map(self, offset, line):
         if self.params["where"] == "map" and line == "bad":
             raise ValueError("no bad lines")
@@ -74,10 +74,13 @@ def values(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "existing").mkdir()
     (tmp_path / "existing" / "part-r-00000").write_text("x\t1\n")
     return {
-        "in": str(tmp_path / "in.txt"), "out": str(tmp_path / "out"), "existing": str(tmp_path / "existing"),
-        "job": str(write_job(tmp_path, FAILING)), "broken": str(write_job(tmp_path, "not Python\n", "broken.py")),
+        "in": str(tmp_path / "in.txt"),
+        "out": str(tmp_path / "out"),
+        "existing": str(tmp_path / "existing"),
+        "job": str(write_job(tmp_path, FAILING)),
+        "broken": str(write_job(tmp_path, "not Python\n", "broken.py")),
         "free": str(free_ports(1)),
-    }  # fmt: skip
+    }
 
 
 def assert_one_line(code: int, err: str, expected_code: int, message: str) -> None:
@@ -108,8 +111,13 @@ def topic(ray_cluster, bootstrap: str, topic_name: str, values: dict[str, str]) 
 
 
 def _stream(bootstrap: str, topic: str, tmp_path: Path, values: dict[str, str], extra: list[str]) -> tuple[int, str]:
-    defaults = {"--input-topic": topic, "--application-id": f"{topic}-app", "--bootstrap-servers": bootstrap,
-                "--state-dir": str(tmp_path / "state"), "--commit-interval-ms": "200"}  # fmt: skip
+    defaults = {
+        "--input-topic": topic,
+        "--application-id": f"{topic}-app",
+        "--bootstrap-servers": bootstrap,
+        "--state-dir": str(tmp_path / "state"),
+        "--commit-interval-ms": "200",
+    }
     return cli("run", *_args(defaults, extra, {**values, "topic": topic}), "--stream", "--until-end")
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from mrkafka.batch import run_batch
+from mrkafka.devtools.console import consume, produce_lines
+from mrkafka.io.lookup import lookup
 from mrkafka.job import JobSpec, load_job, parse_params
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import consume, produce_lines
-from mrkafka.lookup import lookup
+from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
 from tests.helpers import ROOT, WORDCOUNT, messy_corpus, read_parts
 
@@ -23,15 +24,28 @@ JOBS = ROOT / "jobs"
 DATA = JOBS / "data"
 
 
-def run_both(job: str, data: Path, tmp_path: Path, env: dict, runner: str, key_field: int | None = None,
-             params: tuple[str, ...] = ()) -> tuple[Path, Path]:  # fmt: skip
+def run_both(
+    job: str,
+    data: Path,
+    tmp_path: Path,
+    env: dict,
+    runner: str,
+    key_field: int | None = None,
+    params: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
     """Batch and bounded-stream outputs of ``job`` over ``data``; their part files must be identical."""
     spec = JobSpec(load_job(JOBS / job), parse_params(params))
-    run_batch(spec, [str(data)], tmp_path / "B", runner=runner, block_size=64)
+    run_batch(spec, BatchSettings(inputs=[str(data)], output=tmp_path / "B", runner=runner, block_size=64))
     admin.create_topic(env["bootstrap"], env["input_topic"], partitions=3)
-    produce_lines(env["bootstrap"], env["input_topic"], str(data), key_sep="," if key_field else None,
-                  progress=False, key_field=key_field)  # fmt: skip
-    run_stream(spec, until_end=True, commit_interval_ms=200, output=tmp_path / "S", **env)
+    produce_lines(
+        env["bootstrap"],
+        env["input_topic"],
+        str(data),
+        key_sep="," if key_field else None,
+        progress=False,
+        key_field=key_field,
+    )
+    run_stream(spec, StreamSettings(until_end=True, commit_interval_ms=200, output=tmp_path / "S", **env))
     for name in ("part-r-00000", "part-r-00001"):
         assert (tmp_path / "B" / name).read_bytes() == (tmp_path / "S" / name).read_bytes(), name
     return tmp_path / "B", tmp_path / "S"
@@ -43,8 +57,13 @@ def counter(output: Path, group: str, name: str) -> int:
 
 @pytest.fixture
 def env(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path) -> dict:
-    return {"bootstrap": bootstrap, "input_topic": topic_name, "output_topic": f"{topic_name}-out",
-            "application_id": f"{topic_name}-app", "state_dir": str(tmp_path / "state")}  # fmt: skip
+    return {
+        "bootstrap": bootstrap,
+        "input_topic": topic_name,
+        "output_topic": f"{topic_name}-out",
+        "application_id": f"{topic_name}-app",
+        "state_dir": str(tmp_path / "state"),
+    }
 
 
 def test_odd_sum(env: dict, tmp_path: Path, runner: str) -> None:
@@ -56,8 +75,11 @@ def test_odd_sum(env: dict, tmp_path: Path, runner: str) -> None:
 def test_sales_by_city(env: dict, tmp_path: Path, runner: str) -> None:
     batch, stream = run_both("sales_by_city.py", DATA / "sales.jsonl", tmp_path, env, runner)
     rows = {k.decode(): json.loads(v) for k, v in read_parts(batch).items()}
-    assert rows == {"BLR": {"total": 5800.5, "sales": 2}, "DEL": {"total": 1200, "sales": 1},
-                    "BOM": {"total": 700, "sales": 1}}  # fmt: skip
+    assert rows == {
+        "BLR": {"total": 5800.5, "sales": 2},
+        "DEL": {"total": 1200, "sales": 1},
+        "BOM": {"total": 700, "sales": 1},
+    }
     assert counter(batch, "sales_by_city", "bad_records") == counter(stream, "sales_by_city", "bad_records") == 3
 
 
@@ -67,8 +89,15 @@ def test_cdc_table_keeps_the_latest_row_and_deletes(env: dict, tmp_path: Path, r
     out = admin.describe_topic(env["bootstrap"], env["output_topic"])
     assert out.configs["cleanup.policy"] == "compact"
     buf = io.BytesIO()
-    consume(env["bootstrap"], env["output_topic"], buf, from_beginning=True, timeout_ms=2000, print_key=True,
-            key_format="long")  # fmt: skip
+    consume(
+        env["bootstrap"],
+        env["output_topic"],
+        buf,
+        from_beginning=True,
+        timeout_ms=2000,
+        print_key=True,
+        key_format="long",
+    )
     latest = dict(line.split(b"\t", 1) for line in buf.getvalue().splitlines())
     # Values are JSON (the job's serde); the delete of 12 is a tombstone (a null value).
     assert latest == {b"10": b'"Mukesh Kumar"', b"11": b'"Suresh"', b"12": b"null", b"13": b'"Priya S"'}
@@ -104,7 +133,10 @@ def test_wordcount_with_kafka_streams_demo_tokenizer(runner: str, tmp_path: Path
     params = parse_params(["lower=true", r"pattern=\W+"])
     for vectorize, out in ((True, "v"), (False, "r")):
         spec = JobSpec(load_job(WORDCOUNT), params, vectorize=vectorize)
-        run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / out, runner=runner, block_size=4096)
+        run_batch(
+            spec,
+            BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / out, runner=runner, block_size=4096),
+        )
     assert read_parts(tmp_path / "v") == read_parts(tmp_path / "r")
     expected: dict[bytes, int] = {}
     for line in data.split(b"\n"):  # the oracle: Java's toLowerCase then split("\\W+") on ASCII text

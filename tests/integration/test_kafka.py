@@ -13,11 +13,11 @@ from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from mrkafka.cli import main
+from mrkafka.core.partition import murmur2, to_positive
+from mrkafka.core.serdes import serialize_long
+from mrkafka.devtools.launcher import Cluster, tool_command
 from mrkafka.errors import SetupError
 from mrkafka.kafka import admin
-from mrkafka.kafka.launcher import Cluster, tool_command
-from mrkafka.kafka.serdes import serialize_long
-from mrkafka.partition import murmur2, to_positive
 from tests.helpers import free_ports, messy_corpus
 
 pytestmark = pytest.mark.integration
@@ -32,8 +32,19 @@ def cli(*args: str) -> tuple[int, bytes, str]:
 
 
 def java_consume(bootstrap: str, topic: str, count: int, *extra: str) -> bytes:
-    cmd = tool_command(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
-                       "--max-messages", str(count), "--timeout-ms", "20000", *extra)  # fmt: skip
+    cmd = tool_command(
+        CONSOLE_CONSUMER,
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        str(count),
+        "--timeout-ms",
+        "20000",
+        *extra,
+    )
     return subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
 
 
@@ -88,8 +99,9 @@ def test_produce_reads_back_identically_through_kafkas_console_consumer(
     lines = [line[:-1] if line.endswith(b"\r") else line for line in data.split(b"\n")]
     assert code == 0 and f"wrote {len(lines)} records" in err
     assert java_consume(bootstrap, topic_name, len(lines)) == b"".join(line + b"\n" for line in lines)
-    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--timeout-ms", "1000",
-                       "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, out, _ = cli(
+        "consume", "--topic", topic_name, "--from-beginning", "--timeout-ms", "1000", "--bootstrap-servers", bootstrap
+    )
     assert out == b"".join(line + b"\n" for line in lines)
 
 
@@ -99,11 +111,30 @@ def test_keyed_records_land_where_mrkafkas_partitioner_predicts(
     admin.create_topic(bootstrap, topic_name, partitions=6)
     keys = [f"key{i}".encode() for i in range(200)] + ["é".encode(), b"21", b"foobar"]
     stdin = b"".join(k + b"," + b"v%d\n" % i for i, k in enumerate(keys))
-    cmd = tool_command(CONSOLE_PRODUCER, "--bootstrap-server", bootstrap, "--topic", topic_name,
-                       "--reader-property", "parse.key=true", "--reader-property", "key.separator=,")  # fmt: skip
+    cmd = tool_command(
+        CONSOLE_PRODUCER,
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic_name,
+        "--reader-property",
+        "parse.key=true",
+        "--reader-property",
+        "key.separator=,",
+    )
     subprocess.run(cmd, input=stdin, capture_output=True, check=True, timeout=60)
-    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--print-key", "--print-partition",
-                       "--max-messages", str(len(keys)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, out, _ = cli(
+        "consume",
+        "--topic",
+        topic_name,
+        "--from-beginning",
+        "--print-key",
+        "--print-partition",
+        "--max-messages",
+        str(len(keys)),
+        "--bootstrap-servers",
+        bootstrap,
+    )
     seen = {}
     for line in out.splitlines():
         partition, key, _ = line.split(b"\t")
@@ -114,8 +145,18 @@ def test_keyed_records_land_where_mrkafkas_partitioner_predicts(
     path = tmp_path / "keyed.txt"
     path.write_bytes(stdin)
     cli("produce", "--topic", topic_name, "--input", str(path), "--key-sep", ",", "--bootstrap-servers", bootstrap)
-    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--print-key", "--print-partition",
-                       "--max-messages", str(2 * len(keys)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, out, _ = cli(
+        "consume",
+        "--topic",
+        topic_name,
+        "--from-beginning",
+        "--print-key",
+        "--print-partition",
+        "--max-messages",
+        str(2 * len(keys)),
+        "--bootstrap-servers",
+        bootstrap,
+    )
     pairs = {tuple(line.split(b"\t")[:2]) for line in out.splitlines()}
     assert pairs == {(b"Partition:%d" % p, k) for k, p in seen.items()}
 
@@ -134,11 +175,26 @@ def test_long_values_print_as_numbers_through_kafkas_long_deserializer(bootstrap
             await producer.stop()
 
     asyncio.run(produce())
-    out = java_consume(bootstrap, topic_name, len(values), "--value-deserializer",
-                       "org.apache.kafka.common.serialization.LongDeserializer")  # fmt: skip
+    out = java_consume(
+        bootstrap,
+        topic_name,
+        len(values),
+        "--value-deserializer",
+        "org.apache.kafka.common.serialization.LongDeserializer",
+    )
     assert out.decode().split() == [str(v) for v in values]
-    code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--value-format", "long",
-                       "--max-messages", str(len(values)), "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, out, _ = cli(
+        "consume",
+        "--topic",
+        topic_name,
+        "--from-beginning",
+        "--value-format",
+        "long",
+        "--max-messages",
+        str(len(values)),
+        "--bootstrap-servers",
+        bootstrap,
+    )
     assert out.decode().split() == [str(v) for v in values]
 
 
@@ -179,8 +235,7 @@ def test_a_taken_port_is_refused(tmp_path: Path) -> None:
 
 def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: str, tmp_path: Path) -> None:
     bootstrap = kafka_cluster3.bootstrap_servers
-    admin.create_topic(bootstrap, topic_name, partitions=3, replication_factor=3,
-                       configs={"min.insync.replicas": "2"})  # fmt: skip
+    admin.create_topic(bootstrap, topic_name, partitions=3, replication_factor=3, configs={"min.insync.replicas": "2"})
     assert all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions)
     path = tmp_path / "in.txt"
     path.write_bytes(b"".join(b"line %d\n" % i for i in range(1000)))
@@ -189,8 +244,9 @@ def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: st
         alive = ",".join(bootstrap.split(",")[:2])
         code, _, err = cli("produce", "--topic", topic_name, "--input", str(path), "--bootstrap-servers", alive)
         assert code == 0, err
-        code, out, _ = cli("consume", "--topic", topic_name, "--from-beginning", "--max-messages", "1000",
-                           "--bootstrap-servers", alive)  # fmt: skip
+        code, out, _ = cli(
+            "consume", "--topic", topic_name, "--from-beginning", "--max-messages", "1000", "--bootstrap-servers", alive
+        )
         assert sorted(out.splitlines()) == sorted(b"line %d" % i for i in range(1000))
     finally:
         kafka_cluster3.start_node(2)

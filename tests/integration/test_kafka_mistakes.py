@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from mrkafka.cli import main
+from mrkafka.devtools.console import produce_lines
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
 from mrkafka.stream import application
 from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, write_job
 from tests.stream_process import StreamRun, retrying
@@ -37,8 +37,20 @@ def app(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path) -> dict:
     (tmp_path / "in.txt").write_bytes(data)
     produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
     name = f"{topic_name}-app"
-    options = ["--stream", "--input-topic", topic_name, "--application-id", name, "--bootstrap-servers", bootstrap,
-               "--until-end", "--commit-interval-ms", "200", "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    options = [
+        "--stream",
+        "--input-topic",
+        topic_name,
+        "--application-id",
+        name,
+        "--bootstrap-servers",
+        bootstrap,
+        "--until-end",
+        "--commit-interval-ms",
+        "200",
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
     return {"name": name, "topic": topic_name, "options": options, "data": data}
 
 
@@ -75,10 +87,20 @@ def test_a_reducers_mismatch_leads_to_a_working_state(app: dict, bootstrap: str,
 def test_debug_shows_what_the_stream_workers_do(app: dict, tmp_path: Path) -> None:
     # Without --debug a worker is silent (what a user must know reaches them as errors); with it,
     # the run's output shows each worker's sessions and its Kafka client.
-    args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), *app["options"], "--debug",
-            "--output", str(tmp_path / "o")]  # fmt: skip
-    run = subprocess.run(args, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "RAY_ADDRESS": "", "MRKAFKA_DEBUG": ""})  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mrkafka.cli",
+        "run",
+        str(WORDCOUNT),
+        *app["options"],
+        "--debug",
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    run = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": "", "MRKAFKA_DEBUG": ""}
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     logged = run.stdout + run.stderr
     assert re.search(r"\(MapWorker pid=\d+\).* aiokafka\.consumer\.\S+ INFO: ", logged), logged[-3000:]
@@ -132,24 +154,52 @@ class IntKeys(Job):
 
 
 @pytest.mark.parametrize("state", ["memory", "rocksdb"])
-def test_a_resumed_run_writes_what_batch_writes(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path,
-                                                state: str) -> None:  # fmt: skip
+def test_a_resumed_run_writes_what_batch_writes(
+    ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path, state: str
+) -> None:
     job = tmp_path / "int_keys.py"
     job.write_text(INT_KEYS_JOB)
     admin.create_topic(bootstrap, topic_name, partitions=2)
     # The second run resumes with one new record (one reducer gets nothing new), the third with none.
     runs = [b"".join(b"%d 1\n" % (i % 9) for i in range(100)), b"3 5\n", b""]
-    options = ["--stream", "--input-topic", topic_name, "--application-id", f"{topic_name}-app", "--until-end",
-               "--bootstrap-servers", bootstrap, "--state", state, "--state-dir", str(tmp_path / "state"),
-               "--format", "jsonl", "--commit-interval-ms", "200"]  # fmt: skip
+    options = [
+        "--stream",
+        "--input-topic",
+        topic_name,
+        "--application-id",
+        f"{topic_name}-app",
+        "--until-end",
+        "--bootstrap-servers",
+        bootstrap,
+        "--state",
+        state,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--format",
+        "jsonl",
+        "--commit-interval-ms",
+        "200",
+    ]
     for i, data in enumerate(runs):
         (tmp_path / f"in{i}.txt").write_bytes(data)
         if data:
             produce_lines(bootstrap, topic_name, str(tmp_path / f"in{i}.txt"), progress=False)
         code, err = cli("run", str(job), *options, "--output", str(tmp_path / f"S{i}"))
         assert code == 0, err
-    code, err = cli("run", str(job), "--input", str(tmp_path / "in0.txt"), "--input", str(tmp_path / "in1.txt"),
-                    "--output", str(tmp_path / "B"), "--format", "jsonl", "--runner", "inline")  # fmt: skip
+    code, err = cli(
+        "run",
+        str(job),
+        "--input",
+        str(tmp_path / "in0.txt"),
+        "--input",
+        str(tmp_path / "in1.txt"),
+        "--output",
+        str(tmp_path / "B"),
+        "--format",
+        "jsonl",
+        "--runner",
+        "inline",
+    )
     assert code == 0, err
     for run, k in itertools.product(("S1", "S2"), range(2)):
         assert (tmp_path / run / f"part-r-{k:05d}").read_bytes() == (tmp_path / "B" / f"part-r-{k:05d}").read_bytes()
@@ -157,8 +207,9 @@ def test_a_resumed_run_writes_what_batch_writes(ray_cluster, bootstrap: str, top
 
 def test_producing_to_a_missing_topic_is_one_line_at_once(bootstrap: str, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_bytes(b"a\n")
-    code, err = cli("produce", "--topic", "no-such-topic", "--input", str(tmp_path / "in.txt"),
-                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, err = cli(
+        "produce", "--topic", "no-such-topic", "--input", str(tmp_path / "in.txt"), "--bootstrap-servers", bootstrap
+    )
     assert code == 9 and err == "mrkafka: error: topic no-such-topic does not exist\n"
 
 
@@ -187,8 +238,12 @@ def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[
         "import faulthandler, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "faulthandler.register(signal.SIGUSR1); sys.argv[0] = 'mrkafka'; from mrkafka.cli import main; main()"
     )
-    process = subprocess.Popen([sys.executable, "-c", command, *args], stderr=subprocess.PIPE,
-                               start_new_session=True, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, *args],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     try:
         deadline = time.monotonic() + 120
         while not started():
@@ -201,8 +256,9 @@ def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[
             process.send_signal(signal.SIGUSR1)
             time.sleep(2)
             os.killpg(process.pid, signal.SIGKILL)
-            raise AssertionError(f"still running 60 s after {signal.Signals(sig).name}:\n"
-                                 + process.communicate()[1].decode()) from None  # fmt: skip
+            raise AssertionError(
+                f"still running 60 s after {signal.Signals(sig).name}:\n" + process.communicate()[1].decode()
+            ) from None
         return process.returncode, err.decode()
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -211,15 +267,28 @@ def _interrupt(args: list[str], started: Callable[[], bool], sig: int) -> tuple[
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_bounded_run_says_no_output_was_written(bootstrap: str, topic_name: str, tmp_path: Path,
-                                                               sig: int) -> None:  # fmt: skip
+def test_an_interrupted_bounded_run_says_no_output_was_written(
+    bootstrap: str, topic_name: str, tmp_path: Path, sig: int
+) -> None:
     (tmp_path / "slow.py").write_text(SLOW_JOB)
     admin.create_topic(bootstrap, topic_name, partitions=2)
     (tmp_path / "in.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(5000)))  # 250 s of map
     produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
     name = f"{topic_name}-app"
-    args = ["run", str(tmp_path / "slow.py"), "--stream", "--input-topic", topic_name, "--application-id", name,
-            "--bootstrap-servers", bootstrap, "--until-end", "--output", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "run",
+        str(tmp_path / "slow.py"),
+        "--stream",
+        "--input-topic",
+        topic_name,
+        "--application-id",
+        name,
+        "--bootstrap-servers",
+        bootstrap,
+        "--until-end",
+        "--output",
+        str(tmp_path / "out"),
+    ]
     code, err = _interrupt(args, lambda: retrying(admin.group_members, bootstrap, application.groups(name)) > 0, sig)
     assert code == 130 and "no output was written" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
@@ -229,8 +298,16 @@ def test_an_interrupted_batch_run_leaves_nothing(tmp_path: Path) -> None:
     (tmp_path / "slow.py").write_text(SLOW_JOB)
     (tmp_path / "in.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(5000)))
     out = tmp_path / "out"
-    args = ["run", str(tmp_path / "slow.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
-            "--runner", "inline"]  # fmt: skip
+    args = [
+        "run",
+        str(tmp_path / "slow.py"),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(out),
+        "--runner",
+        "inline",
+    ]
     code, err = _interrupt(args, lambda: (out / "_temporary").exists(), signal.SIGTERM)
     assert code == 130 and err.strip().endswith("no output was written (" + str(out) + " holds what it held before)")
     assert not out.exists()
@@ -239,14 +316,16 @@ def test_an_interrupted_batch_run_leaves_nothing(tmp_path: Path) -> None:
 def test_a_line_too_large_for_a_record_writes_nothing(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
     admin.create_topic(bootstrap, topic_name)
     (tmp_path / "in.txt").write_bytes(b"first\n" + b"x" * (2 << 20) + b"\nlast\n")
-    code, err = cli("produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"),
-                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, err = cli(
+        "produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"), "--bootstrap-servers", bootstrap
+    )
     assert code == 2 and err.count("\n") == 1 and "line 2 is 2,097,152 bytes" in err and "nothing was written" in err
     assert admin.topic_offsets(bootstrap, topic_name)[1] == {0: 0}
     # A topic made for large records takes it.
     admin.alter_configs(bootstrap, topic_name, {"max.message.bytes": str(4 << 20)})
-    code, err = cli("produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"),
-                    "--bootstrap-servers", bootstrap)  # fmt: skip
+    code, err = cli(
+        "produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"), "--bootstrap-servers", bootstrap
+    )
     assert code == 0 and admin.topic_offsets(bootstrap, topic_name)[1] == {0: 3}, err
 
 
@@ -254,8 +333,21 @@ def test_consuming_text_as_json_says_what_is_not_json(bootstrap: str, topic_name
     admin.create_topic(bootstrap, topic_name)
     (tmp_path / "in.txt").write_bytes(b'{"a": 1}\nplain text\n')
     produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
-    result = CliRunner().invoke(main, ["consume", "--topic", topic_name, "--from-beginning", "--max-messages", "2",
-                                       "--value-format", "json", "--bootstrap-servers", bootstrap])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "consume",
+            "--topic",
+            topic_name,
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--value-format",
+            "json",
+            "--bootstrap-servers",
+            bootstrap,
+        ],
+    )
     assert result.exit_code == 0 and result.stdout == '{"a": 1}\n<not JSON: plain text>\n', result.stderr
 
 
@@ -278,14 +370,25 @@ def test_a_value_the_output_serde_cannot_hold_stops_the_run_naming_the_key(app: 
     assert code == 5 and err.count("\n") == 1 and "the output serde raised TypeError" in err and "key '" in err, err
 
 
-def test_on_error_skip_goes_past_a_record_the_map_raises_on(ray_cluster, bootstrap: str, topic_name: str,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_on_error_skip_goes_past_a_record_the_map_raises_on(
+    ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
     job = write_job(tmp_path, PICKY_JOB)
     admin.create_topic(bootstrap, topic_name, partitions=1)
     (tmp_path / "in.txt").write_bytes(b"a\nb\nbad\na\n")
     produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
-    options = ["--stream", "--input-topic", topic_name, "--application-id", f"{topic_name}-app", "--until-end",
-               "--bootstrap-servers", bootstrap, "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    options = [
+        "--stream",
+        "--input-topic",
+        topic_name,
+        "--application-id",
+        f"{topic_name}-app",
+        "--until-end",
+        "--bootstrap-servers",
+        bootstrap,
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
     code, err = cli("run", str(job), *options, "--output", str(tmp_path / "failed"))
     assert code == 5 and err.count("\n") == 1, err
     assert f"map raised ValueError: no bad lines (topic {topic_name} partition 0 offset 2)" in err
@@ -302,11 +405,28 @@ def test_an_unbounded_run_on_a_terminal_prints_its_status(bootstrap: str, topic_
     (tmp_path / "in.txt").write_bytes(b"a b c\n" * 1000)
     produce_lines(bootstrap, topic_name, str(tmp_path / "in.txt"), progress=False)
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream",
-                                "--input-topic", topic_name, "--application-id", f"{topic_name}-app",
-                                "--bootstrap-servers", bootstrap, "--commit-interval-ms", "200"],
-                               stderr=terminal, stdout=subprocess.DEVNULL, start_new_session=True,
-                               env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mrkafka.cli",
+            "run",
+            str(WORDCOUNT),
+            "--stream",
+            "--input-topic",
+            topic_name,
+            "--application-id",
+            f"{topic_name}-app",
+            "--bootstrap-servers",
+            bootstrap,
+            "--commit-interval-ms",
+            "200",
+        ],
+        stderr=terminal,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     os.close(terminal)
     seen = b""
     try:

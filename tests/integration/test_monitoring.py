@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.launcher import Cluster
+from mrkafka.devtools.monitor import Monitor
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
-from mrkafka.kafka.launcher import Cluster
-from mrkafka.monitor import Monitor
 from tests.helpers import ROOT, free_ports, oracle_wordcount, read_parts, real_text
 from tests.stream_process import StreamRun
 
@@ -58,8 +58,19 @@ def test_prometheus_sees_a_broker_and_a_stream_run_for_every_panel(tmp_path: Pat
         url = monitor.up(port=free_ports(1), scrape_interval="1s")
         app = "monitored"
         out = tmp_path / "out"
-        with StreamRun(bootstrap, app, tmp_path / "state", tmp_path / "run.log", "--until-end", "--output", str(out),
-                       "--metrics-port", "0", "--commit-interval-ms", "1000") as run:  # fmt: skip
+        with StreamRun(
+            bootstrap,
+            app,
+            tmp_path / "state",
+            tmp_path / "run.log",
+            "--until-end",
+            "--output",
+            str(out),
+            "--metrics-port",
+            "0",
+            "--commit-interval-ms",
+            "1000",
+        ) as run:
             # Every panel's expression gives a series, with the labels it groups by, while the run lasts.
             missing = dict(_expressions())
             deadline = time.monotonic() + 120

@@ -19,9 +19,11 @@ from click.testing import CliRunner
 
 from mrkafka.batch import run_batch
 from mrkafka.cli import main
+from mrkafka.devtools.certificates import CertificateAuthority
+from mrkafka.devtools.launcher import ADMIN, Cluster, tool_command
 from mrkafka.job import JobSpec, load_job
-from mrkafka.kafka.launcher import ADMIN, Cluster, tool_command
-from mrkafka.kafka.security import CertificateAuthority, write_properties
+from mrkafka.kafka.security import write_properties
+from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
 from tests.helpers import free_ports, messy_corpus, read_parts, real_text
 
@@ -82,8 +84,9 @@ MODES = ("ssl", "sasl_ssl", "mtls")
 
 @contextlib.contextmanager
 def _started(tmp_path_factory, security: str, brokers: int = 1) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp(f"kafka-{security}") / "data", brokers, free_ports(brokers),
-                      security=security)  # fmt: skip
+    cluster = Cluster(
+        tmp_path_factory.mktemp(f"kafka-{security}") / "data", brokers, free_ports(brokers), security=security
+    )
     try:
         cluster.start()
         yield cluster
@@ -131,13 +134,33 @@ def test_a_user_produces_and_consumes_and_kafka_tools_share_its_settings(secured
     (secured.tmp / f"{name}.txt").write_bytes(b"\n".join(ours) + b"\n")
     code, _, err = secured.cli("produce", "--topic", name, "--input", str(secured.tmp / f"{name}.txt"), config=alice)
     assert code == 0, err
-    read = java("org.apache.kafka.tools.consumer.ConsoleConsumer", secured, alice, "--topic", name,
-                "--from-beginning", "--max-messages", str(len(ours)), "--timeout-ms", "30000",
-                "--group", f"console-{name}")  # fmt: skip
+    read = java(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        secured,
+        alice,
+        "--topic",
+        name,
+        "--from-beginning",
+        "--max-messages",
+        str(len(ours)),
+        "--timeout-ms",
+        "30000",
+        "--group",
+        f"console-{name}",
+    )
     assert Counter(read.splitlines()) == Counter(ours)
     java("org.apache.kafka.tools.ConsoleProducer", secured, alice, "--topic", name, data=b"\n".join(theirs) + b"\n")
-    code, out, err = secured.cli("consume", "--topic", name, "--from-beginning", "--max-messages",
-                                 str(len(ours) + len(theirs)), "--timeout-ms", "20000", config=alice)  # fmt: skip
+    code, out, err = secured.cli(
+        "consume",
+        "--topic",
+        name,
+        "--from-beginning",
+        "--max-messages",
+        str(len(ours) + len(theirs)),
+        "--timeout-ms",
+        "20000",
+        config=alice,
+    )
     assert code == 0, err
     assert Counter(out.splitlines()) == Counter(ours + theirs)
 
@@ -146,8 +169,10 @@ def test_a_plaintext_client_is_refused(secured: Secured) -> None:
     result = CliRunner().invoke(main, ["topic", "list", "--bootstrap-servers", secured.bootstrap])
     assert result.exit_code == 10
     first = secured.bootstrap.split(",")[0]  # the first broker that answers says why
-    assert result.stderr == (f"mrkafka: error: authentication failed at {first}: the broker expects TLS; "
-                             "set security.protocol in the --command-config file\n")  # fmt: skip
+    assert result.stderr == (
+        f"mrkafka: error: authentication failed at {first}: the broker expects TLS; "
+        "set security.protocol in the --command-config file\n"
+    )
 
 
 def test_a_broker_of_another_ca_is_not_trusted(secured: Secured, name: str) -> None:
@@ -179,16 +204,18 @@ def test_wrong_credentials_are_refused(secured: Secured, name: str) -> None:
     else:
         other = CertificateAuthority(secured.tmp / f"other-{name}").create()
         week_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7)
-        certs = {"other": other.issue("mallory", secured.tmp / f"other-{name}.pem"),
-                 "expired": secured.cluster.ca.issue("old", secured.tmp / f"old-{name}.pem", days=1,
-                                                     not_before=week_ago)}  # fmt: skip
+        certs = {
+            "other": other.issue("mallory", secured.tmp / f"other-{name}.pem"),
+            "expired": secured.cluster.ca.issue("old", secured.tmp / f"old-{name}.pem", days=1, not_before=week_ago),
+        }
         reasons = {"other": f"is {certs['other']} signed by the cluster's CA?", "expired": "it expired on"}
         certs["none"] = None
         reasons["none"] = "none was given (ssl.keystore.location)"
         for label, pem in certs.items():
             extra = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(pem)} if pem else {}
-            config = write_properties(secured.tmp / f"{label}-{name}.properties",
-                                      secured.cluster.client_properties(**extra))  # fmt: skip
+            config = write_properties(
+                secured.tmp / f"{label}-{name}.properties", secured.cluster.client_properties(**extra)
+            )
             reason = f"the broker refused the client certificate: {reasons[label]}"
             if secured.mode == "ssl" and label != "expired":
                 # Asked for, not required: without one, or with one the broker's CA list does not
@@ -206,8 +233,11 @@ def test_a_user_without_acls_is_refused_until_they_are_added(secured: Secured, n
     lines = secured.tmp / f"{name}.txt"
     lines.write_bytes(messy_corpus(lines=200))
     code, _, err = secured.cli("topic", "create", name, config=carol)
-    assert (code, err) == (11, f"mrkafka: error: not authorized to CREATE topic {name} "
-                                "(ask the cluster's admin for the ACL: mrkafka acl add)\n")  # fmt: skip
+    assert (code, err) == (
+        11,
+        f"mrkafka: error: not authorized to CREATE topic {name} "
+        "(ask the cluster's admin for the ACL: mrkafka acl add)\n",
+    )
     assert secured.cli("topic", "create", name, "--partitions", "3")[0] == 0
     code, _, err = secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)
     assert code == 11 and f"not authorized to WRITE topic {name} " in err
@@ -217,15 +247,28 @@ def test_a_user_without_acls_is_refused_until_they_are_added(secured: Secured, n
     secured.allow(f"carol-{name}", "--operation", "Write", "--operation", "Read", "--topic", name)
     code, _, err = secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)
     assert code == 0, err
-    code, out, err = secured.cli("consume", "--topic", name, "--from-beginning", "--max-messages", "200",
-                                 "--value-format", "bytes", "--timeout-ms", "20000", config=carol)  # fmt: skip
+    code, out, err = secured.cli(
+        "consume",
+        "--topic",
+        name,
+        "--from-beginning",
+        "--max-messages",
+        "200",
+        "--value-format",
+        "bytes",
+        "--timeout-ms",
+        "20000",
+        config=carol,
+    )
     assert code == 0, err
     assert len(out.splitlines()) == len(lines.read_bytes().splitlines())
     code, out, _ = secured.cli("acl", "list", "--principal", f"User:carol-{name}")
     assert sorted(out.decode().splitlines()) == sorted(
-        f"User:carol-{name}\tALLOW\t{op}\ttopic\t{name}\tliteral\t*" for op in ("Read", "Write"))  # fmt: skip
-    code, _, err = secured.cli("acl", "remove", "--principal", f"User:carol-{name}", "--operation", "Write",
-                               "--topic", name)  # fmt: skip
+        f"User:carol-{name}\tALLOW\t{op}\ttopic\t{name}\tliteral\t*" for op in ("Read", "Write")
+    )
+    code, _, err = secured.cli(
+        "acl", "remove", "--principal", f"User:carol-{name}", "--operation", "Write", "--topic", name
+    )
     assert code == 0 and "removed" in err
     assert secured.cli("produce", "--topic", name, "--input", str(lines), config=carol)[0] == 11
 
@@ -237,8 +280,9 @@ def documented_stream_acls() -> list[list[str]]:
     return [shlex.split(line)[3:] for line in block.strip().splitlines()]
 
 
-def test_a_stream_run_with_the_documented_acls_equals_batch(secured: Secured, name: str, ray_cluster,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_a_stream_run_with_the_documented_acls_equals_batch(
+    secured: Secured, name: str, ray_cluster, tmp_path: Path
+) -> None:
     app, user = f"wc-{name}", f"app-{name}"
     source, sink = f"{name}-lines", f"{name}-counts"
     for topic in (source, sink):
@@ -247,12 +291,20 @@ def test_a_stream_run_with_the_documented_acls_equals_batch(secured: Secured, na
     (tmp_path / "in.txt").write_bytes(data)
     assert secured.cli("produce", "--topic", source, "--input", str(tmp_path / "in.txt"))[0] == 0
     config = secured.principal(user)
-    run = {"bootstrap": secured.bootstrap, "command_config": str(config), "input_topic": source,
-           "output_topic": sink, "application_id": app, "reducers": 2, "until_end": True,
-           "state_dir": str(tmp_path / "state"), "commit_interval_ms": 200}  # fmt: skip
+    run = {
+        "bootstrap": secured.bootstrap,
+        "command_config": str(config),
+        "input_topic": source,
+        "output_topic": sink,
+        "application_id": app,
+        "reducers": 2,
+        "until_end": True,
+        "state_dir": str(tmp_path / "state"),
+        "commit_interval_ms": 200,
+    }
     spec = JobSpec(load_job(WORDCOUNT))
     with pytest.raises(Exception, match=f"not authorized to READ topic {source} "):
-        run_stream(spec, output=tmp_path / "refused", **run)
+        run_stream(spec, StreamSettings(output=tmp_path / "refused", **run))
 
     names = {"lines": source, "counts": sink, "wc": app}
     for args in documented_stream_acls():
@@ -260,8 +312,10 @@ def test_a_stream_run_with_the_documented_acls_equals_batch(secured: Secured, na
         args[args.index("--principal") + 1] = f"User:{user}"
         code, _, err = secured.cli("acl", "add", *args)
         assert code == 0, err
-    run_stream(spec, output=tmp_path / "stream", **run)
-    run_batch(spec, [str(tmp_path / "in.txt")], tmp_path / "batch", runner="inline", reducers=2)
+    run_stream(spec, StreamSettings(output=tmp_path / "stream", **run))
+    run_batch(
+        spec, BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / "batch", runner="inline", reducers=2)
+    )
     assert read_parts(tmp_path / "stream") == read_parts(tmp_path / "batch")
     for part in ("part-r-00000", "part-r-00001"):
         assert (tmp_path / "stream" / part).read_bytes() == (tmp_path / "batch" / part).read_bytes()
@@ -276,8 +330,12 @@ def test_the_admin_secret_is_only_in_its_settings_file(secured: Secured) -> None
     else:
         key = Path(re.search(r"ssl.keystore.location=(.+)", admin).group(1))
         secret = key.read_bytes().split(b"-----")[2].strip()  # the private key's base64
-    files = [path for path in secured.cluster.data_dir.rglob("*") if path.is_file()
-             and not re.fullmatch(r".+-\d+", path.parent.name)]  # fmt: skip  # topic partitions: records only
+    # Topic partitions hold records only.
+    files = [
+        path
+        for path in secured.cluster.data_dir.rglob("*")
+        if path.is_file() and not re.fullmatch(r".+-\d+", path.parent.name)
+    ]
     holders = [path for path in files if secret in path.read_bytes()]
     expected = secured.admin if secured.mode == "sasl_ssl" else key
     assert holders == [expected]
@@ -293,7 +351,8 @@ def test_topics_replicate_across_the_nodes(secured: Secured, name: str) -> None:
     lines = text_lines(500)
     (secured.tmp / f"{name}.txt").write_bytes(b"\n".join(lines) + b"\n")
     assert secured.cli("produce", "--topic", name, "--input", str(secured.tmp / f"{name}.txt"))[0] == 0
-    code, out, err = secured.cli("consume", "--topic", name, "--from-beginning", "--max-messages", "500",
-                                 "--timeout-ms", "20000")  # fmt: skip
+    code, out, err = secured.cli(
+        "consume", "--topic", name, "--from-beginning", "--max-messages", "500", "--timeout-ms", "20000"
+    )
     assert code == 0, err
     assert Counter(out.splitlines()) == Counter(lines)

@@ -20,11 +20,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
+from mrkafka.devtools.console import consume, produce_lines
+from mrkafka.devtools.launcher import tool_command
 from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError, TopicError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import consume, produce_lines
-from mrkafka.kafka.launcher import tool_command
+from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
 from mrkafka.stream.queries import query
 from tests.helpers import (
@@ -49,8 +50,13 @@ pytestmark = pytest.mark.integration
 def stream_env(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path):
     """An input topic of 3 partitions and the names one stream run needs."""
     admin.create_topic(bootstrap, topic_name, partitions=3)
-    return {"bootstrap": bootstrap, "input_topic": topic_name, "output_topic": f"{topic_name}-out",
-            "application_id": f"{topic_name}-app", "state_dir": str(tmp_path / "state")}  # fmt: skip
+    return {
+        "bootstrap": bootstrap,
+        "input_topic": topic_name,
+        "output_topic": f"{topic_name}-out",
+        "application_id": f"{topic_name}-app",
+        "state_dir": str(tmp_path / "state"),
+    }
 
 
 def produce(env: dict, data: bytes, tmp_path: Path, name: str = "in.txt") -> Path:
@@ -61,15 +67,17 @@ def produce(env: dict, data: bytes, tmp_path: Path, name: str = "in.txt") -> Pat
 
 
 def batch_wordcount(inputs: list[Path], out: Path, reducers: int = 2) -> None:
-    run_batch(JobSpec(load_job(WORDCOUNT)), [str(p) for p in inputs], out, runner="inline", block_size=4096,
-              reducers=reducers)  # fmt: skip
+    run_batch(
+        JobSpec(load_job(WORDCOUNT)),
+        BatchSettings(inputs=[str(p) for p in inputs], output=out, runner="inline", block_size=4096, reducers=reducers),
+    )
 
 
 def stream_wordcount(env: dict, **kw):
     kw.setdefault("reducers", 2)
     kw.setdefault("until_end", True)
     kw.setdefault("commit_interval_ms", 200)
-    return run_stream(JobSpec(load_job(WORDCOUNT)), **env, **kw)
+    return run_stream(JobSpec(load_job(WORDCOUNT)), StreamSettings(**env, **kw))
 
 
 def assert_same_parts(a: Path, b: Path, reducers: int = 2) -> None:
@@ -92,12 +100,21 @@ def test_bounded_stream_and_batch_write_byte_identical_parts(stream_env: dict, t
 
     # The output topic holds every key's latest count; Kafka's own consumer reads it with LongDeserializer.
     cmd = tool_command(
-        "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", stream_env["bootstrap"],
-        "--topic", stream_env["output_topic"], "--from-beginning", "--timeout-ms", "5000",
-        "--isolation-level", "read_committed",
-        "--formatter-property", "print.key=true",
-        "--value-deserializer", "org.apache.kafka.common.serialization.LongDeserializer",
-    )  # fmt: skip
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--bootstrap-server",
+        stream_env["bootstrap"],
+        "--topic",
+        stream_env["output_topic"],
+        "--from-beginning",
+        "--timeout-ms",
+        "5000",
+        "--isolation-level",
+        "read_committed",
+        "--formatter-property",
+        "print.key=true",
+        "--value-deserializer",
+        "org.apache.kafka.common.serialization.LongDeserializer",
+    )
     latest = {}
     for line in subprocess.run(cmd, capture_output=True, timeout=60).stdout.splitlines():
         key, _, value = line.rpartition(b"\t")
@@ -111,8 +128,10 @@ def test_internal_topics_are_created_with_kafka_streams_names_and_policies(strea
     admin.create_topic(stream_env["bootstrap"], stream_env["output_topic"], partitions=1)
     stream_wordcount(stream_env, reducers=3)
     # a, b, c (the end offset also counts the transactions' commit markers)
-    assert consume(stream_env["bootstrap"], stream_env["output_topic"], io.BytesIO(), from_beginning=True,
-                   timeout_ms=2000) == 3  # fmt: skip
+    assert (
+        consume(stream_env["bootstrap"], stream_env["output_topic"], io.BytesIO(), from_beginning=True, timeout_ms=2000)
+        == 3
+    )
     app, bootstrap = stream_env["application_id"], stream_env["bootstrap"]
     repartition = admin.describe_topic(bootstrap, f"{app}-repartition")
     changelog = admin.describe_topic(bootstrap, f"{app}-state-changelog")
@@ -139,10 +158,24 @@ def test_a_new_run_restores_state_and_resumes_from_committed_offsets(
 def test_sigterm_stops_gracefully_and_a_restart_finishes_the_same(stream_env: dict, tmp_path: Path) -> None:
     data = messy_corpus(seed=5, lines=20000)
     path = produce(stream_env, data, tmp_path)
-    args = [sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--stream",
-            "--input-topic", stream_env["input_topic"], "--output-topic", stream_env["output_topic"],
-            "--application-id", stream_env["application_id"], "--bootstrap-servers", stream_env["bootstrap"],
-            "--commit-interval-ms", "100"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mrkafka.cli",
+        "run",
+        str(WORDCOUNT),
+        "--stream",
+        "--input-topic",
+        stream_env["input_topic"],
+        "--output-topic",
+        stream_env["output_topic"],
+        "--application-id",
+        stream_env["application_id"],
+        "--bootstrap-servers",
+        stream_env["bootstrap"],
+        "--commit-interval-ms",
+        "100",
+    ]
     process = subprocess.Popen(args, stderr=subprocess.PIPE, env={**os.environ, "RAY_ADDRESS": ""})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -170,8 +203,13 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
 
     def run() -> None:
         try:
-            result["report"] = stream_wordcount(stream_env, output=tmp_path / "S", commit_interval_ms=100,
-                                                metrics_port=port, metrics_file=str(tmp_path / "run.prom"))  # fmt: skip
+            result["report"] = stream_wordcount(
+                stream_env,
+                output=tmp_path / "S",
+                commit_interval_ms=100,
+                metrics_port=port,
+                metrics_file=str(tmp_path / "run.prom"),
+            )
         except BaseException as exc:  # reported below
             result["error"] = exc
 
@@ -218,14 +256,18 @@ def test_killed_workers_are_restarted_and_count_exactly_once(stream_env: dict, t
 
 def test_a_missing_input_topic_is_a_clear_error(ray_cluster, bootstrap: str) -> None:
     with pytest.raises(TopicError, match="topic no-such-input does not exist"):
-        run_stream(JobSpec(load_job(WORDCOUNT)), bootstrap=bootstrap, input_topic="no-such-input",
-                   output_topic="x", until_end=True)  # fmt: skip
+        run_stream(
+            JobSpec(load_job(WORDCOUNT)),
+            StreamSettings(bootstrap=bootstrap, input_topic="no-such-input", output_topic="x", until_end=True),
+        )
 
 
 def test_output_needs_until_end(bootstrap: str, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="--output needs --until-end"):
-        run_stream(JobSpec(load_job(WORDCOUNT)), bootstrap=bootstrap, input_topic="t", output_topic="o",
-                   output=tmp_path / "o")  # fmt: skip
+        run_stream(
+            JobSpec(load_job(WORDCOUNT)),
+            StreamSettings(bootstrap=bootstrap, input_topic="t", output_topic="o", output=tmp_path / "o"),
+        )
 
 
 def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, tmp_path: Path) -> None:
@@ -236,7 +278,7 @@ def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, 
     produce(stream_env, b"good\n" * 10 + b"bad\n" + b"good\n", tmp_path)
     where = rf"\(topic {stream_env['input_topic']} partition 0 offset 10\)"
     with pytest.raises(JobFailedError, match=r"map raised ValueError: no bad lines " + where):
-        run_stream(JobSpec(load_job(job)), until_end=True, reducers=1, **stream_env)
+        run_stream(JobSpec(load_job(job)), StreamSettings(until_end=True, reducers=1, **stream_env))
     committed = admin.committed_offsets(
         stream_env["bootstrap"], stream_env["application_id"], stream_env["input_topic"]
     )
@@ -268,14 +310,14 @@ def _in_thread(call, timeout: float = 120.0):
 def test_a_part_file_waits_for_the_reducer_to_be_restored(stream_env: dict, tmp_path: Path) -> None:
     import asyncio
 
-    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+    from mrkafka.stream.config import StreamConfig
+    from mrkafka.stream.workers import ReduceWorker
 
     data = messy_corpus(seed=21, lines=3000)
     produce(stream_env, data, tmp_path)
     stream_wordcount(stream_env, reducers=1)  # state on the changelog, repartition committed
     env = stream_env
-    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), env["application_id"], env["bootstrap"], env["input_topic"],
-                          env["output_topic"], 1, 1, state_dir=env["state_dir"])  # fmt: skip
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), StreamSettings(reducers=1, **env))
     _, ends = admin.topic_offsets(env["bootstrap"], f"{env['application_id']}-repartition")
 
     async def restarted_reducer() -> bool:
@@ -338,10 +380,12 @@ def test_transactional_input_reaches_its_bounds(stream_env: dict, tmp_path: Path
 
 
 def test_a_reducer_that_fails_ends_the_run_instead_of_hanging(stream_env: dict, tmp_path: Path) -> None:
-    job = write_job(tmp_path, """
-        from mrkafka import Job
+    job = write_job(
+        tmp_path,
+        """
+        from mrkafka import Job, StreamOptions
         class FinishFails(Job):
-            value_serde = "long"
+            stream = StreamOptions(value_serde="long")
             def map(self, offset, line):
                 yield line, 1
             def reduce(self, a, b):
@@ -350,10 +394,15 @@ def test_a_reducer_that_fails_ends_the_run_instead_of_hanging(stream_env: dict, 
                 if key == "bad":
                     raise ValueError("cannot finish")
                 return value
-    """)  # fmt: skip
+    """,
+    )
     produce(stream_env, b"good\nbad\n", tmp_path)
     with pytest.raises(JobFailedError, match=r"finish raised ValueError: cannot finish \(key 'bad'\)"):
-        _in_thread(lambda: run_stream(JobSpec(load_job(job)), until_end=True, output=tmp_path / "S", **stream_env))
+        _in_thread(
+            lambda: run_stream(
+                JobSpec(load_job(job)), StreamSettings(until_end=True, output=tmp_path / "S", **stream_env)
+            )
+        )
     assert not (tmp_path / "S").exists()
 
 
@@ -384,14 +433,17 @@ def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_
     admin.create_topic(bootstrap, env["input_topic"] + "-cdc", partitions=2)
     produce_lines(bootstrap, env["input_topic"] + "-cdc", str(produce_keyed), ",", key_field=2, progress=False)
     admin.create_topic(bootstrap, env["output_topic"], partitions=3)
-    run_stream(JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), until_end=True, reducers=2,
-               **{**env, "input_topic": env["input_topic"] + "-cdc"})  # fmt: skip
+    run_stream(
+        JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")),
+        StreamSettings(until_end=True, reducers=2, **{**env, "input_topic": env["input_topic"] + "-cdc"}),
+    )
     # The same keys through Kafka's own Java producer, LongSerializer keys, default partitioner
     # (ConsoleProducer sends keys as text: it has no key serializer).
     java_topic = env["output_topic"] + "-java"
     admin.create_topic(bootstrap, java_topic, partitions=3)
-    cmd = tool_command(str(Path(__file__).parent / "java" / "LongKeyProducer.java"), bootstrap, java_topic,
-                       *map(str, ids))  # fmt: skip
+    cmd = tool_command(
+        str(Path(__file__).parent / "java" / "LongKeyProducer.java"), bootstrap, java_topic, *map(str, ids)
+    )
     subprocess.run(cmd, check=True, timeout=120, capture_output=True)
 
     async def placement(topic: str) -> dict[bytes, int]:
@@ -411,21 +463,26 @@ def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_
 
 
 def test_a_map_slower_than_the_session_timeout_keeps_its_partitions(stream_env: dict, tmp_path: Path) -> None:
-    job = write_job(tmp_path, """
+    job = write_job(
+        tmp_path,
+        """
         import time
-        from mrkafka import Job
+        from mrkafka import Job, StreamOptions
         class Slow(Job):
-            value_serde = "long"
+            stream = StreamOptions(value_serde="long")
             def map(self, offset, line):
                 if line == "slow":
                     time.sleep(12)  # longer than the consumer's 10 s session timeout
                 yield line, 1
             def reduce(self, a, b):
                 return a + b
-    """)  # fmt: skip
+    """,
+    )
     produce(stream_env, b"a\nslow\nb\n" * 2, tmp_path)
-    report = _in_thread(lambda: run_stream(JobSpec(load_job(job)), until_end=True, output=tmp_path / "S",
-                                           **stream_env), timeout=180)  # fmt: skip
+    report = _in_thread(
+        lambda: run_stream(JobSpec(load_job(job)), StreamSettings(until_end=True, output=tmp_path / "S", **stream_env)),
+        timeout=180,
+    )
     assert read_parts(tmp_path / "S") == {b"a": b"2", b"b": b"2", b"slow": b"2"}
     assert not [c for c in report.counters.items() if c[0][0] == "Stream retries"]
 
@@ -433,8 +490,11 @@ def test_a_map_slower_than_the_session_timeout_keeps_its_partitions(stream_env: 
 def test_unkeyed_input_to_a_job_that_needs_keys_is_refused(stream_env: dict, tmp_path: Path) -> None:
     produce(stream_env, b"i,1,Mukesh\n", tmp_path)
     with pytest.raises(BadInputError, match="has no key, and cdc_table needs keyed input"):
-        _in_thread(lambda: run_stream(JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), until_end=True,
-                                      **stream_env))  # fmt: skip
+        _in_thread(
+            lambda: run_stream(
+                JobSpec(load_job(WORDCOUNT.parent / "cdc_table.py")), StreamSettings(until_end=True, **stream_env)
+            )
+        )
 
 
 def test_the_driver_keeps_one_admin_connection_for_the_run(
@@ -465,8 +525,15 @@ def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, 
     counts = {word.decode("utf-8", "surrogateescape"): n for word, n in oracle_wordcount(data).items()}
     probes = [word for word, _ in collections.Counter(counts).most_common(5)] + ["Kafka", "\udcff\udcfe"]
     app, state = env["application_id"], env["state_dir"]
-    extra = ["--input-topic", env["input_topic"], "--output-topic", env["output_topic"], "--reducers", "3",
-             "--interactive-queries"]  # fmt: skip
+    extra = [
+        "--input-topic",
+        env["input_topic"],
+        "--output-topic",
+        env["output_topic"],
+        "--reducers",
+        "3",
+        "--interactive-queries",
+    ]
     with StreamRun(env["bootstrap"], app, Path(state), tmp_path / "run.log", *extra) as run:
         deadline = time.monotonic() + 180
         while True:
@@ -485,8 +552,22 @@ def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, 
             near = [(k, edit_distance(typo, k), n) for k, n in counts.items() if abs(len(k) - len(typo)) <= 2]
             expected = sorted((row for row in near if row[1] <= 2), key=lambda row: (row[1], -row[2], row[0]))
             assert query(app, state, typo, 2) == expected
-            code = subprocess.run([sys.executable, "-m", "mrkafka.cli", "lookup", "--application-id", app,
-                                   "--state-dir", state, typo, "--fuzzy", "2"], capture_output=True)  # fmt: skip
+            code = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mrkafka.cli",
+                    "lookup",
+                    "--application-id",
+                    app,
+                    "--state-dir",
+                    state,
+                    typo,
+                    "--fuzzy",
+                    "2",
+                ],
+                capture_output=True,
+            )
             assert code.returncode == 0 and code.stdout.decode("utf-8", "surrogateescape").splitlines() == [
                 f"{k}\t{n}" for k, _, n in expected
             ]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.launcher import Cluster
 from mrkafka.kafka import admin
-from mrkafka.kafka.console import produce_lines
-from mrkafka.kafka.launcher import Cluster
 from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 from tests.stream_process import StreamRun, retrying, wait_committed
@@ -43,8 +43,13 @@ def _start_run(bootstrap: str, tmp_path: Path, *extra: str) -> StreamRun:
 
 
 def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
-    env = {"bootstrap": bootstrap, "input_topic": "in", "output_topic": "out", "application_id": APP,
-           "state_dir": str(tmp_path / "state")}  # fmt: skip
+    env = {
+        "bootstrap": bootstrap,
+        "input_topic": "in",
+        "output_topic": "out",
+        "application_id": APP,
+        "state_dir": str(tmp_path / "state"),
+    }
     stream_wordcount(env, output=tmp_path / "S", reducers=reducers)
     batch_wordcount(inputs, tmp_path / "B", reducers=reducers)
     assert_same_parts(tmp_path / "S", tmp_path / "B", reducers)
@@ -133,18 +138,35 @@ def test_a_reducer_whose_broker_dies_during_its_restore_restores_in_full(cluster
     import asyncio
 
     from mrkafka.job import JobSpec, load_job
-    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+    from mrkafka.settings import StreamSettings
+    from mrkafka.stream.config import StreamConfig
+    from mrkafka.stream.workers import ReduceWorker
 
     bootstrap = cluster.bootstrap_servers
     admin.create_topic(bootstrap, "in", partitions=1)
     data = b"".join(b"w%d x\n" % i for i in range(300_000))  # a changelog of 300,001 keys to restore
     _produce(bootstrap, "in", data, tmp_path / "in.txt")
-    env = {"bootstrap": bootstrap, "input_topic": "in", "output_topic": "out", "application_id": APP,
-           "state_dir": str(tmp_path / "state")}  # fmt: skip
+    env = {
+        "bootstrap": bootstrap,
+        "input_topic": "in",
+        "output_topic": "out",
+        "application_id": APP,
+        "state_dir": str(tmp_path / "state"),
+    }
     stream_wordcount(env, reducers=1)
     _, changelog_ends = admin.topic_offsets(bootstrap, f"{APP}-state-changelog")
     _, repartition_ends = admin.topic_offsets(bootstrap, f"{APP}-repartition")
-    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), APP, bootstrap, "in", "out", 1, 1, state_dir=env["state_dir"])
+    config = StreamConfig.of(
+        JobSpec(load_job(WORDCOUNT)),
+        StreamSettings(
+            application_id=APP,
+            bootstrap=bootstrap,
+            input_topic="in",
+            output_topic="out",
+            reducers=1,
+            state_dir=env["state_dir"],
+        ),
+    )
 
     async def restore_through_an_outage() -> int:
         worker = ReduceWorker(config, 0)  # a fresh process: its memory store restores in full

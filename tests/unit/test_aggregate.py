@@ -6,9 +6,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from mrkafka.aggregate import Accumulator, Aggregation
+from mrkafka.core.aggregate import Accumulator, Aggregation
+from mrkafka.core.partial import partial_from_arrow, partial_from_pairs, partial_to_pairs
 from mrkafka.job import Job
-from mrkafka.partial import partial_from_arrow, partial_from_pairs, partial_to_pairs
 
 
 class Sum(Job):

@@ -12,8 +12,18 @@ from tests.helpers import WORDCOUNT, cli, oracle_wordcount, read_parts
 
 def test_inline_run_writes_parts_and_counters(tmp_path: Path, messy_file: Path) -> None:
     out = tmp_path / "out"
-    code, err = cli("run", str(WORDCOUNT), "--input", str(messy_file), "--output", str(out),
-                    "--runner", "inline", "--block-size", "16KiB")  # fmt: skip
+    code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--input",
+        str(messy_file),
+        "--output",
+        str(out),
+        "--runner",
+        "inline",
+        "--block-size",
+        "16KiB",
+    )
     assert code == 0, err
     assert "Map input records=" in err and "Reduce output records=" in err
     assert {k: int(v) for k, v in read_parts(out).items()} == dict(oracle_wordcount(messy_file.read_bytes()))
@@ -33,8 +43,10 @@ def test_existing_output(tmp_path: Path, messy_file: Path) -> None:
 
 def test_job_error_shows_traceback_only_with_debug(tmp_path: Path) -> None:
     job = tmp_path / "boom.py"
-    job.write_text("from mrkafka import Job\nclass Boom(Job):\n    def map(self, k, v):\n        raise KeyError(v)\n"
-                   "    def reduce(self, a, b):\n        return a\n")  # fmt: skip
+    job.write_text(
+        "from mrkafka import Job\nclass Boom(Job):\n    def map(self, k, v):\n        raise KeyError(v)\n"
+        "    def reduce(self, a, b):\n        return a\n"
+    )
     (tmp_path / "in.txt").write_text("x\n")
     args = ["run", str(job), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o"), "--runner", "inline"]
     code, err = cli(*args)
@@ -51,8 +63,17 @@ def test_stream_errors_before_anything_starts(tmp_path: Path) -> None:
     assert code == 2 and "--output needs --until-end" in err
     # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
     # (The driver waits out a broker that is away for up to --task-timeout.)
-    code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--bootstrap-servers", "127.0.0.1:1",
-                    "--task-timeout", "1")  # fmt: skip
+    code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--stream",
+        "--input-topic",
+        "t",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--task-timeout",
+        "1",
+    )
     assert code == 8 and "no Kafka broker answers at 127.0.0.1:1" in err and err.count("\n") == 1
 
 

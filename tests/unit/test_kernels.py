@@ -12,14 +12,31 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrkafka import kernels
-from mrkafka.partition import murmur2
+from mrkafka.core import kernels
+from mrkafka.core.partition import murmur2
 from tests.helpers import messy_corpus, real_text
 
 # Bytes that stress the tokenizer and the decoder: every ASCII whitespace (bytes.split's are
 # 9-13 and 32; 28-31 are not whitespace to it), UTF-8 lead and continuation bytes.
-_PIECES = [b" ", b"\t", b"\x0b", b"\x0c", b"\r", b"\x1c", b"a", b"Z", b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80",
-           b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82", b"\xff", b"\x80", b"\xf4\x90\x80\x80"]  # fmt: skip
+_PIECES = [
+    b" ",
+    b"\t",
+    b"\x0b",
+    b"\x0c",
+    b"\r",
+    b"\x1c",
+    b"a",
+    b"Z",
+    b"\xc3\xa9",
+    b"\xe2\x82\xac",
+    b"\xf0\x9f\x98\x80",
+    b"\xed\xa0\x80",
+    b"\xc0\xaf",
+    b"\xe2\x82",
+    b"\xff",
+    b"\x80",
+    b"\xf4\x90\x80\x80",
+]
 _BYTES = st.binary(max_size=40) | st.lists(st.sampled_from(_PIECES), max_size=20).map(b"".join)
 
 

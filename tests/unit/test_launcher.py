@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 
-from mrkafka.kafka.launcher import Cluster, _new_cluster_id
+from mrkafka.devtools.launcher import Cluster, _new_cluster_id
 
 
 def test_cluster_ids_are_kafkas_form_and_never_look_like_an_option() -> None:
@@ -26,8 +26,8 @@ def test_nodes_and_ports(tmp_path) -> None:
 def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
     import pytest
 
+    from mrkafka.devtools.launcher import ensure_jars, java_command
     from mrkafka.errors import SetupError
-    from mrkafka.kafka.launcher import ensure_jars, java_command
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no java, no mvn
     monkeypatch.setenv("MRKAFKA_CACHE", str(tmp_path / "cache"))
@@ -40,8 +40,8 @@ def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
 def test_an_old_java_is_refused(tmp_path, monkeypatch) -> None:
     import pytest
 
+    from mrkafka.devtools.launcher import java_command
     from mrkafka.errors import SetupError
-    from mrkafka.kafka.launcher import java_command
 
     fake = tmp_path / "java"
     fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")

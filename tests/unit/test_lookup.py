@@ -11,17 +11,25 @@ import numpy as np
 import pytest
 
 from mrkafka.batch import run_batch
-from mrkafka.index import INDEX_DIR, levenshtein
+from mrkafka.io.index import INDEX_DIR, levenshtein
+from mrkafka.io.lookup import _rows, lookup
 from mrkafka.job import JobSpec, load_job
-from mrkafka.lookup import _rows, lookup
+from mrkafka.settings import BatchSettings
 from tests.helpers import ROOT, edit_distance, messy_corpus, oracle_wordcount, real_text
 
 
 @pytest.mark.parametrize(
     "a,b,d",
-    [("kitten", "sitting", 3), ("", "abc", 3), ("abc", "abc", 0), ("Mukesh", "Mukseh", 2), ("ab", "ba", 2),
-     ("flaw", "lawn", 2), ("Mu", "Mukesh", 4)],
-)  # fmt: skip
+    [
+        ("kitten", "sitting", 3),
+        ("", "abc", 3),
+        ("abc", "abc", 0),
+        ("Mukesh", "Mukseh", 2),
+        ("ab", "ba", 2),
+        ("flaw", "lawn", 2),
+        ("Mu", "Mukesh", 4),
+    ],
+)
 def test_levenshtein(a: str, b: str, d: int) -> None:
     assert levenshtein(a, b, 10) == d == levenshtein(b, a, 10)
     assert levenshtein(a, b, d - 1) == d if d else True  # a distance over the limit is limit + 1
@@ -85,7 +93,7 @@ def prefix_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
     source.write_bytes(real_text(30_000) + messy_corpus(lines=60))
     spec = JobSpec(load_job(ROOT / "jobs" / "prefix_index.py"))
     output = workdir / "out"
-    run_batch(spec, [str(source)], output, reducers=3, runner="inline", progress=False)
+    run_batch(spec, BatchSettings(inputs=[str(source)], output=output, reducers=3, runner="inline"), progress=False)
     rows = [row for part in sorted(output.glob("part-r-*")) for row in _rows(part)]
     return output, rows
 
@@ -137,7 +145,10 @@ def test_word_counts_are_looked_up_and_limited_to_the_best(tmp_path: Path) -> No
     source = tmp_path / "input.txt"
     source.write_bytes(data)
     output = tmp_path / "out"
-    run_batch(JobSpec(load_job(ROOT / "jobs" / "wordcount.py")), [str(source)], output, reducers=2, runner="inline")
+    run_batch(
+        JobSpec(load_job(ROOT / "jobs" / "wordcount.py")),
+        BatchSettings(inputs=[str(source)], output=output, reducers=2, runner="inline"),
+    )
     counts = {w.decode("utf-8", "surrogateescape"): n for w, n in oracle_wordcount(data).items()}
     for word in random.Random(2).sample(sorted(counts), 50):
         assert lookup(output, word) == [(word, 0, counts[word])]

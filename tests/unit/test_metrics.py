@@ -10,9 +10,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
-from mrkafka.counters import Counters
+from mrkafka.core.counters import Counters
 from mrkafka.job import JobSpec, load_job
-from mrkafka.metrics import BUCKETS, METRICS, Figures, RunMetrics, with_counters
+from mrkafka.obs.metrics import BUCKETS, METRICS, Figures, RunMetrics, with_counters
+from mrkafka.settings import BatchSettings
 from tests.helpers import ROOT, WORDCOUNT, cli, real_text
 
 
@@ -51,8 +52,11 @@ def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted(
     role = frozenset({app, ("role", "map")})
     assert samples[("mrkafka_commit_duration_seconds_count", role)] == 4
     assert abs(samples[("mrkafka_commit_duration_seconds_sum", role)] - 1000.207) < 1e-9
-    buckets = {float(dict(labels)["le"]): value for (name, labels), value in samples.items()
-               if name == "mrkafka_commit_duration_seconds_bucket"}  # fmt: skip
+    buckets = {
+        float(dict(labels)["le"]): value
+        for (name, labels), value in samples.items()
+        if name == "mrkafka_commit_duration_seconds_bucket"
+    }
     assert buckets[0.0025] == 0 and buckets[0.005] == 2 and buckets[0.25] == 3 and buckets[max(BUCKETS)] == 3
     assert buckets[float("inf")] == 4
     assert samples[("mrkafka_up", frozenset({app}))] == 1
@@ -66,8 +70,10 @@ def test_with_counters_gives_the_job_counters_and_the_retries() -> None:
     counters = Counters({"Stream retries": {"retriable": 3}, "Map-Reduce Framework": {"Map input records": 9}})
     pulled = with_counters(Figures(), counters, "app")
     assert pulled.values[("mrkafka_retries_total", (("application", "app"), ("error_class", "retriable")))] == 3
-    key = ("mrkafka_job_counters_total", (("application", "app"), ("group", "Map-Reduce Framework"),
-                                          ("name", "Map input records")))  # fmt: skip
+    key = (
+        "mrkafka_job_counters_total",
+        (("application", "app"), ("group", "Map-Reduce Framework"), ("name", "Map input records")),
+    )
     assert pulled.values[key] == 9
 
 
@@ -75,14 +81,24 @@ def test_a_batch_run_writes_its_final_metrics_to_a_file(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_bytes(real_text(1 << 20))
     spec = JobSpec(load_job(WORDCOUNT))
     out, prom = tmp_path / "out", tmp_path / "run.prom"
-    run_batch(spec, [str(tmp_path / "in.txt")], out, runner="inline", reducers=3, block_size=256 << 10,
-              metrics_file=str(prom), progress=False)  # fmt: skip
+    run_batch(
+        spec,
+        BatchSettings(
+            inputs=[str(tmp_path / "in.txt")],
+            output=out,
+            runner="inline",
+            reducers=3,
+            block_size=256 << 10,
+            metrics_file=str(prom),
+        ),
+        progress=False,
+    )
     samples = _samples(prom.read_text())
     app = ("application", "wordcount")
     splits = samples[("mrkafka_splits", frozenset({app}))]
     assert splits >= 4 and samples[("mrkafka_splits_done_total", frozenset({app}))] == splits
-    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("kind", "map")}))] == splits
-    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("kind", "reduce")}))] == 3
+    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("role", "map")}))] == splits
+    assert samples[("mrkafka_task_duration_seconds_count", frozenset({app, ("role", "reduce")}))] == 3
     assert samples[("mrkafka_up", frozenset({app}))] == 0
     # The run's counters, as _COUNTERS.json holds them.
     for group, names in json.loads((out / "_COUNTERS.json").read_text()).items():
@@ -97,8 +113,18 @@ def test_a_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, err = cli("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o"),
-                        "--runner", "inline", "--metrics-port", str(port))  # fmt: skip
+        code, err = cli(
+            "run",
+            str(WORDCOUNT),
+            "--input",
+            str(tmp_path / "in.txt"),
+            "--output",
+            str(tmp_path / "o"),
+            "--runner",
+            "inline",
+            "--metrics-port",
+            str(port),
+        )
     assert code == 6 and err.count("\n") == 1 and f"--metrics-port {port}: Address already in use" in err, err
     assert not (tmp_path / "o").exists()
 

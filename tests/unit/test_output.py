@@ -6,10 +6,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mrkafka.counters import Counters
+from mrkafka.core.counters import Counters
+from mrkafka.core.partial import partial_from_pairs
 from mrkafka.errors import OutputExistsError
-from mrkafka.output import OutputCommitter, sort_by_key, write_part
-from mrkafka.partial import partial_from_pairs
+from mrkafka.io.commit import OutputCommitter
+from mrkafka.io.formats import sort_by_key, write_part
 
 
 def test_text_lines_sorted_by_key_bytes(tmp_path: Path) -> None:

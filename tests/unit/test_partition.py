@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mrkafka.partition import murmur2, murmur2_array, partition_for, to_positive
+from mrkafka.core.partition import murmur2, murmur2_array, partition_for, to_positive
 
 # The vectors of Kafka's own UtilsTest.testMurmur2.
 KAFKA_VECTORS = {

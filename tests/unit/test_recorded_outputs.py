@@ -18,6 +18,7 @@ import pytest
 
 from mrkafka.batch import run_batch
 from mrkafka.job import JobSpec, load_job
+from mrkafka.settings import BatchSettings
 from tests.helpers import ROOT, messy_corpus
 
 RECORDED = ROOT / "tests" / "data" / "recorded"
@@ -49,7 +50,11 @@ def _run(case: str, output: Path, workdir: Path, vectorize: bool = True) -> None
         if not source.exists():
             source.write_bytes(messy_corpus(lines=400))
     spec = JobSpec(load_job(JOBS / job_file), params, vectorize=vectorize)
-    run_batch(spec, [str(source)], output, reducers=reducers, fmt=fmt, runner="inline", progress=False)
+    run_batch(
+        spec,
+        BatchSettings(inputs=[str(source)], output=output, reducers=reducers, fmt=fmt, runner="inline"),
+        progress=False,
+    )
 
 
 def _files(output: Path) -> dict[str, bytes]:

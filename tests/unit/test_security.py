@@ -11,9 +11,10 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from mrkafka.devtools.certificates import CertificateAuthority
+from mrkafka.devtools.launcher import Cluster
 from mrkafka.errors import BadInputError
-from mrkafka.kafka.launcher import Cluster
-from mrkafka.kafka.security import CertificateAuthority, ClientSecurity, read_properties
+from mrkafka.kafka.security import ClientSecurity, read_properties
 
 SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
@@ -30,9 +31,12 @@ def ca(tmp_path_factory) -> CertificateAuthority:
 
 
 def test_properties_are_read_as_java_reads_them(tmp_path: Path) -> None:
-    path = props(tmp_path, "# a comment\n! another\nsecurity.protocol = SASL_SSL\nsasl.mechanism: SCRAM-SHA-512\n"
-                 f'sasl.jaas.config={SCRAM} required \\\n    username="alice" \\\n    password="p=w;d";\n'
-                 "  client.id  mine\n\n")  # fmt: skip
+    path = props(
+        tmp_path,
+        "# a comment\n! another\nsecurity.protocol = SASL_SSL\nsasl.mechanism: SCRAM-SHA-512\n"
+        f'sasl.jaas.config={SCRAM} required \\\n    username="alice" \\\n    password="p=w;d";\n'
+        "  client.id  mine\n\n",
+    )
     assert read_properties(path) == {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
@@ -42,9 +46,12 @@ def test_properties_are_read_as_java_reads_them(tmp_path: Path) -> None:
 
 
 def test_a_sasl_file_gives_the_same_login_to_both_clients(tmp_path: Path, ca, capsys) -> None:
-    path = props(tmp_path, f"security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore.type=PEM\n"
-                 f"ssl.truststore.location={ca.cert}\nclient.id=x\n"
-                 f'sasl.jaas.config={SCRAM} required username="alice" password="s3cr\\"et";\n')  # fmt: skip
+    path = props(
+        tmp_path,
+        f"security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={ca.cert}\nclient.id=x\n"
+        f'sasl.jaas.config={SCRAM} required username="alice" password="s3cr\\"et";\n',
+    )
     security = ClientSecurity.read(path)
     assert "ignoring 'client.id'" in capsys.readouterr().err
     options = security.aiokafka_options()
@@ -57,9 +64,12 @@ def test_a_sasl_file_gives_the_same_login_to_both_clients(tmp_path: Path, ca, ca
 
 
 def test_settings_travel_as_the_path_of_their_file(tmp_path: Path, ca) -> None:
-    path = props(tmp_path, f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nssl.truststore.location={ca.cert}\n"
-                 "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
-                 'username="u" password="hunter22";\n')  # fmt: skip
+    path = props(
+        tmp_path,
+        f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nssl.truststore.location={ca.cert}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="u" password="hunter22";\n',
+    )
     security = ClientSecurity.read(path)
     data = pickle.dumps(security)
     assert b"hunter22" not in data and str(path).encode() in data
@@ -75,11 +85,13 @@ def test_settings_travel_as_the_path_of_their_file(tmp_path: Path, ca) -> None:
         ("security.protocol=SSL\nssl.truststore.type=JKS\n", "ssl.truststore.type=JKS is not supported"),
         ("security.protocol=SASL_SSL\n", "sasl.mechanism must be one of"),
         ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n", "needs sasl.jaas.config"),
-        (f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.jaas.config={SCRAM} required user=a;\n",
-         "ScramLoginModule does not do PLAIN"),
+        (
+            f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.jaas.config={SCRAM} required user=a;\n",
+            "ScramLoginModule does not do PLAIN",
+        ),
         ("security.protocol=SSL\nssl.truststore.location=/no/such/ca.pem\n", "no file /no/such/ca.pem"),
     ],
-)  # fmt: skip
+)
 def test_what_kafka_would_read_otherwise_is_refused(tmp_path: Path, text: str, error: str) -> None:
     with pytest.raises(BadInputError) as raised:
         ClientSecurity.read(props(tmp_path, text))
@@ -144,6 +156,8 @@ def test_an_acl_names_one_resource_and_a_principal_type(args: list[str], error: 
 
     from mrkafka.cli import main
 
-    result = CliRunner().invoke(main, ["acl", "add", "--principal", "User:alice", "--operation", "Read", *args,
-                                       "--bootstrap-servers", "127.0.0.1:1"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["acl", "add", "--principal", "User:alice", "--operation", "Read", *args, "--bootstrap-servers", "127.0.0.1:1"],
+    )
     assert result.exit_code == 2 and error in result.stderr and result.stderr.count("\n") == 1, result.stderr

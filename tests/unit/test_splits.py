@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrkafka.errors import BadInputError
-from mrkafka.splits import (
+from mrkafka.io.splits import (
     expand_inputs,
     iter_lines,
     lines_array,

@@ -17,16 +17,18 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrkafka.aggregate import MISSING
+from mrkafka.core.aggregate import MISSING
+from mrkafka.core.keys import partition_keys, topic_bytes
+from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
+from mrkafka.core.partition import murmur2
+from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
 from mrkafka.errors import BadInputError, JobFailedError
-from mrkafka.histogram import LatencyHistogram
 from mrkafka.job import JobSpec, load_job
-from mrkafka.kafka.serdes import Serde, deserialize_long, format_value, serialize_long
-from mrkafka.keys import partition_keys, topic_bytes
-from mrkafka.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
-from mrkafka.partition import murmur2
-from mrkafka.stream.logic import KEY_KIND_HEADER, Record, StreamMapper, StreamReducer, checkpoint_matches
-from mrkafka.stream.store import Checkpoint, MemoryStore, RocksDBStore
+from mrkafka.obs.histogram import LatencyHistogram
+from mrkafka.settings import StreamSettings
+from mrkafka.stream.config import StreamConfig
+from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore
+from mrkafka.stream.tasks import KEY_KIND_HEADER, Record, StreamMapper, StreamReducer, checkpoint_matches
 from tests.helpers import ROOT, WORDCOUNT, oracle_wordcount, write_job
 
 STORES = {"memory": lambda d: MemoryStore(), "rocksdb": lambda d: RocksDBStore(d)}
@@ -173,17 +175,20 @@ def test_merges_stay_out_of_the_store_until_committed() -> None:
 
 
 def test_a_finish_that_raises_writes_nothing(tmp_path: Path) -> None:
-    job = write_job(tmp_path, """
-        from mrkafka import Job
+    job = write_job(
+        tmp_path,
+        """
+        from mrkafka import Job, StreamOptions
         class Boom(Job):
-            value_serde = "long"
+            stream = StreamOptions(value_serde="long")
             def reduce(self, a, b):
                 return a + b
             def finish(self, key, value):
                 if key == "bad":
                     raise ValueError("no")
                 return value
-    """)  # fmt: skip
+    """,
+    )
     store = MemoryStore()
     reducer = _reducer(JobSpec(load_job(job)), store)
     reducer.merge(partial_from_pairs(["ok", "bad"], [1, 2]), timestamp=0)
@@ -362,10 +367,19 @@ class _FakeConsumer:
 def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeProducer, consumer: _FakeConsumer):
     from mrkafka.kafka.client import Outbox
     from mrkafka.settings import EXACTLY_ONCE
-    from mrkafka.stream.workers import ReduceWorker, StreamConfig
+    from mrkafka.stream.workers import ReduceWorker
 
-    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 1, 2, state=state,
-                          state_dir=str(tmp_path), guarantee=guarantee)  # fmt: skip
+    settings = StreamSettings(
+        application_id="app",
+        bootstrap="unused:1",
+        input_topic="in",
+        output_topic="out",
+        reducers=1,
+        state=state,
+        state_dir=str(tmp_path),
+        guarantee=guarantee,
+    )
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), settings, output_partitions=2)
     worker = ReduceWorker(config, 0)
     worker._outbox = Outbox(producer, config.reducer_group, consumer, guarantee == EXACTLY_ONCE)
     worker._last_purge = float("inf")
@@ -397,8 +411,10 @@ def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: 
     if guarantee == "exactly-once":  # one transaction: the records, then the position, then the commit
         assert consumer.commits == []
         assert sorted(producer.calls[1:3]) == sorted(sends)
-        assert producer.calls[0] == ("begin",) and producer.calls[3:] == [("offsets", {tp: 7}, "app-reducers"),
-                                                                           ("commit",)]  # fmt: skip
+        assert producer.calls[0] == ("begin",) and producer.calls[3:] == [
+            ("offsets", {tp: 7}, "app-reducers"),
+            ("commit",),
+        ]
     else:  # the records, acknowledged, then the offset commit
         assert sorted(producer.calls) == sorted(sends) and consumer.commits == [{tp: 7}]
     assert dict(worker.reducer.store.items()) == {b"a": 1} and worker.reducer.store.checkpoint.offset == 1
@@ -429,7 +445,9 @@ def test_a_fault_point_acts_once_at_its_nth_pass(tmp_path: Path) -> None:
     import sys
 
     flag = tmp_path / "fired"
-    script = "from mrkafka import faults\nfor i in range(5):\n    faults.point('restore')\n    print(i, flush=True)\n"
+    script = (
+        "from mrkafka.obs import faults\nfor i in range(5):\n    faults.point('restore')\n    print(i, flush=True)\n"
+    )
     env = {"MRKAFKA_FAULT": "restore:3", "MRKAFKA_FAULT_ONCE": str(flag), "PATH": "/usr/bin:/bin"}
     first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT)
     assert first.returncode == -9 and first.stdout.split() == ["0", "1"]  # SIGKILLed at the 3rd pass
@@ -439,7 +457,7 @@ def test_a_fault_point_acts_once_at_its_nth_pass(tmp_path: Path) -> None:
 
 
 def test_a_fault_spec_that_names_no_point_is_refused() -> None:
-    from mrkafka.faults import _parse
+    from mrkafka.obs.faults import _parse
 
     assert _parse("finish:2:stop") == ("finish", 2, signal.SIGSTOP)
     for bad in ("finsh:1", "finish:0", "finish:x", "finish:1:pause"):
@@ -507,6 +525,12 @@ class _RebalancingConsumer:
         return batches
 
 
+def _settings(reducers: int) -> StreamSettings:
+    return StreamSettings(
+        application_id="app", bootstrap="unused:1", input_topic="in", output_topic="out", reducers=reducers
+    )
+
+
 def _fake_task_producers(monkeypatch) -> dict:
     """Map tasks get fake producers, kept in the returned dict by ``task#n``."""
     from mrkafka.stream import workers
@@ -532,7 +556,7 @@ def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
 
     from mrkafka.stream import workers
 
-    config = workers.StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 2, 2)
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=2), output_partitions=2)
     producers = _fake_task_producers(monkeypatch)
     tps = [TopicPartition("in", 0), TopicPartition("in", 1)]
     lines = {tps[0]: [b"a b", b"c"], tps[1]: [b"a a", b"d e"]}
@@ -567,7 +591,7 @@ def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkey
 
     from mrkafka.stream import workers
 
-    config = workers.StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 3, 2)
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=3), output_partitions=2)
     producers = _fake_task_producers(monkeypatch)
     tp = TopicPartition("in", 0)
 
@@ -591,7 +615,9 @@ def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkey
         return producer.committed
 
     committed = asyncio.run(run())
-    reducer = workers.ReduceWorker(dataclasses.replace(config, state_dir=str(tmp_path)), 0)
+    reducer = workers.ReduceWorker(
+        dataclasses.replace(config, settings=dataclasses.replace(config.settings, state_dir=str(tmp_path))), 0
+    )
     keep_alive, block = [value for value in committed if value is None][:1], committed[:1]
     for values, pending in ((keep_alive, 0), (block, 1)):
         reducer._merge([SimpleNamespace(topic="r", partition=0, offset=0, value=v, timestamp=0) for v in values])
@@ -626,9 +652,9 @@ def test_a_map_commit_commits_the_position_of_what_it_produced() -> None:
     is neither in that commit's blocks nor in its offsets: it is committed next, or read again
     by the partition's next owner. Committing the newer position with the older blocks lost a
     poll whenever the task was then closed (found on prefix_index over real text)."""
-    from mrkafka.stream.workers import MapWorker, StreamConfig
+    from mrkafka.stream.workers import MapWorker
 
-    config = StreamConfig(JobSpec(load_job(WORDCOUNT)), "app", "unused:1", "in", "out", 2, 2)
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=2))
     worker = MapWorker(config)
     tp = TopicPartition("in", 0)
     lines = [Record(offset, None, b"a b c %d" % offset, 0) for offset in range(20)]

@@ -86,8 +86,17 @@ def test_a_second_run_on_an_output_being_written_is_refused(tmp_path: Path) -> N
     )
     (tmp_path / "in.txt").write_bytes(b"".join(b"%d\n" % (i % 10) for i in range(500)))  # 5 s of map
     out = tmp_path / "out"
-    args = ["run", str(tmp_path / "slow.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
-            "--runner", "inline", "--overwrite"]  # fmt: skip
+    args = [
+        "run",
+        str(tmp_path / "slow.py"),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(out),
+        "--runner",
+        "inline",
+        "--overwrite",
+    ]
     with subprocess.Popen([sys.executable, "-m", "mrkafka.cli", *args], stderr=subprocess.PIPE) as first:
         deadline = time.monotonic() + 60
         while not (out / "_LOCK").exists():
@@ -116,8 +125,17 @@ def test_sums_are_exact_beyond_64_bits(tmp_path: Path, extra: list[str]) -> None
     # Each 64-byte split's sum fits in 64 bits, the total does not.
     numbers = [2**61 + 1, 3, 2**61 - 1, -5] * 10
     (tmp_path / "in.txt").write_text("".join(f"{n}\n" for n in numbers))
-    code, err = cli("run", str(WORDCOUNT.parent / "odd_sum.py"), "--input", str(tmp_path / "in.txt"),
-                    "--output", str(tmp_path / "out"), "--runner", "inline", *extra)  # fmt: skip
+    code, err = cli(
+        "run",
+        str(WORDCOUNT.parent / "odd_sum.py"),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(tmp_path / "out"),
+        "--runner",
+        "inline",
+        *extra,
+    )
     assert code == 0, err
     assert read_parts(tmp_path / "out") == {b"odd_sum": str(sum(n for n in numbers if n % 2)).encode()}
 
@@ -167,8 +185,21 @@ def run_fields(tmp_path: Path, data: bytes, fmt: str, *extra: str) -> tuple[int,
     (tmp_path / "fields.py").write_text(FIELDS_JOB)
     (tmp_path / "in.txt").write_bytes(data)
     out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
-    code, err = cli("run", str(tmp_path / "fields.py"), "--input", str(tmp_path / "in.txt"), "--output", str(out),
-                    "--runner", "inline", "--reducers", "4", "--format", fmt, *extra)  # fmt: skip
+    code, err = cli(
+        "run",
+        str(tmp_path / "fields.py"),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(out),
+        "--runner",
+        "inline",
+        "--reducers",
+        "4",
+        "--format",
+        fmt,
+        *extra,
+    )
     return code, err, out
 
 
@@ -234,8 +265,17 @@ def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
 )
 def test_bad_options_are_one_line_at_once(tmp_path: Path, args: list[str], code: int, message: str) -> None:
     (tmp_path / "in.txt").write_bytes(b"a b\n" * 50_000)  # 200 KB: 200,000 splits of one byte
-    exit_code, err = cli("run", str(WORDCOUNT), "--input", str(tmp_path / "in.txt"), "--output",
-                         str(tmp_path / "out"), "--runner", "inline", *args)  # fmt: skip
+    exit_code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(tmp_path / "out"),
+        "--runner",
+        "inline",
+        *args,
+    )
     assert exit_code == code and one_line(err) and message in err, err
     assert not (tmp_path / "out").exists()
 
@@ -289,8 +329,19 @@ def test_stream_mappers_are_validated_before_kafka() -> None:
 
 def test_a_bad_state_dir_is_one_line_before_kafka(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("a file where the directory should be")
-    code, err = cli("run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--state", "rocksdb",
-                    "--state-dir", str(tmp_path / "state" / "sub"), "--bootstrap-servers", "127.0.0.1:1")  # fmt: skip
+    code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--stream",
+        "--input-topic",
+        "t",
+        "--state",
+        "rocksdb",
+        "--state-dir",
+        str(tmp_path / "state" / "sub"),
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+    )
     assert code == 2 and one_line(err) and "--state-dir" in err, err
 
 

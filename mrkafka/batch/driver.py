@@ -1,0 +1,108 @@
+"""``run_batch``: plan the splits, run them on the runner the settings name, commit the output."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from mrkafka.batch.plan import BatchPlan
+from mrkafka.core.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters
+from mrkafka.core.report import Report
+from mrkafka.errors import Interrupted
+from mrkafka.io.commit import OutputCommitter
+from mrkafka.io.splits import expand_inputs, plan_splits
+from mrkafka.job import JobSpec
+from mrkafka.obs.metrics import Figures, RunMetrics, with_counters
+from mrkafka.obs.progress import Progress
+from mrkafka.settings import BatchSettings
+
+__all__ = ["run_batch"]
+
+#: What a runner is: it runs the plan's tasks, and hands each task's counters to the callback as the task ends.
+Runner = Callable[[BatchPlan, Progress, Callable[[Counters], None]], None]
+
+
+def _runner(name: str) -> Runner:
+    """The runner named ``name`` (``mrkafka.settings.RUNNERS``); the ray runner imports Ray only when picked."""
+    if name == "inline":
+        from mrkafka.batch.inline import run_inline
+
+        return run_inline
+    from mrkafka.batch.ray_runner import run_ray
+
+    return run_ray
+
+
+def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None = None) -> Report:
+    """Run a batch job as ``settings`` say; ``progress``: draw a progress bar (default: when
+    stderr is a terminal)."""
+    started = time.monotonic()
+    spec = dataclasses.replace(spec, map_only=settings.reducers == 0)
+    files = expand_inputs(settings.inputs)
+    committer = OutputCommitter(settings.output, settings.overwrite, files)
+    splits = plan_splits(files, settings.block_size)
+    plan = BatchPlan(
+        spec, splits, settings.reducers, settings.fmt, committer.temporary, settings.mappers, settings.ray_address
+    )
+    metrics = _metrics(spec, settings, len(splits))
+    counters = Counters()
+
+    def task_ended(task_counters: Counters) -> None:
+        counters.update(task_counters)
+        if metrics is not None:
+            metrics.task(task_counters)
+
+    committer.setup()
+    try:
+        with Progress(len(splits), "splits", progress) as bar:
+            _runner(settings.runner)(plan, bar, task_ended)
+        committer.commit(counters)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
+        committer.abort()
+        raise Interrupted(f"interrupted: no output was written ({settings.output} holds what it held before)") from exc
+    except BaseException:
+        committer.abort()
+        raise
+    finally:
+        if metrics is not None:
+            metrics.close()
+    return Report(spec.name, counters, time.monotonic() - started, str(settings.output))
+
+
+class _BatchMetrics:
+    """A batch run's metrics (``mrkafka.obs.metrics``): its splits, and each task's counters and time."""
+
+    def __init__(self, metrics: RunMetrics, splits: int) -> None:
+        self.metrics, self.name = metrics, metrics.application
+        metrics.set("mrkafka_splits", splits, application=self.name)
+
+    def task(self, counters: Counters) -> None:
+        metrics, name = self.metrics, self.name
+        if counters.get(MAP_TASKS):
+            metrics.inc("mrkafka_splits_done_total", application=name)
+            metrics.observe(
+                "mrkafka_task_duration_seconds", counters.get(MAP_MILLIS) / 1000, application=name, role="map"
+            )
+        else:
+            metrics.observe(
+                "mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000, application=name, role="reduce"
+            )
+        metrics.add(with_counters(Figures(), counters, name))
+
+    def close(self) -> None:
+        self.metrics.close()
+
+
+def _metrics(spec: JobSpec, run: BatchSettings, splits: int) -> _BatchMetrics | None:
+    if run.metrics_port is None and run.metrics_file is None:
+        return None
+    settings = {
+        "mode": "batch",
+        "job": spec.name,
+        "runner": run.runner,
+        "reducers": run.reducers,
+        "block_size": run.block_size,
+    }
+    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file)
+    return _BatchMetrics(metrics, splits)

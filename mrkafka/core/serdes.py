@@ -1,0 +1,75 @@
+"""Values on topics, as Kafka's own serializers write them, and how a console prints them.
+
+A job's output values travel in its ``value_serde`` (``mrkafka.job.VALUE_SERDES``): ``long``,
+an 8-byte big-endian signed long (Kafka's ``LongSerializer``), or ``json``, compact JSON
+(``mrkafka.core.json``, the encoder part files use); ``None`` is a tombstone. Keys follow
+``mrkafka.core.keys``, which packs an int key with the same ``LONG``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from mrkafka.core.json import to_json
+from mrkafka.job import VALUE_SERDES
+
+__all__ = ["LONG", "PRINT_FORMATS", "Serde", "deserialize_long", "format_value", "serialize_long"]
+
+#: Kafka's ``LongSerializer``: a signed 64-bit integer, big-endian.
+LONG = struct.Struct(">q")
+#: How ``mrkafka consume`` prints a key or a value.
+PRINT_FORMATS = ("string", "long", "json", "bytes")
+
+
+def serialize_long(value: int) -> bytes:
+    return LONG.pack(value)
+
+
+def deserialize_long(data: bytes) -> int:
+    if len(data) != 8:
+        raise ValueError(f"a long is 8 bytes, got {len(data)}")
+    return LONG.unpack(data)[0]
+
+
+def format_value(data: bytes | None, fmt: str) -> bytes:
+    """How the console consumer prints a key or value in format ``fmt`` (one of ``PRINT_FORMATS``)."""
+    if data is None:
+        return b"null"
+    if fmt == "long":
+        try:
+            return str(deserialize_long(data)).encode()
+        except ValueError:
+            return b"<not a long: " + data.hex().encode() + b">"
+    if fmt == "json":
+        try:
+            return json.dumps(json.loads(data), ensure_ascii=False).encode()
+        except ValueError:
+            return b"<not JSON: " + data[:64] + (b"..." if len(data) > 64 else b"") + b">"
+    if fmt == "bytes":
+        return repr(data).encode()
+    return data
+
+
+class Serde:
+    """A value serde of one kind for a whole topic: ``long`` (LongSerializer) or ``json``."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in VALUE_SERDES:
+            raise ValueError(f"value serde must be one of {', '.join(VALUE_SERDES)}, not {kind!r}")
+        self.kind = kind
+
+    def encode(self, value: Any) -> bytes | None:
+        if value is None:
+            return None  # a tombstone
+        if self.kind == "long":
+            return serialize_long(value)
+        return to_json(value)
+
+    def decode(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        if self.kind == "long":
+            return deserialize_long(data)
+        return json.loads(data.decode("utf-8", "surrogateescape"))

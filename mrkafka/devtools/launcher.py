@@ -1,0 +1,614 @@
+"""Apache Kafka 4.3.1 from Maven Central, run in KRaft mode on 127.0.0.1.
+
+``ensure_jars`` resolves the jars once into ``~/.cache/mrkafka/kafka-4.3.1/lib`` with the
+Maven project beside this file. ``Cluster`` writes one config per node (each node both
+broker and controller), formats storage with Kafka's StorageTool, starts ``kafka.Kafka``
+in the background with its logs in the data dir, waits until every broker answers a
+metadata request, and records the pids in the data dir so that ``stop`` ends exactly
+those processes, never others found by name.
+
+A secured cluster (``security`` other than plaintext) gets a CA and certificates in
+``DATA_DIR/tls``, TLS on every listener, KRaft's StandardAuthorizer with the admin as the only
+super user, and ``DATA_DIR/admin.properties``: the admin's client settings (mode 0600). Its
+client listener asks for what the mode names; brokers and controllers talk to each other
+over listeners of their own that require the brokers' certificate.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrkafka.devtools.certificates import CertificateAuthority, scram_credential
+from mrkafka.errors import SetupError
+from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, write_properties
+from mrkafka.settings import KAFKA_PORT
+
+__all__ = [
+    "ADMIN",
+    "CONTROLLER_PORT_OFFSET",
+    "INTERNAL_PORT_OFFSET",
+    "KAFKA_VERSION",
+    "Cluster",
+    "cache_root",
+    "default_data_dir",
+    "ensure_jars",
+    "java_command",
+    "port_free",
+    "process_alive",
+    "process_cmdline",
+    "resolve_maven_project",
+    "tool_command",
+]
+
+KAFKA_VERSION = "4.3.1"
+# A node's controller listens this far above its client port.
+CONTROLLER_PORT_OFFSET = 100
+# ... and a secured node's listener for the other brokers this far.
+INTERNAL_PORT_OFFSET = 200
+#: The super user of a secured cluster (a SCRAM user under sasl_ssl, a certificate's CN otherwise).
+ADMIN = "admin"
+_BROKER_PRINCIPAL = "broker"
+_CLIENT_AUTH = {"ssl": "requested", "sasl_ssl": "none", "mtls": "required"}
+HEAP = "512m"
+STATE_FILE = "cluster.json"
+_POM = Path(__file__).with_name("pom.xml")
+#: Prometheus' JMX exporter, a Java agent that serves a node's MBeans at /metrics (``--metrics-port``).
+JMX_EXPORTER_VERSION = "1.0.1"
+_JMX_EXPORTER_POM = Path(__file__).with_name("jmx-exporter-pom.xml")
+JMX_EXPORTER_RULES = Path(__file__).with_name("jmx-exporter.yml")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MRKAFKA_CACHE", "~/.cache/mrkafka")).expanduser()
+
+
+def default_data_dir() -> Path:
+    return cache_root() / "broker"
+
+
+def _which(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SetupError(f"no {tool} on PATH: {hint}")
+    return path
+
+
+def java_command() -> str:
+    """The ``java`` to run Kafka with, checked to be version 17 or later."""
+    java = _which("java", "install a JDK 17 or later (e.g. apt-get install openjdk-17-jdk-headless)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < 17:
+        raise SetupError(f"Kafka {KAFKA_VERSION} needs Java 17 or later; {java} is {major or 'unknown'}")
+    return java
+
+
+def ensure_jars() -> Path:
+    """The directory of Kafka's jars, resolved from Maven Central on first use."""
+    return resolve_maven_project(_POM, cache_root() / f"kafka-{KAFKA_VERSION}", "kafka_2.13-*.jar")
+
+
+def jmx_exporter_jar() -> Path:
+    """The JMX exporter's agent jar, resolved from Maven Central on first use."""
+    lib = resolve_maven_project(
+        _JMX_EXPORTER_POM, cache_root() / f"jmx-exporter-{JMX_EXPORTER_VERSION}", "jmx_prometheus_javaagent-*.jar"
+    )
+    return next(lib.glob("jmx_prometheus_javaagent-*.jar"))
+
+
+def resolve_maven_project(pom: Path, home: Path, expect: str) -> Path:
+    """Copy the dependencies of the Maven project ``pom`` into ``home/lib`` (once); return that dir.
+
+    ``expect`` is a glob of a jar that must be there afterwards.
+    """
+    lib = home / "lib"
+    done = home / ".complete"
+    if done.exists():
+        return lib
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time, across processes
+        if done.exists():
+            return lib
+        mvn = _which("mvn", "install Maven (e.g. apt-get install maven) so that Kafka's jars can be fetched")
+        shutil.copy(pom, home / "pom.xml")
+        print(f"mrkafka: fetching {home.name} from Maven Central ...", file=sys.stderr)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not any(lib.glob(expect)):
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+            raise SetupError(f"Maven could not fetch {home.name}:\n{tail}")
+        done.touch()
+    return lib
+
+
+def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
+    """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
+    lib = ensure_jars()
+    config = lib.parent / "tools-log4j2.properties"
+    if not config.exists():
+        config.write_text(
+            "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
+            "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
+            "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
+        )
+    return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
+
+
+def _new_cluster_id() -> str:
+    """A random id in Kafka's form: 16 bytes, URL-safe base64 without padding, not starting
+    with "-" (which the tools would read as an option; Kafka's Uuid.randomUuid skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port``. SO_REUSEADDR, as Kafka binds: sockets
+    a stopped broker left in TIME_WAIT do not make its port taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def process_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a child that exited is reaped, and a zombie does not count)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    directory: Path
+    metrics_port: int | None = None
+
+    @property
+    def internal_port(self) -> int:
+        return self.port + INTERNAL_PORT_OFFSET
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.log"
+
+
+@dataclass
+class Cluster:
+    """One to three combined broker+controller nodes in ``data_dir``."""
+
+    data_dir: Path
+    brokers: int = 1
+    port: int = KAFKA_PORT
+    heap: str = HEAP
+    #: Node i serves Prometheus metrics (the JMX exporter) on this port + i; ``None``: none.
+    metrics_port: int | None = None
+    #: What the client listener asks of a client (``MODES``).
+    security: str = "plaintext"
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.brokers not in (1, 2, 3):
+            raise SetupError(f"--brokers must be 1, 2 or 3, got {self.brokers}")
+        if self.security not in MODES:
+            raise SetupError(f"--security must be one of {', '.join(MODES)}, got {self.security}")
+
+    @property
+    def secured(self) -> bool:
+        return self.security != "plaintext"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        return CertificateAuthority(self.data_dir / "tls")
+
+    @property
+    def admin_config(self) -> Path:
+        """The admin's client settings (a secured cluster's)."""
+        return self.data_dir / "admin.properties"
+
+    def admin_security(self) -> ClientSecurity:
+        return ClientSecurity.read(self.admin_config, warn=False) if self.secured else PLAINTEXT
+
+    def client_properties(self, **settings: str) -> dict[str, str]:
+        """A client's settings for this cluster's listener: TLS trusting the cluster's CA, and ``settings``."""
+        if not self.secured:
+            return dict(settings)
+        protocol = "SASL_SSL" if self.security == "sasl_ssl" else "SSL"
+        return {
+            "security.protocol": protocol,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca.cert),
+            **settings,
+        }
+
+    def issue_certificate(self, name: str, path: Path | None = None, days: int = 365) -> Path:
+        """A client certificate for ``User:name``, and beside it ``name.properties`` to use it."""
+        if self.security not in ("ssl", "mtls") or not self.ca.exists():
+            raise SetupError(
+                f"client certificates are for clusters started with --security ssl or mtls; the one in "
+                f"{self.data_dir} is {self.security}{'' if self.ca.exists() else ', not started yet'}"
+            )
+        path = path or self.data_dir / "clients" / f"{name}.pem"
+        self.ca.issue(name, path, days=days)
+        write_properties(
+            path.with_suffix(".properties"),
+            self.client_properties(**{"ssl.keystore.type": "PEM", "ssl.keystore.location": str(path)}),
+        )
+        return path
+
+    @property
+    def nodes(self) -> list[Node]:
+        metrics = self.metrics_port
+        return [
+            Node(
+                i,
+                self.port + i,
+                self.port + CONTROLLER_PORT_OFFSET + i,
+                self.data_dir / f"node-{i}",
+                None if metrics is None else metrics + i,
+            )
+            for i in range(self.brokers)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    # -- state kept in the data dir -----------------------------------------------------------
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Cluster | None:
+        """The cluster recorded in ``data_dir``, if ``up`` ran there."""
+        state = Path(data_dir).expanduser() / STATE_FILE
+        if not state.exists():
+            return None
+        saved = json.loads(state.read_text())
+        return cls(
+            Path(data_dir),
+            saved["brokers"],
+            saved["port"],
+            saved.get("heap", HEAP),
+            saved.get("metrics_port"),
+            saved.get("security", "plaintext"),
+        )
+
+    def _state(self) -> dict:
+        path = self.data_dir / STATE_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _update_state(self, **changes: object) -> None:
+        state = {
+            **self._state(),
+            "brokers": self.brokers,
+            "port": self.port,
+            "heap": self.heap,
+            "metrics_port": self.metrics_port,
+            "security": self.security,
+            **changes,
+        }
+        (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    def pids(self) -> dict[int, int]:
+        """Node id -> pid of the nodes that were started here and still run."""
+        running = {}
+        for node_id, pid in self._state().get("pids", {}).items():
+            node = self.nodes[int(node_id)]
+            command = process_cmdline(pid)
+            if process_alive(pid) and "kafka.Kafka" in command and str(node.config) in command:
+                running[int(node_id)] = pid
+        return running
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _listeners(self, node: Node) -> list[str]:
+        """The listeners of ``node``: plaintext, or (secured) TLS everywhere and the authorizer."""
+        if not self.secured:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
+        tls = self.data_dir / "tls"
+        client = "SASL_SSL" if self.security == "sasl_ssl" else "SSL"
+        lines = [
+            f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}",
+            "inter.broker.listener.name=INTERNAL",
+            f"listener.security.protocol.map=CLIENT:{client},INTERNAL:SSL,CONTROLLER:SSL",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls / 'broker.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca.cert}",
+            "ssl.client.auth=required",  # the brokers' and controllers' own listeners
+            f"listener.name.client.ssl.client.auth={_CLIENT_AUTH[self.security]}",
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{ADMIN};User:{_BROKER_PRINCIPAL}",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+        if self.security == "sasl_ssl":
+            lines += ["listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256"] + [
+                f"listener.name.client.{m}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for m in ("scram-sha-512", "scram-sha-256")
+            ]
+        return lines
+
+    def _secure(self) -> list[str]:
+        """Make a secured cluster's CA, certificates and admin settings (once); return the
+        StorageTool arguments that give the admin its SCRAM credential under sasl_ssl."""
+        if not self.secured:
+            return []
+        tls = self.data_dir / "tls"
+        if not self.ca.exists():
+            self.ca.create(f"mrkafka CA {self.data_dir.name}")
+            self.ca.issue(_BROKER_PRINCIPAL, tls / "broker.pem", server=True, days=3650)
+        if not self.admin_config.exists():
+            if self.security == "sasl_ssl":
+                jaas = (
+                    f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" '
+                    f'password="{secrets.token_urlsafe(24)}";'
+                )
+                settings = {"sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas}
+            else:
+                self.ca.issue(ADMIN, tls / "admin.pem", days=3650)
+                settings = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(tls / "admin.pem")}
+            write_properties(self.admin_config, self.client_properties(**settings))
+        if self.security != "sasl_ssl":
+            return []
+        password = self.admin_security().password or ""
+        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},{scram_credential(password)}]"]
+
+    def _write_configs(self) -> None:
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        replication = min(3, self.brokers)
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config.write_text(
+                "\n".join(
+                    [
+                        "process.roles=broker,controller",
+                        f"node.id={node.node_id}",
+                        f"controller.quorum.voters={voters}",
+                        *self._listeners(node),
+                        "controller.listener.names=CONTROLLER",
+                        f"log.dirs={node.directory / 'logs'}",
+                        "num.partitions=1",
+                        f"default.replication.factor={replication}",
+                        f"offsets.topic.replication.factor={replication}",
+                        f"transaction.state.log.replication.factor={replication}",
+                        f"transaction.state.log.min.isr={min(2, replication)}",
+                        "auto.create.topics.enable=false",
+                        "group.initial.rebalance.delay.ms=0",
+                        "log.cleaner.backoff.ms=1000",
+                        "",
+                    ]
+                )
+            )
+            (node.directory / "log4j2.properties").write_text(
+                "\n".join(
+                    [
+                        "status = warn",
+                        "appender.file.type = File",
+                        "appender.file.name = FILE",
+                        f"appender.file.fileName = {node.log}",
+                        "appender.file.layout.type = PatternLayout",
+                        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+                        "rootLogger.level = INFO",
+                        "rootLogger.appenderRef.file.ref = FILE",
+                        "logger.kafka.name = org.apache.kafka",
+                        "logger.kafka.level = WARN",
+                        "",
+                    ]
+                )
+            )
+
+    def _java(
+        self, node: Node, main_class: str, *args: str, heap: str | None = None, agent: list[str] | None = None
+    ) -> list[str]:
+        lib = ensure_jars()
+        return [
+            java_command(),
+            *(agent or []),
+            f"-Xmx{heap or self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}",
+            "-cp",
+            f"{lib}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format(self, cluster_id: str, extra: list[str]) -> None:
+        for node in self.nodes:
+            if (node.directory / "logs" / "meta.properties").exists():
+                continue
+            cmd = self._java(
+                node,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(node.config),
+                *extra,
+                heap="256m",
+            )
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise SetupError(f"formatting Kafka storage failed: {(result.stdout + result.stderr).strip()}")
+
+    def start(self, timeout: float = 90.0) -> str:
+        """Start every node that is not running; return the bootstrap servers once all answer."""
+        ensure_jars()
+        java_command()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        saved = self._state()
+        was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"))
+        if saved and was != (self.brokers, self.port, self.security):
+            what = f"{self.data_dir} holds a cluster of {was[0]} broker(s) on port {was[1]}, {was[2]}"
+            if self.pids():
+                raise SetupError(f"{what}, running: stop it first, or choose another --data-dir")
+            raise SetupError(
+                f"{what}: start it as it was (mrkafka kafka up --data-dir {self.data_dir}), "
+                "or choose another --data-dir"
+            )
+        pids = self.pids()
+        for node in self.nodes:
+            if node.node_id in pids:
+                continue
+            internal = node.internal_port if self.secured else None
+            for port in (node.port, node.controller_port, internal, node.metrics_port):
+                if port is not None and not port_free(port):
+                    raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
+        scram = self._secure()
+        self._write_configs()
+        cluster_id = saved.get("cluster_id") or _new_cluster_id()
+        self._format(cluster_id, scram)
+        for node in self.nodes:
+            if node.node_id not in pids:
+                pids[node.node_id] = self._spawn(node)
+        self._update_state(cluster_id=cluster_id, pids=pids)
+        self.wait_ready(timeout)
+        if self.metrics_port is not None:
+            self._register()
+        return self.bootstrap_servers
+
+    def _register(self) -> None:
+        from mrkafka.obs.metrics import register
+
+        register(self._target_name, [node.metrics_port for node in self.nodes], "kafka")
+
+    @property
+    def _target_name(self) -> str:
+        return f"kafka-{self.port}"
+
+    def _spawn(self, node: Node) -> int:
+        agent = None
+        if node.metrics_port is not None:  # bound on all interfaces, as exporters are
+            agent = [f"-javaagent:{jmx_exporter_jar()}={node.metrics_port}:{JMX_EXPORTER_RULES}"]
+        with open(node.directory / "stdout.log", "ab") as out:
+            process = subprocess.Popen(
+                self._java(node, "kafka.Kafka", str(node.config), agent=agent),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return process.pid
+
+    def start_node(self, node_id: int, timeout: float = 90.0) -> None:
+        """Bring one stopped node back (after ``stop(node_id)``)."""
+        pids = self.pids()
+        if node_id not in pids:
+            pids[node_id] = self._spawn(self.nodes[node_id])
+            self._update_state(pids=pids)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every running node is a registered broker that answers metadata requests."""
+
+        # Refused connections are expected until the broker listens: keep the client from logging each.
+        client_log = logging.getLogger("aiokafka")
+        level = client_log.level
+        client_log.setLevel(logging.CRITICAL)
+        try:
+            self._wait_ready(timeout)
+        finally:
+            client_log.setLevel(level)
+
+    def _wait_ready(self, timeout: float) -> None:
+        from mrkafka.kafka.admin import Admin
+
+        deadline = time.monotonic() + timeout
+        started = {int(n): pid for n, pid in self._state().get("pids", {}).items()}
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            dead = sorted(n for n, pid in started.items() if not process_alive(pid))
+            if dead:
+                raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
+            try:
+                with Admin(self.bootstrap_servers, timeout=5.0, security=self.admin_security()) as kafka:
+                    if started.keys() <= kafka.broker_ids():
+                        return
+            except Exception as exc:  # not up yet
+                last_error = exc
+            time.sleep(0.3)
+        raise SetupError(f"Kafka did not answer within {timeout:.0f} s ({last_error}); see {self.nodes[0].log}")
+
+    def stop(self, node_id: int | None = None, timeout: float = 30.0) -> list[int]:
+        """Stop all nodes (or one), by recorded pid: SIGTERM, then SIGKILL after ``timeout``."""
+        pids = self.pids()
+        targets = {n: p for n, p in pids.items() if node_id is None or n == node_id}
+        for pid in targets.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
+            time.sleep(0.2)
+        for n in self.pids():
+            if n in targets:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pids[n], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
+            time.sleep(0.1)
+        self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
+        if node_id is None and self.metrics_port is not None:
+            from mrkafka.obs.metrics import unregister
+
+            unregister(self._target_name)
+        return sorted(targets.values())
+
+    def status(self) -> list[tuple[Node, int | None]]:
+        pids = self.pids()
+        return [(node, pids.get(node.node_id)) for node in self.nodes]

@@ -1,0 +1,94 @@
+"""Part files and their formats: the one writer both engines use, which is what makes a batch
+run and a bounded stream run comparable byte for byte.
+
+``text``: ``key<TAB>value`` lines (str and bytes as their bytes, ints in decimal, other values
+as compact JSON); ``jsonl``: one ``{"key": ..., "value": ...}`` per line; ``parquet``: one key
+type per output. A reducer's part is written with its lookup index (``mrkafka.io.index``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mrkafka.core import kernels
+from mrkafka.core.json import text_bytes, to_json
+from mrkafka.core.keys import from_key_bytes
+from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, is_pickled, key_kind
+from mrkafka.errors import JobFailedError, SetupError
+from mrkafka.io.index import write_index
+
+__all__ = ["WRITERS", "sort_by_key", "value_texts", "write_part"]
+
+_TEXT_CHUNK_ROWS = 1 << 20
+
+
+def sort_by_key(part: pa.Table | Rows) -> pa.Table | Rows:
+    """Rows ordered by key bytes (stable, so rows of one key keep their order)."""
+    if isinstance(part, Rows):
+        return part.sorted_by_key()
+    return part.take(kernels.sort_indices(part.column(KEY))) if part.num_rows else part
+
+
+def value_texts(part: pa.Table | Rows) -> pa.Array:
+    """Each row's value as a text part writes it (what the lookup index shows too); 64-bit
+    offsets, as a part's values may exceed 2 GiB."""
+    if isinstance(part, pa.Table) and pa.types.is_integer(part.schema.field(VALUE).type):
+        return pc.cast(part.column(VALUE), pa.string()).cast(pa.large_binary()).combine_chunks()
+    return pa.array([text_bytes(v) for v in _rows(part).values], pa.large_binary())
+
+
+def _write_text(part: pa.Table | Rows, f, texts: pa.Array) -> None:
+    keys = part.column(KEY) if isinstance(part, pa.Table) else pa.array(part.keys, pa.binary())
+    for start in range(0, len(keys), _TEXT_CHUNK_ROWS):
+        f.write(kernels.text_lines(keys[start : start + _TEXT_CHUNK_ROWS], texts[start : start + _TEXT_CHUNK_ROWS]))
+
+
+def _rows(part: pa.Table | Rows) -> Rows:
+    return part if isinstance(part, Rows) else Rows.of(part)
+
+
+def _write_jsonl(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
+    rows = _rows(part)
+    for key, value in zip(rows.keys, rows.values):
+        key = from_key_bytes(key, rows.kind)
+        try:
+            f.write(to_json({"key": key, "value": value}, allow_nan=False) + b"\n")
+        except ValueError as exc:  # NaN or an infinity
+            raise JobFailedError(f"key {key!r}: {exc}; JSON lines cannot hold it (use --format text)") from exc
+
+
+def _write_parquet(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
+    table = part.table() if isinstance(part, Rows) else part
+    if is_pickled(table):
+        text = [to_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
+        values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
+        table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))
+    kind = key_kind(table)
+    if kind == "str":  # every part of an output has one key type, whatever its keys hold
+        keys = [k.decode("utf-8", "replace") for k in table.column(KEY).to_pylist()]
+        table = table.set_column(0, KEY, pa.array(keys, pa.string()))
+    elif kind == "int":
+        table = table.set_column(0, KEY, pc.cast(table.column(KEY).cast(pa.string()), pa.int64()))
+    pq.write_table(table, f)
+
+
+WRITERS = {"text": _write_text, "jsonl": _write_jsonl, "parquet": _write_parquet}
+
+
+def write_part(part: pa.Table | Rows, path: str | Path, fmt: str = "text", index: bool = False) -> int:
+    """Write a partial or its rows (already sorted) as one part file, and with ``index`` its
+    lookup index (``mrkafka.io.index``); return the bytes written."""
+    texts = value_texts(part) if fmt == "text" or index else None
+    try:
+        with open(path, "wb") as f:
+            WRITERS[fmt](part, f, texts)
+            written = f.tell()
+        if index:
+            write_index(part, path, texts)
+        return written
+    except OSError as exc:  # a full disk, a lost mount
+        raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,89 @@
+"""Looking keys up in a finished output: ``mrkafka lookup OUTPUT_DIR KEY [--fuzzy N]``.
+
+An exact key is looked for in the one part the partitioner puts it in (part-r-K holds the
+keys murmur2 sends to K); a fuzzy look-up looks in every part for the keys within N edits.
+Each part is searched through its lookup index (``mrkafka.io.index``) where the run wrote one,
+else by reading the part whole (outputs written before indexes existed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mrkafka.core.keys import owners
+from mrkafka.errors import BadInputError
+from mrkafka.io.commit import SUCCESS
+from mrkafka.io.index import Match, PartIndex, levenshtein, ranked, weight
+
+__all__ = ["lookup"]
+
+
+def _parts(output: Path) -> list[Path]:
+    if not (output / SUCCESS).exists():
+        raise BadInputError(f"{output} is not a finished output (no {SUCCESS})")
+    parts = sorted(output.glob("part-r-*"))
+    if not parts:
+        raise BadInputError(f"{output} has no part-r files")
+    return parts
+
+
+def _rows(part: Path) -> Iterator[tuple[str, Any]]:
+    """The ``(key, value)`` rows of a part in any output format, keys as text."""
+    data = part.read_bytes()
+    if data.startswith(b"PAR1"):
+        table = pq.read_table(part)
+        json_values = pa.types.is_string(table.schema.field("value").type)
+        for key, value in zip(table.column("key").to_pylist(), table.column("value").to_pylist()):
+            yield _text(key), (_json_or_text(value.encode()) if json_values else value)
+    elif data.startswith(b'{"key":'):
+        for line in data.splitlines():
+            row = json.loads(line)
+            yield _text(row["key"]), row["value"]
+    else:
+        for line in data.splitlines():
+            key, _, value = line.partition(b"\t")
+            yield key.decode("utf-8", "surrogateescape"), _json_or_text(value)
+
+
+def _text(key: Any) -> str:
+    return key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else str(key)
+
+
+def _json_or_text(value: bytes) -> Any:
+    text = value.decode("utf-8", "surrogateescape")  # a text part keeps bytes that are not UTF-8
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def lookup(output: str | Path, key: str, fuzzy: int = 0, limit: int | None = None) -> list[tuple[str, int, Any]]:
+    """``(stored key, distance, value)`` for ``key``, and with ``fuzzy`` every key within that many
+    edits: nearest first, then the most frequent (``mrkafka.io.index.weight``), then by key; the
+    first ``limit`` if given (a suggester's size)."""
+    parts = _parts(Path(output))
+    if not fuzzy:
+        parts = [parts[k] for k in owners(key, len(parts))]
+    found: list[Match] = []
+    for part in parts:
+        if PartIndex.exists(part):
+            index = PartIndex(part)
+            matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
+            found += (match._replace(value=_json_or_text(match.value)) for match in matches)
+        else:
+            found += _scan(part, key, fuzzy)
+    return [(match.key, match.distance, match.value) for match in ranked(found, limit)]
+
+
+def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
+    """The matches in a part without an index, read whole."""
+    for stored, value in _rows(part):
+        distance = levenshtein(key, stored, fuzzy) if fuzzy else (0 if stored == key else 1)
+        if distance <= fuzzy:
+            yield Match(stored, distance, value, weight(value))

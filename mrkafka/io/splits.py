@@ -1,0 +1,215 @@
+"""Input splits and the record reader, with Hadoop's ``LineRecordReader`` semantics.
+
+A split is a byte range of one file. A line belongs to the split in which its first byte
+lies, and a line starting exactly at a boundary to the earlier split: a split that does
+not start at offset 0 skips through the first ``\\n`` at or after its start, and every split
+reads past its end through the first ``\\n`` at or after its end. So each line is read
+exactly once whatever boundary it crosses. Lines end at ``\\n``; one ``\\r`` before it is
+stripped. ``.gz`` files cannot be cut and are one split each.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from mrkafka.core import kernels
+from mrkafka.errors import BadInputError
+
+__all__ = [
+    "MAX_SPLITS",
+    "Split",
+    "expand_inputs",
+    "iter_lines",
+    "lines_array",
+    "parse_size",
+    "pieces",
+    "plan_splits",
+    "read_split",
+]
+
+# Hadoop's FileInputFormat.SPLIT_SLOP: a last piece up to 10% of a block joins the split before.
+SPLIT_SLOP = 1.1
+#: A plan of more splits is refused (see ``plan_splits``).
+MAX_SPLITS = 100_000
+_READ_CHUNK = 1 << 20
+PIECE_BYTES = 16 * 1024 * 1024
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"64KiB"`` -> 65536, ``"128MB"`` -> 128000000, ``"128m"`` -> 134217728 (Hadoop's style)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match and _UNITS.get(match.group(2).lower())
+    if not match or unit is None:
+        raise BadInputError(f"not a size: {text!r} (try 64KiB, 128MB or 1GiB)")
+    size = int(float(match.group(1)) * unit)
+    if size <= 0:
+        raise BadInputError(f"size must be positive: {text!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class Split:
+    """Bytes ``[start, start + length)`` of ``path``; ``index`` orders the splits of a run."""
+
+    index: int
+    path: str
+    start: int
+    length: int
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.endswith(".gz")
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.start}+{self.length}"
+
+
+def _hidden(path: str) -> bool:
+    return os.path.basename(path).startswith(("_", "."))
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files named by paths, directories and globs, in a stable order.
+
+    A directory contributes every file below it, recursively (as Hadoop's
+    ``input.dir.recursive``), skipping names that start with ``_`` or ``.`` at any depth."""
+    files: list[str] = []
+    for given in inputs:
+        matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
+        if not matches:
+            raise BadInputError(f"no input matches {given}")
+        for path in matches:
+            if os.path.isdir(path):
+                files.extend(_files_below(Path(path)))
+            elif os.path.isfile(path):
+                files.append(path)
+            else:
+                raise BadInputError(f"input not found: {path}")
+    return files
+
+
+def _files_below(directory: Path) -> Iterator[str]:
+    for entry in sorted(directory.iterdir()):
+        if _hidden(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():  # a linked directory could loop
+            yield from _files_below(entry)
+        elif entry.is_file():
+            yield str(entry)
+
+
+def plan_splits(files: Iterable[str], block_size: int, max_splits: int = MAX_SPLITS) -> list[Split]:
+    """Cut each file into splits of ``block_size`` bytes (the last up to 1.1 blocks); refuse a
+    plan of more than ``max_splits``: each costs a task, and so many come only from a tiny block."""
+    files = list(files)
+    sizes = [os.path.getsize(path) for path in files]
+    if sum(sizes) // block_size > max_splits:
+        raise BadInputError(
+            f"--block-size {block_size} would cut the input into about {sum(sizes) // block_size:,} splits (at most "
+            f"{max_splits:,}): use a larger block size"
+        )
+    splits: list[Split] = []
+    for path, size in zip(files, sizes):
+        if path.endswith(".gz"):
+            if size:
+                splits.append(Split(len(splits), path, 0, size))
+            continue
+        start = 0
+        while size - start > block_size * SPLIT_SLOP:
+            splits.append(Split(len(splits), path, start, block_size))
+            start += block_size
+        if size - start > 0:
+            splits.append(Split(len(splits), path, start, size - start))
+    return splits
+
+
+def read_split(split: Split) -> tuple[int, bytearray]:
+    """The whole lines that belong to ``split``, endings included, and the offset of the first."""
+    if split.compressed:
+        try:
+            with gzip.open(split.path, "rb") as f:
+                return 0, bytearray(f.read())
+        except (OSError, EOFError, zlib.error) as exc:  # EOFError: truncated
+            raise BadInputError(f"{split.path} is not a readable gzip file: {exc or type(exc).__name__}") from exc
+    block = bytearray(split.length)
+    with open(split.path, "rb") as f:
+        f.seek(split.start)
+        if f.readinto(block) < split.length:
+            raise BadInputError(f"{split.path} shrank while it was read")
+        offset = split.start
+        if split.start:
+            first_nl = block.find(b"\n")
+            if first_nl == -1:
+                return split.start + split.length, bytearray()  # no line starts here: not ours
+            del block[: first_nl + 1]  # O(1) at the front of a bytearray
+            offset += first_nl + 1
+        # Read on through the first \n at or after the end (Hadoop reads while pos <= end).
+        while chunk := f.read(_READ_CHUNK):
+            nl = chunk.find(b"\n")
+            block += chunk if nl == -1 else chunk[: nl + 1]
+            if nl != -1:
+                break
+    return offset, block
+
+
+def pieces(block: bytes | bytearray, max_bytes: int = PIECE_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """Cut a line-aligned block into line-aligned pieces of about ``max_bytes``, with their offsets.
+
+    Arrow binary arrays hold at most 2 GiB, and the vectorized map's intermediate arrays
+    grow with the piece, so a map task works through a block one piece at a time. The
+    pieces are views: nothing is copied.
+    """
+    view = memoryview(block)
+    pos = 0
+    while pos < len(block):
+        stop = block.find(b"\n", pos + max_bytes - 1)
+        stop = len(block) if stop == -1 else stop + 1
+        yield pos, view[pos:stop]
+        pos = stop
+
+
+def lines_array(piece: bytes | bytearray | memoryview) -> pa.Array:
+    """The lines of a line-aligned piece as an Arrow binary array, line endings (``\n`` or
+    ``\r\n``) removed."""
+    return kernels.split_lines(piece)
+
+
+def iter_lines(block: bytes | bytearray, base_offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(byte offset in the file, line)`` for each line of a block starting at ``base_offset``."""
+    block = bytes(block)
+    pos = 0
+    end = len(block)
+    while pos < end:
+        nl = block.find(b"\n", pos)
+        stop = end if nl == -1 else nl
+        line = block[pos:stop]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        yield base_offset + pos, line
+        pos = stop + 1

@@ -1,0 +1,405 @@
+"""The stream driver: ``run_stream`` runs one application on Ray actors.
+
+``run_stream`` creates the internal topics, starts the workers as Ray actors (restarted by
+Ray if their process dies; they resume from committed offsets and restored state), and runs
+until stopped (Ctrl-C, SIGTERM: flush, commit, exit 0) or, with ``until_end``, up to the
+input's end offsets taken at start; then ``output`` gets the final state in the batch layout.
+
+Every wait of the driver also watches the workers' runs, so a worker that fails ends the
+run with its error, and (with metrics) pulls the workers' figures and the input's lag; every
+Kafka call of the driver waits out a broker that is away, for at most the task timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ray
+
+from mrkafka.cluster.ray_support import gcs_answers, get_result, ray_session, ship_job_by_value, wait_ready
+from mrkafka.core.counters import Counters
+from mrkafka.core.report import Report
+from mrkafka.errors import BadInputError, Interrupted, KafkaError, MrkafkaError, TransientKafkaError
+from mrkafka.io.commit import OutputCommitter, part_name
+from mrkafka.job import JobSpec
+from mrkafka.kafka import admin
+from mrkafka.kafka.acl import check_access
+from mrkafka.kafka.client import Backoff
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
+from mrkafka.obs.histogram import LatencyHistogram
+from mrkafka.obs.metrics import RunMetrics
+from mrkafka.settings import StreamSettings
+from mrkafka.stream import application
+from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
+from mrkafka.stream.queries import QueryServer
+from mrkafka.stream.workers import MapWorker, ReduceWorker
+
+__all__ = ["run_stream"]
+
+#: A worker whose process dies is started again by Ray, however often: it resumes from its
+#: last commit, as Kafka Streams replaces a dead stream thread.
+ACTOR_RESTARTS = -1
+#: How long a stopped worker may take for its last commit before it is killed.
+STOP_TIMEOUT_S = 60.0
+_WAIT_S = 0.25
+#: How long the run's last pulls of metrics wait for a worker (one that Ray is restarting).
+FINAL_PULL_S = 5.0
+T = TypeVar("T")
+
+
+class _Kafka:
+    """The driver's Kafka: one admin connection for the run (``admin.Admin``), its calls made
+    as ``kafka.describe_topic(...)``, each retried while the broker is away (up to the task
+    timeout)."""
+
+    def __init__(self, bootstrap: str, task_timeout_s: float, security: ClientSecurity = PLAINTEXT) -> None:
+        self.bootstrap, self.security = bootstrap, security
+        self.admin = admin.Admin(bootstrap, security=security)
+        self.backoff = Backoff("the stream driver", task_timeout_s)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return functools.partial(self.retry, getattr(self.admin, name))
+
+    def close(self) -> None:
+        self.admin.close()
+
+    def retry(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``, again while it fails with a ``TransientKafkaError``."""
+        while True:
+            try:
+                result = call(*args, **kwargs)
+            except TransientKafkaError as exc:
+                if not self.backoff.failures and sys.stderr.isatty():
+                    print(f"mrkafka: {exc}; retrying for up to {self.backoff.timeout:.0f} s", file=sys.stderr)
+                self.backoff.sleep(exc)
+                continue
+            self.backoff.reset()
+            return result
+
+
+def _prepare_topics(kafka: _Kafka, config: StreamConfig, output_configs: dict[str, str]) -> int:
+    """Internal topics need exactly R partitions: another count would misroute keys.
+
+    As Kafka Streams creates them: the repartition topic keeps records until reducers have
+    committed and deleted them (``retention.ms=-1``), the changelog is compacted; with three
+    brokers or more, every topic mrkafka creates has three replicas, two of them in sync.
+    Returns the output topic's partition count."""
+    replication = min(3, len(kafka.broker_ids()))
+    common = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    if replication == 3:
+        common["min.insync.replicas"] = "2"
+    app = config.application_id
+    application.check_identity(kafka, config.spec, app, replication)
+    hint = f"run with --reducers {{partitions}}, or delete the application's state: mrkafka app reset {app}"
+    kafka.ensure_topic(
+        config.repartition_topic,
+        config.reducers,
+        {**common, "cleanup.policy": "delete", "retention.ms": "-1"},
+        replication,
+        enforce_configs=True,
+        mismatch_hint=hint,
+    )
+    kafka.ensure_topic(
+        config.changelog_topic,
+        config.reducers,
+        {**common, "cleanup.policy": "compact"},
+        replication,
+        enforce_configs=True,
+        mismatch_hint=hint,
+    )
+    # The output topic may have any partition count; a missing one is created with R.
+    output_topic_configs = {**common, **output_configs}
+    return kafka.ensure_topic(config.output_topic, config.reducers, output_topic_configs, replication, exact=False)
+
+
+def _check_access(kafka: _Kafka, config: StreamConfig, topics: dict[str, list[str]]) -> None:
+    """Stop at start, naming the operation and resource, when the run's principal lacks an ACL
+    it will need on ``topics`` or the application's consumer groups (Kafka Streams' list); wait
+    out a broker that is away, as every call of the driver does."""
+    groups = {config.application_id: ["READ"], config.reducer_group: ["READ"]}
+    kafka.retry(check_access, config.bootstrap, config.security, topics, groups)
+
+
+def run_stream(spec: JobSpec, settings: StreamSettings, *, status_every_s: float | None = None) -> Report:
+    """Run ``spec``'s job as ``settings`` say; see the module docstring. Every ``status_every_s``
+    an unbounded run prints its progress."""
+    run = settings.resolved(spec.name)
+    if run.state == "rocksdb":
+        _check_state_dir(Path(run.state_dir).expanduser())
+    app, input_topic, output_topic = run.application_id, run.input_topic, run.output_topic
+    if input_topic == output_topic:
+        raise BadInputError(f"the input topic {input_topic} is also the output topic: the run would feed itself")
+    if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
+        raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
+    security = ClientSecurity.read(run.command_config) if run.command_config else PLAINTEXT
+    with contextlib.closing(_Kafka(run.bootstrap, run.task_timeout_s, security)) as kafka:
+        return _run(spec, run, kafka, status_every_s)
+
+
+def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: float | None) -> Report:
+    config = StreamConfig.of(spec, run, security=kafka.security)
+    app, input_topic, output_topic, output = config.application_id, run.input_topic, config.output_topic, run.output
+    _check_access(kafka, config, {input_topic: ["READ"]})  # before anything is created
+    input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
+    output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.stream.output_topic_configs))
+    _check_access(kafka, config, {output_topic: ["WRITE"], **{t: ["READ", "WRITE"] for t in config.internal_topics}})
+    config = dataclasses.replace(config, output_partitions=output_partitions)
+    committer = OutputCommitter(output, run.overwrite) if output is not None else None
+    bounds = None
+    if run.until_end:
+        begin, bounds = kafka.topic_offsets(input_topic, "read_committed")
+
+    started = time.monotonic()
+    counters, latency = Counters(), LatencyHistogram()
+    with ray_session(run.ray_address), contextlib.ExitStack() as serving:
+        map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
+        metrics = _metrics(serving, spec, run, app, input_topic, output_topic)
+
+        def check() -> None:
+            """What every wait of the driver does: end the run on a worker's error; pull metrics."""
+            _check_runs(map_runs + reduce_runs)
+            if metrics is not None:
+                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors)
+
+        failed = True
+        interrupted = False
+        try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
+            ship_job_by_value(spec.job_cls)
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            n_mappers = run.mappers or max(1, min(input_partitions, cpus))
+            options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
+            reduce_actors = [
+                ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
+                for k in range(run.reducers)
+            ]
+            if run.interactive_queries:
+                serving.enter_context(QueryServer(app, run.state_dir, reduce_actors, run.task_timeout_s))
+            map_actors = [
+                ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
+                for i in range(n_mappers)
+            ]
+            get_result([a.ready.remote() for a in map_actors])  # then they join group APP together
+            map_runs = [a.run.remote(bounds) for a in map_actors]
+            reduce_runs = [a.run.remote() for a in reduce_actors]
+            if bounds is None:
+                _run_unbounded(kafka, config, check, status_every_s)
+            else:
+                _wait_for_mappers(kafka, config, begin, bounds, check)
+                if metrics is not None:
+                    _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
+                _stop(map_actors, map_runs, counters, raise_errors=True)
+                map_actors, map_runs = [], []
+                _, repartition_ends = kafka.topic_offsets(config.repartition_topic, "read_committed")
+                if committer is None:
+                    _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], check)
+                else:
+                    committer.setup()
+                    parts = [
+                        a.write_part.remote(committer.task_path(part_name(k)), run.fmt, repartition_ends[k])
+                        for k, a in enumerate(reduce_actors)
+                    ]
+                    for c in _wait(parts, check):
+                        counters.update(c)
+            failed = False
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see mrkafka.cli)
+            interrupted = True
+            # Unbounded: stop gracefully (a last commit), as Kafka Streams' close(). Bounded: the
+            # output would not be written anyway, and what was done is committed: stop at once.
+            failed = bounds is not None
+        finally:
+            if failed and committer is not None:
+                committer.abort()
+            graceful = not (interrupted and bounds is not None)
+            if metrics is not None and graceful:
+                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
+            answered = _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
+            for histogram in _get_quietly([a.latency.remote() for a in reduce_actors] if graceful else []):
+                latency.merge(histogram)
+            answered &= _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed, graceful=graceful)
+            if interrupted and graceful and not answered and not gcs_answers():
+                print(
+                    "mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
+                    "the workers' last figures are missing from the report; what they committed stands",
+                    file=sys.stderr,
+                )
+    seconds = time.monotonic() - started
+    if interrupted and bounds is not None:
+        raise Interrupted(
+            "interrupted before the input's end: no output was written "
+            "(what was processed is committed in Kafka; run again to go on from there)"
+        )
+    if committer is not None:
+        committer.commit(counters)
+    destination = str(output) if committer is not None else output_topic
+    return Report(app, counters, seconds, destination, latency.percentile(50), latency.percentile(99))
+
+
+def _check_state_dir(directory: Path) -> None:
+    """Workers open their stores under ``directory``: a path they cannot use fails here, once."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise BadInputError(f"--state-dir {directory} cannot hold state stores: {exc.strerror or exc}") from exc
+
+
+def _run_unbounded(
+    kafka: _Kafka, config: StreamConfig, check: Callable[[], None], status_every_s: float | None
+) -> None:
+    """Until a worker fails, or Ctrl-C / SIGTERM; every ``status_every_s`` a status line on stderr."""
+    last = (time.monotonic(), None)
+    while True:
+        time.sleep(_WAIT_S)
+        check()
+        if status_every_s is not None and time.monotonic() - last[0] >= status_every_s:
+            last = _print_status(kafka.admin, config, *last)
+
+
+def _print_status(
+    kafka: admin.Admin, config: StreamConfig, since: float, committed_then: int | None
+) -> tuple[float, int | None]:
+    """``APP: 1,234 records committed (56/s), lag 789``: the input group's progress and lag."""
+    now = time.monotonic()
+    try:
+        committed = sum(kafka.committed_offsets(config.application_id, config.input_topic).values())
+        _, ends = kafka.topic_offsets(config.input_topic, "read_committed")
+    except TransientKafkaError as exc:
+        print(f"{config.application_id}: waiting for Kafka ({exc})", file=sys.stderr)
+        return now, committed_then
+    speed = "" if committed_then is None else f" ({(committed - committed_then) / max(now - since, 1e-9):,.0f}/s)"
+    print(
+        f"{config.application_id}: {committed:,} records committed{speed}, lag {sum(ends.values()) - committed:,}",
+        file=sys.stderr,
+    )
+    return now, committed
+
+
+def _check_runs(runs: list) -> None:
+    """A worker's run returns only when told to stop: an early end is its error."""
+    if not runs:
+        return
+    done, _ = ray.wait(runs, num_returns=1, timeout=0)
+    if done:
+        get_result(done)
+        raise MrkafkaError("a stream worker stopped by itself")
+
+
+def _wait(refs: list, check: Callable[[], None]) -> list:
+    """The results of ``refs``, once all are ready; the error of a worker's run that ends first."""
+    pending = list(refs)
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
+        check()
+    return get_result(refs)
+
+
+def _stop(actors: list, runs: list, counters: Counters, raise_errors: bool, graceful: bool = True) -> bool:
+    """Stop workers gracefully (their last commit), for at most ``STOP_TIMEOUT_S``; then kill them.
+
+    A run that Ray started again on a restarted actor after ``stop`` would never end by
+    itself: the timeout ends it. With ``raise_errors`` a run's error is raised after all
+    stopped, else (the run already failed) it is dropped, never replacing the first error. Not
+    ``graceful``: killed at once (under either guarantee a killed worker loses nothing it committed).
+    Returns whether every run answered."""
+    if not actors:
+        return True
+    if not graceful:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+        return True
+    _get_quietly([a.stop.remote() for a in actors])
+    ready = wait_ready(runs, STOP_TIMEOUT_S)
+    error = None
+    for ref in ready:
+        try:
+            counters.update(get_result(ref))
+        except MrkafkaError as exc:
+            error = error or exc
+    for actor in actors:
+        ray.kill(actor, no_restart=True)
+    if error is not None and raise_errors:
+        raise error
+    return len(ready) == len(runs)
+
+
+def _get_quietly(refs: list) -> list:
+    """The results of ``refs`` that are ready within a few seconds (workers may be gone)."""
+    ready = wait_ready(refs, 5.0)
+    results = []
+    for ref in ready:
+        try:
+            results.append(ray.get(ref))
+        except Exception:  # a dead or failed worker: its own error is reported elsewhere
+            continue
+    return results
+
+
+def _wait_for_mappers(
+    kafka: _Kafka, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int], check: Callable[[], None]
+) -> None:
+    """Until group APP committed every input partition up to its bound."""
+    while True:
+        check()
+        committed = kafka.committed_offsets(config.application_id, config.input_topic)
+        if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
+            return
+        time.sleep(_WAIT_S)
+
+
+def _metrics(
+    serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, app: str, input_topic: str, output_topic: str
+) -> RunMetrics | None:
+    """The run's metrics, served (``--metrics-port``) or written at the end (``--metrics-file``), if asked."""
+    if run.metrics_port is None and run.metrics_file is None:
+        return None
+    settings = {
+        "mode": "stream",
+        "job": spec.name,
+        "input_topic": input_topic,
+        "output_topic": output_topic,
+        "reducers": run.reducers,
+        "guarantee": run.guarantee,
+        "state": run.state,
+        "commit_interval_ms": run.commit_interval_ms,
+        "bounded": run.until_end,
+    }
+    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file)
+    for role in ("map", "reduce"):  # at 0 until one is restarted
+        metrics.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
+    serving.callback(metrics.close)
+    return metrics
+
+
+def _pull_metrics(
+    metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_actors: list, reduce_actors: list, force: bool = False
+) -> None:
+    """The workers' figures and the input's lag per partition (end offset minus group APP's
+    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last figures."""
+    if not metrics.due(force):
+        return
+    workers = {f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
+    workers |= {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)}
+    metrics.pull(workers, timeout=FINAL_PULL_S if force else 1.0)  # the last pulls wait for a restarting worker
+    try:
+        committed = kafka.admin.committed_offsets(config.application_id, config.input_topic)
+        begin, ends = kafka.admin.topic_offsets(config.input_topic, "read_committed")
+    except KafkaError:  # the broker away: the last figures stand
+        return
+    for partition, end in ends.items():
+        lag = end - committed.get(partition, begin.get(partition, 0))
+        metrics.set(
+            "mrkafka_consumer_lag_records",
+            lag,
+            application=config.application_id,
+            topic=config.input_topic,
+            partition=partition,
+        )
