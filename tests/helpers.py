@@ -5,9 +5,13 @@ from __future__ import annotations
 import collections
 import functools
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, port_free
+import numpy as np
+
+from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, ensure_jars, java_command, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -132,3 +136,88 @@ def edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
     return row[-1]
+
+
+def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
+    """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
+    lib = ensure_jars()
+    config = lib.parent / "tools-log4j2.properties"
+    if not config.exists():
+        config.write_text(
+            "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
+            "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
+            "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
+        )
+    return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
+
+
+class Record(NamedTuple):
+    """A consumed record, as the stream tasks see one (they take any object with these fields)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def process(mapper: Any, partition: int, records: Sequence[Any]) -> None:
+    """Map and combine one poll of one input partition into what its task holds, as a map worker does."""
+    mapper.hold(partition, mapper.map(partition, records))
+
+
+def held_tasks(mapper: Any) -> list[int]:
+    """The input partitions whose tasks hold partials."""
+    return list(mapper._held)
+
+
+def pending(reducer: Any) -> int:
+    """The keys a stream reducer merged since its last commit."""
+    return len(reducer._pending)
+
+
+def partial_to_pairs(table: Any) -> Iterator[tuple[Any, Any]]:
+    """The ``(key, value)`` pairs of a partial, decoded to the Python types the job produced."""
+    from mrkafka.core.keys import from_key_bytes
+    from mrkafka.core.partial import KEY, decode_values, key_kind
+
+    kind = key_kind(table)
+    return zip((from_key_bytes(k, kind) for k in table.column(KEY).to_pylist()), decode_values(table))
+
+
+_SEED = 0x9747B28C
+_M = 0x5BD1E995
+_MASK32 = 0xFFFFFFFF
+
+
+def _signed(h: int) -> int:
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's ``Utils.murmur2``: the 32-bit hash as a signed Java int, in plain Python (the
+    oracle of the compiled one)."""
+    length = len(data)
+    h = (_SEED ^ length) & _MASK32
+    n4 = length // 4
+    if n4:
+        ks = np.frombuffer(data, dtype="<u4", count=n4).astype(np.uint64)
+        ks = (ks * _M) & _MASK32
+        ks ^= ks >> 24
+        ks = (ks * _M) & _MASK32
+        for k in ks.tolist():
+            h = ((h * _M) & _MASK32) ^ k
+    tail = data[n4 * 4 :]
+    if tail:
+        for i in range(len(tail) - 1, -1, -1):
+            h ^= tail[i] << (8 * i)
+        h = (h * _M) & _MASK32
+    h ^= h >> 13
+    h = (h * _M) & _MASK32
+    h ^= h >> 15
+    return _signed(h)
+
+
+def to_positive(h: int) -> int:
+    """Kafka's ``Utils.toPositive``."""
+    return h & 0x7FFFFFFF

@@ -48,10 +48,6 @@ class Aggregation:
         self.builtin = job.aggregate if vectorized else None
         self._merge = AGGREGATES[job.aggregate] if self.builtin else job.reduce
 
-    def merge(self, held: Any, new: Any) -> Any:
-        """Merge a newer value into a held one (input order matters only for ``last``)."""
-        return self._merge(held, new)
-
     def combine(self, table: pa.Table) -> pa.Table:
         """One row per key, the values of each key merged in row order."""
         if self.builtin and not is_pickled(table):

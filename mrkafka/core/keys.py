@@ -27,7 +27,6 @@ from mrkafka.core.partition import partition_for
 from mrkafka.core.serdes import LONG
 
 __all__ = [
-    "KINDS",
     "from_key_bytes",
     "from_topic_bytes",
     "key_bytes",
@@ -38,8 +37,6 @@ __all__ = [
     "topic_bytes",
     "topic_bytes_array",
 ]
-
-KINDS = ("str", "bytes", "int")
 
 
 def kind_of(key: Any) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mrkafka.core.keys import from_key_bytes, key_bytes, kind_of
+from mrkafka.core.keys import key_bytes, kind_of
 
 __all__ = [
     "KEY",
@@ -37,7 +37,6 @@ __all__ = [
     "partial_from_key_bytes",
     "partial_from_pairs",
     "partial_to_ipc",
-    "partial_to_pairs",
 ]
 
 KEY = "key"
@@ -105,13 +104,6 @@ def partial_from_arrow(table: pa.Table) -> pa.Table:
         raise TypeError(f"map_arrow keys must be strings, binary or integers, not {keys.type}")
     values = table.column(VALUE)
     return pa.Table.from_arrays([keys, values], schema=_schema(kind, pa.field(VALUE, values.type)))
-
-
-def partial_to_pairs(table: pa.Table) -> Iterator[tuple[Any, Any]]:
-    """The ``(key, value)`` pairs of a partial, decoded to the Python types the job produced."""
-    kind = key_kind(table)
-    keys = table.column(KEY).to_pylist()
-    return zip((from_key_bytes(k, kind) for k in keys), decode_values(table))
 
 
 class Rows(NamedTuple):

@@ -53,7 +53,6 @@ __all__ = [
     "process_alive",
     "process_cmdline",
     "resolve_maven_project",
-    "tool_command",
 ]
 
 KAFKA_VERSION = "4.3.1"
@@ -143,19 +142,6 @@ def resolve_maven_project(pom: Path, home: Path, expect: str) -> Path:
             raise SetupError(f"Maven could not fetch {home.name}:\n{tail}")
         done.touch()
     return lib
-
-
-def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
-    """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
-    lib = ensure_jars()
-    config = lib.parent / "tools-log4j2.properties"
-    if not config.exists():
-        config.write_text(
-            "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
-            "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
-            "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
-        )
-    return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
 
 
 def _new_cluster_id() -> str:
@@ -545,14 +531,6 @@ class Cluster:
                 start_new_session=True,
             )
         return process.pid
-
-    def start_node(self, node_id: int, timeout: float = 90.0) -> None:
-        """Bring one stopped node back (after ``stop(node_id)``)."""
-        pids = self.pids()
-        if node_id not in pids:
-            pids[node_id] = self._spawn(self.nodes[node_id])
-            self._update_state(pids=pids)
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node is a registered broker that answers metadata requests."""

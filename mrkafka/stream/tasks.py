@@ -58,7 +58,6 @@ __all__ = [
     "Block",
     "Changes",
     "Mapped",
-    "Record",
     "StreamMapper",
     "StreamReducer",
     "checkpoint_matches",
@@ -69,16 +68,6 @@ __all__ = [
 BLOCK_BYTES = 900_000
 #: The header of a changelog record that names the kind of its key (str, bytes or int).
 KEY_KIND_HEADER = "mrkafka.key"
-
-
-class Record(NamedTuple):
-    """A consumed record, as the logic sees one."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 class Block(NamedTuple):
@@ -116,14 +105,6 @@ class StreamMapper:
     @property
     def held_records(self) -> int:
         return sum(a.input_records for a in self._held.values())
-
-    def tasks(self) -> list[int]:
-        """The input partitions that hold partials."""
-        return list(self._held)
-
-    def process(self, partition: int, records: Sequence[Any]) -> None:
-        """Map and combine one poll of one input partition into what its task holds."""
-        self.hold(partition, self.map(partition, records))
 
     def map(self, partition: int, records: Sequence[Any]) -> Mapped | None:
         """Map and combine one poll of one input partition; what the task holds is unchanged
@@ -262,10 +243,6 @@ class StreamReducer:
 
     def merge_block(self, data: bytes, timestamp: int, where: str = "") -> None:
         self.merge(partial_from_ipc(data), timestamp, where)
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     def changes(self, now_ms: float | None = None) -> Changes:
         """The changelog and output records of every key changed since the last commit.

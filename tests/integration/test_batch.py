@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from mrkafka.batch import run_batch
-from mrkafka.core.partition import murmur2, to_positive
 from mrkafka.errors import JobFailedError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.settings import BatchSettings
-from tests.helpers import PICKY_JOB, WORDCOUNT, oracle_wordcount, read_parts, write_job
+from tests.helpers import PICKY_JOB, WORDCOUNT, murmur2, oracle_wordcount, read_parts, to_positive, write_job
 
 pytestmark = pytest.mark.integration
 

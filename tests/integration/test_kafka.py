@@ -13,12 +13,11 @@ from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from mrkafka.cli import main
-from mrkafka.core.partition import murmur2, to_positive
 from mrkafka.core.serdes import serialize_long
-from mrkafka.devtools.launcher import Cluster, tool_command
+from mrkafka.devtools.launcher import Cluster
 from mrkafka.errors import SetupError
 from mrkafka.kafka import admin
-from tests.helpers import free_ports, messy_corpus
+from tests.helpers import free_ports, messy_corpus, murmur2, to_positive, tool_command
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +248,7 @@ def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: st
         )
         assert sorted(out.splitlines()) == sorted(b"line %d" % i for i in range(1000))
     finally:
-        kafka_cluster3.start_node(2)
+        kafka_cluster3.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions):

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from mrkafka.batch import run_batch
 from mrkafka.cli import main
 from mrkafka.devtools.certificates import CertificateAuthority
-from mrkafka.devtools.launcher import ADMIN, Cluster, tool_command
+from mrkafka.devtools.launcher import ADMIN, Cluster
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka.security import write_properties
 from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
-from tests.helpers import free_ports, messy_corpus, read_parts, real_text
+from tests.helpers import free_ports, messy_corpus, read_parts, real_text, tool_command
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
 from mrkafka.devtools.console import consume, produce_lines
-from mrkafka.devtools.launcher import tool_command
 from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError, TopicError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
@@ -38,6 +37,7 @@ from tests.helpers import (
     oracle_wordcount,
     read_parts,
     real_text,
+    tool_command,
     tricky_corpus,
     write_job,
 )

@@ -7,8 +7,9 @@ import pyarrow as pa
 import pytest
 
 from mrkafka.core.aggregate import Accumulator, Aggregation
-from mrkafka.core.partial import partial_from_arrow, partial_from_pairs, partial_to_pairs
+from mrkafka.core.partial import partial_from_arrow, partial_from_pairs
 from mrkafka.job import Job
+from tests.helpers import partial_to_pairs
 
 
 class Sum(Job):

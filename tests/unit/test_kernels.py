@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrkafka.core import kernels
-from mrkafka.core.partition import murmur2
-from tests.helpers import messy_corpus, real_text
+from tests.helpers import messy_corpus, murmur2, real_text
 
 # Bytes that stress the tokenizer and the decoder: every ASCII whitespace (bytes.split's are
 # 9-13 and 32; 28-31 are not whitespace to it), UTF-8 lead and continuation bytes.

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from mrkafka.core.aggregate import MISSING
 from mrkafka.core.keys import partition_keys, topic_bytes
-from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc, partial_to_pairs
-from mrkafka.core.partition import murmur2
+from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.job import JobSpec, load_job
@@ -28,8 +27,19 @@ from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.settings import StreamSettings
 from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore
-from mrkafka.stream.tasks import KEY_KIND_HEADER, Record, StreamMapper, StreamReducer, checkpoint_matches
-from tests.helpers import ROOT, WORDCOUNT, oracle_wordcount, write_job
+from mrkafka.stream.tasks import KEY_KIND_HEADER, StreamMapper, StreamReducer, checkpoint_matches
+from tests.helpers import (
+    ROOT,
+    WORDCOUNT,
+    Record,
+    held_tasks,
+    murmur2,
+    oracle_wordcount,
+    partial_to_pairs,
+    pending,
+    process,
+    write_job,
+)
 
 STORES = {"memory": lambda d: MemoryStore(), "rocksdb": lambda d: RocksDBStore(d)}
 
@@ -124,12 +134,12 @@ def test_mapper_combines_per_task_and_drains_blocks_by_partition(vectorize: bool
     spec = JobSpec(load_job(WORDCOUNT), vectorize=vectorize)
     mapper = StreamMapper(spec, reducers=3, input_topic="in", block_bytes=200)
     lines = [b"a b a", b"c " * 100, b"\xff d\te", b""]
-    mapper.process(0, _records(lines[:2]))
-    mapper.process(1, _records(lines[2:]))
-    mapper.process(0, _records([b"a"], first=2))
-    assert sorted(mapper.tasks()) == [0, 1]
+    process(mapper, 0, _records(lines[:2]))
+    process(mapper, 1, _records(lines[2:]))
+    process(mapper, 0, _records([b"a"], first=2))
+    assert sorted(held_tasks(mapper)) == [0, 1]
     blocks = mapper.drain(0) + mapper.drain(1)
-    assert mapper.tasks() == [] and mapper.drain(0) == []
+    assert held_tasks(mapper) == [] and mapper.drain(0) == []
     counts: collections.Counter = collections.Counter()
     for block in blocks:
         table = partial_from_ipc(block.data)
@@ -141,9 +151,9 @@ def test_mapper_combines_per_task_and_drains_blocks_by_partition(vectorize: bool
 
 def test_a_job_that_needs_keyed_input_refuses_a_record_without_a_key() -> None:
     mapper = StreamMapper(JobSpec(load_job(ROOT / "jobs" / "cdc_table.py")), reducers=2, input_topic="cdc")
-    mapper.process(0, _records([b"i,1,a"], [b"1"]))
+    process(mapper, 0, _records([b"i,1,a"], [b"1"]))
     with pytest.raises(BadInputError, match=r"topic cdc partition 0 offset 1 has no key, and cdc_table needs keyed"):
-        mapper.process(0, _records([b"u,1,b"], [None], first=1))
+        process(mapper, 0, _records([b"u,1,b"], [None], first=1))
 
 
 # -- the reducer -------------------------------------------------------------------------------
@@ -165,7 +175,7 @@ def test_merges_stay_out_of_the_store_until_committed() -> None:
     store = MemoryStore()
     reducer = _reducer(JobSpec(load_job(WORDCOUNT)), store)
     reducer.merge(partial_from_pairs([b"a", b"b"], [1, 2]), timestamp=100)
-    assert dict(store.items()) == {} and reducer.pending == 2
+    assert dict(store.items()) == {} and pending(reducer) == 2
     reducer.abort()  # a failed write: the interval's merges are dropped, to be read again
     reducer.merge(partial_from_pairs([b"a"], [5]), timestamp=100)
     log: list[Record] = []
@@ -619,9 +629,9 @@ def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkey
         dataclasses.replace(config, settings=dataclasses.replace(config.settings, state_dir=str(tmp_path))), 0
     )
     keep_alive, block = [value for value in committed if value is None][:1], committed[:1]
-    for values, pending in ((keep_alive, 0), (block, 1)):
+    for values, merged in ((keep_alive, 0), (block, 1)):
         reducer._merge([SimpleNamespace(topic="r", partition=0, offset=0, value=v, timestamp=0) for v in values])
-        assert reducer.reducer.pending == pending
+        assert pending(reducer.reducer) == merged
 
 
 class _SlowOutbox:
@@ -665,7 +675,7 @@ def test_a_map_commit_commits_the_position_of_what_it_produced() -> None:
 
     outbox = _SlowOutbox(a_poll_is_held)
     worker._outboxes[tp] = outbox
-    worker.mapper.process(0, lines[:10])
+    process(worker.mapper, 0, lines[:10])
     worker._positions[tp] = 10
     asyncio.run(worker._commit())
 
