@@ -322,7 +322,8 @@ class Bench:
     def kafka(self):
         """The broker, with the stream corpus loaded into WordCountDemo's input topic (once)."""
         if self.cluster is None:
-            from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, Cluster, port_free
+            from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, Cluster
+            from mrkafka.devtools.processes import port_free
             from mrkafka.kafka import admin
 
             port = next(p for p in range(29092, 30000) if port_free(p) and port_free(p + CONTROLLER_PORT_OFFSET))
@@ -423,7 +424,7 @@ class Bench:
         throughput: its properties file (which the demo's defaults do not override) turns a
         64 MiB record cache on, so a key's updates fold into one per commit, and lets the
         producers fill 1 MiB batches for up to 50 ms."""
-        from mrkafka.devtools.launcher import cache_root, java_command, resolve_maven_project
+        from mrkafka.devtools.jars import cache_root, java_command, resolve_maven_project
         from mrkafka.kafka import admin
 
         cluster = self.kafka()

@@ -22,8 +22,9 @@ from pathlib import Path
 from benchmarks.corpus import generate_docs_corpus
 from benchmarks.stream_runs import seconds_to_commit
 from mrkafka.devtools.console import produce_lines
-from mrkafka.devtools.launcher import Cluster, port_free
+from mrkafka.devtools.launcher import Cluster
 from mrkafka.devtools.monitor import Monitor
+from mrkafka.devtools.processes import port_free
 from mrkafka.io.splits import parse_size
 from mrkafka.kafka import admin
 

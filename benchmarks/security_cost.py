@@ -23,7 +23,8 @@ from pathlib import Path
 from benchmarks.corpus import generate_docs_corpus
 from benchmarks.stream_runs import seconds_to_commit
 from mrkafka.devtools.console import produce_lines
-from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster, port_free
+from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Cluster
+from mrkafka.devtools.processes import port_free
 from mrkafka.io.splits import parse_size
 from mrkafka.kafka import admin
 from mrkafka.kafka.security import MODES

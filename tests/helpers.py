@@ -11,7 +11,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, ensure_jars, java_command, port_free
+from mrkafka.devtools.jars import ensure_jars, java_command
+from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET
+from mrkafka.devtools.processes import port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mrkafka.devtools.launcher import cache_root, java_command, resolve_maven_project
+from mrkafka.devtools.jars import cache_root, java_command, resolve_maven_project
 
 HERE = Path(__file__).resolve().parent.parent / "hadoop"
 VERSION = "3.4.1"

@@ -5,8 +5,8 @@ combiner, the batch reducer), ``merge_into`` merges values into a held mapping (
 per-record combiner, the stream state update). A named built-in aggregate combines in
 compiled code (integer sums in ``mrkafka.core.kernels``, the rest with Arrow's hash
 aggregation); anything else, and every per-record run, runs the job's ``reduce``.
-``Accumulator`` merges partials as they arrive; ``finish_partial`` applies the job's
-``finish`` to the merged rows.
+``Accumulator`` merges partials as they arrive; ``finished`` applies the job's ``finish`` to
+the merged rows and sorts them, as both engines' reducers do last.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mrkafka.core import kernels
+from mrkafka.core import MISSING, kernels
 from mrkafka.core.keys import from_key_bytes
 from mrkafka.core.partial import (
     KEY,
@@ -29,13 +29,13 @@ from mrkafka.core.partial import (
     is_pickled,
     key_kind,
     partial_from_key_bytes,
+    sort_by_key,
 )
+from mrkafka.errors import JobFailedError
 from mrkafka.job import AGGREGATES, Job
 
-__all__ = ["MISSING", "Accumulator", "Aggregation", "finish_partial"]
+__all__ = ["Accumulator", "Aggregation", "finish_partial", "finished"]
 
-#: What a held mapping gives for a key it does not hold (``None`` is a value a reduce may return).
-MISSING: Any = object()
 # Arrow's hash-aggregate functions for the built-ins (count is a sum of map-side ones).
 _ARROW_AGGREGATE = {"sum": "sum", "count": "sum", "min": "min", "max": "max", "last": "last"}
 
@@ -160,6 +160,17 @@ class Accumulator:
         if self._held_dict:
             return Rows(list(self._held_dict), list(self._held_dict.values()), self.kind or "bytes")
         return self._held_table if self._held_table is not None else empty_partial()
+
+
+def finished(part: pa.Table | Rows, job: Job, where: str) -> pa.Table | Rows:
+    """A reducer's last step before writing, in both engines: the job's ``finish`` over every
+    row (the job's error names ``where``), then the rows sorted by key bytes."""
+    if job.has_finish():
+        try:
+            part = finish_partial(part, job.finish)
+        except Exception as exc:
+            raise JobFailedError.raised("finish", exc, where) from exc
+    return sort_by_key(part)
 
 
 def finish_partial(part: pa.Table | Rows, finish: Callable[[Any, Any], Any]) -> Rows:

@@ -8,6 +8,7 @@ counters of every task add up into the run's, which both engines write to
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "BYTES_READ",
@@ -71,6 +72,12 @@ class Counters:
         items = other.items() if isinstance(other, Counters) else other
         for counter, amount in items:
             self.add(counter, amount)
+
+    def take_job_counters(self, job_name: str, job: Any) -> None:
+        """Add what the job counted (``Job.increment_counter``), under the job's name, and
+        clear the job's own: a task's job lives on from task to task."""
+        self.update(((job_name, name), n) for name, n in job.counters.items())
+        job.counters.clear()
 
     def items(self) -> list[tuple[tuple[str, str], int]]:
         # Copies taken at once: a worker's thread may add a counter while its loop reads them.

@@ -1,7 +1,6 @@
 """Apache Kafka 4.3.1 from Maven Central, run in KRaft mode on 127.0.0.1.
 
-``ensure_jars`` resolves the jars once into ``~/.cache/mrkafka/kafka-4.3.1/lib`` with the
-Maven project beside this file. ``Cluster`` writes one config per node (each node both
+``Cluster`` writes one config per node (each node both
 broker and controller), formats storage with Kafka's StorageTool, starts ``kafka.Kafka``
 in the background with its logs in the data dir, waits until every broker answers a
 metadata request, and records the pids in the data dir so that ``stop`` ends exactly
@@ -17,24 +16,18 @@ over listeners of their own that require the brokers' certificate.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import json
 import logging
-import os
-import re
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrkafka.devtools import processes
 from mrkafka.devtools.certificates import CertificateAuthority, scram_credential
+from mrkafka.devtools.jars import JMX_EXPORTER_RULES, cache_root, ensure_jars, java_command, jmx_exporter_jar
 from mrkafka.errors import SetupError
 from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, write_properties
 from mrkafka.settings import KAFKA_PORT
@@ -43,19 +36,10 @@ __all__ = [
     "ADMIN",
     "CONTROLLER_PORT_OFFSET",
     "INTERNAL_PORT_OFFSET",
-    "KAFKA_VERSION",
     "Cluster",
-    "cache_root",
     "default_data_dir",
-    "ensure_jars",
-    "java_command",
-    "port_free",
-    "process_alive",
-    "process_cmdline",
-    "resolve_maven_project",
 ]
 
-KAFKA_VERSION = "4.3.1"
 # A node's controller listens this far above its client port.
 CONTROLLER_PORT_OFFSET = 100
 # ... and a secured node's listener for the other brokers this far.
@@ -66,82 +50,10 @@ _BROKER_PRINCIPAL = "broker"
 _CLIENT_AUTH = {"ssl": "requested", "sasl_ssl": "none", "mtls": "required"}
 HEAP = "512m"
 STATE_FILE = "cluster.json"
-_POM = Path(__file__).with_name("pom.xml")
-#: Prometheus' JMX exporter, a Java agent that serves a node's MBeans at /metrics (``--metrics-port``).
-JMX_EXPORTER_VERSION = "1.0.1"
-_JMX_EXPORTER_POM = Path(__file__).with_name("jmx-exporter-pom.xml")
-JMX_EXPORTER_RULES = Path(__file__).with_name("jmx-exporter.yml")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("MRKAFKA_CACHE", "~/.cache/mrkafka")).expanduser()
 
 
 def default_data_dir() -> Path:
     return cache_root() / "broker"
-
-
-def _which(tool: str, hint: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise SetupError(f"no {tool} on PATH: {hint}")
-    return path
-
-
-def java_command() -> str:
-    """The ``java`` to run Kafka with, checked to be version 17 or later."""
-    java = _which("java", "install a JDK 17 or later (e.g. apt-get install openjdk-17-jdk-headless)")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    major = int(match.group(1)) if match else 0
-    if major == 1 and match and match.group(2):  # "1.8.0" style
-        major = int(match.group(2))
-    if major < 17:
-        raise SetupError(f"Kafka {KAFKA_VERSION} needs Java 17 or later; {java} is {major or 'unknown'}")
-    return java
-
-
-def ensure_jars() -> Path:
-    """The directory of Kafka's jars, resolved from Maven Central on first use."""
-    return resolve_maven_project(_POM, cache_root() / f"kafka-{KAFKA_VERSION}", "kafka_2.13-*.jar")
-
-
-def jmx_exporter_jar() -> Path:
-    """The JMX exporter's agent jar, resolved from Maven Central on first use."""
-    lib = resolve_maven_project(
-        _JMX_EXPORTER_POM, cache_root() / f"jmx-exporter-{JMX_EXPORTER_VERSION}", "jmx_prometheus_javaagent-*.jar"
-    )
-    return next(lib.glob("jmx_prometheus_javaagent-*.jar"))
-
-
-def resolve_maven_project(pom: Path, home: Path, expect: str) -> Path:
-    """Copy the dependencies of the Maven project ``pom`` into ``home/lib`` (once); return that dir.
-
-    ``expect`` is a glob of a jar that must be there afterwards.
-    """
-    lib = home / "lib"
-    done = home / ".complete"
-    if done.exists():
-        return lib
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time, across processes
-        if done.exists():
-            return lib
-        mvn = _which("mvn", "install Maven (e.g. apt-get install maven) so that Kafka's jars can be fetched")
-        shutil.copy(pom, home / "pom.xml")
-        print(f"mrkafka: fetching {home.name} from Maven Central ...", file=sys.stderr)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not any(lib.glob(expect)):
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-            raise SetupError(f"Maven could not fetch {home.name}:\n{tail}")
-        done.touch()
-    return lib
 
 
 def _new_cluster_id() -> str:
@@ -151,36 +63,6 @@ def _new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:``port``. SO_REUSEADDR, as Kafka binds: sockets
-    a stopped broker left in TIME_WAIT do not make its port taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def process_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a child that exited is reaped, and a zombie does not count)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @dataclass(frozen=True)
@@ -323,9 +205,7 @@ class Cluster:
         """Node id -> pid of the nodes that were started here and still run."""
         running = {}
         for node_id, pid in self._state().get("pids", {}).items():
-            node = self.nodes[int(node_id)]
-            command = process_cmdline(pid)
-            if process_alive(pid) and "kafka.Kafka" in command and str(node.config) in command:
+            if processes.running(pid, "kafka.Kafka", str(self.nodes[int(node_id)].config)):
                 running[int(node_id)] = pid
         return running
 
@@ -494,7 +374,7 @@ class Cluster:
                 continue
             internal = node.internal_port if self.secured else None
             for port in (node.port, node.controller_port, internal, node.metrics_port):
-                if port is not None and not port_free(port):
+                if port is not None and not processes.port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
         scram = self._secure()
         self._write_configs()
@@ -522,15 +402,9 @@ class Cluster:
         agent = None
         if node.metrics_port is not None:  # bound on all interfaces, as exporters are
             agent = [f"-javaagent:{jmx_exporter_jar()}={node.metrics_port}:{JMX_EXPORTER_RULES}"]
-        with open(node.directory / "stdout.log", "ab") as out:
-            process = subprocess.Popen(
-                self._java(node, "kafka.Kafka", str(node.config), agent=agent),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return process.pid
+        return processes.spawn(
+            self._java(node, "kafka.Kafka", str(node.config), agent=agent), node.directory / "stdout.log"
+        ).pid
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node is a registered broker that answers metadata requests."""
@@ -551,7 +425,7 @@ class Cluster:
         started = {int(n): pid for n, pid in self._state().get("pids", {}).items()}
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            dead = sorted(n for n, pid in started.items() if not process_alive(pid))
+            dead = sorted(n for n, pid in started.items() if not processes.running(pid))
             if dead:
                 raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
             try:
@@ -567,19 +441,7 @@ class Cluster:
         """Stop all nodes (or one), by recorded pid: SIGTERM, then SIGKILL after ``timeout``."""
         pids = self.pids()
         targets = {n: p for n, p in pids.items() if node_id is None or n == node_id}
-        for pid in targets.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
-            time.sleep(0.2)
-        for n in self.pids():
-            if n in targets:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pids[n], signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(n in self.pids() for n in targets):
-            time.sleep(0.1)
+        processes.stop(targets.values(), timeout)
         self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
         if node_id is None and self.metrics_port is not None:
             from mrkafka.obs.metrics import unregister

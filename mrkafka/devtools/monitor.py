@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrkafka.devtools.launcher import port_free, process_alive, process_cmdline
+from mrkafka.devtools import processes
 from mrkafka.errors import SetupError
 from mrkafka.obs.metrics import monitor_dir
 
@@ -66,9 +63,7 @@ class Monitor:
     def pid(self) -> int | None:
         """The pid of the Prometheus that ``up`` started here, if it still runs."""
         pid = self._state().get("pid")
-        if pid is not None and process_alive(pid) and str(self.config) in process_cmdline(pid):
-            return pid
-        return None
+        return pid if processes.running(pid, str(self.config)) else None
 
     @property
     def url(self) -> str:
@@ -81,23 +76,17 @@ class Monitor:
         prometheus = shutil.which("prometheus")
         if prometheus is None:
             raise SetupError("no prometheus on PATH: install it (Debian: apt-get install prometheus)")
-        if not port_free(port):
+        if not processes.port_free(port):
             raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
         (self.directory / "targets").mkdir(parents=True, exist_ok=True)
         self.config.write_text(_CONFIG.format(interval=scrape_interval, targets=self.directory / "targets"))
-        with open(self.directory / "prometheus.log", "ab") as log:
-            process = subprocess.Popen(
-                [
-                    prometheus,
-                    f"--config.file={self.config}",
-                    f"--storage.tsdb.path={self.directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        command = [
+            prometheus,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        process = processes.spawn(command, self.directory / "prometheus.log")
         self._state_file.write_text(json.dumps({"pid": process.pid, "port": port}) + "\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -115,13 +104,7 @@ class Monitor:
         pid = self.pid()
         if pid is None:
             return None
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process_alive(pid):
-            time.sleep(0.1)
-        if process_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        processes.stop([pid], timeout)
         return pid
 
     def targets(self) -> list[str]:

@@ -21,16 +21,9 @@ from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, is_pickled, ke
 from mrkafka.errors import JobFailedError, SetupError
 from mrkafka.io.index import write_index
 
-__all__ = ["WRITERS", "sort_by_key", "value_texts", "write_part"]
+__all__ = ["WRITERS", "value_texts", "write_part"]
 
 _TEXT_CHUNK_ROWS = 1 << 20
-
-
-def sort_by_key(part: pa.Table | Rows) -> pa.Table | Rows:
-    """Rows ordered by key bytes (stable, so rows of one key keep their order)."""
-    if isinstance(part, Rows):
-        return part.sorted_by_key()
-    return part.take(kernels.sort_indices(part.column(KEY))) if part.num_rows else part
 
 
 def value_texts(part: pa.Table | Rows) -> pa.Array:

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from mrkafka.core.aggregate import MISSING, Accumulator, Aggregation, finish_partial
+from mrkafka.core import MISSING
+from mrkafka.core.aggregate import Accumulator, Aggregation, finished
 from mrkafka.core.counters import (
     BYTES_READ,
     COMBINE_OUTPUT_RECORDS,
@@ -46,7 +47,6 @@ from mrkafka.core.map_side import map_arrow, map_records
 from mrkafka.core.partial import KEY, Rows, decode_values, key_kind, partial_from_ipc, partial_to_ipc
 from mrkafka.core.serdes import Serde
 from mrkafka.errors import BadInputError, JobFailedError
-from mrkafka.io import formats
 from mrkafka.io.index import levenshtein
 from mrkafka.job import JobSpec
 from mrkafka.obs.histogram import LatencyHistogram
@@ -136,8 +136,7 @@ class StreamMapper:
             pairs = ((r.offset, v) for r, v in zip(records, values))
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
-        counters.update(((self.spec.name, name), n) for name, n in self.job.counters.items())
-        self.job.counters.clear()
+        counters.take_job_counters(self.spec.name, self.job)
         return Mapped(table, max(r.timestamp for r in records), counters, where_all)
 
     def hold(self, partition: int, mapped: Mapped | None) -> None:
@@ -321,12 +320,7 @@ class StreamReducer:
         """The committed state of this partition, through ``finish``, as rows sorted by key."""
         pairs = list(self.store.items())
         table = Rows([k for k, _ in pairs], [v for _, v in pairs], self.kind or "bytes")
-        if self.job.has_finish():
-            try:
-                table = finish_partial(table, self.job.finish)
-            except Exception as exc:
-                raise JobFailedError.raised("finish", exc, f"repartition partition {self.partition}") from exc
-        return formats.sort_by_key(table)
+        return finished(table, self.job, f"repartition partition {self.partition}")
 
 
 def checkpoint_matches(checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None) -> bool:

@@ -56,7 +56,7 @@ def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
     against Java itself: String.toLowerCase and split("\\W+") over UTF-8-decoded lines of real
     text, and of lines whose Unicode lowercasing makes ASCII letters (the dotted capital I,
     the Kelvin sign) or that are not UTF-8."""
-    from mrkafka.devtools.launcher import java_command
+    from mrkafka.devtools.jars import java_command
 
     tricky = "İstanbul \u212aelvin ÉTÉ Straße ΣΑΣ\n  leading spaces\n\n...\nA_b c-d\r\n\r\n \r\n\x0c\n".encode()
     text = tricky + b"\xe9t\xe9 x\xffy \xe2\x82z\n" + real_text(200_000)

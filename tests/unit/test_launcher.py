@@ -26,7 +26,7 @@ def test_nodes_and_ports(tmp_path) -> None:
 def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
     import pytest
 
-    from mrkafka.devtools.launcher import ensure_jars, java_command
+    from mrkafka.devtools.jars import ensure_jars, java_command
     from mrkafka.errors import SetupError
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no java, no mvn
@@ -40,7 +40,7 @@ def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
 def test_an_old_java_is_refused(tmp_path, monkeypatch) -> None:
     import pytest
 
-    from mrkafka.devtools.launcher import java_command
+    from mrkafka.devtools.jars import java_command
     from mrkafka.errors import SetupError
 
     fake = tmp_path / "java"

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrkafka.core.counters import Counters
-from mrkafka.core.partial import partial_from_pairs
+from mrkafka.core.partial import partial_from_pairs, sort_by_key
 from mrkafka.errors import OutputExistsError
 from mrkafka.io.commit import OutputCommitter
-from mrkafka.io.formats import sort_by_key, write_part
+from mrkafka.io.formats import write_part
 
 
 def test_text_lines_sorted_by_key_bytes(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrkafka.core.aggregate import MISSING
+from mrkafka.core import MISSING
 from mrkafka.core.keys import partition_keys, topic_bytes
 from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mrkafka.core.aggregate import MISSING
+from mrkafka.core import MISSING
 from mrkafka.errors import BadInputError, SetupError
 
 __all__ = ["Checkpoint", "MemoryStore", "RocksDBStore", "StateStore", "open_store"]
