@@ -1,0 +1,30 @@
+"""``mrkafka app``: a stream application's state in Kafka."""
+
+from __future__ import annotations
+
+import click
+
+from mrkafka.cli.base import bootstrap_option, client_security, debug_option
+
+
+@click.group()
+def app() -> None:
+    """Manage a stream application's state in Kafka."""
+
+
+@app.command("reset")
+@click.argument("application_id")
+@bootstrap_option
+@debug_option
+def app_reset(application_id: str, bootstrap_servers: str, command_config: str | None) -> None:
+    """Delete the internal topics and committed offsets of APPLICATION_ID.
+
+    As Kafka's kafka-streams-application-reset does: the application's next run starts from
+    the input's beginning, with empty state. The output topic is left alone.
+    """
+    from mrkafka.kafka.admin import Admin
+    from mrkafka.stream import application
+
+    with Admin(bootstrap_servers, security=client_security(command_config)) as kafka:
+        deleted = application.reset(kafka, application_id)
+    click.echo(f"reset {application_id}: deleted {', '.join(deleted) if deleted else 'nothing (no state)'}", err=True)

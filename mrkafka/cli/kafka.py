@@ -1,0 +1,137 @@
+"""``mrkafka kafka``: Apache Kafka (KRaft) on this machine, for development and tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mrkafka.cli.base import debug_option
+from mrkafka.kafka.security import MODES
+from mrkafka.settings import (
+    KAFKA_PORT,
+)
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Where the brokers keep data, logs and pids [default: ~/.cache/mrkafka/broker].",
+)
+
+
+def _cluster(
+    data_dir: str | None,
+    brokers: int | None = None,
+    port: int | None = None,
+    new_ok: bool = False,
+    metrics_port: int | None = None,
+    security: str | None = None,
+):
+    """The cluster of ``data_dir``: what was started there before (unless ``brokers``,
+    ``port``, ``metrics_port`` or ``security`` say otherwise), or, with ``new_ok``, a new one."""
+    from mrkafka.devtools.launcher import Cluster, default_data_dir
+    from mrkafka.errors import SetupError
+
+    directory = Path(data_dir) if data_dir else default_data_dir()
+    saved = Cluster.load(directory)
+    if saved is not None:  # what was started there before, unless told otherwise
+        brokers, port = brokers or saved.brokers, port or saved.port
+        metrics_port = metrics_port if metrics_port is not None else saved.metrics_port
+        security = security or saved.security
+    elif not new_ok:
+        raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
+    return Cluster(
+        directory, brokers or 1, port or KAFKA_PORT, metrics_port=metrics_port, security=security or "plaintext"
+    )
+
+
+@click.group(short_help="Run Apache Kafka (KRaft) here, for development and tests.")
+def kafka() -> None:
+    """Run Apache Kafka (KRaft) on this machine, for development, tests and demos."""
+
+
+@kafka.command()
+@click.option(
+    "--brokers",
+    type=click.Choice(["1", "3"]),
+    help="Broker+controller nodes: 1, or 3 for replication [default: 1, or what DIR held].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65535 - 200 - 2),
+    help="Client port of node 0, controllers 100 above, a secured cluster's inter-broker listeners 200 "
+    "above [default: 9092, or what DIR held].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1024, 65535 - 2),
+    help="Node i serves Prometheus metrics (the JMX exporter) on this port + i [default: none, or what DIR held].",
+)
+@click.option(
+    "--security",
+    type=click.Choice(MODES),
+    help="What clients must do: nothing, TLS (ssl), TLS and a SCRAM password (sasl_ssl), TLS with a "
+    "client certificate (mtls). Secured clusters authorize with ACLs; the admin's client settings are "
+    "in DIR/admin.properties [default: plaintext, or what DIR held].",
+)
+@data_dir_option
+@debug_option
+def up(
+    brokers: str | None, port: int | None, metrics_port: int | None, security: str | None, data_dir: str | None
+) -> None:
+    """Fetch Kafka (once), start it in the background and print the bootstrap servers.
+
+    \b
+    Examples:
+      mrkafka kafka up                       # one broker on 127.0.0.1:9092
+      mrkafka kafka up --brokers 3 --port 29092 --data-dir /tmp/k3
+      mrkafka kafka up --metrics-port 7071   # metrics at http://127.0.0.1:7071/metrics
+      mrkafka kafka up --security sasl_ssl   # then: --command-config ~/.cache/mrkafka/broker/admin.properties
+    """
+    cluster = _cluster(
+        data_dir, int(brokers) if brokers else None, port, new_ok=True, metrics_port=metrics_port, security=security
+    )
+    click.echo(cluster.start())
+    if cluster.secured:
+        click.echo(f"admin client settings: {cluster.admin_config}", err=True)
+
+
+@kafka.command()
+@click.argument("name")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True, help="How long it is valid.")
+@data_dir_option
+@debug_option
+def cert(name: str, days: int, data_dir: str | None) -> None:
+    """Issue a client certificate for User:NAME, signed by the cluster's CA.
+
+    For ssl and mtls clusters. Prints the path of NAME.properties: the client settings that use
+    it, for --command-config and for Kafka's own tools.
+    """
+    cluster = _cluster(data_dir)
+    pem = cluster.issue_certificate(name, days=days)
+    click.echo(pem.with_suffix(".properties"))
+
+
+@kafka.command()
+@data_dir_option
+@debug_option
+def down(data_dir: str | None) -> None:
+    """Stop the brokers that `up` started (by their recorded pids)."""
+    stopped = _cluster(data_dir).stop()
+    click.echo(f"stopped {len(stopped)} broker(s)" if stopped else "no broker was running", err=True)
+
+
+@kafka.command()
+@data_dir_option
+@debug_option
+def status(data_dir: str | None) -> None:
+    """Say which brokers run, with their pids and ports."""
+    cluster = _cluster(data_dir)
+    running = 0
+    for node, pid in cluster.status():
+        state = f"running (pid {pid})" if pid else "stopped"
+        click.echo(f"node {node.node_id}: 127.0.0.1:{node.port} {state}  logs: {node.log}")
+        running += pid is not None
+    if not running:
+        sys.exit(1)
