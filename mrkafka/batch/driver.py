@@ -88,7 +88,7 @@ class _BatchMetrics:
             metrics.observe(
                 "mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000, application=name, role="reduce"
             )
-        metrics.add(with_counters(Figures(), counters, name))
+        metrics.add(with_counters(Figures(application=name), counters))
 
     def close(self) -> None:
         self.metrics.close()

@@ -132,31 +132,36 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 Labels = tuple[tuple[str, str], ...]
 
 
-def _labels(labels: Mapping[str, Any]) -> Labels:
-    return tuple((name, str(value)) for name, value in labels.items())
-
-
 class Figures:
-    """One process's metric values, as plain data that pickles (a worker's ``figures()``)."""
+    """One process's metric values, as plain data that pickles (a worker's ``figures()``).
 
-    def __init__(self, restarted: bool = False) -> None:
+    ``labels`` are the process's own (``application``, a reducer's ``task``): a value's labels
+    are those ``METRICS`` declares for its metric, in that order, each taken from the call or
+    else from these."""
+
+    def __init__(self, restarted: bool = False, **labels: Any) -> None:
         self.instance = uuid.uuid4().hex  # a restarted worker is a new instance
         self.restarted = restarted  # this instance is one Ray started again
+        self.labels = labels
         self.values: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], np.ndarray] = {}  # bucket counts (+Inf last), then the sum
 
+    def _key(self, name: str, given: Mapping[str, Any]) -> tuple[str, Labels]:
+        labels = {**self.labels, **given}
+        return name, tuple((label, str(labels[label])) for label in METRICS[name][2])
+
     def inc(self, name: str, amount: float = 1, /, **labels: Any) -> None:
-        key = (name, _labels(labels))
+        key = self._key(name, labels)
         self.values[key] = self.values.get(key, 0) + amount
 
     def set(self, name: str, value: float, /, **labels: Any) -> None:
-        self.values[(name, _labels(labels))] = value
+        self.values[self._key(name, labels)] = value
 
     def observe(self, name: str, seconds: float | np.ndarray, /, **labels: Any) -> None:
         seconds = np.atleast_1d(np.asarray(seconds, np.float64))
         if not seconds.size:
             return
-        key = (name, _labels(labels))
+        key = self._key(name, labels)
         counts = self.histograms.get(key)
         if counts is None:
             counts = self.histograms[key] = np.zeros(len(BUCKETS) + 2)
@@ -186,7 +191,7 @@ class RunMetrics:
 
         self.application = application
         self.settings = {name: str(value) for name, value in settings.items()}
-        self._own = Figures()
+        self._own = Figures(application=application)
         self._latest: dict[str, Figures] = {}  # worker -> its figures, as last pulled
         self._gone = Figures()  # what instances since restarted counted
         self._textfile = textfile
@@ -197,7 +202,7 @@ class RunMetrics:
         self._pulled = 0.0
         self._scrapes = 0
         self._lock = threading.Lock()  # the driver's updates against a scrape (the server's thread)
-        self.set("mrkafka_up", 1, application=application)
+        self.set("mrkafka_up", 1)
         if port is not None:
             self._serve(port)
 
@@ -264,13 +269,13 @@ class RunMetrics:
                 if restarted:
                     self._gone.add(previous)
             if restarted:
-                self._own.inc("mrkafka_worker_restarts_total", application=self.application, role=role)
+                self._own.inc("mrkafka_worker_restarts_total", role=role)
             self._latest[worker] = figures
 
     def close(self) -> None:
         """The run ended: let a scraper see its last figures, write the text file if asked,
         stop serving, unregister."""
-        self.set("mrkafka_up", 0, application=self.application)
+        self.set("mrkafka_up", 0)
         if self._server is not None and self._scrapes:
             seen = self._scrapes
             deadline = time.monotonic() + LAST_SCRAPE_WAIT_S
@@ -305,15 +310,15 @@ class RunMetrics:
                     if METRICS[key[0]][0] != "counter":
                         total.values[key] = value  # a gauge: its task's latest
         families: dict[str, Any] = {}
-        for name, (kind, documentation, labels) in METRICS.items():
-            if kind == "info":
+        for name, (metric_type, documentation, labels) in METRICS.items():
+            if metric_type == "info":
                 family = InfoMetricFamily(name.removesuffix("_info"), documentation, labels=labels)
                 family.add_metric([self.application], self.settings)
             else:
                 cls = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
                 # prometheus_client adds a counter's _total itself
-                family = cls[kind](
-                    name.removesuffix("_total") if kind == "counter" else name, documentation, labels=labels
+                family = cls[metric_type](
+                    name.removesuffix("_total") if metric_type == "counter" else name, documentation, labels=labels
                 )
             families[name] = family
         for (name, labels), value in sorted(total.values.items()):
@@ -325,15 +330,15 @@ class RunMetrics:
         return iter(family for family in families.values() if family.samples)
 
 
-def with_counters(figures: Figures, counters: Counters, application: str) -> Figures:
+def with_counters(figures: Figures, counters: Counters) -> Figures:
     """``figures`` and a worker's (or task's) Hadoop counters, as one pulled copy: the counters
     as ``mrkafka_job_counters_total``, and the stream's retries (``Retries``) by error class."""
-    pulled = Figures(figures.restarted)
+    pulled = Figures(figures.restarted, **figures.labels)
     pulled.instance, pulled.values, pulled.histograms = figures.instance, dict(figures.values), figures.histograms
     for (group, name), value in counters.items():
         if group == RETRIES:
-            pulled.inc("mrkafka_retries_total", value, application=application, error_class=name)
-        pulled.inc("mrkafka_job_counters_total", value, application=application, group=group, name=name)
+            pulled.inc("mrkafka_retries_total", value, error_class=name)
+        pulled.inc("mrkafka_job_counters_total", value, group=group, name=name)
     return pulled
 
 

@@ -68,7 +68,7 @@ def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted(
 
 def test_with_counters_gives_the_job_counters_and_the_retries() -> None:
     counters = Counters({"Stream retries": {"retriable": 3}, "Map-Reduce Framework": {"Map input records": 9}})
-    pulled = with_counters(Figures(), counters, "app")
+    pulled = with_counters(Figures(application="app"), counters)
     assert pulled.values[("mrkafka_retries_total", (("application", "app"), ("error_class", "retriable")))] == 3
     key = (
         "mrkafka_job_counters_total",

@@ -543,7 +543,7 @@ def _settings(reducers: int) -> StreamSettings:
 
 def _fake_task_producers(monkeypatch) -> dict:
     """Map tasks get fake producers, kept in the returned dict by ``task#n``."""
-    from mrkafka.stream import workers
+    from mrkafka.stream.workers import map_worker
 
     producers: dict = {}
 
@@ -554,8 +554,8 @@ def _fake_task_producers(monkeypatch) -> dict:
     async def start(client, bootstrap, timeout=None, security=None) -> None:
         pass
 
-    monkeypatch.setattr(workers, "_producer", producer)
-    monkeypatch.setattr(workers.client, "start", start)
+    monkeypatch.setattr(map_worker, "new_producer", producer)
+    monkeypatch.setattr(map_worker.client, "start", start)
     return producers
 
 
@@ -600,6 +600,7 @@ def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkey
     from aiokafka.structs import TopicPartition
 
     from mrkafka.stream import workers
+    from mrkafka.stream.workers import map_worker
 
     config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=3), output_partitions=2)
     producers = _fake_task_producers(monkeypatch)
@@ -616,7 +617,7 @@ def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkey
         await worker._commit()  # idle, but not for long: nothing
         data = list(producer.committed)
         assert producer.committed_offsets == {tp: 2} and producer.calls.count(("commit",)) == 1
-        worker._outboxes[tp].committed_at -= workers.IDLE_COMMIT_S
+        worker._outboxes[tp].committed_at -= map_worker.IDLE_COMMIT_S
         await worker._commit()  # idle for IDLE_COMMIT_S
         assert producer.calls.count(("commit",)) == 2 and producer.calls[-2] == ("offsets", {tp: 2}, "app")
         assert producer.committed[len(data) :] == [None, None, None]
@@ -695,7 +696,7 @@ def test_a_dead_kafka_clients_orphaned_error_is_not_printed_and_others_are(caplo
 
     from aiokafka.errors import KafkaError as AIOKafkaError
 
-    from mrkafka.stream.workers import _orphaned_kafka_errors_quiet
+    from mrkafka.stream.workers.session import orphaned_kafka_errors_quiet as _orphaned_kafka_errors_quiet
 
     loop = asyncio.new_event_loop()
     try:

@@ -1,0 +1,277 @@
+"""A reduce worker owns repartition partition K. It restores its store from changelog
+partition K up to its last stable offset (from the store's checkpoint, when the
+checkpoint belongs to that changelog), merges partial blocks into an interval's pending
+state, and commits:
+
+1. compute the changelog and output records of every changed key (``finish`` and the
+   output serde run here: an error writes nothing);
+2. produce them, flush, and wait for every acknowledgement;
+3. commit them with the repartition position, in group APP-reducers;
+4. move the interval's merges into the store, with the changelog position they reach
+   (RocksDB: one write batch; a crash before it is repaired by the restore);
+5. every ``PURGE_INTERVAL_S``, delete the repartition records before that position.
+
+A failure at any step commits nothing after it, and the task's open transaction is
+aborted (by the task's next producer, at the latest). Under at least once, a crash between
+steps 2 and 3 replays input whose effect is already written: counts can come out too high.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import ProducerFenced
+from aiokafka.structs import TopicPartition
+
+from mrkafka.core.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
+from mrkafka.errors import KafkaError
+from mrkafka.io import formats
+from mrkafka.kafka.client import CONNECT_TIMEOUT, Backoff, Outbox, describe, started
+from mrkafka.obs import faults
+from mrkafka.obs.histogram import LatencyHistogram
+from mrkafka.obs.metrics import Figures, with_counters
+from mrkafka.stream.config import StreamConfig
+from mrkafka.stream.state.stores import open_store
+from mrkafka.stream.tasks import StreamReducer, checkpoint_matches, record_digest
+from mrkafka.stream.workers import metrics
+from mrkafka.stream.workers.session import (
+    MAX_POLL_RECORDS,
+    POLL_MS,
+    call,
+    configure_logs,
+    new_consumer,
+    new_producer,
+    supervise,
+)
+
+__all__ = ["PURGE_INTERVAL_S", "ReduceWorker"]
+
+log = logging.getLogger(__name__)
+
+#: How often a reducer deletes the repartition records it has committed (Kafka Streams: 30 s).
+PURGE_INTERVAL_S = 30.0
+
+
+class ReduceWorker:
+    """Owns repartition partition K: its state store, changelog partition and output records."""
+
+    def __init__(self, config: StreamConfig, partition: int) -> None:
+        configure_logs()
+        self.config = config
+        self.partition = partition
+        state_dir = Path(config.settings.state_dir).expanduser() / config.application_id / f"{partition}"
+        store = open_store(config.settings.state, state_dir)
+        self.reducer = StreamReducer(config.spec, partition, config.output_partitions, store)
+        self._stop = asyncio.Event()
+        self._position = 0  # merged up to
+        self._committed = -1  # committed up to, once restored (-1: not yet)
+        self._last_purge = 0.0
+        self._outbox: Outbox | None = None
+        self._task = f"reduce-{partition}"
+        self._figures = metrics.new(config, self._task)
+
+    async def figures(self) -> Figures:
+        """What this worker counted (``mrkafka.obs.metrics``), its counters and its store included."""
+        store = self.config.spec.job_cls.stream.store_name
+        keys, size = self.reducer.store.size()
+        self._figures.set("mrkafka_state_store_keys", keys, store=store)
+        if size is not None:
+            self._figures.set("mrkafka_state_store_bytes", size, store=store)
+        return with_counters(self._figures, self.reducer.counters)
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def query(self, key: str, edits: int) -> list[tuple[str, int, Any]] | None:
+        """An interactive query of the committed state (``StreamReducer.query``); ``None`` while
+        the store is being restored, as Kafka Streams refuses to query a restoring store."""
+        return None if self._committed < 0 else self.reducer.query(key, edits)
+
+    async def run(self) -> Counters:
+        who = f"reduce worker {self.partition}"
+        try:
+            await supervise(who, self._session, self._abort, self.config, self._stop, self.reducer.counters)
+        finally:
+            self.reducer.store.close()
+        return self.reducer.counters
+
+    def _abort(self) -> None:
+        self.reducer.abort()
+        if self._outbox is not None:
+            self._outbox.discard()
+        self._committed = -1
+
+    async def finish_at(self, offset: int) -> None:
+        """Return once everything before ``offset`` of the repartition partition is committed
+        (after a restart: restored and committed again)."""
+        while self._committed < offset:
+            await asyncio.sleep(0.05)
+
+    async def write_part(self, path: str, fmt: str, offset: int) -> Counters:
+        """Once committed up to ``offset``, the final state of this partition as a part file."""
+        await self.finish_at(offset)
+        faults.point("finish")
+        table = await asyncio.to_thread(self.reducer.final_rows)
+        counters = Counters()
+        counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
+        counters.add(BYTES_WRITTEN, await asyncio.to_thread(formats.write_part, table, path, fmt, True))
+        counters.add(REDUCE_TASKS)
+        return counters
+
+    def latency(self) -> LatencyHistogram:
+        return self.reducer.latency
+
+    async def _session(self, backoff: Backoff) -> None:
+        try:
+            await self._owned_session(backoff)
+        except ProducerFenced as exc:
+            # Reducers own their partition by assignment, not through a group: a newer instance
+            # of this task means a second run of the application, which keeps the partition.
+            raise KafkaError(
+                f"another instance took over repartition partition {self.partition} (its producer "
+                f"{self.config.application_id}-reduce-{self.partition} was fenced), or this worker stalled "
+                f"for longer than the transaction timeout; is a second run of {self.config.application_id} going?"
+            ) from exc
+
+    async def _owned_session(self, backoff: Backoff) -> None:
+        config = self.config
+        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, **config.security.aiokafka_options())
+        # The task's producer first: it fences an older instance of this reducer and aborts its
+        # open transaction, so the changelog and the committed position below are settled.
+        producer = new_producer(config, f"reduce-{self.partition}")
+        async with (
+            started(producer, config.bootstrap, security=config.security),
+            started(admin, config.bootstrap, security=config.security),
+        ):
+            await self._restore()
+            consumer = new_consumer(config, config.reducer_group)
+            tp = TopicPartition(config.repartition_topic, self.partition)
+            async with started(consumer, config.bootstrap, security=config.security):
+                self._outbox = Outbox(producer, config.reducer_group, consumer, config.exactly_once)
+                consumer.assign([tp])
+                self._position = await call(consumer.position(tp), self.config, "reading a position")
+                self._committed = self._position
+                try:
+                    await self._merge_and_commit(consumer, tp, admin, backoff)
+                except Exception:
+                    if await self._outbox.abort():
+                        metrics.aborted(self._figures, config, self._task)
+                    raise
+
+    async def _merge_and_commit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, backoff: Backoff
+    ) -> None:
+        """Merge and commit until stopped."""
+        config = self.config
+        last_commit = time.monotonic()
+        while not self._stop.is_set():
+            batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
+            records = batches.get(tp, [])
+            if records:
+                await asyncio.to_thread(self._merge, records)
+            self._position = await call(consumer.position(tp), config, "reading a position")
+            if time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000:
+                await self._commit(consumer, tp, admin)
+                backoff.reset()
+                last_commit = time.monotonic()
+        await self._commit(consumer, tp, admin, purge=True)  # a graceful stop; never after a failure
+
+    def _merge(self, records: list[Any]) -> None:
+        for record in records:
+            if record.value is None:  # an idle map task's keep-alive
+                continue
+            where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
+            self.reducer.merge_block(record.value, record.timestamp, where)
+        nbytes = sum(len(r.value or b"") for r in records)
+        metrics.consumed(self._figures, self._task, self.config.repartition_topic, len(records), nbytes)
+
+    async def _restore(self) -> None:
+        """Bring the store up to changelog partition K's end, from its checkpoint where that
+        checkpoint belongs to this changelog, else (wiped) from the beginning."""
+        config, reducer = self.config, self.reducer
+        tp = TopicPartition(config.changelog_topic, self.partition)
+        consumer = new_consumer(config, None)
+        async with started(consumer, config.bootstrap, security=config.security):
+            consumer.assign([tp])
+            begin = (await call(consumer.beginning_offsets([tp]), config, "restoring"))[tp]
+            end = (await call(consumer.end_offsets([tp]), config, "restoring"))[tp]
+            checkpoint = reducer.store.checkpoint
+            if checkpoint is not None:
+                found = None
+                if checkpoint.last_offset is not None and begin <= checkpoint.last_offset < end:
+                    consumer.seek(tp, checkpoint.last_offset)
+                    first = await self._first_record(consumer, tp, end)
+                    found = (first.offset, record_digest(first)) if first is not None else None
+                if not checkpoint_matches(checkpoint, begin, end, found):
+                    log.warning(
+                        "reduce worker %d: the local store does not match %s; restoring it in full",
+                        self.partition,
+                        config.changelog_topic,
+                    )
+                    reducer.store.wipe()
+                    checkpoint = None
+            start = checkpoint.offset if checkpoint is not None else begin
+            consumer.seek(tp, start)
+            self._figures.set("mrkafka_restore_records_to_restore", max(0, end - start))
+            self._figures.set("mrkafka_restore_records_restored", 0)
+            while await call(consumer.position(tp), self.config, "reading a position") < end:
+                batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
+                position = await call(consumer.position(tp), self.config, "reading a position")
+                await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
+                self._figures.set("mrkafka_restore_records_restored", min(position, end) - start)
+                faults.point("restore")
+
+    async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
+        while await call(consumer.position(tp), self.config, "reading a position") < end:
+            records = (await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1)).get(tp, [])
+            if records:
+                return records[0]
+        return None
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, purge: bool = False
+    ) -> None:
+        """The numbered commit of the module docstring."""
+        config, reducer, outbox = self.config, self.reducer, self._outbox
+        started = time.monotonic()
+        changes = reducer.changes()  # 1
+        for key, value, headers in changes.changelog:  # 2
+            await outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
+        for partition, key, value in changes.output:
+            await outbox.append(config.output_topic, partition, key, value)
+        last = await call(outbox.flush(), config, "writing")
+        if last:
+            faults.point("reduce-produced")
+        position = self._position
+        offsets = {tp: position} if position != self._committed else {}
+        committed = await call(outbox.commit(offsets), config, "committing")  # 3
+        faults.point("reduce-committed")
+        reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
+        self._committed = position
+        metrics.produced(
+            self._figures, self._task, config.changelog_topic, [value for _, value, _ in changes.changelog]
+        )
+        metrics.produced(self._figures, self._task, config.output_topic, [value for _, _, value in changes.output])
+        if committed:
+            metrics.committed(self._figures, config, self._task, "reduce", time.monotonic() - started)
+        self._figures.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000)
+        if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
+            await self._purge(admin, tp, position)
+
+    async def _purge(self, admin: AIOKafkaAdminClient, tp: TopicPartition, before: int) -> None:
+        """Delete what was committed. A purge that fails costs only disk, and is tried again at
+        the next interval: right after a leader election, for one, the new leader's high
+        watermark can still be below ``before``, and Kafka refuses (OffsetOutOfRange)."""
+        try:
+            await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before)}), CONNECT_TIMEOUT)
+        except (AIOKafkaError, asyncio.TimeoutError) as exc:
+            # Not a warning: during a broker outage it would repeat every interval, and costs nothing.
+            log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp, describe(exc))
+        self._last_purge = time.monotonic()
