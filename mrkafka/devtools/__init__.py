@@ -1,7 +1,9 @@
 """The development cluster and its tools: what a user runs beside mrkafka, not inside a run.
 
-    launcher       ``mrkafka kafka up|down|status``: Apache Kafka (KRaft) fetched from Maven
-                   Central and started here (pom.xml; the JMX exporter's pom and rules)
+    launcher       ``mrkafka kafka up|down|status``: Apache Kafka (KRaft) started here
+    broker_config  its nodes: ports, listeners, ``server.properties``, log configuration
+    jars           a JDK checked; Kafka's and the JMX exporter's jars fetched from Maven Central
+                   (pom.xml, jmx-exporter-pom.xml; the exporter's rules in jmx-exporter.yml)
     certificates   the cluster's CA, brokers' and users' certificates, SCRAM credentials
     processes      a process started, its pid kept, stopped with TERM then KILL; ports
     console        ``mrkafka produce`` and ``mrkafka consume``

@@ -25,7 +25,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrkafka.devtools import processes
+from mrkafka.devtools import broker_config, processes
+from mrkafka.devtools.broker_config import ADMIN, BROKER_PRINCIPAL, CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Node
 from mrkafka.devtools.certificates import CertificateAuthority, scram_credential
 from mrkafka.devtools.jars import JMX_EXPORTER_RULES, cache_root, ensure_jars, java_command, jmx_exporter_jar
 from mrkafka.errors import SetupError
@@ -40,14 +41,6 @@ __all__ = [
     "default_data_dir",
 ]
 
-# A node's controller listens this far above its client port.
-CONTROLLER_PORT_OFFSET = 100
-# ... and a secured node's listener for the other brokers this far.
-INTERNAL_PORT_OFFSET = 200
-#: The super user of a secured cluster (a SCRAM user under sasl_ssl, a certificate's CN otherwise).
-ADMIN = "admin"
-_BROKER_PRINCIPAL = "broker"
-_CLIENT_AUTH = {"ssl": "requested", "sasl_ssl": "none", "mtls": "required"}
 HEAP = "512m"
 STATE_FILE = "cluster.json"
 
@@ -63,27 +56,6 @@ def _new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-@dataclass(frozen=True)
-class Node:
-    node_id: int
-    port: int
-    controller_port: int
-    directory: Path
-    metrics_port: int | None = None
-
-    @property
-    def internal_port(self) -> int:
-        return self.port + INTERNAL_PORT_OFFSET
-
-    @property
-    def config(self) -> Path:
-        return self.directory / "server.properties"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "server.log"
 
 
 @dataclass
@@ -211,42 +183,6 @@ class Cluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def _listeners(self, node: Node) -> list[str]:
-        """The listeners of ``node``: plaintext, or (secured) TLS everywhere and the authorizer."""
-        if not self.secured:
-            return [
-                f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            ]
-        tls = self.data_dir / "tls"
-        client = "SASL_SSL" if self.security == "sasl_ssl" else "SSL"
-        lines = [
-            f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port},"
-            f"CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}",
-            "inter.broker.listener.name=INTERNAL",
-            f"listener.security.protocol.map=CLIENT:{client},INTERNAL:SSL,CONTROLLER:SSL",
-            "ssl.keystore.type=PEM",
-            f"ssl.keystore.location={tls / 'broker.pem'}",
-            "ssl.truststore.type=PEM",
-            f"ssl.truststore.location={self.ca.cert}",
-            "ssl.client.auth=required",  # the brokers' and controllers' own listeners
-            f"listener.name.client.ssl.client.auth={_CLIENT_AUTH[self.security]}",
-            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
-            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            f"super.users=User:{ADMIN};User:{_BROKER_PRINCIPAL}",
-            "allow.everyone.if.no.acl.found=false",
-        ]
-        if self.security == "sasl_ssl":
-            lines += ["listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256"] + [
-                f"listener.name.client.{m}.sasl.jaas.config="
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-                for m in ("scram-sha-512", "scram-sha-256")
-            ]
-        return lines
-
     def _secure(self) -> list[str]:
         """Make a secured cluster's CA, certificates and admin settings (once); return the
         StorageTool arguments that give the admin its SCRAM credential under sasl_ssl."""
@@ -255,7 +191,7 @@ class Cluster:
         tls = self.data_dir / "tls"
         if not self.ca.exists():
             self.ca.create(f"mrkafka CA {self.data_dir.name}")
-            self.ca.issue(_BROKER_PRINCIPAL, tls / "broker.pem", server=True, days=3650)
+            self.ca.issue(BROKER_PRINCIPAL, tls / "broker.pem", server=True, days=3650)
         if not self.admin_config.exists():
             if self.security == "sasl_ssl":
                 jaas = (
@@ -274,47 +210,11 @@ class Cluster:
 
     def _write_configs(self) -> None:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        replication = min(3, self.brokers)
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
-            node.config.write_text(
-                "\n".join(
-                    [
-                        "process.roles=broker,controller",
-                        f"node.id={node.node_id}",
-                        f"controller.quorum.voters={voters}",
-                        *self._listeners(node),
-                        "controller.listener.names=CONTROLLER",
-                        f"log.dirs={node.directory / 'logs'}",
-                        "num.partitions=1",
-                        f"default.replication.factor={replication}",
-                        f"offsets.topic.replication.factor={replication}",
-                        f"transaction.state.log.replication.factor={replication}",
-                        f"transaction.state.log.min.isr={min(2, replication)}",
-                        "auto.create.topics.enable=false",
-                        "group.initial.rebalance.delay.ms=0",
-                        "log.cleaner.backoff.ms=1000",
-                        "",
-                    ]
-                )
-            )
-            (node.directory / "log4j2.properties").write_text(
-                "\n".join(
-                    [
-                        "status = warn",
-                        "appender.file.type = File",
-                        "appender.file.name = FILE",
-                        f"appender.file.fileName = {node.log}",
-                        "appender.file.layout.type = PatternLayout",
-                        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-                        "rootLogger.level = INFO",
-                        "rootLogger.appenderRef.file.ref = FILE",
-                        "logger.kafka.name = org.apache.kafka",
-                        "logger.kafka.level = WARN",
-                        "",
-                    ]
-                )
-            )
+            listeners = broker_config.listeners(node, self.security, self.data_dir / "tls" / "broker.pem", self.ca.cert)
+            node.config.write_text(broker_config.server_properties(node, voters, self.brokers, listeners))
+            (node.directory / "log4j2.properties").write_text(broker_config.log4j_properties(node.log))
 
     def _java(
         self, node: Node, main_class: str, *args: str, heap: str | None = None, agent: list[str] | None = None
