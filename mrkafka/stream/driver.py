@@ -146,68 +146,25 @@ def run_stream(spec: JobSpec, settings: StreamSettings, *, status_every_s: float
 
 def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: float | None) -> Report:
     config = StreamConfig.of(spec, run, security=kafka.security)
-    app, input_topic, output_topic, output = config.application_id, run.input_topic, config.output_topic, run.output
+    input_topic, output_topic = run.input_topic, config.output_topic
     _check_access(kafka, config, {input_topic: ["READ"]})  # before anything is created
     input_partitions = len(kafka.describe_topic(input_topic).partitions)  # a clear error if missing
     output_partitions = _prepare_topics(kafka, config, dict(spec.job_cls.stream.output_topic_configs))
     _check_access(kafka, config, {output_topic: ["WRITE"], **{t: ["READ", "WRITE"] for t in config.internal_topics}})
-    config = dataclasses.replace(config, output_partitions=output_partitions)
-    committer = OutputCommitter(output, run.overwrite) if output is not None else None
-    bounds = None
-    if run.until_end:
-        begin, bounds = kafka.topic_offsets(input_topic, "read_committed")
+    workers = _Workers(dataclasses.replace(config, output_partitions=output_partitions), kafka)
+    committer = OutputCommitter(run.output, run.overwrite) if run.output is not None else None
+    bounds = kafka.topic_offsets(input_topic, "read_committed") if run.until_end else None
 
     started = time.monotonic()
-    counters, latency = Counters(), LatencyHistogram()
     with ray_session(run.ray_address), contextlib.ExitStack() as serving:
-        map_actors, map_runs, reduce_actors, reduce_runs = [], [], [], []
-        metrics = _metrics(serving, spec, run, app, input_topic, output_topic)
-
-        def check() -> None:
-            """What every wait of the driver does: end the run on a worker's error; pull metrics."""
-            _check_runs(map_runs + reduce_runs)
-            if metrics is not None:
-                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors)
-
-        failed = True
-        interrupted = False
+        workers.metrics = _metrics(serving, spec, run, config.application_id, input_topic, output_topic)
+        failed, interrupted = True, False
         try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
-            ship_job_by_value(spec.job_cls)
-            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            n_mappers = run.mappers or max(1, min(input_partitions, cpus))
-            options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
-            reduce_actors = [
-                ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
-                for k in range(run.reducers)
-            ]
-            if run.interactive_queries:
-                serving.enter_context(QueryServer(app, run.state_dir, reduce_actors, run.task_timeout_s))
-            map_actors = [
-                ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
-                for i in range(n_mappers)
-            ]
-            get_result([a.ready.remote() for a in map_actors])  # then they join group APP together
-            map_runs = [a.run.remote(bounds) for a in map_actors]
-            reduce_runs = [a.run.remote() for a in reduce_actors]
+            workers.start(input_partitions, bounds[1] if bounds else None, serving)
             if bounds is None:
-                _run_unbounded(kafka, config, check, status_every_s)
+                _run_unbounded(kafka, config, workers.check, status_every_s)
             else:
-                _wait_for_mappers(kafka, config, begin, bounds, check)
-                if metrics is not None:
-                    _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
-                _stop(map_actors, map_runs, counters, raise_errors=True)
-                map_actors, map_runs = [], []
-                _, repartition_ends = kafka.topic_offsets(config.repartition_topic, "read_committed")
-                if committer is None:
-                    _wait([a.finish_at.remote(repartition_ends[k]) for k, a in enumerate(reduce_actors)], check)
-                else:
-                    committer.setup()
-                    parts = [
-                        a.write_part.remote(committer.task_path(part_name(k)), run.fmt, repartition_ends[k])
-                        for k, a in enumerate(reduce_actors)
-                    ]
-                    for c in _wait(parts, check):
-                        counters.update(c)
+                workers.finish(*bounds, committer)
             failed = False
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see mrkafka.cli)
             interrupted = True
@@ -217,19 +174,7 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
         finally:
             if failed and committer is not None:
                 committer.abort()
-            graceful = not (interrupted and bounds is not None)
-            if metrics is not None and graceful:
-                _pull_metrics(metrics, kafka, config, map_actors, reduce_actors, force=True)
-            answered = _stop(map_actors, map_runs, counters, raise_errors=not failed, graceful=graceful)
-            for histogram in _get_quietly([a.latency.remote() for a in reduce_actors] if graceful else []):
-                latency.merge(histogram)
-            answered &= _stop(reduce_actors, reduce_runs, counters, raise_errors=not failed, graceful=graceful)
-            if interrupted and graceful and not answered and not gcs_answers():
-                print(
-                    "mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
-                    "the workers' last figures are missing from the report; what they committed stands",
-                    file=sys.stderr,
-                )
+            workers.stop(failed, interrupted, graceful=not (interrupted and bounds is not None))
     seconds = time.monotonic() - started
     if interrupted and bounds is not None:
         raise Interrupted(
@@ -237,9 +182,94 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
             "(what was processed is committed in Kafka; run again to go on from there)"
         )
     if committer is not None:
-        committer.commit(counters)
-    destination = str(output) if committer is not None else output_topic
-    return Report(app, counters, seconds, destination, latency.percentile(50), latency.percentile(99))
+        committer.commit(workers.counters)
+    destination = str(run.output) if committer is not None else output_topic
+    latency = workers.latency
+    return Report(
+        config.application_id, workers.counters, seconds, destination, latency.percentile(50), latency.percentile(99)
+    )
+
+
+class _Workers:
+    """A run's map and reduce workers (Ray actors), their runs, and what they counted."""
+
+    def __init__(self, config: StreamConfig, kafka: _Kafka) -> None:
+        self.config, self.kafka = config, kafka
+        self.metrics: RunMetrics | None = None
+        self.map_actors: list = []
+        self.map_runs: list = []
+        self.reduce_actors: list = []
+        self.reduce_runs: list = []
+        self.counters, self.latency = Counters(), LatencyHistogram()
+
+    def check(self) -> None:
+        """What every wait of the driver does: end the run on a worker's error; pull metrics."""
+        _check_runs(self.map_runs + self.reduce_runs)
+        self.pull_metrics()
+
+    def pull_metrics(self, force: bool = False) -> None:
+        if self.metrics is not None:
+            _pull_metrics(self.metrics, self.kafka, self.config, self.map_actors, self.reduce_actors, force)
+
+    def start(self, input_partitions: int, bounds: dict[int, int] | None, serving: contextlib.ExitStack) -> None:
+        """Start the reducers (and their query server), then the mappers, which join group APP together."""
+        config, run = self.config, self.config.settings
+        app = config.application_id
+        ship_job_by_value(config.spec.job_cls)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n_mappers = run.mappers or max(1, min(input_partitions, cpus))
+        options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
+        self.reduce_actors = [
+            ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
+            for k in range(run.reducers)
+        ]
+        if run.interactive_queries:
+            serving.enter_context(QueryServer(app, run.state_dir, self.reduce_actors, run.task_timeout_s))
+        self.map_actors = [
+            ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
+            for i in range(n_mappers)
+        ]
+        get_result([a.ready.remote() for a in self.map_actors])  # then they join group APP together
+        self.map_runs = [a.run.remote(bounds) for a in self.map_actors]
+        self.reduce_runs = [a.run.remote() for a in self.reduce_actors]
+
+    def finish(self, begin: dict[int, int], bounds: dict[int, int], committer: OutputCommitter | None) -> None:
+        """A bounded run's end: once the mappers committed the input up to its bounds, stop them,
+        and let each reducer commit what they wrote (and write its part, with ``committer``)."""
+        config = self.config
+        _wait_for_mappers(self.kafka, config, begin, bounds, self.check)
+        self.pull_metrics(force=True)
+        _stop(self.map_actors, self.map_runs, self.counters, raise_errors=True)
+        self.map_actors, self.map_runs = [], []
+        _, ends = self.kafka.topic_offsets(config.repartition_topic, "read_committed")
+        if committer is None:
+            _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
+            return
+        committer.setup()
+        parts = [
+            a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
+            for k, a in enumerate(self.reduce_actors)
+        ]
+        for counters in _wait(parts, self.check):
+            self.counters.update(counters)
+
+    def stop(self, failed: bool, interrupted: bool, graceful: bool) -> None:
+        """Stop every worker (``_stop``): gracefully unless not ``graceful``; their errors raised
+        unless the run already ``failed``."""
+        if graceful:
+            self.pull_metrics(force=True)
+        answered = _stop(self.map_actors, self.map_runs, self.counters, raise_errors=not failed, graceful=graceful)
+        for histogram in _get_quietly([a.latency.remote() for a in self.reduce_actors] if graceful else []):
+            self.latency.merge(histogram)
+        answered &= _stop(
+            self.reduce_actors, self.reduce_runs, self.counters, raise_errors=not failed, graceful=graceful
+        )
+        if interrupted and graceful and not answered and not gcs_answers():
+            print(
+                "mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
+                "the workers' last figures are missing from the report; what they committed stands",
+                file=sys.stderr,
+            )
 
 
 def _check_state_dir(directory: Path) -> None:

@@ -101,26 +101,3 @@ def test_the_engines_are_siblings_that_never_import_each_other() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
-
-
-def test_the_kafka_package_knows_nothing_of_jobs_or_engines() -> None:
-    import ast
-
-    from tests.helpers import ROOT
-
-    imported = {
-        node.module
-        for path in (ROOT / "mrkafka" / "kafka").glob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mrkafka")
-    }
-    engine_side = (
-        "mrkafka.job",
-        "mrkafka.batch",
-        "mrkafka.stream",
-        "mrkafka.core.aggregate",
-        "mrkafka.core.map_side",
-        "mrkafka.core.partial",
-        "mrkafka.io.formats",
-    )
-    assert imported and not [m for m in imported if m.startswith(engine_side)], imported
