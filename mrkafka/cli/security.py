@@ -124,11 +124,11 @@ def _acls(
     from mrkafka.kafka.acl import Acl
 
     named = {"topic": topic, "group": group, "transactional-id": transactional_id, "cluster": "" if cluster else None}
-    resources = [(kind, name) for kind, name in named.items() if name is not None]
+    resources = [(resource, name) for resource, name in named.items() if name is not None]
     if len(resources) != 1:
         raise BadInputError("give one resource: --topic, --group, --transactional-id or --cluster")
-    (kind, name), spelled = resources[0], {op.lower(): op for op in ACL_OPERATIONS}
-    return [Acl(principal, spelled[op.lower()], kind, name, prefixed, deny, host) for op in operations]
+    (resource, name), spelled = resources[0], {op.lower(): op for op in ACL_OPERATIONS}
+    return [Acl(principal, spelled[op.lower()], resource, name, prefixed, deny, host) for op in operations]
 
 
 @click.group(short_help="Manage ACLs: who may do what on a topic, group or the cluster.")

@@ -53,23 +53,23 @@ def format_value(data: bytes | None, fmt: str) -> bytes:
 
 
 class Serde:
-    """A value serde of one kind for a whole topic: ``long`` (LongSerializer) or ``json``."""
+    """One value serde for a whole topic, by its name: ``long`` (LongSerializer) or ``json``."""
 
-    def __init__(self, kind: str) -> None:
-        if kind not in VALUE_SERDES:
-            raise ValueError(f"value serde must be one of {', '.join(VALUE_SERDES)}, not {kind!r}")
-        self.kind = kind
+    def __init__(self, name: str) -> None:
+        if name not in VALUE_SERDES:
+            raise ValueError(f"value serde must be one of {', '.join(VALUE_SERDES)}, not {name!r}")
+        self.name = name
 
     def encode(self, value: Any) -> bytes | None:
         if value is None:
             return None  # a tombstone
-        if self.kind == "long":
+        if self.name == "long":
             return serialize_long(value)
         return to_json(value)
 
     def decode(self, data: bytes | None) -> Any:
         if data is None:
             return None
-        if self.kind == "long":
+        if self.name == "long":
             return deserialize_long(data)
         return json.loads(data.decode("utf-8", "surrogateescape"))

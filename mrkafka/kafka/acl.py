@@ -113,7 +113,7 @@ class Acl:
 
     @classmethod
     def of(cls, binding: AclBinding) -> Acl:
-        resource = next(kind for kind, rtype in RESOURCES.items() if rtype == binding.restype)
+        resource = next(name for name, rtype in RESOURCES.items() if rtype == binding.restype)
         operation = next(op for op in ACL_OPERATIONS if _operation(op) == binding.operation)
         return cls(
             binding.principal,

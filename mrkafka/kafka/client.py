@@ -85,8 +85,8 @@ _AUTHENTICATION = (
 def denied(exc: BaseException, operation: str, name: str = "") -> AuthorizationError | None:
     """The ``AuthorizationError`` an aiokafka authorization failure is, naming ``operation`` on
     the resource (``name``, or what the error names); ``None`` for any other error."""
-    for kind, resource in _DENIED.items():
-        if isinstance(exc, kind):
+    for error_type, resource in _DENIED.items():
+        if isinstance(exc, error_type):
             if not name and resource != "cluster":
                 detail = str(exc).split(": ", 1)[-1] if ": " in str(exc) else ""
                 name = detail.strip("{}' ").replace("'", "")

@@ -217,10 +217,10 @@ class ClientSecurity:
         for key in values:
             if key.startswith("ssl.") and not tls or key.startswith("sasl.") and not sasl:
                 raise BadInputError(f"{source}: {key} is set but security.protocol is {protocol}")
-        for kind in ("truststore", "keystore"):
-            store = values.get(f"ssl.{kind}.type", "PEM").upper()
+        for which in ("truststore", "keystore"):
+            store = values.get(f"ssl.{which}.type", "PEM").upper()
             if store != "PEM":
-                raise BadInputError(f"{source}: ssl.{kind}.type={store} is not supported; use PEM files")
+                raise BadInputError(f"{source}: ssl.{which}.type={store} is not supported; use PEM files")
         settings: dict[str, Any] = {"protocol": protocol, "source": source}
         if sasl:
             mechanism = values.get("sasl.mechanism", "").upper()

@@ -168,9 +168,10 @@ def _families(rd: Any, path: str) -> list[str]:
         return []
 
 
-def open_store(kind: str, directory: Path) -> MemoryStore | RocksDBStore:
-    if kind == "memory":
+def open_store(backend: str, directory: Path) -> MemoryStore | RocksDBStore:
+    """A store of ``backend`` (``--state``: memory or rocksdb), RocksDB's files under ``directory``."""
+    if backend == "memory":
         return MemoryStore()
-    if kind == "rocksdb":
+    if backend == "rocksdb":
         return RocksDBStore(directory)
-    raise SetupError(f"unknown state store {kind!r} (choose memory or rocksdb)")
+    raise SetupError(f"unknown state store {backend!r} (choose memory or rocksdb)")

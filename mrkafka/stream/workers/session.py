@@ -96,8 +96,8 @@ async def supervise(
             await session(backoff)
             return
         except Exception as exc:
-            kind = classify(exc)
-            if kind == FATAL:
+            error_class = classify(exc)
+            if error_class == FATAL:
                 transactional = isinstance(exc, TransactionalIdAuthorizationFailed)
                 name = f"{config.application_id}-* (prefixed)" if transactional else ""
                 if (not_allowed := denied(exc, "WRITE" if transactional else "READ", name)) is not None:
@@ -108,9 +108,9 @@ async def supervise(
                     raise type(exc)(f"{who}: {exc}") from exc
                 raise
             abort()
-            counters.add((RETRIES, kind), 1)
-            log.info("%s: %s (%s); starting again from the last commit", who, kind, describe(exc))
-            if kind == RETRIABLE:
+            counters.add((RETRIES, error_class), 1)
+            log.info("%s: %s (%s); starting again from the last commit", who, error_class, describe(exc))
+            if error_class == RETRIABLE:
                 await backoff.wait(exc)
 
 
