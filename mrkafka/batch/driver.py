@@ -13,7 +13,7 @@ from mrkafka.errors import Interrupted
 from mrkafka.io.commit import OutputCommitter
 from mrkafka.io.splits import expand_inputs, plan_splits
 from mrkafka.job import JobSpec
-from mrkafka.obs.metrics import Figures, RunMetrics, with_counters
+from mrkafka.obs.metrics import MetricValues, RunMetrics, with_counters
 from mrkafka.obs.progress import Progress
 from mrkafka.settings import BatchSettings
 
@@ -88,7 +88,7 @@ class _BatchMetrics:
             metrics.observe(
                 "mrkafka_task_duration_seconds", counters.get(REDUCE_MILLIS) / 1000, application=name, role="reduce"
             )
-        metrics.add(with_counters(Figures(application=name), counters))
+        metrics.add(with_counters(MetricValues(application=name), counters))
 
     def close(self) -> None:
         self.metrics.close()

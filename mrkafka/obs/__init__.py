@@ -1,6 +1,6 @@
 """Observability: what a run and its workers tell about themselves.
 
-    metrics     a run's Prometheus metrics: workers' figures pulled by the driver, /metrics,
+    metrics     a run's Prometheus metrics: workers' metric values pulled by the driver, /metrics,
                 registering with the monitor
     histogram   a latency histogram of fixed size
     progress    the progress bar on a terminal

@@ -1,10 +1,10 @@
 """Prometheus metrics of a run: what a stream or batch run serves at ``/metrics``.
 
-Workers keep their figures as plain data (``Figures``: counters, gauges and histograms by
-name and labels). The driver pulls every worker's figures each time it checks on its
+Workers keep their metric values as plain data (``MetricValues``: counters, gauges and histograms by
+name and labels). The driver pulls every worker's values each time it checks on its
 workers, about once a second, adds its own (consumer lag, the batch's splits), and serves
 them all with ``prometheus_client``: a scrape reads what the driver last pulled, and never
-waits for a worker. A worker that Ray restarted starts its figures from zero; the driver
+waits for a worker. A worker that Ray restarted starts its values from zero; the driver
 keeps what its previous instance counted, so counters only grow, and counts the restart.
 
 ``METRICS`` names every metric, its type, its meaning and its labels; the README's table
@@ -31,7 +31,7 @@ from mrkafka.core.counters import RETRIES, Counters
 __all__ = [
     "BUCKETS",
     "METRICS",
-    "Figures",
+    "MetricValues",
     "RunMetrics",
     "monitor_dir",
     "register",
@@ -118,10 +118,10 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 
-#: How often the driver pulls its workers' figures (a scrape reads the last ones).
+#: How often the driver pulls its workers' metric values (a scrape reads the last ones).
 PULL_S = 1.0
 #: A run that was scraped waits at most this long at its end for one more scrape, so that a
-#: monitor sees the figures it ended with (a bounded run's lag of 0).
+#: monitor sees the values it ended with (a bounded run's lag of 0).
 LAST_SCRAPE_WAIT_S = 6.0
 #: Where ``mrkafka monitor`` keeps its Prometheus (``MRKAFKA_MONITOR_DIR``).
 MONITOR_DIR = "~/.cache/mrkafka/monitor"
@@ -132,8 +132,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 Labels = tuple[tuple[str, str], ...]
 
 
-class Figures:
-    """One process's metric values, as plain data that pickles (a worker's ``figures()``).
+class MetricValues:
+    """One process's metric values, as plain data that pickles (a worker's ``metric_values()``).
 
     ``labels`` are the process's own (``application``, a reducer's ``task``): a value's labels
     are those ``METRICS`` declares for its metric, in that order, each taken from the call or
@@ -168,7 +168,7 @@ class Figures:
         counts[: len(BUCKETS) + 1] += np.bincount(np.searchsorted(BUCKETS, seconds), minlength=len(BUCKETS) + 1)
         counts[-1] += seconds.sum()
 
-    def add(self, other: Figures) -> None:
+    def add(self, other: MetricValues) -> None:
         """Add ``other``'s counters and histograms to these (gauges are left as they are)."""
         for key, value in other.values.items():
             if METRICS[key[0]][0] == "counter":
@@ -178,7 +178,7 @@ class Figures:
 
 
 class RunMetrics:
-    """The driver's metrics: its own figures and the latest of each worker's, served at
+    """The driver's metrics: its own values and the latest of each worker's, served at
     ``/metrics`` on ``port`` (0: a free one) and, with ``textfile``, written there when the
     run ends (the Prometheus text format, as node_exporter's textfile collector reads it).
 
@@ -191,9 +191,9 @@ class RunMetrics:
 
         self.application = application
         self.settings = {name: str(value) for name, value in settings.items()}
-        self._own = Figures(application=application)
-        self._latest: dict[str, Figures] = {}  # worker -> its figures, as last pulled
-        self._gone = Figures()  # what instances since restarted counted
+        self._own = MetricValues(application=application)
+        self._latest: dict[str, MetricValues] = {}  # worker -> its values, as last pulled
+        self._gone = MetricValues()  # what instances since restarted counted
         self._textfile = textfile
         self._target: str | None = None  # the name it is registered as, while it serves
         self.registry = CollectorRegistry(auto_describe=False)
@@ -232,23 +232,23 @@ class RunMetrics:
         with self._lock:
             self._own.observe(name, seconds, **labels)
 
-    def add(self, figures: Figures) -> None:
+    def add(self, values: MetricValues) -> None:
         with self._lock:
-            self._own.add(figures)
+            self._own.add(values)
 
     def due(self, force: bool = False) -> bool:
-        """Whether the workers' figures are to be pulled now (every ``PULL_S``)."""
+        """Whether the workers' metric values are to be pulled now (every ``PULL_S``)."""
         if not force and time.monotonic() - self._pulled < PULL_S:
             return False
         self._pulled = time.monotonic()
         return True
 
     def pull(self, workers: Mapping[str, tuple[Any, str]], timeout: float = 1.0) -> None:
-        """Pull ``figures()`` from each worker (name -> (actor, role)); one that does not
-        answer within ``timeout`` (busy, restarting, gone) keeps its last figures."""
+        """Pull ``metric_values()`` from each worker (name -> (actor, role)); one that does not
+        answer within ``timeout`` (busy, restarting, gone) keeps its last values."""
         import ray
 
-        refs = {name: actor.figures.remote() for name, (actor, _) in workers.items()}
+        refs = {name: actor.metric_values.remote() for name, (actor, _) in workers.items()}
         ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout) if refs else ([], [])
         for name, ref in refs.items():
             if ref in ready:
@@ -257,23 +257,23 @@ class RunMetrics:
                 except ray.exceptions.RayActorError:  # a dead worker: its error is the run's to report
                     continue
 
-    def update(self, worker: str, figures: Figures, role: str) -> None:
-        """The figures just pulled from ``worker``. A new instance of it means Ray restarted
+    def update(self, worker: str, values: MetricValues, role: str) -> None:
+        """The values just pulled from ``worker``. A new instance of it means Ray restarted
         it, and so does a first one that says it is a restart (Ray restarted it before any pull)."""
         with self._lock:
             previous = self._latest.get(worker)
             if previous is None:
-                restarted = figures.restarted
+                restarted = values.restarted
             else:
-                restarted = previous.instance != figures.instance
+                restarted = previous.instance != values.instance
                 if restarted:
                     self._gone.add(previous)
             if restarted:
                 self._own.inc("mrkafka_worker_restarts_total", role=role)
-            self._latest[worker] = figures
+            self._latest[worker] = values
 
     def close(self) -> None:
-        """The run ended: let a scraper see its last figures, write the text file if asked,
+        """The run ended: let a scraper see its last values, write the text file if asked,
         stop serving, unregister."""
         self.set("mrkafka_up", 0)
         if self._server is not None and self._scrapes:
@@ -302,11 +302,11 @@ class RunMetrics:
         )
 
         self._scrapes += 1
-        total = Figures()
+        total = MetricValues()
         with self._lock:
-            for figures in (self._gone, self._own, *self._latest.values()):
-                total.add(figures)
-                for key, value in figures.values.items():
+            for values in (self._gone, self._own, *self._latest.values()):
+                total.add(values)
+                for key, value in values.values.items():
                     if METRICS[key[0]][0] != "counter":
                         total.values[key] = value  # a gauge: its task's latest
         families: dict[str, Any] = {}
@@ -330,11 +330,11 @@ class RunMetrics:
         return iter(family for family in families.values() if family.samples)
 
 
-def with_counters(figures: Figures, counters: Counters) -> Figures:
-    """``figures`` and a worker's (or task's) Hadoop counters, as one pulled copy: the counters
+def with_counters(values: MetricValues, counters: Counters) -> MetricValues:
+    """``values`` and a worker's (or task's) Hadoop counters, as one pulled copy: the counters
     as ``mrkafka_job_counters_total``, and the stream's retries (``Retries``) by error class."""
-    pulled = Figures(figures.restarted, **figures.labels)
-    pulled.instance, pulled.values, pulled.histograms = figures.instance, dict(figures.values), figures.histograms
+    pulled = MetricValues(values.restarted, **values.labels)
+    pulled.instance, pulled.values, pulled.histograms = values.instance, dict(values.values), values.histograms
     for (group, name), value in counters.items():
         if group == RETRIES:
             pulled.inc("mrkafka_retries_total", value, error_class=name)

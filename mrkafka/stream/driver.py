@@ -6,7 +6,7 @@ until stopped (Ctrl-C, SIGTERM: flush, commit, exit 0) or, with ``until_end``, u
 input's end offsets taken at start; then ``output`` gets the final state in the batch layout.
 
 Every wait of the driver also watches the workers' runs, so a worker that fails ends the
-run with its error, and (with metrics) pulls the workers' figures and the input's lag; every
+run with its error, and (with metrics) pulls the workers' metric values and the input's lag; every
 Kafka call of the driver waits out a broker that is away, for at most the task timeout.
 """
 
@@ -267,7 +267,7 @@ class _Workers:
         if interrupted and graceful and not answered and not gcs_answers():
             print(
                 "mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
-                "the workers' last figures are missing from the report; what they committed stands",
+                "the workers' last values are missing from the report; what they committed stands",
                 file=sys.stderr,
             )
 
@@ -412,8 +412,8 @@ def _metrics(
 def _pull_metrics(
     metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_actors: list, reduce_actors: list, force: bool = False
 ) -> None:
-    """The workers' figures and the input's lag per partition (end offset minus group APP's
-    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last figures."""
+    """The workers' metric values and the input's lag per partition (end offset minus group APP's
+    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last values."""
     if not metrics.due(force):
         return
     workers = {f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
@@ -422,7 +422,7 @@ def _pull_metrics(
     try:
         committed = kafka.admin.committed_offsets(config.application_id, config.input_topic)
         begin, ends = kafka.admin.topic_offsets(config.input_topic, "read_committed")
-    except KafkaError:  # the broker away: the last figures stand
+    except KafkaError:  # the broker away: the last values stand
         return
     for partition, end in ends.items():
         lag = end - committed.get(partition, begin.get(partition, 0))

@@ -467,7 +467,7 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(bootstrap: str, topic_
     log = run.tail(20_000)
     # The signal reaches Ray's own processes too, and their GCS may stop serving before the
     # workers answer the driver's stop: the run still ends at once, exit 0, saying the workers'
-    # last figures are missing (it once waited for them until Ray gave up on its GCS a minute
+    # last values are missing (it once waited for them until Ray gave up on its GCS a minute
     # later, and exited 1). Either way what the workers committed stands.
     degraded = "the stop reached Ray's own processes too" in log
     assert "records in 1,000" in log or degraded, log

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mrkafka.batch import run_batch
 from mrkafka.core.counters import Counters
 from mrkafka.job import JobSpec, load_job
-from mrkafka.obs.metrics import BUCKETS, METRICS, Figures, RunMetrics, with_counters
+from mrkafka.obs.metrics import BUCKETS, METRICS, MetricValues, RunMetrics, with_counters
 from mrkafka.settings import BatchSettings
 from tests.helpers import ROOT, WORDCOUNT, cli, real_text
 
@@ -34,12 +34,12 @@ def _exposition(metrics: RunMetrics) -> str:
 
 def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted() -> None:
     metrics = RunMetrics("app", {"mode": "stream"})
-    first = Figures()
+    first = MetricValues()
     first.inc("mrkafka_commits_total", 5, application="app", task="map-0")
     first.set("mrkafka_state_store_keys", 40, application="app", task="reduce-0", store="state")
     first.observe("mrkafka_commit_duration_seconds", [0.003, 0.2, 1000.0], application="app", role="map")
     metrics.update("map:0", first, "map")
-    again = Figures()  # the same worker, restarted by Ray: its figures start from zero
+    again = MetricValues()  # the same worker, restarted by Ray: its figures start from zero
     again.inc("mrkafka_commits_total", 2, application="app", task="map-0")
     again.set("mrkafka_state_store_keys", 7, application="app", task="reduce-0", store="state")
     again.observe("mrkafka_commit_duration_seconds", 0.004, application="app", role="map")
@@ -61,14 +61,14 @@ def test_counters_of_a_restarted_worker_keep_growing_and_the_restart_is_counted(
     assert buckets[float("inf")] == 4
     assert samples[("mrkafka_up", frozenset({app}))] == 1
     # A worker first seen after Ray restarted it says so itself.
-    metrics.update("reduce:0", Figures(restarted=True), "reduce")
+    metrics.update("reduce:0", MetricValues(restarted=True), "reduce")
     samples = _samples(_exposition(metrics))
     assert samples[("mrkafka_worker_restarts_total", frozenset({app, ("role", "reduce")}))] == 1
 
 
 def test_with_counters_gives_the_job_counters_and_the_retries() -> None:
     counters = Counters({"Stream retries": {"retriable": 3}, "Map-Reduce Framework": {"Map input records": 9}})
-    pulled = with_counters(Figures(application="app"), counters)
+    pulled = with_counters(MetricValues(application="app"), counters)
     assert pulled.values[("mrkafka_retries_total", (("application", "app"), ("error_class", "retriable")))] == 3
     key = (
         "mrkafka_job_counters_total",

@@ -23,7 +23,7 @@ task reads its committed offset only after that. Under at least once the produce
 idempotent and the offsets are committed after the records were acknowledged.
 
 ``session`` holds what both kinds share (their Kafka clients, a session's supervision),
-``figures`` what they count; ``map_worker.MapWorker`` and ``reduce_worker.ReduceWorker``
+``metrics`` what they count; ``map_worker.MapWorker`` and ``reduce_worker.ReduceWorker``
 write down their commit protocols, numbered, in their docstrings.
 
 May import ``mrkafka.kafka``, ``mrkafka.core``, ``mrkafka.io``, ``mrkafka.obs`` and the rest of

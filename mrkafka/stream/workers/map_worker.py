@@ -24,7 +24,7 @@ from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, Counters
 from mrkafka.kafka import client
 from mrkafka.kafka.client import Backoff, Outbox, started
 from mrkafka.obs import faults
-from mrkafka.obs.metrics import Figures, with_counters
+from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.tasks import StreamMapper
 from mrkafka.stream.workers import metrics
@@ -60,11 +60,11 @@ class MapWorker(ConsumerRebalanceListener):
         self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
         self._bounds: dict[int, int] | None = None
         self._broken: Exception | None = None  # a failure inside a rebalance callback
-        self._figures = metrics.new(config)
+        self._values = metrics.new(config)
 
-    async def figures(self) -> Figures:
+    async def metric_values(self) -> MetricValues:
         """What this worker counted (``mrkafka.obs.metrics``), its counters included."""
-        return with_counters(self._figures, self.mapper.counters)
+        return with_counters(self._values, self.mapper.counters)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -134,7 +134,7 @@ class MapWorker(ConsumerRebalanceListener):
                 self.mapper.hold(tp.partition, mapped)
                 task = f"map-{tp.partition}"
                 records, nbytes = mapped.counters.get(MAP_INPUT_RECORDS), mapped.counters.get(BYTES_READ)
-                metrics.consumed(self._figures, task, tp.topic, records, nbytes)
+                metrics.consumed(self._values, task, tp.topic, records, nbytes)
             self._positions[tp] = position
 
     def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
@@ -186,9 +186,9 @@ class MapWorker(ConsumerRebalanceListener):
                     faults.point("map-produced")
                 committed = await call(outbox.commit(offsets), config, "committing")
                 task = f"map-{tp.partition}"
-                metrics.produced(self._figures, task, config.repartition_topic, [b.data for b in blocks])
+                metrics.produced(self._values, task, config.repartition_topic, [b.data for b in blocks])
                 if committed:
-                    metrics.committed(self._figures, config, task, "map", time.monotonic() - started)
+                    metrics.committed(self._values, config, task, "map", time.monotonic() - started)
 
     async def _keep_alive(self, outbox: Outbox) -> dict[TopicPartition, int]:
         """An idle task commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
@@ -213,7 +213,7 @@ class MapWorker(ConsumerRebalanceListener):
         for tp in partitions - set(self._outboxes):
             producer = new_producer(config, f"map-{tp.partition}")
             await client.start(producer, config.bootstrap, security=config.security)
-            metrics.aborted(self._figures, config, f"map-{tp.partition}", 0)  # the series exists from the start
+            metrics.aborted(self._values, config, f"map-{tp.partition}", 0)  # the series exists from the start
             self._outboxes[tp] = Outbox(producer, config.application_id, consumer, config.exactly_once)
         for tp in partitions:
             committed = await call(consumer.committed(tp), config, "reading committed offsets")
@@ -229,7 +229,7 @@ class MapWorker(ConsumerRebalanceListener):
                 outbox = self._outboxes.pop(tp, None)
                 if outbox is not None:
                     if await outbox.abort():
-                        metrics.aborted(self._figures, self.config, f"map-{tp.partition}")
+                        metrics.aborted(self._values, self.config, f"map-{tp.partition}")
                     await client.close_quietly(outbox.producer)
 
     # Rebalance: commit a task before its partition moves to another worker; start a task when
@@ -247,7 +247,7 @@ class MapWorker(ConsumerRebalanceListener):
         consumer = self._consumer
         if consumer is None:
             return
-        self._figures.inc("mrkafka_rebalances_total")
+        self._values.inc("mrkafka_rebalances_total")
         # Nothing is fetched for a partition before its task is open (pausing drops what was).
         consumer.pause(*assigned)
         await self._close_tasks(set(self._outboxes) - set(assigned))  # lost without a revocation

@@ -36,7 +36,7 @@ from mrkafka.io import formats
 from mrkafka.kafka.client import CONNECT_TIMEOUT, Backoff, Outbox, describe, started
 from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
-from mrkafka.obs.metrics import Figures, with_counters
+from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.state.stores import open_store
 from mrkafka.stream.tasks import StreamReducer, checkpoint_matches, record_digest
@@ -75,16 +75,16 @@ class ReduceWorker:
         self._last_purge = 0.0
         self._outbox: Outbox | None = None
         self._task = f"reduce-{partition}"
-        self._figures = metrics.new(config, self._task)
+        self._values = metrics.new(config, self._task)
 
-    async def figures(self) -> Figures:
+    async def metric_values(self) -> MetricValues:
         """What this worker counted (``mrkafka.obs.metrics``), its counters and its store included."""
         store = self.config.spec.job_cls.stream.store_name
         keys, size = self.reducer.store.size()
-        self._figures.set("mrkafka_state_store_keys", keys, store=store)
+        self._values.set("mrkafka_state_store_keys", keys, store=store)
         if size is not None:
-            self._figures.set("mrkafka_state_store_bytes", size, store=store)
-        return with_counters(self._figures, self.reducer.counters)
+            self._values.set("mrkafka_state_store_bytes", size, store=store)
+        return with_counters(self._values, self.reducer.counters)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -162,7 +162,7 @@ class ReduceWorker:
                     await self._merge_and_commit(consumer, tp, admin, backoff)
                 except Exception:
                     if await self._outbox.abort():
-                        metrics.aborted(self._figures, config, self._task)
+                        metrics.aborted(self._values, config, self._task)
                     raise
 
     async def _merge_and_commit(
@@ -190,7 +190,7 @@ class ReduceWorker:
             where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
             self.reducer.merge_block(record.value, record.timestamp, where)
         nbytes = sum(len(r.value or b"") for r in records)
-        metrics.consumed(self._figures, self._task, self.config.repartition_topic, len(records), nbytes)
+        metrics.consumed(self._values, self._task, self.config.repartition_topic, len(records), nbytes)
 
     async def _restore(self) -> None:
         """Bring the store up to changelog partition K's end, from its checkpoint where that
@@ -219,13 +219,13 @@ class ReduceWorker:
                     checkpoint = None
             start = checkpoint.offset if checkpoint is not None else begin
             consumer.seek(tp, start)
-            self._figures.set("mrkafka_restore_records_to_restore", max(0, end - start))
-            self._figures.set("mrkafka_restore_records_restored", 0)
+            self._values.set("mrkafka_restore_records_to_restore", max(0, end - start))
+            self._values.set("mrkafka_restore_records_restored", 0)
             while await call(consumer.position(tp), self.config, "reading a position") < end:
                 batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
                 position = await call(consumer.position(tp), self.config, "reading a position")
                 await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
-                self._figures.set("mrkafka_restore_records_restored", min(position, end) - start)
+                self._values.set("mrkafka_restore_records_restored", min(position, end) - start)
                 faults.point("restore")
 
     async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
@@ -255,13 +255,11 @@ class ReduceWorker:
         faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
-        metrics.produced(
-            self._figures, self._task, config.changelog_topic, [value for _, value, _ in changes.changelog]
-        )
-        metrics.produced(self._figures, self._task, config.output_topic, [value for _, _, value in changes.output])
+        metrics.produced(self._values, self._task, config.changelog_topic, [value for _, value, _ in changes.changelog])
+        metrics.produced(self._values, self._task, config.output_topic, [value for _, _, value in changes.output])
         if committed:
-            metrics.committed(self._figures, config, self._task, "reduce", time.monotonic() - started)
-        self._figures.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000)
+            metrics.committed(self._values, config, self._task, "reduce", time.monotonic() - started)
+        self._values.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000)
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
             await self._purge(admin, tp, position)
 
