@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 from collections.abc import Iterable
 from pathlib import Path
 
 from mrkafka.core.counters import Counters
 from mrkafka.errors import BadInputError, OutputExistsError
+from mrkafka.io import fs
 from mrkafka.io.index import INDEX_DIR
 from mrkafka.obs import faults
 
@@ -60,11 +60,12 @@ class OutputCommitter:
         for given in inputs:
             if resolved == Path(given).resolve() or resolved in Path(given).resolve().parents:
                 raise BadInputError(f"output {self.path} holds the input {given}: choose another output directory")
-        if not self.path.exists():
+        if not fs.exists(self.path):
             return
-        if not self.path.is_dir():
+        if not fs.is_dir(self.path):
             raise OutputExistsError(f"output {self.path} exists and is not a directory")
-        foreign = sorted(p.name for p in self.path.iterdir() if not _OWN_NAME.fullmatch(p.name))
+        names = fs.list_dir(self.path)
+        foreign = [name for name in names if not _OWN_NAME.fullmatch(name)]
         if foreign:
             raise OutputExistsError(
                 f"output {self.path} holds files mrkafka did not write ({', '.join(foreign[:3])}"
@@ -73,8 +74,7 @@ class OutputCommitter:
         owner = _lock_owner(self.path / LOCK)
         if owner is not None:
             raise OutputExistsError(f"output {self.path} is being written by process {owner}: wait for it, or stop it")
-        names = {p.name for p in self.path.iterdir()}
-        left_by_a_dead_run = bool(names) and names <= {TEMPORARY, LOCK}
+        left_by_a_dead_run = bool(names) and set(names) <= {TEMPORARY, LOCK}
         if not overwrite and not left_by_a_dead_run:
             raise OutputExistsError(f"output {self.path} exists (remove it, or pass --overwrite)")
 
@@ -83,39 +83,38 @@ class OutputCommitter:
         return self.path / TEMPORARY
 
     def setup(self) -> None:
-        self._created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._created = not fs.exists(self.path)
+        fs.makedirs(self.path)
         _take_lock(self.path / LOCK)
         self._locked = True
-        if self.temporary.exists():
-            shutil.rmtree(self.temporary)
-        self.temporary.mkdir()
+        fs.remove(self.temporary, missing_ok=True)
+        fs.makedirs(self.temporary)
 
     def task_path(self, name: str) -> str:
         return str(self.temporary / name)
 
     def commit(self, counters: Counters) -> None:
         if self.overwrite:
-            for old in self.path.iterdir():
-                if old.name not in (TEMPORARY, LOCK):
-                    shutil.rmtree(old) if old.is_dir() else old.unlink()
-        for part in sorted(self.temporary.iterdir()):
-            os.replace(part, self.path / part.name)
-        self.temporary.rmdir()
+            for old in fs.list_dir(self.path):
+                if old not in (TEMPORARY, LOCK):
+                    fs.remove(self.path / old)
+        for part in fs.list_dir(self.temporary):
+            fs.rename(self.temporary / part, self.path / part)
+        fs.remove(self.temporary)
         faults.point("commit-output")
-        (self.path / COUNTERS).write_text(json.dumps(counters.as_dict(), indent=2) + "\n")
-        (self.path / SUCCESS).touch()
+        fs.write_bytes(self.path / COUNTERS, (json.dumps(counters.as_dict(), indent=2) + "\n").encode())
+        fs.write_bytes(self.path / SUCCESS, b"")
         self._unlock()
 
     def abort(self) -> None:
-        shutil.rmtree(self.temporary, ignore_errors=True)
+        fs.remove(self.temporary, missing_ok=True)
         self._unlock()
-        if self._created and self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
+        if self._created and fs.is_dir(self.path) and not fs.list_dir(self.path):
+            fs.remove(self.path)
 
     def _unlock(self) -> None:
         if self._locked:
-            (self.path / LOCK).unlink(missing_ok=True)
+            fs.remove(self.path / LOCK, missing_ok=True)
             self._locked = False
 
 
@@ -124,7 +123,7 @@ def _lock_owner(lock: Path) -> str | None:
 
     A lock of another host cannot be checked from here and counts as held."""
     try:
-        host, pid = lock.read_text().split()
+        host, pid = fs.read_text(lock).split()
     except (FileNotFoundError, ValueError):
         return None
     if host == socket.gethostname():
@@ -139,15 +138,10 @@ def _lock_owner(lock: Path) -> str | None:
 
 def _take_lock(lock: Path) -> None:
     for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is not None:
-                raise OutputExistsError(f"output {lock.parent} is being written by process {owner}") from None
-            lock.unlink(missing_ok=True)  # left by a dead run
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        return
+        if fs.create_exclusive(lock, f"{socket.gethostname()} {os.getpid()}\n".encode()):
+            return
+        owner = _lock_owner(lock)
+        if owner is not None:
+            raise OutputExistsError(f"output {lock.parent} is being written by process {owner}")
+        fs.remove(lock, missing_ok=True)  # left by a dead run
     raise OutputExistsError(f"output {lock.parent} is being written by another process")

@@ -19,6 +19,7 @@ from mrkafka.core.json import text_bytes, to_json
 from mrkafka.core.keys import from_key_bytes
 from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, is_pickled, key_kind
 from mrkafka.errors import JobFailedError, SetupError
+from mrkafka.io import fs
 from mrkafka.io.index import write_index
 
 __all__ = ["WRITERS", "value_texts", "write_part"]
@@ -77,11 +78,11 @@ def write_part(part: pa.Table | Rows, path: str | Path, fmt: str = "text", index
     lookup index (``mrkafka.io.index``); return the bytes written."""
     texts = value_texts(part) if fmt == "text" or index else None
     try:
-        with open(path, "wb") as f:
+        with fs.open_output(path) as f:
             WRITERS[fmt](part, f, texts)
             written = f.tell()
         if index:
             write_index(part, path, texts)
         return written
     except OSError as exc:  # a full disk, a lost mount
-        raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise SetupError(f"cannot write {path}: {fs.reason(exc)}") from exc

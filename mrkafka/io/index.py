@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from mrkafka.core import kernels
 from mrkafka.core.partial import KEY, VALUE, Rows
+from mrkafka.io import fs
 
 __all__ = ["INDEX_DIR", "Match", "PartIndex", "index_paths", "levenshtein", "ranked", "weight", "write_index"]
 
@@ -61,7 +62,7 @@ def write_index(part: pa.Table | Rows, path: str | Path, texts: pa.Array) -> Non
     points, offsets = kernels.code_points(keys)
     order = kernels.code_point_order(points, offsets)
     keys_path, trie_path = index_paths(path)
-    keys_path.parent.mkdir(exist_ok=True)
+    fs.makedirs(keys_path.parent)
     _write(keys_path, pa.table({"key": keys, "value": texts, "weight": _weights(part)}).take(order))
     names = ("char", "key_id", "children", "child_start", "child_end")
     _write(trie_path, pa.table(dict(zip(names, kernels.trie(points, offsets, order)))))
@@ -94,7 +95,7 @@ def _weights(part: pa.Table | Rows) -> pa.Array:
 
 
 def _write(path: Path, table: pa.Table) -> None:
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    with fs.open_output(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 
 
@@ -114,7 +115,7 @@ class PartIndex:
 
     @staticmethod
     def exists(part: str | Path) -> bool:
-        return all(p.exists() for p in index_paths(part))
+        return all(fs.exists(p) for p in index_paths(part))
 
     def _matches(self, found: dict[int, int], limit: int | None = None) -> list[Match]:
         """The keys ``found`` (key id -> distance), ranked; their values are read for the first
@@ -211,4 +212,4 @@ def _query(key: str) -> np.ndarray:
 
 
 def _read(path: Path) -> pa.Table:
-    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    return pa.ipc.open_file(fs.memory_map(path)).read_all()

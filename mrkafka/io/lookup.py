@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from mrkafka.core.keys import owners
 from mrkafka.errors import BadInputError
+from mrkafka.io import fs
 from mrkafka.io.commit import SUCCESS
 from mrkafka.io.index import Match, PartIndex, levenshtein, ranked, weight
 
@@ -25,9 +26,9 @@ __all__ = ["lookup"]
 
 
 def _parts(output: Path) -> list[Path]:
-    if not (output / SUCCESS).exists():
+    if not fs.exists(output / SUCCESS):
         raise BadInputError(f"{output} is not a finished output (no {SUCCESS})")
-    parts = sorted(output.glob("part-r-*"))
+    parts = [output / name for name in fs.list_dir(output) if name.startswith("part-r-")]
     if not parts:
         raise BadInputError(f"{output} has no part-r files")
     return parts
@@ -35,9 +36,9 @@ def _parts(output: Path) -> list[Path]:
 
 def _rows(part: Path) -> Iterator[tuple[str, Any]]:
     """The ``(key, value)`` rows of a part in any output format, keys as text."""
-    data = part.read_bytes()
+    data = fs.read_bytes(part)
     if data.startswith(b"PAR1"):
-        table = pq.read_table(part)
+        table = pq.read_table(pa.BufferReader(data))
         json_values = pa.types.is_string(table.schema.field("value").type)
         for key, value in zip(table.column("key").to_pylist(), table.column("value").to_pylist()):
             yield _text(key), (_json_or_text(value.encode()) if json_values else value)

@@ -10,19 +10,17 @@ stripped. ``.gz`` files cannot be cut and are one split each.
 
 from __future__ import annotations
 
-import glob
 import gzip
-import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from mrkafka.core import kernels
 from mrkafka.errors import BadInputError
+from mrkafka.io import fs
 
 __all__ = [
     "MAX_SPLITS",
@@ -90,8 +88,8 @@ class Split:
         return f"{self.path}:{self.start}+{self.length}"
 
 
-def _hidden(path: str) -> bool:
-    return os.path.basename(path).startswith(("_", "."))
+def _hidden(name: str) -> bool:
+    return name.startswith(("_", "."))
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
@@ -101,34 +99,24 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     ``input.dir.recursive``), skipping names that start with ``_`` or ``.`` at any depth."""
     files: list[str] = []
     for given in inputs:
-        matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
+        matches = fs.glob(given) if fs.has_magic(given) else [given]
         if not matches:
             raise BadInputError(f"no input matches {given}")
         for path in matches:
-            if os.path.isdir(path):
-                files.extend(_files_below(Path(path)))
-            elif os.path.isfile(path):
+            if fs.is_dir(path):
+                files.extend(fs.files_below(path, skip=_hidden))
+            elif fs.is_file(path):
                 files.append(path)
             else:
                 raise BadInputError(f"input not found: {path}")
     return files
 
 
-def _files_below(directory: Path) -> Iterator[str]:
-    for entry in sorted(directory.iterdir()):
-        if _hidden(entry.name):
-            continue
-        if entry.is_dir() and not entry.is_symlink():  # a linked directory could loop
-            yield from _files_below(entry)
-        elif entry.is_file():
-            yield str(entry)
-
-
 def plan_splits(files: Iterable[str], block_size: int, max_splits: int = MAX_SPLITS) -> list[Split]:
     """Cut each file into splits of ``block_size`` bytes (the last up to 1.1 blocks); refuse a
     plan of more than ``max_splits``: each costs a task, and so many come only from a tiny block."""
     files = list(files)
-    sizes = [os.path.getsize(path) for path in files]
+    sizes = [fs.size(path) for path in files]
     if sum(sizes) // block_size > max_splits:
         raise BadInputError(
             f"--block-size {block_size} would cut the input into about {sum(sizes) // block_size:,} splits (at most "
@@ -153,12 +141,12 @@ def read_split(split: Split) -> tuple[int, bytearray]:
     """The whole lines that belong to ``split``, endings included, and the offset of the first."""
     if split.compressed:
         try:
-            with gzip.open(split.path, "rb") as f:
+            with fs.open_input(split.path) as raw, gzip.GzipFile(fileobj=raw) as f:
                 return 0, bytearray(f.read())
         except (OSError, EOFError, zlib.error) as exc:  # EOFError: truncated
             raise BadInputError(f"{split.path} is not a readable gzip file: {exc or type(exc).__name__}") from exc
     block = bytearray(split.length)
-    with open(split.path, "rb") as f:
+    with fs.open_input(split.path) as f:
         f.seek(split.start)
         if f.readinto(block) < split.length:
             raise BadInputError(f"{split.path} shrank while it was read")
