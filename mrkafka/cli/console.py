@@ -44,7 +44,10 @@ def produce(
         key_field=key_field,
         security=client_security(command_config),
     )
-    click.echo(f"wrote {count} records to {topic_name} in {time.monotonic() - started:.2f} s", err=True)
+    click.echo(
+        f"wrote {count} record{'' if count == 1 else 's'} to {topic_name} in {time.monotonic() - started:.2f} s",
+        err=True,
+    )
 
 
 @click.command()

@@ -126,7 +126,13 @@ def down(data_dir: str | None) -> None:
 @data_dir_option
 @debug_option
 def status(data_dir: str | None) -> None:
-    """Say which brokers run, with their pids and ports."""
+    """Say which brokers run, with their pids and ports (exit 1: none runs)."""
+    from mrkafka.devtools.launcher import Cluster, default_data_dir
+
+    directory = Path(data_dir) if data_dir else default_data_dir()
+    if Cluster.load(directory) is None:
+        click.echo(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
+        sys.exit(1)
     cluster = _cluster(data_dir)
     running = 0
     for node, pid in cluster.status():

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, REDUCE_OUTPUT_RECORDS, Counters
+from mrkafka.core.counters import (
+    BYTES_READ,
+    MAP_INPUT_RECORDS,
+    MAP_OUTPUT_RECORDS,
+    MAP_TASKS,
+    REDUCE_OUTPUT_RECORDS,
+    REDUCE_TASKS,
+    Counters,
+)
 
 __all__ = ["Report", "amount", "rate"]
 
@@ -41,10 +49,13 @@ class Report:
         """``wordcount: records in 3, records out 12, 96 B in 0.52 s (185 B/s, 6 records/s) -> out``,
         then the latency where there is one."""
         records_in = self.counters.get(MAP_INPUT_RECORDS)
+        # A map-only run's output is its map output; any other run's, its reducers'.
+        map_only = self.counters.get(MAP_TASKS) and not self.counters.get(REDUCE_TASKS)
+        records_out = self.counters.get(MAP_OUTPUT_RECORDS if map_only else REDUCE_OUTPUT_RECORDS)
         read = self.counters.get(BYTES_READ)
         seconds = max(self.seconds, 1e-9)
         line = (
-            f"{self.name}: records in {records_in:,}, records out {self.counters.get(REDUCE_OUTPUT_RECORDS):,}, "
+            f"{self.name}: records in {records_in:,}, records out {records_out:,}, "
             f"{amount(read)} in {self.seconds:.2f} s "
             f"({rate(read, seconds)}, {records_in / seconds:,.0f} records/s)"
         )

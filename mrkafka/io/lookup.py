@@ -25,13 +25,19 @@ from mrkafka.io.index import Match, PartIndex, levenshtein, ranked, weight
 __all__ = ["lookup"]
 
 
-def _parts(output: Path) -> list[Path]:
+def _parts(output: Path) -> tuple[list[Path], bool]:
+    """The part files of a finished output, and whether they are a map-only run's (``part-m``:
+    not partitioned by key, so a key may be in any of them, as often as map emitted it)."""
+    if not fs.is_dir(output):
+        raise BadInputError(f"no output at {output}")
     if not fs.exists(output / SUCCESS):
-        raise BadInputError(f"{output} is not a finished output (no {SUCCESS})")
-    parts = [output / name for name in fs.list_dir(output) if name.startswith("part-r-")]
-    if not parts:
-        raise BadInputError(f"{output} has no part-r files")
-    return parts
+        raise BadInputError(f"{output} is not a finished output (no {SUCCESS}: its run did not end, or failed)")
+    names = fs.list_dir(output)
+    for prefix, map_only in (("part-r-", False), ("part-m-", True)):
+        parts = [output / name for name in names if name.startswith(prefix)]
+        if parts:
+            return parts, map_only
+    raise BadInputError(f"{output} has no part files")
 
 
 def _rows(part: Path) -> Iterator[tuple[str, Any]]:
@@ -68,8 +74,8 @@ def lookup(output: str | Path, key: str, fuzzy: int = 0, limit: int | None = Non
     """``(stored key, distance, value)`` for ``key``, and with ``fuzzy`` every key within that many
     edits: nearest first, then the most frequent (``mrkafka.io.index.weight``), then by key; the
     first ``limit`` if given (a suggester's size)."""
-    parts = _parts(Path(output))
-    if not fuzzy:
+    parts, map_only = _parts(Path(output))
+    if not fuzzy and not map_only:
         parts = [parts[k] for k in owners(key, len(parts))]
     found: list[Match] = []
     for part in parts:

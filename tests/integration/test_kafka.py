@@ -102,6 +102,9 @@ def test_produce_reads_back_identically_through_kafkas_console_consumer(
         "consume", "--topic", topic_name, "--from-beginning", "--timeout-ms", "1000", "--bootstrap-servers", bootstrap
     )
     assert out == b"".join(line + b"\n" for line in lines)
+    path.write_bytes(b"one line\n")
+    code, _, err = cli("produce", "--topic", topic_name, "--input", str(path), "--bootstrap-servers", bootstrap)
+    assert code == 0 and "wrote 1 record to" in err, err
 
 
 def test_keyed_records_land_where_mrkafkas_partitioner_predicts(

@@ -399,3 +399,33 @@ def test_an_internal_error_is_one_line_and_its_traceback_comes_with_debug(
     assert code == 1 and one_line(err) and "internal error: RuntimeError: something mrkafka" in err, err
     code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "--debug")
     assert code == 1 and "Traceback" in err and err.endswith("(--debug shows the traceback)\n"), err
+
+
+def test_a_map_only_run_reports_the_records_it_wrote(tmp_path: Path) -> None:
+    data = b"a b\nc d e\n\nf\n"
+    (tmp_path / "in.txt").write_bytes(data)
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "--reducers", "0")
+    words = sum(oracle_wordcount(data).values())
+    assert code == 0 and f"records out {words}," in err, err
+
+
+def test_kafka_status_of_a_directory_where_none_was_started_is_exit_1(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["kafka", "status", "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 1 and result.stdout.startswith("no Kafka was started in"), result.output
+
+
+def test_lookup_says_what_is_wrong_with_what_it_was_given(tmp_path: Path) -> None:
+    code, err = cli("lookup", str(tmp_path / "nothing"), "a")
+    assert code == 2 and one_line(err) and f"no output at {tmp_path / 'nothing'}" in err, err
+    (tmp_path / "half").mkdir()
+    code, err = cli("lookup", str(tmp_path / "half"), "a")
+    assert code == 2 and one_line(err) and "is not a finished output" in err, err
+
+
+def test_lookup_finds_every_record_of_a_key_in_a_map_only_output(tmp_path: Path) -> None:
+    data = b"a b a\nc a\nb\n" * 50
+    (tmp_path / "in.txt").write_bytes(data)
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "--reducers", "0", "--block-size", "64")
+    assert code == 0, err
+    result = CliRunner().invoke(main, ["lookup", str(tmp_path / "out"), "a"])
+    assert result.exit_code == 0 and result.stdout.splitlines() == ["a\t1"] * oracle_wordcount(data)[b"a"]
