@@ -92,3 +92,10 @@ def test_a_full_disk_is_one_clear_error(fmt: str) -> None:
     table = partial_from_pairs(["a", "b"], [1, 2])
     with pytest.raises(SetupError, match="cannot write /dev/full: No space left on device"):
         write_part(table, "/dev/full", fmt)
+
+
+def test_every_format_the_command_line_offers_has_a_writer() -> None:
+    from mrkafka.io.formats import WRITERS
+    from mrkafka.settings import FORMATS
+
+    assert list(FORMATS) == list(WRITERS)
