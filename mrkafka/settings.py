@@ -10,6 +10,7 @@ stays light: the command line imports it to build its options.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -66,6 +67,10 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         _choice("--format", self.fmt, FORMATS)
+        if self.metrics_file is not None:
+            directory = os.path.dirname(os.path.abspath(self.metrics_file))
+            if not os.path.isdir(directory):
+                raise BadInputError(f"--metrics-file {self.metrics_file}: no such directory {directory}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise BadInputError(f"--metrics-port must be 0 to 65535, got {self.metrics_port}")
         if self.reducers < 0:

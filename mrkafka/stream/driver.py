@@ -40,6 +40,7 @@ from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
 from mrkafka.stream.queries import QueryServer
+from mrkafka.stream.state.stores import rocksdict_module
 from mrkafka.stream.workers import MapWorker, ReduceWorker
 
 __all__ = ["run_stream"]
@@ -132,7 +133,8 @@ def run_stream(spec: JobSpec, settings: StreamSettings, *, status_every_s: float
     """Run ``spec``'s job as ``settings`` say; see the module docstring. Every ``status_every_s``
     an unbounded run prints its progress."""
     run = settings.resolved(spec.name)
-    if run.state == "rocksdb":
+    if run.state == "rocksdb":  # what every worker would meet, met here once
+        rocksdict_module()
         _check_state_dir(Path(run.state_dir).expanduser())
     app, input_topic, output_topic = run.application_id, run.input_topic, run.output_topic
     if input_topic == output_topic:

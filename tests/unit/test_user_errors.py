@@ -429,3 +429,28 @@ def test_lookup_finds_every_record_of_a_key_in_a_map_only_output(tmp_path: Path)
     assert code == 0, err
     result = CliRunner().invoke(main, ["lookup", str(tmp_path / "out"), "a"])
     assert result.exit_code == 0 and result.stdout.splitlines() == ["a\t1"] * oracle_wordcount(data)[b"a"]
+
+
+def test_a_metrics_file_where_it_cannot_be_written_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("a b a\n")
+    code, err = wordcount([tmp_path / "in.txt"], tmp_path / "out", "--metrics-file", str(tmp_path / "no" / "m.prom"))
+    assert code == 2 and one_line(err) and "--metrics-file" in err and "no such directory" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_rocksdb_state_without_rocksdict_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rocksdict", None)  # as where it is not installed: its import fails
+    code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--stream",
+        "--input-topic",
+        "t",
+        "--state",
+        "rocksdb",
+        "--bootstrap-servers",
+        "127.0.0.1:9",
+        "--task-timeout",
+        "1",
+    )
+    assert code == 6 and one_line(err) and "pip install 'mrkafka[rocksdb]'" in err, err

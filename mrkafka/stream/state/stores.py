@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from mrkafka.core import MISSING
 from mrkafka.errors import BadInputError, SetupError
 
-__all__ = ["Checkpoint", "MemoryStore", "RocksDBStore", "StateStore", "open_store"]
+__all__ = ["Checkpoint", "MemoryStore", "RocksDBStore", "StateStore", "open_store", "rocksdict_module"]
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,7 @@ class RocksDBStore:
     checkpoint in column family ``meta``, both changed by one write batch."""
 
     def __init__(self, directory: Path) -> None:
-        try:
-            import rocksdict
-        except ImportError as exc:
-            raise SetupError("--state rocksdb needs rocksdict: pip install 'mrkafka[rocksdb]'") from exc
-        self._rocksdict = rocksdict
+        self._rocksdict = rocksdict_module()
         self.directory = directory
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -166,6 +162,15 @@ def _families(rd: Any, path: str) -> list[str]:
         return rd.Rdict.list_cf(path)
     except Exception:  # no database there yet
         return []
+
+
+def rocksdict_module() -> Any:
+    """rocksdict, which ``--state rocksdb`` needs: an extra of mrkafka's, installed or not."""
+    try:
+        import rocksdict
+    except ImportError as exc:
+        raise SetupError("--state rocksdb needs rocksdict: pip install 'mrkafka[rocksdb]'") from exc
+    return rocksdict
 
 
 def open_store(backend: str, directory: Path) -> MemoryStore | RocksDBStore:
