@@ -64,6 +64,8 @@ class RunSettings:
     metrics_port: int | None = None
     #: Write the run's final metrics here, in the Prometheus text format.
     metrics_file: str | None = None
+    #: Where ``/metrics`` listens: loopback, unless the user asks for more.
+    metrics_address: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         _choice("--format", self.fmt, FORMATS)

@@ -223,3 +223,11 @@ def murmur2(data: bytes) -> int:
 def to_positive(h: int) -> int:
     """Kafka's ``Utils.toPositive``."""
     return h & 0x7FFFFFFF
+
+
+def listening(pid: int, port: int) -> list[str]:
+    """The addresses a process listens on at ``port``, from the kernel's table of sockets."""
+    import psutil
+
+    connections = psutil.Process(pid).net_connections(kind="tcp")
+    return [c.laddr.ip for c in connections if c.status == "LISTEN" and c.laddr.port == port]

@@ -104,5 +104,5 @@ def _metrics(spec: JobSpec, run: BatchSettings, splits: int) -> _BatchMetrics | 
         "reducers": run.reducers,
         "block_size": run.block_size,
     }
-    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file)
+    metrics = RunMetrics(spec.name, settings, run.metrics_port, run.metrics_file, run.metrics_address)
     return _BatchMetrics(metrics, splits)

@@ -39,16 +39,16 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
         if field not in mode.names() and field in other.names():
             where = "without --stream" if stream else "with --stream"
             raise BadInputError(f"{flags[name]} applies only to {'batch' if stream else 'stream'} runs ({where})")
-    # Options of the mode that only one of its variants uses.
-    if stream and options["output"] is None:
-        unused, needed = ("fmt", "overwrite"), "--output"
-    elif not stream and options["runner"] == "inline":
-        unused, needed = ("mappers", "ray_address"), "--runner ray"
-    else:
-        return
-    for name in given:
-        if name in unused:
-            raise BadInputError(f"{flags[name]} applies only with {needed}")
+    # Options that only a variant of the run uses.
+    variants = [
+        (stream and options["output"] is None, ("fmt", "overwrite"), "--output"),
+        (not stream and options["runner"] == "inline", ("mappers", "ray_address"), "--runner ray"),
+        (options["metrics_port"] is None, ("metrics_address",), "--metrics-port"),
+    ]
+    for lacking, unused, needed in variants:
+        for name in given:
+            if lacking and name in unused:
+                raise BadInputError(f"{flags[name]} applies only with {needed}")
 
 
 @click.command(short_help="Run a job: batch over files, or --stream over a topic.")
@@ -88,6 +88,12 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     type=click.IntRange(0, 65535),
     envvar="MRKAFKA_METRICS_PORT",
     help="Serve Prometheus metrics at /metrics on this port while the run lasts (0: a free one, printed).",
+)
+@click.option(
+    "--metrics-address",
+    default=RunSettings.metrics_address,
+    show_default=True,
+    help="With --metrics-port: the address /metrics listens on (0.0.0.0: every interface).",
 )
 @click.option(
     "--metrics-file",

@@ -300,8 +300,8 @@ class Cluster:
 
     def _spawn(self, node: Node) -> int:
         agent = None
-        if node.metrics_port is not None:  # bound on all interfaces, as exporters are
-            agent = [f"-javaagent:{jmx_exporter_jar()}={node.metrics_port}:{JMX_EXPORTER_RULES}"]
+        if node.metrics_port is not None:  # on loopback, as every listener of the node
+            agent = [f"-javaagent:{jmx_exporter_jar()}=127.0.0.1:{node.metrics_port}:{JMX_EXPORTER_RULES}"]
         return processes.spawn(
             self._java(node, "kafka.Kafka", str(node.config), agent=agent), node.directory / "stdout.log"
         ).pid

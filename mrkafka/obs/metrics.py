@@ -185,7 +185,12 @@ class RunMetrics:
     While it serves, the run is registered with ``mrkafka monitor`` (``register``)."""
 
     def __init__(
-        self, application: str, settings: Mapping[str, Any], port: int | None = None, textfile: str | None = None
+        self,
+        application: str,
+        settings: Mapping[str, Any],
+        port: int | None = None,
+        textfile: str | None = None,
+        address: str = "127.0.0.1",
     ) -> None:
         from prometheus_client import CollectorRegistry
 
@@ -204,19 +209,21 @@ class RunMetrics:
         self._lock = threading.Lock()  # the driver's updates against a scrape (the server's thread)
         self.set("mrkafka_up", 1)
         if port is not None:
-            self._serve(port)
+            self._serve(port, address)
 
-    def _serve(self, port: int) -> None:
+    def _serve(self, port: int, address: str) -> None:
+        """Serve on ``address`` (loopback unless the user asks for more: the metrics name topics,
+        groups and the run's settings)."""
         from prometheus_client import start_http_server
 
         try:
-            self._server, _ = start_http_server(port, registry=self.registry)
+            self._server, _ = start_http_server(port, addr=address, registry=self.registry)
         except OSError as exc:
             from mrkafka.errors import SetupError
 
             raise SetupError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
         self.port = self._server.server_port
-        print(f"metrics: http://127.0.0.1:{self.port}/metrics", file=sys.stderr)
+        print(f"metrics: http://{address}:{self.port}/metrics", file=sys.stderr)
         self._target = f"run-{self.application}-{os.getpid()}"
         register(self._target, [self.port], "mrkafka")
 

@@ -404,7 +404,7 @@ def _metrics(
         "commit_interval_ms": run.commit_interval_ms,
         "bounded": run.until_end,
     }
-    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file)
+    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file, run.metrics_address)
     for role in ("map", "reduce"):  # at 0 until one is restarted
         metrics.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
     serving.callback(metrics.close)

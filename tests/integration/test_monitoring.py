@@ -18,7 +18,7 @@ from mrkafka.devtools.console import produce_lines
 from mrkafka.devtools.launcher import Cluster
 from mrkafka.devtools.monitor import Monitor
 from mrkafka.kafka import admin
-from tests.helpers import ROOT, free_ports, oracle_wordcount, read_parts, real_text
+from tests.helpers import ROOT, free_ports, listening, oracle_wordcount, read_parts, real_text
 from tests.stream_process import StreamRun
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,8 @@ def test_prometheus_sees_a_broker_and_a_stream_run_for_every_panel(tmp_path: Pat
     monitor = Monitor(monitor_dir)  # where the broker and the run register
     try:
         bootstrap = cluster.start()
+        for node_id, pid in cluster.pids().items():  # the exporter listens where the node's listeners do
+            assert listening(pid, cluster.nodes[node_id].metrics_port) == ["127.0.0.1"]
         admin.create_topic(bootstrap, "in", partitions=2)
         data = real_text(6 << 20)
         (tmp_path / "in.txt").write_bytes(data)

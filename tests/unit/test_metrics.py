@@ -14,7 +14,7 @@ from mrkafka.core.counters import Counters
 from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.metrics import BUCKETS, METRICS, MetricValues, RunMetrics, with_counters
 from mrkafka.settings import BatchSettings
-from tests.helpers import ROOT, WORDCOUNT, cli, real_text
+from tests.helpers import ROOT, WORDCOUNT, cli, listening, real_text
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -133,3 +133,31 @@ def test_the_readme_lists_every_metric() -> None:
     section = (ROOT / "README.md").read_text().split("## Monitoring", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^\| `(mrkafka_\w+)` \| (\w+) \|", section, re.M)
     assert listed == [(name, kind) for name, (kind, _, _) in METRICS.items()]
+
+
+def test_a_runs_metrics_listen_on_loopback_unless_told_otherwise() -> None:
+    import os
+
+    for address, expected in ((None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")):
+        metrics = RunMetrics("app", {"mode": "batch"}, port=0, **({"address": address} if address else {}))
+        try:
+            assert listening(os.getpid(), metrics.port) == [expected]
+        finally:
+            metrics.close()
+
+
+def test_a_metrics_address_without_a_metrics_port_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("a\n")
+    code, err = cli(
+        "run",
+        str(WORDCOUNT),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--output",
+        str(tmp_path / "o"),
+        "--runner",
+        "inline",
+        "--metrics-address",
+        "0.0.0.0",
+    )
+    assert code == 2 and "--metrics-address applies only with --metrics-port" in err, err
