@@ -226,8 +226,12 @@ def to_positive(h: int) -> int:
 
 
 def listening(pid: int, port: int) -> list[str]:
-    """The addresses a process listens on at ``port``, from the kernel's table of sockets."""
+    """The addresses a process listens on at ``port``, from the kernel's table of sockets (an IPv4
+    address an IPv6 socket listens on, as Java's do, as IPv4)."""
+    import ipaddress
+
     import psutil
 
-    connections = psutil.Process(pid).net_connections(kind="tcp")
-    return [c.laddr.ip for c in connections if c.status == "LISTEN" and c.laddr.port == port]
+    connections = psutil.Process(pid).net_connections(kind="tcp6") + psutil.Process(pid).net_connections(kind="tcp4")
+    found = [ipaddress.ip_address(c.laddr.ip) for c in connections if c.status == "LISTEN" and c.laddr.port == port]
+    return [str(getattr(ip, "ipv4_mapped", None) or ip) for ip in found]
