@@ -158,9 +158,9 @@ class MetricValues:
         self.values[self._key(name, labels)] = value
 
     def observe(self, name: str, seconds: float | np.ndarray, /, **labels: Any) -> None:
+        """Count ``seconds`` (one value or many) in histogram ``name``; observing none makes the
+        series exist, at zero, so that ``rate()`` has a sample before the first value."""
         seconds = np.atleast_1d(np.asarray(seconds, np.float64))
-        if not seconds.size:
-            return
         key = self._key(name, labels)
         counts = self.histograms.get(key)
         if counts is None:

@@ -161,3 +161,22 @@ def test_a_metrics_address_without_a_metrics_port_is_refused(tmp_path: Path) -> 
         "0.0.0.0",
     )
     assert code == 2 and "--metrics-address applies only with --metrics-port" in err, err
+
+
+def test_a_workers_histograms_exist_at_zero_before_their_first_value() -> None:
+    # Prometheus' rate() needs a sample before the first value: a latency first seen at a run's
+    # last commit would otherwise never show on the dashboard.
+    from mrkafka.settings import StreamSettings
+    from mrkafka.stream.config import StreamConfig
+    from mrkafka.stream.workers import metrics as worker_metrics
+
+    settings = StreamSettings(application_id="app", input_topic="in", reducers=1)
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), settings)
+    run = RunMetrics("app", {"mode": "stream"})
+    run.update("reduce:0", worker_metrics.new(config, "reduce-0"), "reduce")
+    run.update("map:0", worker_metrics.new(config), "map")
+    samples = _samples(_exposition(run))
+    app = ("application", "app")
+    assert samples[("mrkafka_end_to_end_latency_seconds_count", frozenset({app}))] == 0
+    assert samples[("mrkafka_commit_duration_seconds_count", frozenset({app, ("role", "reduce")}))] == 0
+    assert samples[("mrkafka_commit_duration_seconds_count", frozenset({app, ("role", "map")}))] == 0

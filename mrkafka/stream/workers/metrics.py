@@ -12,14 +12,17 @@ __all__ = ["aborted", "committed", "consumed", "new", "produced"]
 
 
 def new(config: StreamConfig, task: str | None = None) -> MetricValues:
-    """A worker's metric values, its counters of rare events at 0 (retries; a reducer's aborted
-    transactions), so that their series exist before the first one happens."""
+    """A worker's metric values (a reducer's with its ``task``), its counters of rare events and
+    its histograms at 0 (retries, a reducer's aborted transactions, commit times, latencies), so
+    that their series exist before the first value: Prometheus' ``rate()`` needs a sample before."""
     labels = {"application": config.application_id} | ({"task": task} if task is not None else {})
     values = MetricValues(restarted_actor(), **labels)
     for error_class in (RETRIABLE, MIGRATED):
         values.inc("mrkafka_retries_total", 0, error_class=error_class)
+    values.observe("mrkafka_commit_duration_seconds", (), role="map" if task is None else "reduce")
     if task is not None:
         aborted(values, config, task, 0)
+        values.observe("mrkafka_end_to_end_latency_seconds", ())
     return values
 
 
