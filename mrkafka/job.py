@@ -14,7 +14,7 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,6 +65,9 @@ class StreamOptions:
             raise ValueError(f"store_name {self.store_name!r} must be letters, digits, '.', '_' or '-'")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(self.output_topic_configs).items()):
             raise ValueError("output_topic_configs must map config names to strings")
+
+
+_STREAM_OPTIONS = tuple(f.name for f in fields(StreamOptions))
 
 
 class Job:
@@ -148,6 +151,9 @@ class Job:
         for param, default in cls.parameters.items():
             if default is not None and not isinstance(default, (str, bool, int, float)):
                 raise BadJobError(f"{name}.parameters[{param!r}]: a default is str, bool, int, float or None")
+        for option in _STREAM_OPTIONS:
+            if option in vars(cls):  # declared the way mrkafka once read it: never ignored silently
+                raise BadJobError(f"{name}.{option}: declare it as stream = StreamOptions({option}=...)")
         if not isinstance(cls.stream, StreamOptions):
             raise BadJobError(f"{name}.stream must be a mrkafka.StreamOptions, not {type(cls.stream).__name__}")
         try:

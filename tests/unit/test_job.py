@@ -101,3 +101,12 @@ def test_the_engines_are_siblings_that_never_import_each_other() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_stream_option_declared_beside_the_methods_is_refused_not_ignored(tmp_path: Path) -> None:
+    job = tmp_path / "old.py"
+    job.write_text('from mrkafka import Job\n\n\nclass Old(Job):\n    aggregate = "sum"\n    value_serde = "long"\n')
+    with pytest.raises(
+        BadJobError, match=r"Old\.value_serde: declare it as stream = StreamOptions\(value_serde=\.\.\.\)"
+    ):
+        load_job(job)
