@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ def user_add(
             password = Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
         except OSError as exc:
             raise BadInputError(f"cannot read {password_file}: {exc.strerror}") from None
+    elif not sys.stdin.isatty():
+        raise BadInputError(f"no terminal to ask for {name}'s password on: give it with --password-file FILE")
     else:
         password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     if not password:

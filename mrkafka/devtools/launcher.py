@@ -273,9 +273,14 @@ class Cluster:
             if node.node_id in pids:
                 continue
             internal = node.internal_port if self.secured else None
-            for port in (node.port, node.controller_port, internal, node.metrics_port):
+            for port, option in (
+                (node.port, "--port"),
+                (node.controller_port, "--port"),
+                (internal, "--port"),
+                (node.metrics_port, "--metrics-port"),
+            ):
                 if port is not None and not processes.port_free(port):
-                    raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
+                    raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with {option}")
         scram = self._secure()
         self._write_configs()
         cluster_id = saved.get("cluster_id") or _new_cluster_id()

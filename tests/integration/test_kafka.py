@@ -231,8 +231,12 @@ def test_a_taken_port_is_refused(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(SetupError, match=f"port {port} on 127.0.0.1 is taken"):
+        with pytest.raises(SetupError, match=f"port {port} on 127.0.0.1 is taken; pick another with --port$"):
             Cluster(tmp_path / "k", 1, port).start()
+        # A taken metrics port names the option that chose it.
+        free = free_ports(1)
+        with pytest.raises(SetupError, match=f"port {port} on 127.0.0.1 is taken; pick another with --metrics-port"):
+            Cluster(tmp_path / "m", 1, free, metrics_port=port).start()
 
 
 def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: str, tmp_path: Path) -> None:

@@ -454,3 +454,9 @@ def test_rocksdb_state_without_rocksdict_says_which_extra_to_install(monkeypatch
         "1",
     )
     assert code == 6 and one_line(err) and "pip install 'mrkafka[rocksdb]'" in err, err
+
+
+def test_user_add_without_a_terminal_says_how_to_give_the_password(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["user", "add", "alice", "--bootstrap-servers", "127.0.0.1:9"], input="")
+    assert result.exit_code == 2 and one_line(result.stderr), result.output
+    assert "--password-file" in result.stderr and "Aborted" not in result.output, result.output
