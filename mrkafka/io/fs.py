@@ -3,12 +3,13 @@
 
 They are made over ``pyarrow.fs`` (its ``LocalFileSystem`` today), so that another file system
 pyarrow knows plugs in here without its callers changing. What only a local file system can
-do is said where it is done: an exclusive create for the output lock, memory-mapping an index,
-globs, and the walk below an input directory, which must not follow a linked directory.
+do is said where it is done: the output lock, ``fsync``, memory-mapping an index, globs, and
+the walk below an input directory, which must not follow a linked directory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob as globbing
 import os
 import re
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 __all__ = [
-    "create_exclusive",
+    "Lock",
     "reason",
     "exists",
     "files_below",
@@ -37,6 +38,7 @@ __all__ = [
     "remove",
     "rename",
     "size",
+    "sync",
     "write_bytes",
 ]
 
@@ -154,16 +156,67 @@ def remove(path: PathLike, missing_ok: bool = False) -> None:
         raise FileNotFoundError(f"no such file: {path}")
 
 
-def create_exclusive(path: PathLike, data: bytes) -> bool:
-    """Create ``path`` holding ``data``, unless it exists: whether it was created (local files:
-    an exclusive create is what the output lock needs)."""
+def sync(path: PathLike) -> None:
+    """Make a local file's content, or a directory's entries, durable (``fsync``): what a
+    commit relies on before it renames a file, and after, for the directory."""
+    fd = os.open(_path(path), os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        fd = os.open(_path(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return True
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Lock:
+    """An exclusive ``flock`` on a local file, held until ``release`` or the holder's death
+    (the kernel drops it then: a killed holder leaves a file, never a held lock).
+
+    ``Lock.take(path, owner)`` creates ``path`` if need be, takes the lock without waiting
+    and writes ``owner`` into the file; None if a live process holds it. A holder that
+    releases deletes the file first; a taker that locked a file deleted meanwhile (not the
+    one at ``path`` any more) tries again, so two processes never both hold ``path``."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def take(cls, path: PathLike, owner: bytes) -> Lock | None:
+        path = _path(path)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, owner)
+                    return cls(path, fd)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    @staticmethod
+    def holder(path: PathLike) -> bytes | None:
+        """What the holder of the lock on ``path`` wrote there (``b""`` until it has); None
+        if nobody holds it."""
+        try:
+            fd = os.open(_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # none there, or a link
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return os.pread(fd, 4096, 0)
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.unlink(self.path)
+            os.close(self._fd)
+            self._fd = -1
 
 
 def memory_map(path: PathLike) -> pa.MemoryMappedFile:

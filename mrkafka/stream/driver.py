@@ -247,7 +247,7 @@ class _Workers:
         if committer is None:
             _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
             return
-        committer.setup()
+        committer.setup(len(self.reduce_actors))
         parts = [
             a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
             for k, a in enumerate(self.reduce_actors)

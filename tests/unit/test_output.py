@@ -8,8 +8,8 @@ import pytest
 
 from mrkafka.core.counters import Counters
 from mrkafka.core.partial import partial_from_pairs, sort_by_key
-from mrkafka.errors import OutputExistsError
-from mrkafka.io.commit import OutputCommitter
+from mrkafka.errors import OutputExistsError, SetupError
+from mrkafka.io.commit import OutputCommitter, part_name
 from mrkafka.io.formats import write_part
 
 
@@ -36,16 +36,22 @@ def test_jsonl_and_parquet(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "q").to_pydict() == {"key": ["a", "b"], "value": [1, 2]}
 
 
+def _write(committer: OutputCommitter, index: int, text: str) -> None:
+    """A reducer's part ``part-r-INDEX`` with its index, as a task writes it."""
+    key, value = text.split()
+    write_part(partial_from_pairs([key], [int(value)]), committer.task_path(part_name(index)), "text", index=True)
+
+
 def test_commit_moves_parts_then_writes_success(tmp_path: Path) -> None:
     out = tmp_path / "out"
     committer = OutputCommitter(out)
-    committer.setup()
-    Path(committer.task_path("part-r-00000")).write_text("x\t1\n")
+    committer.setup(1)
+    _write(committer, 0, "x 1")
     assert not (out / "_SUCCESS").exists()
     counters = Counters()
     counters.add(("G", "n"), 3)
     committer.commit(counters)
-    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00000"]
+    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000"]
     assert json.loads((out / "_COUNTERS.json").read_text()) == {"G": {"n": 3}}
 
 
@@ -56,20 +62,38 @@ def test_existing_output_is_refused_and_kept(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match="--overwrite"):
         OutputCommitter(out)
     committer = OutputCommitter(out, overwrite=True)
-    committer.setup()
+    committer.setup(2)
     committer.abort()  # a failed run with --overwrite keeps what was committed
     assert (out / "part-r-00000").read_text() == "old\n"
     committer = OutputCommitter(out, overwrite=True)
-    committer.setup()
-    Path(committer.task_path("part-r-00001")).write_text("new\n")
+    committer.setup(1, map_only=True)
+    Path(committer.task_path("part-m-00000")).write_text("new\n")
     committer.commit(Counters())
-    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-r-00001"]
+    assert sorted(p.name for p in out.iterdir()) == ["_COUNTERS.json", "_SUCCESS", "part-m-00000"]
+
+
+def test_a_missing_part_is_never_committed(tmp_path: Path) -> None:
+    """A part that a task wrote where the driver cannot see it (another node's disk): the
+    commit stops before ``_SUCCESS``, and the previous output stays."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "part-r-00000").write_text("old\n")
+    (out / "_SUCCESS").write_text("")
+    committer = OutputCommitter(out, overwrite=True)
+    committer.setup(2)
+    _write(committer, 0, "a 1")
+    _write(committer, 1, "b 1")
+    (out / "_temporary" / "_index" / "part-r-00001.trie.arrow").unlink()
+    with pytest.raises(SetupError, match=r"_index/part-r-00001\.trie\.arrow is missing .* shares"):
+        committer.commit(Counters())
+    committer.abort()
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-r-00000"]
 
 
 def test_abort_removes_what_the_run_created(tmp_path: Path) -> None:
     out = tmp_path / "out"
     committer = OutputCommitter(out)
-    committer.setup()
+    committer.setup(1)
     Path(committer.task_path("part-r-00000")).write_text("half")
     committer.abort()
     assert not out.exists()
@@ -87,8 +111,6 @@ def test_counters_add_up() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "jsonl", "parquet"])
 def test_a_full_disk_is_one_clear_error(fmt: str) -> None:
-    from mrkafka.errors import SetupError
-
     table = partial_from_pairs(["a", "b"], [1, 2])
     with pytest.raises(SetupError, match="cannot write /dev/full: No space left on device"):
         write_part(table, "/dev/full", fmt)
