@@ -108,6 +108,9 @@ def cert(name: str, days: int, data_dir: str | None) -> None:
     For ssl and mtls clusters. Prints the path of NAME.properties: the client settings that use
     it, for --command-config and for Kafka's own tools.
     """
+    from mrkafka.kafka.security import checked_name
+
+    checked_name(name, "certificate")  # before anything is read or written
     cluster = _cluster(data_dir)
     pem = cluster.issue_certificate(name, days=days)
     click.echo(pem.with_suffix(".properties"))

@@ -39,14 +39,49 @@ def user() -> None:
     show_default=True,
     help="The SCRAM mechanism the password is for.",
 )
+@click.option("--update", is_flag=True, help="Set the password of a user that exists.")
 @bootstrap_option
 @debug_option
 def user_add(
-    name: str, password_file: str | None, mechanism: str, bootstrap_servers: str, command_config: str | None
+    name: str,
+    password_file: str | None,
+    mechanism: str,
+    update: bool,
+    bootstrap_servers: str,
+    command_config: str | None,
 ) -> None:
-    """Create user NAME, or set its password.
+    """Create user NAME, or with --update set its password.
 
-    The password is never taken from the command line, where ps would show it."""
+    The password is never taken from the command line, where ps would show it. Setting the
+    password of the user --command-config logs in as rewrites that file in the same step."""
+    from mrkafka.errors import BadInputError
+    from mrkafka.kafka.security import checked_name, with_password, write_private
+
+    checked_name(name, "user")
+    password = _password(name, password_file)
+    admin = _security_admin(bootstrap_servers, command_config)
+    exists = mechanism in admin.list_users().get(name, [])
+    if exists and not update:
+        raise BadInputError(f"user {name} exists: pass --update to set its password")
+    own = command_config is not None and client_security(command_config).username == name
+    if not own:
+        admin.add_user(name, password, mechanism)
+    else:  # the new settings are written beside the old, and replace them once the broker took the password
+        settings = Path(command_config)
+        written = settings.with_name(f".{settings.name}.new")
+        write_private(written, with_password(settings, password))
+        try:
+            admin.add_user(name, password, mechanism)
+        except BaseException:
+            written.unlink()
+            raise
+        written.replace(settings)
+        click.echo(f"{command_config} now holds the new password", err=True)
+    click.echo(f"user {name} has a {mechanism} password", err=True)
+
+
+def _password(name: str, password_file: str | None) -> str:
+    """The password for ``name``: the first line of ``password_file``, or asked on the terminal."""
     from mrkafka.errors import BadInputError
 
     if password_file:
@@ -60,8 +95,7 @@ def user_add(
         password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     if not password:
         raise BadInputError(f"an empty password for {name}")
-    _security_admin(bootstrap_servers, command_config).add_user(name, password, mechanism)
-    click.echo(f"user {name} has a {mechanism} password", err=True)
+    return password
 
 
 @user.command("list")

@@ -30,7 +30,7 @@ from mrkafka.devtools.broker_config import ADMIN, BROKER_PRINCIPAL, CONTROLLER_P
 from mrkafka.devtools.certificates import CertificateAuthority, scram_credential
 from mrkafka.devtools.jars import JMX_EXPORTER_RULES, cache_root, ensure_jars, java_command, jmx_exporter_jar
 from mrkafka.errors import SetupError
-from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, write_properties
+from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, checked_name, write_properties
 from mrkafka.settings import KAFKA_PORT
 
 __all__ = [
@@ -108,6 +108,7 @@ class Cluster:
 
     def issue_certificate(self, name: str, path: Path | None = None, days: int = 365) -> Path:
         """A client certificate for ``User:name``, and beside it ``name.properties`` to use it."""
+        checked_name(name, "certificate")
         if self.security not in ("ssl", "mtls") or not self.ca.exists():
             raise SetupError(
                 f"client certificates are for clusters started with --security ssl or mtls; the one in "

@@ -29,8 +29,10 @@ __all__ = [
     "PLAINTEXT",
     "SCRAM_ITERATIONS",
     "ClientSecurity",
+    "checked_name",
     "read_properties",
     "write_private",
+    "with_password",
     "write_properties",
 ]
 
@@ -301,8 +303,41 @@ PLAINTEXT = ClientSecurity()
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a file readable by its owner only (a key, a password)."""
+    """Write ``data`` to a file readable by its owner only (a key, a password), whatever its
+    mode was; a link in its place is refused, not followed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise BadInputError(f"cannot write {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as out:
+        os.fchmod(fd, 0o600)
         out.write(data)
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,248}")
+
+
+def checked_name(name: str, what: str) -> str:
+    """``name`` if it can name a principal (``User:NAME``) and a file: letters, digits, ``.``,
+    ``_`` and ``-``, not starting with a dot or a dash; a ``BadInputError`` otherwise."""
+    if not _NAME.fullmatch(name):
+        raise BadInputError(
+            f"{what} {name!r} is not a valid name: use letters, digits, '.', '_' and '-' "
+            "(not first), at most 249 characters"
+        )
+    return name
+
+
+def with_password(path: str | Path, password: str) -> bytes:
+    """The properties file at ``path`` with ``password`` in its ``sasl.jaas.config`` (the
+    rest as it was read): what a user's settings become when their password changes."""
+    values = read_properties(path)
+    module, options = _jaas(values["sasl.jaas.config"], str(path))
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    options["password"] = password
+    values["sasl.jaas.config"] = f"{module} required " + " ".join(f"{k}={quoted(v)}" for k, v in options.items()) + ";"
+    return "".join(f"{key}={value}\n" for key, value in values.items()).encode()

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from confluent_kafka import KafkaException, Producer
 
 from mrkafka.batch import run_batch
 from mrkafka.cli import main
 from mrkafka.devtools.certificates import CertificateAuthority
 from mrkafka.devtools.launcher import ADMIN, Cluster
 from mrkafka.job import JobSpec, load_job
-from mrkafka.kafka.security import write_properties
+from mrkafka.kafka.security import ClientSecurity, write_properties
 from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
 from tests.helpers import free_ports, messy_corpus, read_parts, real_text, tool_command
@@ -228,6 +229,32 @@ def test_wrong_credentials_are_refused(secured: Secured, name: str) -> None:
         assert code in (10, 11) and reason in err and err.count("\n") == 1, (config, err)
 
 
+def test_an_existing_user_is_changed_only_on_purpose(secured: Secured, name: str) -> None:
+    """``user add`` refuses a user that exists, the admin too, unless --update; the admin's own
+    password changes together with its settings file, which keeps working."""
+    if secured.mode != "sasl_ssl":
+        pytest.skip("SCRAM users are sasl_ssl's")
+    erin = secured.principal(f"erin-{name}")
+    password = secured.tmp / f"{name}.password"
+    password.write_text(f"new-{uuid.uuid4().hex}\n")
+    for user in (f"erin-{name}", ADMIN):
+        code, _, err = secured.cli("user", "add", user, "--password-file", str(password))
+        assert code == 2 and f"user {user} exists: pass --update" in err, err
+    assert secured.cli("topic", "create", name, config=erin)[0] == 11  # logged in, not authorized
+
+    code, _, err = secured.cli("user", "add", f"erin-{name}", "--update", "--password-file", str(password))
+    assert code == 0, err
+    assert secured.cli("topic", "create", name, config=erin)[0] == 10  # the old password is refused
+    erin.write_text(re.sub(r'password="[^"]*"', f'password="{password.read_text().strip()}"', erin.read_text()))
+    assert secured.cli("topic", "create", name, config=erin)[0] == 11
+
+    code, _, err = secured.cli("user", "add", ADMIN, "--update", "--password-file", str(password))
+    assert code == 0 and f"{secured.admin} now holds the new password" in err, err
+    assert f'password="{password.read_text().strip()}"' in secured.admin.read_text()
+    assert secured.admin.stat().st_mode & 0o777 == 0o600
+    assert secured.cli("topic", "create", name)[0] == 0
+
+
 def test_a_user_without_acls_is_refused_until_they_are_added(secured: Secured, name: str) -> None:
     carol = secured.principal(f"carol-{name}")
     lines = secured.tmp / f"{name}.txt"
@@ -306,13 +333,22 @@ def test_a_stream_run_with_the_documented_acls_equals_batch(
     with pytest.raises(Exception, match=f"not authorized to READ topic {source} "):
         run_stream(spec, StreamSettings(output=tmp_path / "refused", **run))
 
-    names = {"lines": source, "counts": sink, "wc": app}
+    names = {"lines": source, "counts": sink, "wc": app, "wc-": f"{app}-", "wc-reducers": f"{app}-reducers"}
     for args in documented_stream_acls():
         args = [names.get(arg, arg) for arg in args]
         args[args.index("--principal") + 1] = f"User:{user}"
         code, _, err = secured.cli("acl", "add", *args)
         assert code == 0, err
     run_stream(spec, StreamSettings(output=tmp_path / "stream", **run))
+    # The ACLs grant nothing of a neighbour whose name begins with this one's (app "wc-NAMEx").
+    code, _, err = secured.cli("topic", "create", f"{app}x-changelog", config=config)
+    assert code == 11 and "not authorized" in err, err
+    neighbour = Producer(
+        {**ClientSecurity.read(config).confluent_options(), "bootstrap.servers": secured.bootstrap}
+        | {"transactional.id": f"{app}x-reducer-0"}
+    )
+    with pytest.raises(KafkaException, match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
+        neighbour.init_transactions(30)
     run_batch(
         spec, BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / "batch", runner="inline", reducers=2)
     )

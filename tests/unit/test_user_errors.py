@@ -460,3 +460,16 @@ def test_user_add_without_a_terminal_says_how_to_give_the_password(tmp_path: Pat
     result = CliRunner().invoke(main, ["user", "add", "alice", "--bootstrap-servers", "127.0.0.1:9"], input="")
     assert result.exit_code == 2 and one_line(result.stderr), result.output
     assert "--password-file" in result.stderr and "Aborted" not in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["user", "add", "bad name"], ["user", "add", "-x"], ["kafka", "cert", "../evil"]])
+def test_a_name_that_is_no_principal_or_file_name_is_refused(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "data" / "clients").mkdir(parents=True)
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    options = ["--password-file", str(password), "--bootstrap-servers", "127.0.0.1:9"]
+    if command[0] == "kafka":
+        options = ["--data-dir", str(tmp_path / "data")]
+    code, err = cli(*command[:2], *options, "--", command[2])
+    assert code == 2 and one_line(err) and "is not a valid name" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["clients", "data", "pw"]
