@@ -9,7 +9,7 @@ import ray
 
 
 def main(path: str, output: str) -> None:
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     ds = ray.data.read_text(path)
     words = ds.flat_map(lambda row: [{"word": w} for w in row["text"].split()])
     with open(output, "wb") as out:

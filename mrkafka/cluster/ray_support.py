@@ -24,7 +24,9 @@ __all__ = ["gcs_answers", "get_result", "ray_session", "ship_job_by_value", "wai
 
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[None]:
-    """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one."""
+    """Join the running Ray, the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one
+    (never one that ``ray start`` left on this machine, unless named)."""
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     _check_reachable(address)
     if ray.is_initialized():
         yield
@@ -80,16 +82,44 @@ def wait_ready(refs: list, timeout: float) -> list:
 CONNECT_TIMEOUT_S = 5.0
 
 
-def _check_reachable(address: str | None) -> None:
-    """Fail within seconds when nothing listens at a ``host:port`` or ``ray://host:port`` address."""
-    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address or "")
-    if match is None:  # no address, "auto", "local": Ray's own lookup
+def _check_reachable(address: str) -> None:
+    """Fail within seconds when nothing listens at a ``host:port`` or ``ray://host:port`` address,
+    or (``host:port``, a GCS) when it refuses this process's authentication token."""
+    match = re.fullmatch(r"(ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
+    if match is None:  # "auto", "local": Ray's own lookup
         return
-    host, port = match.groups()
+    client, host, port = match.groups()
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, OverflowError) as exc:
         raise SetupError(f"cannot reach Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not client and not _token_accepted(f"{host}:{port}"):
+        raise SetupError(
+            f"Ray at {address} refused this process's authentication token: give the cluster's, with "
+            "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH=FILE (or RAY_AUTH_TOKEN, or ~/.ray/auth_token)"
+        )
+
+
+def _token_accepted(gcs: str) -> bool:
+    """Whether the GCS at ``gcs`` takes this process's token (Ray itself retries for 20 s, then
+    says only that it cannot connect). Ray's GCS client logs the refusal on stderr, from C++: it
+    is kept off the terminal, as the line above says it better."""
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    stderr = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            GcsClient(address=gcs).internal_kv_get(b"mrkafka", b"mrkafka", timeout=CONNECT_TIMEOUT_S)
+    except AuthenticationError:
+        return False
+    except Exception:  # anything else: ray.init will say it
+        return True
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+    return True
 
 
 def get_result(refs: Any) -> Any:

@@ -7,11 +7,8 @@ Python both read: the private key (PKCS#8) followed by the certificate, mode 060
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
 import ipaddress
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mrkafka.kafka.security import SCRAM_ITERATIONS, write_private
+from mrkafka.kafka.security import private_dir, write_private
 
-__all__ = ["CertificateAuthority", "scram_credential"]
+__all__ = ["CertificateAuthority"]
 
 _DAY = datetime.timedelta(days=1)
-
-
-def scram_credential(password: str, mechanism: str = "SCRAM-SHA-512", iterations: int = SCRAM_ITERATIONS) -> str:
-    """A SCRAM credential as Kafka's StorageTool ``--add-scram`` takes it, salted here so that the
-    password itself never appears on a command line: ``[iterations=N,salt="..",saltedpassword=".."]``."""
-    digest = mechanism.removeprefix("SCRAM-").replace("-", "").lower()
-    salt = os.urandom(32)
-    salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
-    b64 = base64.b64encode
-    return f'iterations={iterations},salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"'
 
 
 class CertificateAuthority:
@@ -84,7 +71,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         )
         cert = builder.sign(key, hashes.SHA256())
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         write_private(self.key, _pem_key(key))
         self.cert.write_bytes(_pem_cert(cert))
         return self

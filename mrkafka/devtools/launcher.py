@@ -27,10 +27,10 @@ from pathlib import Path
 
 from mrkafka.devtools import broker_config, processes
 from mrkafka.devtools.broker_config import ADMIN, BROKER_PRINCIPAL, CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET, Node
-from mrkafka.devtools.certificates import CertificateAuthority, scram_credential
+from mrkafka.devtools.certificates import CertificateAuthority
 from mrkafka.devtools.jars import JMX_EXPORTER_RULES, cache_root, ensure_jars, java_command, jmx_exporter_jar
-from mrkafka.errors import SetupError
-from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, checked_name, write_properties
+from mrkafka.errors import MrkafkaError, SetupError
+from mrkafka.kafka.security import MODES, PLAINTEXT, ClientSecurity, checked_name, private_dir, write_properties
 from mrkafka.settings import KAFKA_PORT
 
 __all__ = [
@@ -184,11 +184,10 @@ class Cluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def _secure(self) -> list[str]:
-        """Make a secured cluster's CA, certificates and admin settings (once); return the
-        StorageTool arguments that give the admin its SCRAM credential under sasl_ssl."""
+    def _secure(self) -> None:
+        """Make a secured cluster's CA, certificates and admin settings (once)."""
         if not self.secured:
-            return []
+            return
         tls = self.data_dir / "tls"
         if not self.ca.exists():
             self.ca.create(f"mrkafka CA {self.data_dir.name}")
@@ -204,10 +203,26 @@ class Cluster:
                 self.ca.issue(ADMIN, tls / "admin.pem", days=3650)
                 settings = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(tls / "admin.pem")}
             write_properties(self.admin_config, self.client_properties(**settings))
-        if self.security != "sasl_ssl":
-            return []
-        password = self.admin_security().password or ""
-        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},{scram_credential(password)}]"]
+
+    def _add_admin_user(self, deadline: float) -> None:
+        """sasl_ssl: give the admin its SCRAM credential (unless it has one) through the admin
+        API, logged in on the brokers' own listener with their certificate (a super user): the
+        password, salted or not, is on no command line."""
+        from mrkafka.kafka.acl import SecurityAdmin
+
+        pem = str(self.data_dir / "tls" / "broker.pem")
+        internal = ",".join(f"127.0.0.1:{n.internal_port}" for n in self.nodes)
+        broker = ClientSecurity(protocol="SSL", cafile=str(self.ca.cert), certfile=pem, keyfile=pem)
+        while True:
+            try:
+                admin = SecurityAdmin(internal, broker, timeout=5.0)
+                if "SCRAM-SHA-512" not in admin.list_users().get(ADMIN, []):
+                    admin.add_user(ADMIN, self.admin_security().password or "")
+                return
+            except MrkafkaError as exc:  # not up yet
+                if time.monotonic() > deadline:
+                    raise SetupError(f"could not create the admin user: {exc}; see {self.nodes[0].log}") from None
+                time.sleep(0.3)
 
     def _write_configs(self) -> None:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
@@ -235,7 +250,7 @@ class Cluster:
             *args,
         ]
 
-    def _format(self, cluster_id: str, extra: list[str]) -> None:
+    def _format(self, cluster_id: str) -> None:
         for node in self.nodes:
             if (node.directory / "logs" / "meta.properties").exists():
                 continue
@@ -247,7 +262,6 @@ class Cluster:
                 cluster_id,
                 "--config",
                 str(node.config),
-                *extra,
                 heap="256m",
             )
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -255,10 +269,15 @@ class Cluster:
                 raise SetupError(f"formatting Kafka storage failed: {(result.stdout + result.stderr).strip()}")
 
     def start(self, timeout: float = 90.0) -> str:
-        """Start every node that is not running; return the bootstrap servers once all answer."""
+        """Start every node that is not running; return the bootstrap servers once all answer.
+        What it writes under the data directory (and its brokers write) is its user's only."""
+        with processes.private_files():
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> str:
         ensure_jars()
         java_command()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # its topics' segments and its secrets are its user's only
         saved = self._state()
         was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"))
         if saved and was != (self.brokers, self.port, self.security):
@@ -282,14 +301,16 @@ class Cluster:
             ):
                 if port is not None and not processes.port_free(port):
                     raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with {option}")
-        scram = self._secure()
+        self._secure()
         self._write_configs()
         cluster_id = saved.get("cluster_id") or _new_cluster_id()
-        self._format(cluster_id, scram)
+        self._format(cluster_id)
         for node in self.nodes:
             if node.node_id not in pids:
                 pids[node.node_id] = self._spawn(node)
         self._update_state(cluster_id=cluster_id, pids=pids)
+        if self.security == "sasl_ssl":
+            self._add_admin_user(time.monotonic() + timeout)
         self.wait_ready(timeout)
         if self.metrics_port is not None:
             self._register()

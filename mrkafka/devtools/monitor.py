@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mrkafka.devtools import processes
 from mrkafka.errors import SetupError
+from mrkafka.kafka.security import private_dir
 from mrkafka.obs.metrics import monitor_dir
 
 __all__ = ["DEFAULT_PORT", "Monitor"]
@@ -78,7 +79,8 @@ class Monitor:
             raise SetupError("no prometheus on PATH: install it (Debian: apt-get install prometheus)")
         if not processes.port_free(port):
             raise SetupError(f"port {port} on 127.0.0.1 is taken; pick another with --port")
-        (self.directory / "targets").mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
+        (self.directory / "targets").mkdir(exist_ok=True)
         self.config.write_text(_CONFIG.format(interval=scrape_interval, targets=self.directory / "targets"))
         command = [
             prometheus,

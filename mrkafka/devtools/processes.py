@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["port_free", "running", "spawn", "stop"]
@@ -56,12 +56,28 @@ def running(pid: int | None, *marks: str) -> bool:
     return all(mark in command for mark in marks)
 
 
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Meanwhile, files and directories this process (or one it starts) makes are their
+    owner's only (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def spawn(command: Sequence[str], log: Path) -> subprocess.Popen:
     """Start ``command`` in a session of its own (a Ctrl-C to the terminal does not reach it),
-    its output appended to ``log``."""
+    its output appended to ``log``, the files it makes readable by their owner only."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            list(command), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            umask=0o077,  # what it writes (a broker's segments, Prometheus' data) is its user's only
         )
 
 

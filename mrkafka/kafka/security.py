@@ -30,6 +30,7 @@ __all__ = [
     "SCRAM_ITERATIONS",
     "ClientSecurity",
     "checked_name",
+    "private_dir",
     "read_properties",
     "write_private",
     "with_password",
@@ -313,6 +314,21 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as out:
         os.fchmod(fd, 0o600)
         out.write(data)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner may enter (0700), made if need be, whatever its
+    mode was; a link in its place is refused, not followed."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BadInputError(f"cannot use {path} as a private directory: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return path
 
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,248}")

@@ -7,7 +7,9 @@ import contextlib
 import datetime
 import re
 import shlex
+import stat
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -366,12 +368,7 @@ def test_the_admin_secret_is_only_in_its_settings_file(secured: Secured) -> None
     else:
         key = Path(re.search(r"ssl.keystore.location=(.+)", admin).group(1))
         secret = key.read_bytes().split(b"-----")[2].strip()  # the private key's base64
-    # Topic partitions hold records only.
-    files = [
-        path
-        for path in secured.cluster.data_dir.rglob("*")
-        if path.is_file() and not re.fullmatch(r".+-\d+", path.parent.name)
-    ]
+    files = [path for path in secured.cluster.data_dir.rglob("*") if path.is_file()]
     holders = [path for path in files if secret in path.read_bytes()]
     expected = secured.admin if secured.mode == "sasl_ssl" else key
     assert holders == [expected]
@@ -392,3 +389,42 @@ def test_topics_replicate_across_the_nodes(secured: Secured, name: str) -> None:
     )
     assert code == 0, err
     assert Counter(out.splitlines()) == Counter(lines)
+
+
+def test_no_secret_on_a_command_line_and_no_file_for_other_users(tmp_path: Path) -> None:
+    """A sasl_ssl cluster started by ``mrkafka kafka up`` under strace, which records every
+    program started and its arguments: neither the admin's password nor its salted form is on
+    any; every file and directory below the data directory is its owner's only."""
+    data, trace = tmp_path / "data", tmp_path / "trace"
+    port = str(free_ports(1))
+    up = ["kafka", "up", "--security", "sasl_ssl", "--data-dir", str(data), "--port", port]
+    started = subprocess.run(
+        ["strace", "-f", "-qq", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
+        + [sys.executable, "-m", "mrkafka.cli", *up],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        cluster = Cluster.load(data)
+        password = cluster.admin_security().password
+        assert secured_cli(cluster, "topic", "create", "private", "--partitions", "2")[0] == 0
+        executed = trace.read_text()
+        assert "kafka.tools.StorageTool" in executed and "kafka.Kafka" in executed  # what strace saw
+        for secret in (password, "--add-scram", "saltedpassword"):
+            assert secret not in executed
+        for pid in cluster.pids().values():
+            assert password not in Path(f"/proc/{pid}/cmdline").read_text()
+        assert stat.S_IMODE(data.lstat().st_mode) == 0o700
+        shared = [p for p in data.rglob("*") if p.lstat().st_mode & 0o077 and not p.is_symlink()]
+        assert shared == [], shared
+    finally:
+        subprocess.run([sys.executable, "-m", "mrkafka.cli", "kafka", "down", "--data-dir", str(data)], timeout=120)
+
+
+def secured_cli(cluster: Cluster, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, [*args, "--bootstrap-servers", cluster.bootstrap_servers, "--command-config", str(cluster.admin_config)]
+    )
+    return result.exit_code, result.stderr
