@@ -130,6 +130,8 @@ class StreamSettings(RunSettings):
     #: Serve ``mrkafka lookup --application-id`` from the reducers' state while the run lasts
     #: (Kafka Streams' ``application.server``: interactive queries from other processes).
     interactive_queries: bool = False
+    #: How long an interactive query may scan before it is refused.
+    query_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -24,7 +24,7 @@ STATUS_EVERY_S = 10.0
 
 
 #: Options of ``run`` whose settings field has another name.
-_FIELD = {"task_timeout": "task_timeout_s", "bootstrap_servers": "bootstrap"}
+_FIELD = {"task_timeout": "task_timeout_s", "query_timeout": "query_timeout_s", "bootstrap_servers": "bootstrap"}
 
 
 def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]) -> None:
@@ -44,6 +44,7 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
         (stream and options["output"] is None, ("fmt", "overwrite"), "--output"),
         (not stream and options["runner"] == "inline", ("mappers", "ray_address"), "--runner ray"),
         (options["metrics_port"] is None, ("metrics_address",), "--metrics-port"),
+        (not options["interactive_queries"], ("query_timeout",), "--interactive-queries"),
     ]
     for lacking, unused, needed in variants:
         for name in given:
@@ -152,6 +153,13 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     "--interactive-queries",
     is_flag=True,
     help="[stream] Serve mrkafka lookup --application-id from the reducers' state.",
+)
+@click.option(
+    "--query-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=StreamSettings.query_timeout_s,
+    show_default=True,
+    help="[stream] Seconds an interactive query may take before it is refused.",
 )
 @bootstrap_option
 @debug_option

@@ -316,14 +316,14 @@ def write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, what: str = "directory") -> Path:
     """``path`` as a directory only its owner may enter (0700), made if need be, whatever its
-    mode was; a link in its place is refused, not followed."""
+    mode was; a link in its place is refused, not followed. ``what``: how an error names it."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise BadInputError(f"cannot use {path} as a private directory: {exc.strerror}") from None
+        raise BadInputError(f"{what} {path} cannot be a private directory: {exc.strerror}") from None
     try:
         os.fchmod(fd, 0o700)
     finally:

@@ -226,7 +226,7 @@ class _Workers:
             for k in range(run.reducers)
         ]
         if run.interactive_queries:
-            serving.enter_context(QueryServer(app, run.state_dir, self.reduce_actors, run.task_timeout_s))
+            serving.enter_context(QueryServer(app, run.state_dir, self.reduce_actors, run.query_timeout_s))
         self.map_actors = [
             ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config)
             for i in range(n_mappers)
@@ -277,7 +277,7 @@ class _Workers:
 def _check_state_dir(directory: Path) -> None:
     """Workers open their stores under ``directory``: a path they cannot use fails here, once."""
     try:
-        private_dir(directory)
+        private_dir(directory, "--state-dir")
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import pickle
 import re
 import time
@@ -290,16 +291,23 @@ class StreamReducer:
 
     # -- interactive queries --------------------------------------------------------------------
 
-    def query(self, key: str, edits: int = 0) -> list[tuple[str, int, Any]]:
+    def query(self, key: str, edits: int = 0, deadline: float = math.inf) -> list[tuple[str, int, Any]]:
         """``(key, distance, value)`` for ``key`` (and, with ``edits``, every key within that many
         Levenshtein edits) in the committed state, values through ``finish``, as they are on the
-        output topic: Kafka Streams' interactive queries, read committed."""
+        output topic: Kafka Streams' interactive queries, read committed. A scan still going at
+        ``deadline`` (``time.time()``) raises ``TimeoutError``. Safe in a thread of its own: the
+        store's items are a snapshot."""
         if self.kind is None:  # nothing merged or restored yet
             return []
         if edits:
-            stored = ((k.decode("utf-8", "surrogateescape"), k, v) for k, v in list(self.store.items()))
-            near = ((text, levenshtein(key, text, edits), k, v) for text, k, v in stored)
-            found = [(text, distance, k, v) for text, distance, k, v in near if distance <= edits]
+            found = []
+            for n, (k, v) in enumerate(self.store.items()):
+                if n % 4096 == 0 and time.time() > deadline:
+                    raise TimeoutError(f"a look-up within {edits} edits of {key!r}")
+                text = k.decode("utf-8", "surrogateescape")
+                distance = levenshtein(key, text, edits)
+                if distance <= edits:
+                    found.append((text, distance, k, v))
         elif self.kind != "int" or re.fullmatch(r"-?[0-9]+", key):
             data = str(int(key)).encode() if self.kind == "int" else key.encode("utf-8", "surrogateescape")
             value = self.store.get(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import json
 import os
 import random
 import re
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -571,6 +574,77 @@ def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, 
             assert code.returncode == 0 and code.stdout.decode("utf-8", "surrogateescape").splitlines() == [
                 f"{k}\t{n}" for k, _, n in expected
             ]
+        assert_refusals(Path(state) / app / "query-endpoint.json", probes[0])
         assert run.stop() == 0, run.tail()
     code, err = cli("lookup", "--application-id", app, "--state-dir", state, probes[0])
     assert code == 1 and err.count("\n") == 1 and f"application {app} is not running" in err, err
+
+
+def http_status(url: str, **headers: str) -> tuple[int, str]:
+    """The status and body of ``GET url``, whatever the status."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def assert_refusals(endpoint_file: Path, key: str) -> None:
+    """The query endpoint answers its token's holder, on its own host name, within bounds."""
+    assert endpoint_file.stat().st_mode & 0o777 == 0o600
+    endpoint = json.loads(endpoint_file.read_text())
+    here = f"127.0.0.1:{endpoint['port']}"
+    url = f"http://{here}/lookup?" + urllib.parse.urlencode({"key": key}, errors="surrogateescape")
+    token = {"Authorization": f"Bearer {endpoint['token']}"}
+    assert http_status(url)[0] == 401
+    assert http_status(url, Authorization="Bearer " + "x" * len(endpoint["token"]))[0] == 401
+    assert http_status(url, Host=f"rebound.example:{endpoint['port']}", **token)[0] == 403  # DNS rebinding
+    assert http_status(url + "&fuzzy=3", **token)[0] == 400
+    assert http_status(url.replace(urllib.parse.quote(key), "k" * 257), **token)[0] == 400
+    assert http_status(url, **token)[0] == 200
+    assert http_status(url, Host=f"localhost:{endpoint['port']}", **token)[0] == 200
+
+
+def test_long_lookups_neither_stop_commits_nor_run_unbounded(stream_env: dict, tmp_path: Path) -> None:
+    """Fuzzy look-ups over 300,000 keys, several at once, while the input grows: the reducers
+    go on committing (no fencing, the later input counted), a look-up past --query-timeout is
+    refused, and beyond 4 at once the endpoint says to ask again."""
+    env = stream_env
+    first = b"".join(b"k%06d x\n" % i for i in range(300_000))
+    produce(env, first, tmp_path, "first.txt")
+    app, state = env["application_id"], env["state_dir"]
+    extra = ["--input-topic", env["input_topic"], "--output-topic", env["output_topic"], "--reducers", "2"]
+    extra += ["--interactive-queries", "--query-timeout", "1", "--commit-interval-ms", "100"]
+    with StreamRun(env["bootstrap"], app, Path(state), tmp_path / "run.log", *extra) as run:
+        wait_for_answer(run, app, state, "x", [("x", 0, 300_000)])
+        endpoint = json.loads((Path(state) / app / "query-endpoint.json").read_text())
+        url = f"http://127.0.0.1:{endpoint['port']}/lookup?key=k12345&fuzzy=2"
+        answers: list[tuple[int, str]] = []
+        token = f"Bearer {endpoint['token']}"
+
+        def ask() -> None:
+            answers.append(http_status(url, Authorization=token))
+
+        asking = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in asking:
+            thread.start()
+        produce(env, b"x\n" * 5000, tmp_path, "second.txt")  # committed while the look-ups scan
+        for thread in asking:
+            thread.join()
+        refusals = sorted(json.loads(body)["error"].split(":")[0] for status, body in answers if status == 503)
+        assert len(answers) == 8 and len(refusals) == 8, answers  # each too long for 1 s, or one too many
+        assert "4 look-ups are running" in refusals and "the look-up took longer than 1 s" in refusals, refusals
+        wait_for_answer(run, app, state, "x", [("x", 0, 305_000)])
+        assert run.process.poll() is None and run.stop() == 0, run.tail()
+
+
+def wait_for_answer(run: StreamRun, app: str, state: str, key: str, expected: list) -> None:
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            if query(app, state, key) == expected:
+                return
+        except MrkafkaError:  # the endpoint not written yet, or a reducer restoring
+            pass
+        assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+        time.sleep(0.5)

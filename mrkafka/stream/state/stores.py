@@ -66,7 +66,8 @@ class MemoryStore:
         return self._data.get(key, default)
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter(self._data.items())
+        """A snapshot: the copy is made at once (under the GIL), safe from another thread."""
+        return iter(list(self._data.items()))
 
     def write(self, changes: Mapping[bytes, Any], checkpoint: Checkpoint) -> None:
         data = self._data
