@@ -10,6 +10,7 @@ import shlex
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -396,17 +397,19 @@ def test_no_secret_on_a_command_line_and_no_file_for_other_users(tmp_path: Path)
     program started and its arguments: neither the admin's password nor its salted form is on
     any; every file and directory below the data directory is its owner's only."""
     data, trace = tmp_path / "data", tmp_path / "trace"
-    port = str(free_ports(1))
-    up = ["kafka", "up", "--security", "sasl_ssl", "--data-dir", str(data), "--port", port]
-    started = subprocess.run(
-        ["strace", "-f", "-qq", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
-        + [sys.executable, "-m", "mrkafka.cli", *up],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    up = ["kafka", "up", "--security", "sasl_ssl", "--data-dir", str(data), "--port", str(free_ports(1))]
+    # strace follows the brokers too, and would end only with them: once `up` itself exited, a
+    # SIGTERM (which -I1 lets through) makes it let go of them; they go on running.
+    command = ["strace", "-f", "-q", "-I1", "--seccomp-bpf", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
+    tracer = subprocess.Popen([*command, sys.executable, "-m", "mrkafka.cli", *up], stderr=subprocess.PIPE)
     try:
-        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 300
+        while (up_exit := _exit_of_first(trace)) is None:
+            assert tracer.poll() is None and time.monotonic() < deadline, tracer.stderr.read()
+            time.sleep(0.5)
+        tracer.terminate()
+        tracer.wait(timeout=60)
+        assert up_exit == 0, (data / "node-0" / "server.log").read_text()[-3000:]
         cluster = Cluster.load(data)
         password = cluster.admin_security().password
         assert secured_cli(cluster, "topic", "create", "private", "--partitions", "2")[0] == 0
@@ -420,6 +423,9 @@ def test_no_secret_on_a_command_line_and_no_file_for_other_users(tmp_path: Path)
         shared = [p for p in data.rglob("*") if p.lstat().st_mode & 0o077 and not p.is_symlink()]
         assert shared == [], shared
     finally:
+        if tracer.poll() is None:
+            tracer.kill()
+            tracer.wait()
         subprocess.run([sys.executable, "-m", "mrkafka.cli", "kafka", "down", "--data-dir", str(data)], timeout=120)
 
 
@@ -428,3 +434,11 @@ def secured_cli(cluster: Cluster, *args: str) -> tuple[int, str]:
         main, [*args, "--bootstrap-servers", cluster.bootstrap_servers, "--command-config", str(cluster.admin_config)]
     )
     return result.exit_code, result.stderr
+
+
+def _exit_of_first(trace: Path) -> int | None:
+    """The exit code of the first process in strace's record (the one it started), once it exited."""
+    text = trace.read_text() if trace.exists() else ""
+    first = re.match(r"(\d+) ", text)
+    found = first and re.search(rf"^{first.group(1)} +\+\+\+ exited with (\d+)", text, re.M)
+    return int(found.group(1)) if found else None
