@@ -6,28 +6,42 @@ An application (``--application-id APP``) owns, as in Kafka Streams, the consume
 job whose state the others hold (class, name, parameters, aggregate, serde, store): a run of
 another job under the same id would mix its state with this one's, and is refused at start.
 ``reset`` deletes all of it, as Kafka's ``kafka-streams-application-reset`` does.
+
+A run holds ``STATE_DIR/APP/run.lock`` from its start to its end, and a reset holds it while
+it deletes: a reset is refused while a run of the application on this machine is alive, even
+one whose workers have not joined their groups yet (members of the groups, the other sign,
+are seen from any machine), and a run is refused while a reset goes on. The identity record
+says nothing here: it outlives the runs it names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from mrkafka.errors import BadInputError, BadJobError
+from mrkafka.errors import BadInputError, BadJobError, TopicError
+from mrkafka.io import fs
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.client import started
-from mrkafka.kafka.security import ClientSecurity
+from mrkafka.kafka.security import ClientSecurity, private_dir
 
 __all__ = [
     "INTERNAL_SUFFIXES",
     "changelog_topic",
     "check_identity",
+    "check_internal_topics",
     "groups",
+    "holding",
     "identity_topic",
     "internal_topics",
     "job_identity",
@@ -156,8 +170,36 @@ def refuse_deleting(kafka: admin.Admin, topic: str) -> None:
             )
 
 
+@contextlib.contextmanager
+def holding(state_dir: str | Path, app: str, doing: str) -> Iterator[None]:
+    """Hold ``STATE_DIR/APP/run.lock`` for a run (``doing="running"``) or a reset
+    (``"being reset"``); refused while another process holds it."""
+    root = private_dir(Path(state_dir).expanduser(), "--state-dir")
+    path = private_dir(root / app, "--state-dir") / "run.lock"
+    lock = fs.Lock.take(path, f"{socket.gethostname()} {os.getpid()} {doing}\n".encode())
+    if lock is None:
+        holder = (fs.Lock.holder(path) or b"").decode(errors="replace").strip().split(maxsplit=2)
+        what = f"{holder[2]} (process {holder[1]} on {holder[0]})" if len(holder) == 3 else "running"
+        raise BadInputError(f"application {app} is {what}: wait for it to end, or stop it")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def check_internal_topics(kafka: admin.Admin, app: str, topics: tuple[str, ...]) -> None:
+    """Stop a run whose internal topics were deleted under it (a reset from elsewhere)."""
+    missing = sorted(set(topics) - set(kafka.list_topics()))
+    if missing:
+        raise TopicError(
+            f"the internal topic {missing[0]} of application {app} was deleted while it ran "
+            f"(mrkafka app reset?): the run stops; run it again to start from the input's beginning"
+        )
+
+
 def reset(kafka: admin.Admin, app: str) -> list[str]:
-    """Delete ``app``'s internal topics and its groups' committed offsets; return what went."""
+    """Delete ``app``'s internal topics and its groups' committed offsets (hold ``holding``
+    meanwhile); return what went."""
     if members(kafka, app):
         raise BadInputError(f"application {app} is running: stop it before resetting it")
     deleted = []

@@ -142,7 +142,8 @@ def run_stream(spec: JobSpec, settings: StreamSettings, *, status_every_s: float
     if input_topic.startswith(f"{app}-") and input_topic.endswith(application.INTERNAL_SUFFIXES):
         raise BadInputError(f"the input topic {input_topic} is an internal topic of application {app}")
     security = ClientSecurity.read(run.command_config) if run.command_config else PLAINTEXT
-    with contextlib.closing(_Kafka(run.bootstrap, run.task_timeout_s, security)) as kafka:
+    kafka = _Kafka(run.bootstrap, run.task_timeout_s, security)
+    with application.holding(run.state_dir, app, "running"), contextlib.closing(kafka):
         return _run(spec, run, kafka, status_every_s)
 
 
@@ -203,11 +204,15 @@ class _Workers:
         self.reduce_actors: list = []
         self.reduce_runs: list = []
         self.counters, self.latency = Counters(), LatencyHistogram()
+        self._topics_checked = time.monotonic()
 
     def check(self) -> None:
         """What every wait of the driver does: end the run on a worker's error; pull metrics."""
         _check_runs(self.map_runs + self.reduce_runs)
         self.pull_metrics()
+        if time.monotonic() - self._topics_checked > 5:
+            self._topics_checked = time.monotonic()
+            application.check_internal_topics(self.kafka, self.config.application_id, self.config.internal_topics)
 
     def pull_metrics(self, force: bool = False) -> None:
         if self.metrics is not None:

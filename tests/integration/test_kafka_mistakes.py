@@ -21,7 +21,7 @@ from mrkafka.cli import main
 from mrkafka.devtools.console import produce_lines
 from mrkafka.kafka import admin
 from mrkafka.stream import application
-from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, write_job
+from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, tool_command, write_job
 from tests.stream_process import StreamRun, retrying
 
 pytestmark = pytest.mark.integration
@@ -135,6 +135,31 @@ def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_nam
         assert run.stop() == 0, run.tail()
     code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
     assert code == 0, err
+
+
+def test_a_starting_application_is_not_reset_and_a_run_whose_topics_vanish_stops(
+    bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    """A reset is refused from the run's first moment, before its workers join their groups;
+    a run whose internal topic is deleted anyway (Kafka's own tool, from elsewhere) stops with
+    one line."""
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    name, state = f"{topic_name}-app", tmp_path / "state"
+    extra = ["--input-topic", topic_name, "--output-topic", f"{topic_name}-out"]
+    with StreamRun(bootstrap, name, state, tmp_path / "run.log", *extra) as run:
+        deadline = time.monotonic() + 120
+        while not (state / name / "run.lock").exists():
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(0.05)
+        code, err = cli("app", "reset", name, "--state-dir", str(state), "--bootstrap-servers", bootstrap)
+        assert code == 2 and f"application {name} is running (process {run.process.pid} on" in err, err
+        while retrying(admin.group_members, bootstrap, application.groups(name)) == 0:
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(0.3)
+        delete = tool_command("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bootstrap)
+        subprocess.run([*delete, "--delete", "--topic", f"{name}-repartition"], check=True, capture_output=True)
+        assert run.process.wait(timeout=120) == 9, run.tail()
+        assert f"the internal topic {name}-repartition of application {name} was deleted while it ran" in run.tail()
 
 
 INT_KEYS_JOB = """
