@@ -22,7 +22,7 @@ from pathlib import Path
 from mrkafka.devtools import processes
 from mrkafka.errors import SetupError
 from mrkafka.kafka.security import private_dir
-from mrkafka.obs.metrics import monitor_dir
+from mrkafka.obs.metrics import PID_LABEL, monitor_dir
 
 __all__ = ["DEFAULT_PORT", "Monitor"]
 
@@ -110,10 +110,16 @@ class Monitor:
         return pid
 
     def targets(self) -> list[str]:
-        """The scrape targets registered now: ``job: host:port`` each."""
+        """The scrape targets registered now: ``job: host:port`` each. A target whose process
+        died without saying so (SIGKILL) is deleted, not listed: Prometheus stops scraping it."""
         found = []
         for path in sorted((self.directory / "targets").glob("*.json")):
             with contextlib.suppress(OSError, ValueError):
-                for group in json.loads(path.read_text()):
+                groups = json.loads(path.read_text())
+                pids = {int(g["labels"][PID_LABEL]) for g in groups if PID_LABEL in g["labels"]}
+                if any(not processes.running(pid) for pid in pids):
+                    path.unlink()
+                    continue
+                for group in groups:
                     found += [f"{group['labels']['job']}: {target}" for target in group["targets"]]
         return found

@@ -225,7 +225,7 @@ class RunMetrics:
         self.port = self._server.server_port
         print(f"metrics: http://{address}:{self.port}/metrics", file=sys.stderr)
         self._target = f"run-{self.application}-{os.getpid()}"
-        register(self._target, [self.port], "mrkafka")
+        register(self._target, [self.port], "mrkafka", os.getpid())
 
     def inc(self, name: str, amount: float = 1, /, **labels: Any) -> None:
         with self._lock:
@@ -357,13 +357,19 @@ def _target_file(name: str) -> Path:
     return monitor_dir() / "targets" / f"{name}.json"
 
 
-def register(name: str, ports: Iterable[int], job: str) -> None:
+#: The label of a target that names the process serving it (a meta label: Prometheus drops it).
+PID_LABEL = "__meta_mrkafka_pid"
+
+
+def register(name: str, ports: Iterable[int], job: str, pid: int | None = None) -> None:
     """Announce ``/metrics`` endpoints on 127.0.0.1 ``ports`` to ``mrkafka monitor`` (whether it
-    runs now or starts later), as ``name``: a target file of Prometheus' file service discovery."""
+    runs now or starts later), as ``name``: a target file of Prometheus' file service discovery.
+    With ``pid``, the target goes once that process is dead (``mrkafka monitor`` checks)."""
     path = _target_file(name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    labels = {"job": job} | ({PID_LABEL: str(pid)} if pid is not None else {})
     temporary = path.with_suffix(".tmp")  # Prometheus reads *.json: it never sees half a file
-    temporary.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports], "labels": {"job": job}}]))
+    temporary.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports], "labels": labels}]))
     temporary.replace(path)
 
 

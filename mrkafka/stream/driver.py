@@ -159,8 +159,9 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
     bounds = kafka.topic_offsets(input_topic, "read_committed") if run.until_end else None
 
     started = time.monotonic()
-    with ray_session(run.ray_address), contextlib.ExitStack() as serving:
+    with contextlib.ExitStack() as serving:
         workers.metrics = _metrics(serving, spec, run, config.application_id, input_topic, output_topic)
+        serving.enter_context(ray_session(run.ray_address))  # once the metrics port is taken: a taken one fails first
         failed, interrupted = True, False
         try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
             workers.start(input_partitions, bounds[1] if bounds else None, serving)

@@ -8,6 +8,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -498,3 +499,18 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(bootstrap: str, topic_
     assert "records in 1,000" in log or degraded, log
     assert "Failed to connect to GCS" not in log and "Traceback" not in log, log
     assert sum(retrying(admin.committed_offsets, bootstrap, name, topic_name).values()) == 1000
+
+
+def test_a_taken_metrics_port_stops_a_stream_run_before_ray_starts(
+    bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No Ray answers at --ray-address: a run that started Ray before taking its port would say so.
+        args = ["run", str(WORDCOUNT), "--stream", "--input-topic", topic_name, "--state-dir", str(tmp_path / "s")]
+        args += ["--metrics-port", str(port), "--ray-address", "127.0.0.1:1", "--bootstrap-servers", bootstrap]
+        code, err = cli(*args)
+    assert code == 6 and err.count("\n") == 1 and f"--metrics-port {port}: Address already in use" in err, err

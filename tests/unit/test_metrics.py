@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
+from mrkafka.cli import main
 from mrkafka.core.counters import Counters
 from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.metrics import BUCKETS, METRICS, MetricValues, RunMetrics, with_counters
@@ -180,3 +186,29 @@ def test_a_workers_histograms_exist_at_zero_before_their_first_value() -> None:
     assert samples[("mrkafka_end_to_end_latency_seconds_count", frozenset({app}))] == 0
     assert samples[("mrkafka_commit_duration_seconds_count", frozenset({app, ("role", "reduce")}))] == 0
     assert samples[("mrkafka_commit_duration_seconds_count", frozenset({app, ("role", "map")}))] == 0
+
+
+def test_a_killed_runs_target_is_no_longer_listed(tmp_path: Path, monitor_dir: Path) -> None:
+    """A run SIGKILLed while serving /metrics cannot unregister: ``mrkafka monitor status`` drops
+    its target (and the file Prometheus reads) once its process is gone."""
+    (tmp_path / "slow.py").write_text(
+        "import time\nfrom mrkafka import Job\n\n\nclass Slow(Job):\n    def map(self, offset, line):\n"
+        "        time.sleep(0.05)\n        yield line, 1\n\n    def reduce(self, a, b):\n        return a + b\n"
+    )
+    (tmp_path / "in.txt").write_bytes(b"x\n" * 2000)
+    args = ["run", str(tmp_path / "slow.py"), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o")]
+    args += ["--runner", "inline", "--metrics-port", "0"]
+
+    def listed() -> str:
+        return CliRunner().invoke(main, ["monitor", "status"]).stdout
+
+    with subprocess.Popen([sys.executable, "-m", "mrkafka.cli", *args], stderr=subprocess.DEVNULL) as run:
+        target = monitor_dir / "targets" / f"run-Slow-{run.pid}.json"
+        deadline = time.monotonic() + 60
+        while not target.exists():
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        address = json.loads(target.read_text())[0]["targets"][0]
+        assert f"mrkafka: {address}" in listed()
+        run.send_signal(signal.SIGKILL)
+    assert f"mrkafka: {address}" not in listed() and not target.exists()
