@@ -41,7 +41,7 @@ from mrkafka.devtools.launcher import Cluster
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.settings import BatchSettings
-from tests.helpers import WORDCOUNT, free_ports, messy_corpus, read_parts, tricky_corpus
+from tests.helpers import WORDCOUNT, free_ports, messy_corpus, oracle_wordcount, read_parts, tricky_corpus
 from tests.stream_process import StreamRun, committed_sum, retrying
 
 APP = "soak"
@@ -56,9 +56,9 @@ class SoakResult:
     kills: collections.Counter = field(default_factory=collections.Counter)
     recovery_s: list[float] = field(default_factory=list)  # from a kill to the reducers' next commit
     keys: int = 0
-    differing_parts: int = 0  # keys whose count in the part files is not batch's
-    differing_topic: int = 0  # keys whose latest output record (read_committed) is not batch's
-    parts_identical: bool = False
+    differing_parts: int = 0  # keys whose count in the part files is not the oracle's
+    differing_topic: int = 0  # keys whose latest output record (read_committed) is not the oracle's
+    parts_identical: bool = False  # the part files byte for byte batch's, a second check
     open_transactions: list[str] = field(default_factory=list)  # topics whose LSO is below the high watermark
     seconds: float = 0.0
 
@@ -78,8 +78,8 @@ class SoakResult:
                 f"over {len(ordered)} kills"
             )
         lines.append(
-            f"keys: {self.keys}; differing from batch: {self.differing_parts} in the part files "
-            f"(identical: {self.parts_identical}), {self.differing_topic} in the output topic"
+            f"keys: {self.keys}; differing from the oracle: {self.differing_parts} in the part files, "
+            f"{self.differing_topic} in the output topic; part files identical to batch's: {self.parts_identical}"
         )
         lines.append(f"open transactions: {', '.join(self.open_transactions) or 'none'}")
         lines.append(f"{'PASS' if self.passed else 'FAIL'} in {self.seconds:.0f} s")
@@ -242,26 +242,32 @@ def soak(workdir: Path, kills: int = 8, guarantee: str = "exactly-once", seed: i
             JobSpec(load_job(WORDCOUNT)),
             BatchSettings(inputs=[str(p) for p in feed.files], output=workdir / "B", runner="inline"),
         )
-        compare_with_batch(bootstrap, workdir, result)
+        compare_with_oracle(bootstrap, workdir, feed.files, result)
     finally:
         cluster.stop()
     result.seconds = time.monotonic() - started
     return result
 
 
-def compare_with_batch(bootstrap: str, workdir: Path, result: SoakResult, app: str = APP) -> SoakResult:
-    """Fill ``result`` from part files ``workdir/S`` and ``workdir/B`` and app's topics."""
-    batch = read_parts(workdir / "B")
+def compare_with_oracle(
+    bootstrap: str, workdir: Path, inputs: list[Path], result: SoakResult, app: str = APP
+) -> SoakResult:
+    """Fill ``result`` from the part files ``workdir/S`` and app's topics, judged against the
+    oracle (``Counter`` over ``bytes.split()`` of ``inputs``), and ``workdir/B`` (batch's)."""
+    counts = sum((oracle_wordcount(p.read_bytes()) for p in inputs), collections.Counter())
+    expected = {k: b"%d" % n for k, n in counts.items()}
     stream = read_parts(workdir / "S")
-    result.keys = len(batch)
-    result.differing_parts = sum(stream.get(k) != v for k, v in batch.items()) + len(stream.keys() - batch.keys())
+    result.keys = len(expected)
+    result.differing_parts = sum(stream.get(k) != v for k, v in expected.items()) + len(stream.keys() - expected.keys())
     names = sorted(p.name for p in (workdir / "B").glob("part-r-*"))
     result.parts_identical = names == sorted(p.name for p in (workdir / "S").glob("part-r-*")) and all(
         (workdir / "S" / n).read_bytes() == (workdir / "B" / n).read_bytes() for n in names
     )
     partitions = len(retrying(admin.describe_topic, bootstrap, "out").partitions)
     latest = asyncio.run(_latest_per_key(bootstrap, "out", partitions))
-    result.differing_topic = sum(latest.get(k) != int(v) for k, v in batch.items()) + len(latest.keys() - batch.keys())
+    result.differing_topic = sum(latest.get(k) != int(v) for k, v in expected.items()) + len(
+        latest.keys() - expected.keys()
+    )
     for topic in (f"{app}-repartition", f"{app}-state-changelog", "out"):
         _, stable = retrying(admin.topic_offsets, bootstrap, topic, "read_committed")
         _, high = retrying(admin.topic_offsets, bootstrap, topic)

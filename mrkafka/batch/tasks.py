@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +39,7 @@ from mrkafka.core.counters import (
 from mrkafka.core.keys import split_by_partition
 from mrkafka.core.map_side import map_arrow, map_records
 from mrkafka.core.partial import key_kind
-from mrkafka.errors import JobFailedError
+from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.io import formats
 from mrkafka.io.splits import Split, iter_lines, lines_array, pieces, read_split
 from mrkafka.job import JobSpec
@@ -102,7 +104,13 @@ class MapTask:
     @gc_paused()
     def _map(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
         """The map output of ``split``, through the combiner if ``combine``."""
-        offset, block = read_split(split)
+        try:
+            offset, block = read_split(split)
+        except FileNotFoundError as exc:  # the driver found it when it planned the splits
+            raise BadInputError(
+                f"input {split.path} is not on {_node()}: on a Ray cluster, inputs (and the output) "
+                "must be on a file system every node shares"
+            ) from exc
         counters.add(MAP_TASKS)
         counters.add(BYTES_READ, len(block))
         map_block = self._map_arrow if self.vectorized_map else self._map_records
@@ -168,6 +176,14 @@ class ReduceTask:
         counters.take_job_counters(self.spec.name, self.job)
         counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters
+
+
+def _node() -> str:
+    """Where this task runs, as a user finds it: Ray's address of the node, and its host name."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return f"node {ray.util.get_node_ip_address()} ({socket.gethostname()})"
+    return f"host {socket.gethostname()}"
 
 
 def _millis_since(started: float) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from mrkafka.batch import run_batch
-from mrkafka.errors import JobFailedError
+from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.settings import BatchSettings
 from tests.helpers import PICKY_JOB, WORDCOUNT, murmur2, oracle_wordcount, read_parts, to_positive, write_job
@@ -216,3 +217,32 @@ def test_many_reducers_share_few_actors(ray_cluster, messy_file: Path, tmp_path:
     assert {k: int(v) for k, v in read_parts(tmp_path / "ray").items()} == dict(
         oracle_wordcount(messy_file.read_bytes())
     )
+
+
+def test_an_input_a_task_cannot_see_is_named_with_its_node(runner: str, tmp_path: Path) -> None:
+    """What a worker on a node without the driver's files meets: an input the driver planned
+    is not there when its task reads it (here: the map of a.txt deletes b.txt)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("delete b\nx\n")
+    (tmp_path / "in" / "b.txt").write_text("y\n")
+    job = write_job(
+        tmp_path,
+        f"""
+        import os
+        from mrkafka import Job
+        class Deleting(Job):
+            def map(self, offset, line):
+                if line == "delete b":
+                    os.remove({str(tmp_path / "in" / "b.txt")!r})
+                yield line, 1
+            def reduce(self, a, b):
+                return a + b
+        """,
+    )
+    one_at_a_time = {"mappers": 1} if runner == "ray" else {}
+    settings = BatchSettings(inputs=[str(tmp_path / "in")], output=tmp_path / "out", runner=runner, **one_at_a_time)
+    node = r"(host \S+|node \d+\.\d+\.\d+\.\d+ \(.+\))"
+    missing = re.escape(str(tmp_path / "in" / "b.txt"))
+    with pytest.raises(BadInputError, match=rf"input {missing} is not on {node}: .* every node shares"):
+        run_batch(JobSpec(load_job(job)), settings)
+    assert not (tmp_path / "out").exists()

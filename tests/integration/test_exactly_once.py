@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mrkafka.kafka import admin
-from tests.integration.test_stream_faults import _check_against_batch, _halves, _produce
-from tests.soak import SCRIPTED, SoakResult, compare_with_batch, soak
+from tests.integration.test_stream_faults import _check_output, _halves, _produce
+from tests.soak import SCRIPTED, SoakResult, compare_with_oracle, soak
 from tests.stream_process import StreamRun, committed_sum, retrying, wait_committed
 
 pytestmark = pytest.mark.integration
@@ -63,10 +63,10 @@ def _stalled(flag: Path, run: StreamRun, timeout: float = 120) -> int:
 
 
 def _check(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
-    """The bounded run's parts equal batch; so does the output topic, read_committed; no
-    transaction is left open."""
-    _check_against_batch(bootstrap, inputs, tmp_path, reducers)
-    result = compare_with_batch(bootstrap, tmp_path, SoakResult(), app=APP)
+    """The bounded run's parts and the output topic, read_committed, equal the oracle's counts
+    (and the parts batch's); no transaction is left open."""
+    _check_output(bootstrap, inputs, tmp_path, reducers)
+    result = compare_with_oracle(bootstrap, tmp_path, inputs, SoakResult(), app=APP)
     assert result.passed, result.report()
 
 
@@ -81,7 +81,8 @@ def test_a_map_worker_stalled_past_its_session_is_fenced(cluster, ray_cluster, t
     with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log", env=stall) as run:
         stalled = _stalled(flag, run)
         inputs.append(_produce(bootstrap, "in", second[: len(second) // 2], tmp_path / "second.txt"))
-        time.sleep(15)  # past its 10 s session: its partitions move, their new producers fence it
+        # Past its 10 s session its partitions move; their new producers fence it and commit the input.
+        wait_committed(bootstrap, APP, run)
         inputs.append(_produce(bootstrap, "in", second[len(second) // 2 :], tmp_path / "third.txt"))
         os.kill(stalled, signal.SIGCONT)  # it goes on committing: fenced, it must rejoin and write nothing
         wait_committed(bootstrap, APP, run)

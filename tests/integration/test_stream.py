@@ -62,6 +62,16 @@ def stream_env(ray_cluster, bootstrap: str, topic_name: str, tmp_path: Path):
     }
 
 
+def delete_topics(bootstrap: str, *topics: str) -> None:
+    """Delete ``topics``, and wait until the brokers list none of them (a delete is asynchronous)."""
+    for topic in topics:
+        admin.delete_topic(bootstrap, topic)
+    deadline = time.monotonic() + 60
+    while set(topics) & set(admin.list_topics(bootstrap)):
+        assert time.monotonic() < deadline, f"{topics} still listed 60 s after their deletion"
+        time.sleep(0.1)
+
+
 def produce(env: dict, data: bytes, tmp_path: Path, name: str = "in.txt") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -275,8 +285,7 @@ def test_output_needs_until_end(bootstrap: str, tmp_path: Path) -> None:
 
 def test_a_map_that_raises_stops_the_run_and_names_the_record(stream_env: dict, tmp_path: Path) -> None:
     job = write_job(tmp_path, PICKY_JOB, "picky.py")
-    admin.delete_topic(stream_env["bootstrap"], stream_env["input_topic"])
-    time.sleep(1)
+    delete_topics(stream_env["bootstrap"], stream_env["input_topic"])
     admin.create_topic(stream_env["bootstrap"], stream_env["input_topic"], partitions=1)
     produce(stream_env, b"good\n" * 10 + b"bad\n" + b"good\n", tmp_path)
     where = rf"\(topic {stream_env['input_topic']} partition 0 offset 10\)"
@@ -414,9 +423,7 @@ def test_rocksdb_state_of_another_changelog_is_not_kept(stream_env: dict, tmp_pa
     produce(env, b"old old words\n", tmp_path)
     stream_wordcount(env, state="rocksdb", reducers=1)
     # An application reset: its internal topics are recreated, its input is a new topic.
-    for topic in (f"{app}-repartition", f"{app}-state-changelog", env["output_topic"]):
-        admin.delete_topic(bootstrap, topic)
-    time.sleep(1)
+    delete_topics(bootstrap, f"{app}-repartition", f"{app}-state-changelog", env["output_topic"])
     fresh = {**env, "input_topic": env["input_topic"] + "-2"}
     admin.create_topic(bootstrap, fresh["input_topic"], partitions=1)
     produce(fresh, b"new words\n", tmp_path, "new.txt")

@@ -7,6 +7,7 @@ The unbounded runs are ``mrkafka run`` processes (each with its own Ray), stoppe
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import time
@@ -17,7 +18,7 @@ import pytest
 from mrkafka.devtools.console import produce_lines
 from mrkafka.devtools.launcher import Cluster
 from mrkafka.kafka import admin
-from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, real_text
+from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, real_text
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 from tests.stream_process import StreamRun, retrying, wait_committed
 
@@ -42,7 +43,9 @@ def _start_run(bootstrap: str, tmp_path: Path, *extra: str) -> StreamRun:
     return StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log", *extra)
 
 
-def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
+def _check_output(bootstrap: str, inputs: list[Path], tmp_path: Path, reducers: int = 2) -> None:
+    """A bounded run over what the faulted run left: its parts hold the oracle's counts of
+    ``inputs``, and are batch's byte for byte."""
     env = {
         "bootstrap": bootstrap,
         "input_topic": "in",
@@ -51,6 +54,8 @@ def _check_against_batch(bootstrap: str, inputs: list[Path], tmp_path: Path, red
         "state_dir": str(tmp_path / "state"),
     }
     stream_wordcount(env, output=tmp_path / "S", reducers=reducers)
+    counts = sum((oracle_wordcount(path.read_bytes()) for path in inputs), collections.Counter())
+    assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(counts)  # the oracle first
     batch_wordcount(inputs, tmp_path / "B", reducers=reducers)
     assert_same_parts(tmp_path / "S", tmp_path / "B", reducers)
 
@@ -87,7 +92,7 @@ def test_an_unbounded_run_outlives_a_broker_outage(cluster, ray_cluster, tmp_pat
     # An outage the run rides out is not the user's business: no worker printed a line.
     log = run.tail(1_000_000)
     assert "(MapWorker" not in log and "(ReduceWorker" not in log, log[-3000:]
-    _check_against_batch(bootstrap, inputs, tmp_path)
+    _check_output(bootstrap, inputs, tmp_path)
 
 
 def test_a_run_started_while_the_broker_is_down_waits_for_it(cluster, ray_cluster, tmp_path) -> None:
@@ -102,7 +107,7 @@ def test_a_run_started_while_the_broker_is_down_waits_for_it(cluster, ray_cluste
         cluster.start()
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
-    _check_against_batch(bootstrap, inputs, tmp_path)
+    _check_output(bootstrap, inputs, tmp_path)
 
 
 def test_a_run_gives_up_after_the_task_timeout_with_one_line(cluster, tmp_path) -> None:
@@ -131,7 +136,7 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
         os.kill(cluster3.pids()[1], signal.SIGKILL)
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
-    _check_against_batch(bootstrap, inputs, tmp_path)
+    _check_output(bootstrap, inputs, tmp_path)
 
 
 def test_a_reducer_whose_broker_dies_during_its_restore_restores_in_full(cluster, ray_cluster, tmp_path) -> None:
