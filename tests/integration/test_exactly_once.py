@@ -23,9 +23,11 @@ pytestmark = pytest.mark.integration
 APP = "outage"  # the application the faults tests' bounded check runs
 
 
-def test_exactly_once_survives_kills_of_every_process(tmp_path: Path) -> None:
-    result = soak(tmp_path, kills=8, guarantee="exactly-once", seed=3)
+@pytest.mark.parametrize("brokers", [1, 3])
+def test_exactly_once_survives_kills_of_every_process(tmp_path: Path, brokers: int) -> None:
+    result = soak(tmp_path, kills=8, guarantee="exactly-once", seed=3, brokers=brokers)
     print(result.report())
+    assert {f"point {point}" for point in (*SCRIPTED, "finish", "commit-output")} <= set(result.kills)
     assert sum(result.kills.values()) >= 8
     assert result.passed, result.report()
 
@@ -33,7 +35,7 @@ def test_exactly_once_survives_kills_of_every_process(tmp_path: Path) -> None:
 def test_the_soak_sees_what_at_least_once_gets_wrong(tmp_path: Path) -> None:
     # A map worker killed after producing and before committing its offsets replays input
     # whose blocks were already counted: the soak must find those keys.
-    result = soak(tmp_path, kills=3, guarantee="at-least-once", seed=3)
+    result = soak(tmp_path, kills=3, guarantee="at-least-once", seed=3, points=SCRIPTED[:1])
     print(result.report())
     assert result.kills[f"point {SCRIPTED[0]}"] == 1
     assert result.differing_parts > 0 and not result.passed
