@@ -89,7 +89,11 @@ class Mapped(NamedTuple):
 
 
 class StreamMapper:
-    """Maps and combines the records of input partitions; drains a task's partial blocks."""
+    """Maps and combines the records of input partitions; drains a task's partial blocks.
+
+    ``counters`` hold what was committed only: a task's counts wait beside what it holds, and
+    move into them when the worker says its commit went through (``committed``); a task dropped
+    (revoked, aborted) takes its counts with it, as its input is read again."""
 
     def __init__(self, spec: JobSpec, reducers: int, input_topic: str, block_bytes: int = BLOCK_BYTES) -> None:
         self.spec = spec
@@ -100,6 +104,7 @@ class StreamMapper:
         self.aggregation = Aggregation(self.job, spec.vectorize)
         self.vectorized = spec.vectorize and self.job.has_map_arrow()
         self.counters = Counters()
+        self._counted: dict[int, Counters] = {}  # per input partition: counts not yet committed
         self._held: dict[int, Accumulator] = {}  # per input partition: partials not yet produced
         self._timestamps: dict[int, int] = {}  # newest input timestamp held, per input partition
 
@@ -149,7 +154,7 @@ class StreamMapper:
         except Exception as exc:
             raise JobFailedError.raised("reduce (as combiner)", exc, mapped.where) from exc
         self._timestamps[partition] = max(self._timestamps.get(partition, mapped.newest), mapped.newest)
-        self.counters.update(mapped.counters)
+        self._counted.setdefault(partition, Counters()).update(mapped.counters)
 
     def drain(self, partition: int) -> list[Block]:
         """The combined partials of one task as repartition blocks; the task holds nothing after."""
@@ -158,18 +163,24 @@ class StreamMapper:
         if accumulator is None:
             return []
         table = accumulator.result()
-        self.counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
+        self._counted.setdefault(partition, Counters()).add(COMBINE_OUTPUT_RECORDS, table.num_rows)
         return [
             Block(k, data, timestamp)
             for k, part in enumerate(split_by_partition(table, self.reducers, key_kind(table)))
             for data in partial_to_ipc(part, self.block_bytes)
         ]
 
+    def committed(self, partition: int) -> None:
+        """The worker committed what it drained of task ``partition``: count it."""
+        self.counters.update(self._counted.pop(partition, Counters()))
+
     def drop(self, partitions: Iterable[int] | None = None) -> None:
-        """Forget what tasks hold (all, or those of ``partitions``): their input is read again."""
-        for partition in list(self._held) if partitions is None else partitions:
+        """Forget what tasks hold (all, or those of ``partitions``), and their counts: their
+        input is read again."""
+        for partition in list(self._held.keys() | self._counted.keys()) if partitions is None else partitions:
             self._held.pop(partition, None)
             self._timestamps.pop(partition, None)
+            self._counted.pop(partition, None)
 
 
 @dataclass
@@ -201,8 +212,9 @@ class StreamReducer:
         self.serde = Serde(self.job.stream.value_serde)
         self.store = store
         self.kind: str | None = store.checkpoint.kind if store.checkpoint else None
-        self.counters = Counters()
+        self.counters = Counters()  # what was committed
         self.latency = LatencyHistogram()
+        self._input_records = 0  # merged since the last commit
         self._pending: dict[bytes, Any] = {}  # merged since the last commit: key bytes -> state
         self._newest: dict[bytes, int] = {}  # key bytes -> newest input timestamp that changed it
 
@@ -230,7 +242,7 @@ class StreamReducer:
     def merge(self, partial: pa.Table, timestamp: int, where: str = "") -> None:
         """Merge a partial block into the state (held apart until ``committed``)."""
         self.kind = key_kind(partial)
-        self.counters.add(REDUCE_INPUT_RECORDS, partial.num_rows)
+        self._input_records += partial.num_rows
         keys = partial.column(KEY).to_pylist()
         try:
             self.aggregation.merge_into(self._pending, keys, decode_values(partial), self.store.get)
@@ -283,11 +295,12 @@ class StreamReducer:
             self.store.write(self._pending, checkpoint)
             self.counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
             self.latency.record(changes.latencies_ms)
-        self._pending, self._newest = {}, {}
+        self.counters.add(REDUCE_INPUT_RECORDS, self._input_records)
+        self._pending, self._newest, self._input_records = {}, {}, 0
 
     def abort(self) -> None:
-        """Forget the merges since the last commit: their input is read again."""
-        self._pending, self._newest = {}, {}
+        """Forget the merges since the last commit, and their counts: their input is read again."""
+        self._pending, self._newest, self._input_records = {}, {}, 0
 
     # -- interactive queries --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrkafka.core import MISSING
+from mrkafka.core.counters import COMBINE_OUTPUT_RECORDS, MAP_INPUT_RECORDS, REDUCE_INPUT_RECORDS, REDUCE_OUTPUT_RECORDS
 from mrkafka.core.keys import partition_keys, topic_bytes
 from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
@@ -182,6 +183,26 @@ def test_merges_stay_out_of_the_store_until_committed() -> None:
     _commit(reducer, log)
     assert dict(store.items()) == {b"a": 5} and store.checkpoint.offset == 1
     assert reducer.latency.total == 1
+
+
+def test_counters_count_a_poll_read_again_once() -> None:
+    """A poll whose task was dropped (revoked before its commit, or aborted) is read again: it
+    counts once, when its commit went through; so do merges a reducer aborted."""
+    mapper = StreamMapper(JobSpec(load_job(WORDCOUNT)), reducers=2, input_topic="in")
+    poll = [Record(offset, None, b"a b a") for offset in range(10)]
+    process(mapper, 0, poll)
+    mapper.drop({0})  # revoked
+    process(mapper, 0, poll)  # the new owner (here: the same worker) reads it again
+    assert mapper.counters.get(MAP_INPUT_RECORDS) == 0  # nothing committed yet
+    mapper.drain(0)
+    mapper.committed(0)
+    assert mapper.counters.get(MAP_INPUT_RECORDS) == 10 and mapper.counters.get(COMBINE_OUTPUT_RECORDS) == 2
+    reducer = _reducer(JobSpec(load_job(WORDCOUNT)), MemoryStore())
+    reducer.merge(partial_from_pairs([b"a", b"b"], [1, 2]), timestamp=100)
+    reducer.abort()
+    reducer.merge(partial_from_pairs([b"a", b"b"], [1, 2]), timestamp=100)
+    _commit(reducer, [])
+    assert reducer.counters.get(REDUCE_INPUT_RECORDS) == 2 and reducer.counters.get(REDUCE_OUTPUT_RECORDS) == 2
 
 
 def test_a_finish_that_raises_writes_nothing(tmp_path: Path) -> None:

@@ -185,6 +185,8 @@ class MapWorker(ConsumerRebalanceListener):
                 if await call(outbox.flush(), config, "writing"):  # 2
                     faults.point("map-produced")
                 committed = await call(outbox.commit(offsets), config, "committing")
+                if committed:
+                    self.mapper.committed(tp.partition)
                 task = f"map-{tp.partition}"
                 metrics.produced(self._values, task, config.repartition_topic, [b.data for b in blocks])
                 if committed:
