@@ -206,8 +206,11 @@ def soak(
                     if killed_at is not None:
                         result.recovery_s.append(commits.next_after(killed_at, run))
                         killed_at = None
-                    # A revocation needs a rebalance: the random kill of a map worker comes first.
+                    # A revocation needs a rebalance: the random kill of a map worker comes first, once
+                    # both are in the group (one killed while starting joins with the other: no revocation).
                     order = ("random", "scripted") if point == "map-revoked" else ("scripted", "random")
+                    if point == "map-revoked":
+                        _until(lambda: retrying(admin.group_members, bootstrap, [APP]) >= 2, run, 120)
                     for kind in order:
                         if kind == "scripted":
                             if not _until(flag.exists, run, FAULT_WAIT_S):
