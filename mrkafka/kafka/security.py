@@ -16,6 +16,7 @@ import difflib
 import os
 import re
 import ssl
+import stat
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -318,13 +319,17 @@ def write_private(path: Path, data: bytes) -> None:
 
 def private_dir(path: Path, what: str = "directory") -> Path:
     """``path`` as a directory only its owner may enter (0700), made if need be, whatever its
-    mode was; a link in its place is refused, not followed. ``what``: how an error names it."""
+    mode was; a link in its place is refused, not followed, and so is a directory others share
+    (sticky, as ``/tmp``), whose mode is not this program's to change. ``what``: how an error
+    names it."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
         raise BadInputError(f"{what} {path} cannot be a private directory: {exc.strerror}") from None
     try:
+        if os.fstat(fd).st_mode & stat.S_ISVTX:
+            raise BadInputError(f"{what} {path} is a directory others share (as /tmp is): give one of its own")
         os.fchmod(fd, 0o700)
     finally:
         os.close(fd)

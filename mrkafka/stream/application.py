@@ -173,9 +173,10 @@ def refuse_deleting(kafka: admin.Admin, topic: str) -> None:
 @contextlib.contextmanager
 def holding(state_dir: str | Path, app: str, doing: str) -> Iterator[None]:
     """Hold ``STATE_DIR/APP/run.lock`` for a run (``doing="running"``) or a reset
-    (``"being reset"``); refused while another process holds it."""
-    root = private_dir(Path(state_dir).expanduser(), "--state-dir")
-    path = private_dir(root / app, "--state-dir") / "run.lock"
+    (``"being reset"``); refused while another process holds it. ``STATE_DIR/APP``, which holds
+    the application's stores and query endpoint, is made private (0700); ``STATE_DIR`` may be
+    any directory, shared or not."""
+    path = private_dir(Path(state_dir).expanduser() / app, "--state-dir") / "run.lock"
     lock = fs.Lock.take(path, f"{socket.gethostname()} {os.getpid()} {doing}\n".encode())
     if lock is None:
         holder = (fs.Lock.holder(path) or b"").decode(errors="replace").strip().split(maxsplit=2)

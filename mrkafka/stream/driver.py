@@ -33,7 +33,7 @@ from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
 from mrkafka.kafka.acl import check_access
 from mrkafka.kafka.client import Backoff
-from mrkafka.kafka.security import PLAINTEXT, ClientSecurity, private_dir
+from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.obs.metrics import RunMetrics
 from mrkafka.settings import StreamSettings
@@ -283,7 +283,7 @@ class _Workers:
 def _check_state_dir(directory: Path) -> None:
     """Workers open their stores under ``directory``: a path they cannot use fails here, once."""
     try:
-        private_dir(directory, "--state-dir")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -473,3 +474,21 @@ def test_a_name_that_is_no_principal_or_file_name_is_refused(tmp_path: Path, com
     code, err = cli(*command[:2], *options, "--", command[2])
     assert code == 2 and one_line(err) and "is not a valid name" in err, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["clients", "data", "pw"]
+
+
+def test_a_shared_directory_keeps_its_mode(tmp_path: Path) -> None:
+    """A directory others share (sticky, as /tmp) is never made private: as a --state-dir it
+    holds the application's own 0700 directory; as a broker's data directory it is refused."""
+    from mrkafka.errors import BadInputError
+    from mrkafka.kafka.security import private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(BadInputError, match="a directory others share"):
+        private_dir(shared, "--data-dir")
+    stream = ["run", str(WORDCOUNT), "--stream", "--input-topic", "t", "--application-id", "app"]
+    code, err = cli(*stream, "--state-dir", str(shared), "--bootstrap-servers", "127.0.0.1:1", "--task-timeout", "1")
+    assert code == 8, err  # it went on to Kafka
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "app").stat().st_mode) == 0o700
