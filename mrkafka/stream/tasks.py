@@ -104,7 +104,8 @@ class StreamMapper:
         self.aggregation = Aggregation(self.job, spec.vectorize)
         self.vectorized = spec.vectorize and self.job.has_map_arrow()
         self.counters = Counters()
-        self._counted: dict[int, Counters] = {}  # per input partition: counts not yet committed
+        self._counted: dict[int, Counters] = {}  # per input partition: counts of what it holds
+        self._draining: dict[int, Counters] = {}  # per input partition: counts of what it drained
         self._held: dict[int, Accumulator] = {}  # per input partition: partials not yet produced
         self._timestamps: dict[int, int] = {}  # newest input timestamp held, per input partition
 
@@ -163,7 +164,9 @@ class StreamMapper:
         if accumulator is None:
             return []
         table = accumulator.result()
-        self._counted.setdefault(partition, Counters()).add(COMBINE_OUTPUT_RECORDS, table.num_rows)
+        counted = self._draining.setdefault(partition, Counters())
+        counted.update(self._counted.pop(partition, Counters()))  # a poll held after this counts at the next commit
+        counted.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
         return [
             Block(k, data, timestamp)
             for k, part in enumerate(split_by_partition(table, self.reducers, key_kind(table)))
@@ -172,15 +175,17 @@ class StreamMapper:
 
     def committed(self, partition: int) -> None:
         """The worker committed what it drained of task ``partition``: count it."""
-        self.counters.update(self._counted.pop(partition, Counters()))
+        self.counters.update(self._draining.pop(partition, Counters()))
 
     def drop(self, partitions: Iterable[int] | None = None) -> None:
         """Forget what tasks hold (all, or those of ``partitions``), and their counts: their
         input is read again."""
-        for partition in list(self._held.keys() | self._counted.keys()) if partitions is None else partitions:
+        every = self._held.keys() | self._counted.keys() | self._draining.keys()
+        for partition in list(every) if partitions is None else partitions:
             self._held.pop(partition, None)
             self._timestamps.pop(partition, None)
             self._counted.pop(partition, None)
+            self._draining.pop(partition, None)
 
 
 @dataclass

@@ -3,9 +3,11 @@ named, and one that refuses the run's authentication token says so at once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WORDCOUNT, free_ports, oracle_wordcount, read_parts
+from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +29,9 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     token = root / "token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    port = free_ports(1)
+    with socket.socket() as probe:  # an ephemeral port: outside Ray's worker ports (10002-19999)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     ray = Path(sys.executable).with_name("ray")
     command = [str(ray), "start", "--head", "--block", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
@@ -40,7 +44,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
             time.sleep(0.5)
         yield f"127.0.0.1:{port}", token
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # ray start --block stops the head's processes with it
+        with contextlib.suppress(ProcessLookupError):  # ray start --block stops the head's processes with it
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

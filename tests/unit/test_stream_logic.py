@@ -195,8 +195,14 @@ def test_counters_count_a_poll_read_again_once() -> None:
     process(mapper, 0, poll)  # the new owner (here: the same worker) reads it again
     assert mapper.counters.get(MAP_INPUT_RECORDS) == 0  # nothing committed yet
     mapper.drain(0)
+    process(mapper, 0, [Record(10, None, b"c")])  # mapped while the drained blocks are committed
     mapper.committed(0)
     assert mapper.counters.get(MAP_INPUT_RECORDS) == 10 and mapper.counters.get(COMBINE_OUTPUT_RECORDS) == 2
+    mapper.drop({0})  # revoked before its next commit: the poll held after the drain is read again
+    process(mapper, 0, [Record(10, None, b"c")])
+    mapper.drain(0)
+    mapper.committed(0)
+    assert mapper.counters.get(MAP_INPUT_RECORDS) == 11
     reducer = _reducer(JobSpec(load_job(WORDCOUNT)), MemoryStore())
     reducer.merge(partial_from_pairs([b"a", b"b"], [1, 2]), timestamp=100)
     reducer.abort()
