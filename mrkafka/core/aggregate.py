@@ -26,7 +26,7 @@ from mrkafka.core.partial import (
     concat_partials,
     decode_values,
     empty_partial,
-    is_pickled,
+    holds_objects,
     key_kind,
     partial_from_key_bytes,
     sort_by_key,
@@ -50,7 +50,7 @@ class Aggregation:
 
     def combine(self, table: pa.Table) -> pa.Table:
         """One row per key, the values of each key merged in row order."""
-        if self.builtin and not is_pickled(table):
+        if self.builtin and not holds_objects(table):
             op = _ARROW_AGGREGATE[self.builtin]
             values = table.column(VALUE)
             if op != "sum" or not pa.types.is_integer(values.type):
@@ -124,7 +124,7 @@ class Accumulator:
             return
         if self.kind is None:
             self.kind = key_kind(partial)
-        if self.aggregation.builtin and not is_pickled(partial) and not self._held_dict:
+        if self.aggregation.builtin and not holds_objects(partial) and not self._held_dict:
             self._buffer.append(partial)
             self._buffered_rows += partial.num_rows
             held_rows = self._held_table.num_rows if self._held_table is not None else 0
@@ -143,7 +143,7 @@ class Accumulator:
         tables = ([self._held_table] if self._held_table is not None else []) + self._buffer
         self._held_table = self.aggregation.combine(concat_partials(tables))
         self._buffer, self._buffered_rows = [], 0
-        if is_pickled(self._held_table):  # sums outgrew int64: hold Python integers from now on
+        if holds_objects(self._held_table):  # sums outgrew int64: hold Python integers from now on
             self.aggregation.merge_table(self._held_dict, self._held_table)
             self._held_table = None
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from mrkafka.core.aggregate import Accumulator, Aggregation
 from mrkafka.core.partial import VALUE, concat_partials, empty_partial, partial_from_arrow, partial_from_pairs
+from mrkafka.core.values import UnsupportedValue
 from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
 
@@ -108,10 +109,8 @@ class _MapOutput:
         if keys:
             try:
                 pairs = partial_from_pairs(keys, values)
-            except Exception as exc:  # a value pickle cannot hold
-                raise JobFailedError(
-                    f"map emitted a value that cannot be pickled: {type(exc).__name__}: {exc} (in {where})"
-                ) from exc
+            except UnsupportedValue as exc:
+                raise JobFailedError(f"map emitted {exc} (in {where})") from exc
             self._hold(pairs, where)
         if self.accumulator is not None:
             try:

@@ -2,15 +2,17 @@
 
 A *partial* is a table with a binary ``key`` column (key bytes, see ``mrkafka.core.keys``: what
 the output sorts by) and a ``value`` column. Values are ``int64`` or ``float64`` when
-every value is one, else pickled Python objects, so that a job's reduce sees exactly what
-its map produced. The schema's metadata records whether keys were str, bytes or int. A
-partial travels as Arrow IPC: through Ray's object store in batch, as records of the
-repartition topic in stream (``partial_to_ipc`` cuts it by the rows' real sizes).
+every value is one, else Python objects encoded by ``mrkafka.core.values`` (bytes that can
+only build data), so that a job's reduce sees exactly what its map produced. The schema's
+metadata records whether keys were str, bytes or int. A partial travels as Arrow IPC:
+through Ray's object store in batch, as records of the repartition topic in stream
+(``partial_to_ipc`` cuts it by the rows' real sizes; ``partial_from_ipc`` refuses a record
+that is not such a partial with ``BadPartial``, so anyone who can write to the topic can
+at most make a reducer stop or skip the record).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -20,15 +22,18 @@ import pyarrow.compute as pc
 
 from mrkafka.core import kernels
 from mrkafka.core.keys import key_bytes, kind_of
+from mrkafka.core.values import decode as decode_value
+from mrkafka.core.values import encode as encode_value
 
 __all__ = [
     "KEY",
     "VALUE",
+    "BadPartial",
     "Rows",
     "concat_partials",
     "decode_values",
     "empty_partial",
-    "is_pickled",
+    "holds_objects",
     "key_kind",
     "partial_from_arrow",
     "partial_from_ipc",
@@ -41,7 +46,14 @@ __all__ = [
 KEY = "key"
 VALUE = "value"
 _KEY_KIND = b"mrkafka.key"
-_PICKLED = {b"mrkafka.value": b"pickle"}
+_KINDS = ("str", "bytes", "int")
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_VALUE_ENCODING = b"mrkafka.value"
+_OBJECTS = {_VALUE_ENCODING: b"msgpack"}
+
+
+class BadPartial(ValueError):
+    """Bytes that are not a partial (not Arrow IPC, another schema, values not in ``mrkafka.core.values``' encoding)."""
 
 
 def key_kind(table: pa.Table) -> str:
@@ -60,17 +72,20 @@ def _encode_values(values: Sequence[Any]) -> tuple[pa.Array, pa.Field]:
             pass
     elif values and all(type(v) is float for v in values):
         return pa.array(values, pa.float64()), pa.field(VALUE, pa.float64())
-    pickled = [pickle.dumps(v, protocol=5) for v in values]
-    return pa.array(pickled, pa.binary()), pa.field(VALUE, pa.binary(), metadata=_PICKLED)
+    return pa.array([encode_value(v) for v in values], pa.binary()), pa.field(VALUE, pa.binary(), metadata=_OBJECTS)
 
 
-def is_pickled(table: pa.Table) -> bool:
-    return table.schema.field(VALUE).metadata == _PICKLED
+def holds_objects(table: pa.Table) -> bool:
+    """Whether the partial's values are encoded Python objects (not Arrow numbers)."""
+    return table.schema.field(VALUE).metadata == _OBJECTS
 
 
 def decode_values(table: pa.Table) -> list[Any]:
-    values = table.column(VALUE).to_pylist()
-    return [pickle.loads(v) for v in values] if is_pickled(table) else values
+    """The partial's values as Python objects; ``UndecodableValue`` if one is not an encoded value."""
+    column = table.column(VALUE).to_pylist()
+    if not holds_objects(table):
+        return column
+    return [decode_value(v) for v in column]
 
 
 def partial_from_pairs(keys: Sequence[Any], values: Sequence[Any], kind: str | None = None) -> pa.Table:
@@ -181,4 +196,27 @@ def partial_to_ipc(table: pa.Table, max_bytes: int) -> list[bytes]:
 
 
 def partial_from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
+    """The partial an IPC stream of ``partial_to_ipc`` holds; ``BadPartial`` for anything else.
+
+    Only the schema is checked here: encoded values are decoded (and refused) where they
+    are used, by ``decode_values``."""
+    if not data.endswith(_END_OF_STREAM):  # a reader takes a cut stream for a shorter one
+        raise BadPartial("not a whole Arrow IPC stream (no end-of-stream marker)")
+    try:
+        table = pa.ipc.open_stream(data).read_all()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadPartial(f"not an Arrow IPC stream ({type(exc).__name__}: {exc})") from None
+    schema = table.schema
+    metadata = schema.metadata or {}
+    kind = metadata.get(_KEY_KIND, b"bytes").decode(errors="replace")
+    if schema.names != [KEY, VALUE] or schema.field(KEY).type != pa.binary() or kind not in _KINDS:
+        raise BadPartial(f"not a partial: schema {schema.to_string(show_schema_metadata=False)!r}, keys {kind!r}")
+    value = schema.field(VALUE)
+    if value.type in (pa.int64(), pa.float64()) and not value.metadata:
+        return table
+    if value.type != pa.binary() or value.metadata != _OBJECTS:
+        encoding = (value.metadata or {}).get(_VALUE_ENCODING, b"none").decode(errors="replace")
+        raise BadPartial(f"values of type {value.type} in the encoding {encoding!r}; mrkafka reads only its own")
+    if table.column(VALUE).null_count or table.column(KEY).null_count:
+        raise BadPartial("a null key or value")
+    return table

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from mrkafka.core import kernels
 from mrkafka.core.json import text_bytes, to_json
 from mrkafka.core.keys import from_key_bytes
-from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, is_pickled, key_kind
+from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, holds_objects, key_kind
 from mrkafka.errors import JobFailedError, SetupError
 from mrkafka.io import fs
 from mrkafka.io.index import write_index
@@ -57,7 +57,7 @@ def _write_jsonl(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
 
 def _write_parquet(part: pa.Table | Rows, f, texts: pa.Array | None) -> None:
     table = part.table() if isinstance(part, Rows) else part
-    if is_pickled(table):
+    if holds_objects(table):
         text = [to_json(v).decode("utf-8", "surrogateescape") for v in decode_values(table)]
         values = pa.array([t.encode("utf-8", "surrogateescape") for t in text], pa.binary())
         table = table.set_column(1, VALUE, values.cast(pa.string(), safe=False))

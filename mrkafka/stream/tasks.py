@@ -8,14 +8,19 @@ records of what changed; ``committed`` moves them into the store, ``abort`` drop
 
 Records are any objects with ``offset``, ``key``, ``value``, ``timestamp`` and ``headers``
 (aiokafka's ``ConsumerRecord``, or a test's own), so the logic is tested with lists.
+
+What a reducer reads (repartition blocks, changelog values) is refused, never run: a record
+that is not a partial, or a value not in ``mrkafka.core.values``' encoding, stops the
+reducer with one line naming topic, partition and offset (``BadInputError``); under
+``--on-error skip`` it is logged, counted in the job's ``bad_records``, and left out.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
-import pickle
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -45,8 +50,11 @@ from mrkafka.core.keys import (
     topic_bytes,
 )
 from mrkafka.core.map_side import map_arrow, map_records
-from mrkafka.core.partial import KEY, Rows, decode_values, key_kind, partial_from_ipc, partial_to_ipc
+from mrkafka.core.partial import KEY, BadPartial, Rows, decode_values, key_kind, partial_from_ipc, partial_to_ipc
 from mrkafka.core.serdes import Serde
+from mrkafka.core.values import UndecodableValue, UnsupportedValue
+from mrkafka.core.values import decode as decode_value
+from mrkafka.core.values import encode as encode_value
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.io.index import levenshtein
 from mrkafka.job import JobSpec
@@ -67,6 +75,8 @@ __all__ = [
 
 #: Arrow block size on the repartition topic, by the rows' real sizes (a longer row goes alone).
 BLOCK_BYTES = 900_000
+log = logging.getLogger(__name__)
+
 #: The header of a changelog record that names the kind of its key (str, bytes or int).
 KEY_KIND_HEADER = "mrkafka.key"
 
@@ -163,7 +173,10 @@ class StreamMapper:
         timestamp = self._timestamps.pop(partition, 0)
         if accumulator is None:
             return []
-        table = accumulator.result()
+        try:
+            table = accumulator.result()
+        except UnsupportedValue as exc:
+            raise JobFailedError(f"reduce (as combiner) made {exc} (input partition {partition})") from exc
         counted = self._draining.setdefault(partition, Counters())
         counted.update(self._counted.pop(partition, Counters()))  # a poll held after this counts at the next commit
         counted.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
@@ -201,16 +214,30 @@ class Changes:
         return _digest(*self.changelog[-1][:2]) if self.changelog else None
 
 
-def _digest(key: bytes, value: bytes | None) -> str:
-    return hashlib.blake2b(key + b"\0" + (value or b""), digest_size=16).hexdigest()
+def _digest(key: bytes | None, value: bytes | None) -> str:
+    return hashlib.blake2b((key or b"") + b"\0" + (value or b""), digest_size=16).hexdigest()
+
+
+def _changelog_entry(record: Any) -> tuple[str, bytes, Any]:
+    """The key kind, key bytes and state (``MISSING``: deleted) of a changelog record."""
+    kind = dict(record.headers or ()).get(KEY_KIND_HEADER, b"bytes").decode(errors="replace")
+    if kind not in ("str", "bytes", "int"):
+        raise UndecodableValue(f"a key of unknown kind {kind!r}")
+    if record.key is None or (kind == "int" and len(record.key) != 8):
+        raise UndecodableValue(f"a {kind} key of {len(record.key or b'')} bytes")
+    value = MISSING if record.value is None else decode_value(record.value)
+    return kind, key_bytes(from_topic_bytes(record.key, kind)), value
 
 
 class StreamReducer:
     """The state of one repartition partition: a committed store and an interval's merges."""
 
-    def __init__(self, spec: JobSpec, partition: int, output_partitions: int, store: StateStore) -> None:
+    def __init__(
+        self, spec: JobSpec, partition: int, output_partitions: int, store: StateStore, changelog: str = "changelog"
+    ) -> None:
         self.spec = spec
         self.partition = partition
+        self.changelog = changelog
         self.output_partitions = output_partitions
         self.job = spec.instantiate()
         self.aggregation = Aggregation(self.job, spec.vectorize)
@@ -220,6 +247,7 @@ class StreamReducer:
         self.counters = Counters()  # what was committed
         self.latency = LatencyHistogram()
         self._input_records = 0  # merged since the last commit
+        self._bad_records = 0  # skipped since the last commit (--on-error skip)
         self._pending: dict[bytes, Any] = {}  # merged since the last commit: key bytes -> state
         self._newest: dict[bytes, int] = {}  # key bytes -> newest input timestamp that changed it
 
@@ -230,11 +258,15 @@ class StreamReducer:
         changes: dict[bytes, Any] = {}
         last = None
         for record in records:
-            kind = dict(record.headers or ()).get(KEY_KIND_HEADER, b"bytes").decode()
-            self.kind = kind
-            key = key_bytes(from_topic_bytes(record.key, kind))
-            changes[key] = MISSING if record.value is None else pickle.loads(record.value)
             last = record
+            try:
+                kind, key, value = _changelog_entry(record)
+            except UndecodableValue as exc:
+                self._refuse(f"topic {self.changelog} partition {self.partition} offset {record.offset}", exc)
+                self.counters.add((self.spec.name, "bad_records"), 1)
+                continue
+            self.kind = kind
+            changes[key] = value
         if last is not None:
             checkpoint = Checkpoint(end, last.offset, _digest(last.key, last.value), self.kind)
         else:  # nothing read (an empty changelog, a gap): the same last record, a later offset
@@ -244,13 +276,17 @@ class StreamReducer:
 
     # -- processing ---------------------------------------------------------------------------
 
-    def merge(self, partial: pa.Table, timestamp: int, where: str = "") -> None:
-        """Merge a partial block into the state (held apart until ``committed``)."""
+    def merge(self, partial: pa.Table, timestamp: int, where: str = "", values: list[Any] | None = None) -> None:
+        """Merge a partial block (its ``values`` decoded, if they are) into the state (held
+        apart until ``committed``)."""
+        if not partial.num_rows:
+            return
         self.kind = key_kind(partial)
         self._input_records += partial.num_rows
         keys = partial.column(KEY).to_pylist()
         try:
-            self.aggregation.merge_into(self._pending, keys, decode_values(partial), self.store.get)
+            values = decode_values(partial) if values is None else values
+            self.aggregation.merge_into(self._pending, keys, values, self.store.get)
         except Exception as exc:
             raise JobFailedError.raised("reduce", exc, where or f"repartition partition {self.partition}") from exc
         newest = self._newest
@@ -259,7 +295,23 @@ class StreamReducer:
                 newest[key] = timestamp
 
     def merge_block(self, data: bytes, timestamp: int, where: str = "") -> None:
-        self.merge(partial_from_ipc(data), timestamp, where)
+        """Merge one repartition record (see the module docstring for what is refused)."""
+        try:
+            partial = partial_from_ipc(data)
+            values = decode_values(partial)
+            if self.kind is not None and key_kind(partial) != self.kind and partial.num_rows:
+                raise BadPartial(f"keys of kind {key_kind(partial)} where this partition's are {self.kind}")
+        except (BadPartial, UndecodableValue) as exc:
+            self._refuse(where or f"repartition partition {self.partition}", exc)
+            self._bad_records += 1
+            return
+        self.merge(partial, timestamp, where, values)
+
+    def _refuse(self, where: str, exc: Exception) -> None:
+        """A record that is not what mrkafka wrote: one line, or (``--on-error skip``) a warning."""
+        if not self.spec.skip_errors:
+            raise BadInputError(f"{where} is not a record mrkafka wrote: {exc} (--on-error skip skips such records)")
+        log.warning("skipped the record at %s, which mrkafka did not write: %s", where, exc)
 
     def changes(self, now_ms: float | None = None) -> Changes:
         """The changelog and output records of every key changed since the last commit.
@@ -277,8 +329,11 @@ class StreamReducer:
         changes = Changes()
         for key, topic_key, out_partition in zip(keys, topic_keys, out_partitions):
             state = self._pending[key]
-            changes.changelog.append((topic_key, pickle.dumps(state, protocol=5), header))
             python_key = from_key_bytes(key, kind)
+            try:
+                changes.changelog.append((topic_key, encode_value(state), header))
+            except UnsupportedValue as exc:
+                raise JobFailedError(f"reduce made {exc} (key {python_key!r})") from exc
             try:
                 value = finish(python_key, state) if finish else state
                 encoded = self.serde.encode(value)
@@ -301,11 +356,13 @@ class StreamReducer:
             self.counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
             self.latency.record(changes.latencies_ms)
         self.counters.add(REDUCE_INPUT_RECORDS, self._input_records)
-        self._pending, self._newest, self._input_records = {}, {}, 0
+        if self._bad_records:
+            self.counters.add((self.spec.name, "bad_records"), self._bad_records)
+        self.abort()
 
     def abort(self) -> None:
         """Forget the merges since the last commit, and their counts: their input is read again."""
-        self._pending, self._newest, self._input_records = {}, {}, 0
+        self._pending, self._newest, self._input_records, self._bad_records = {}, {}, 0, 0
 
     # -- interactive queries --------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def test_last_keeps_input_order() -> None:
         assert dict(partial_to_pairs(Aggregation(Last(), vectorized).combine(table))) == {"k": 4, "j": 5}
 
 
-def test_python_values_round_trip_through_pickle() -> None:
+def test_python_values_round_trip_through_the_value_encoding() -> None:
     table = partial_from_pairs([b"x", b"y", b"x"], [(1, 2), (3, 4), (10, 20)])
     combined = Aggregation(Pairs()).combine(table)
     assert dict(partial_to_pairs(combined)) == {b"x": (11, 22), b"y": (3, 4)}

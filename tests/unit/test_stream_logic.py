@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import math
+import pickle
 import signal
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
@@ -84,6 +87,22 @@ def test_rocksdb_keeps_state_and_checkpoint_across_a_restart(tmp_path: Path) -> 
     store.close()
     again = RocksDBStore(tmp_path / "s")
     assert again.checkpoint == Checkpoint(42, 41, "abc", "bytes") and again.get(b"k") == (1, "x")
+    again.close()
+
+
+def test_rocksdb_of_an_older_format_is_wiped_as_it_opens(tmp_path: Path) -> None:
+    """An older mrkafka pickled values into RocksDB: such a store is never read, but wiped
+    (the restore then reads the changelog from its beginning)."""
+    store = RocksDBStore(tmp_path / "s")
+    store.close()
+    rocksdict = pytest.importorskip("rocksdict")
+    options = rocksdict.Options(raw_mode=True)
+    db = rocksdict.Rdict(str(tmp_path / "s" / "db"), options, column_families={"meta": options})
+    db[b"k"] = pickle.dumps(("state",))
+    db.get_column_family("meta")[b"checkpoint"] = json.dumps({"offset": 3}).encode()
+    db.close()
+    again = RocksDBStore(tmp_path / "s")
+    assert again.checkpoint is None and dict(again.items()) == {}
     again.close()
 
 
@@ -160,8 +179,8 @@ def test_a_job_that_needs_keyed_input_refuses_a_record_without_a_key() -> None:
 # -- the reducer -------------------------------------------------------------------------------
 
 
-def _reducer(spec: JobSpec, store, output_partitions: int = 2) -> StreamReducer:
-    return StreamReducer(spec, partition=0, output_partitions=output_partitions, store=store)
+def _reducer(spec: JobSpec, store, output_partitions: int = 2, changelog: str = "changelog") -> StreamReducer:
+    return StreamReducer(spec, partition=0, output_partitions=output_partitions, store=store, changelog=changelog)
 
 
 def _commit(reducer: StreamReducer, log: list[Record]) -> None:
@@ -183,6 +202,44 @@ def test_merges_stay_out_of_the_store_until_committed() -> None:
     _commit(reducer, log)
     assert dict(store.items()) == {b"a": 5} and store.checkpoint.offset == 1
     assert reducer.latency.total == 1
+
+
+def _crafted_blocks() -> list[bytes]:
+    block = partial_to_ipc(partial_from_pairs([b"a"], [1]), 1 << 20)[0]
+    other_kind = partial_to_ipc(partial_from_pairs([7], [1]), 1 << 20)[0]
+    not_encoded = partial_from_pairs([b"a"], [(1,)])  # a value column that is not msgpack
+    not_encoded = not_encoded.set_column(1, not_encoded.schema.field(1), pa.array([b"\xc1"], pa.binary()))
+    return [pickle.dumps(("x",)), b"", block[:-8], other_kind, partial_to_ipc(not_encoded, 1 << 20)[0]]
+
+
+@pytest.mark.parametrize("n", range(5))
+def test_a_block_mrkafka_did_not_write_is_refused_by_its_place(n: int) -> None:
+    reducer = _reducer(JobSpec(load_job(WORDCOUNT)), MemoryStore())
+    reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
+    where = "topic app-repartition partition 0 offset 9"
+    with pytest.raises(BadInputError, match=f"^{where} is not a record mrkafka wrote: "):
+        reducer.merge_block(_crafted_blocks()[n], 0, where)
+
+
+def test_under_skip_such_blocks_and_changelog_records_are_counted_and_left_out() -> None:
+    spec = JobSpec(load_job(WORDCOUNT), on_error="skip")
+    reducer = _reducer(spec, MemoryStore())
+    good = partial_to_ipc(partial_from_pairs([b"a", b"b"], [2, 3]), 1 << 20)[0]
+    for n, data in enumerate([good, *_crafted_blocks(), good]):
+        reducer.merge_block(data, 0, f"offset {n}")
+    assert reducer.counters.get((spec.name, "bad_records")) == 0  # counted once committed
+    log: list[Record] = []
+    _commit(reducer, log)
+    assert dict(reducer.store.items()) == {b"a": 4, b"b": 6}
+    assert reducer.counters.get((spec.name, "bad_records")) == 5
+    crafted = [Record(len(log), b"c", pickle.dumps(1), 0, log[0].headers), Record(len(log) + 1, None, b"\x01")]
+    restored = _reducer(spec, MemoryStore())
+    restored.restore(log + crafted, len(log) + 2)
+    assert dict(restored.store.items()) == {b"a": 4, b"b": 6}
+    assert restored.counters.get((spec.name, "bad_records")) == 2
+    strict = _reducer(JobSpec(load_job(WORDCOUNT)), MemoryStore(), changelog="app-state-changelog")
+    with pytest.raises(BadInputError, match=f"^topic app-state-changelog partition 0 offset {len(log)} is not a"):
+        strict.restore(log + crafted, len(log) + 2)
 
 
 def test_counters_count_a_poll_read_again_once() -> None:

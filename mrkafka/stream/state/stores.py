@@ -5,13 +5,14 @@ them to ``write`` once the changelog holds them, together with the changelog pos
 bring the store to. ``write`` applies both at once, so a store is never ahead of its
 changelog. ``MemoryStore`` is a dict (nothing survives a restart); ``RocksDBStore`` keeps
 state larger than memory on disk (rocksdict), the checkpoint in the same atomic write batch,
-so that a restart reads only the changelog's tail. Neither knows about Kafka.
+so that a restart reads only the changelog's tail, and values in ``mrkafka.core.values``'
+encoding: what is on disk is never run. Neither knows about Kafka.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import logging
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mrkafka.core import MISSING
+from mrkafka.core.values import UndecodableValue
+from mrkafka.core.values import decode as decode_value
+from mrkafka.core.values import encode as encode_value
 from mrkafka.errors import BadInputError, SetupError
 
 __all__ = ["Checkpoint", "MemoryStore", "RocksDBStore", "StateStore", "open_store", "rocksdict_module"]
@@ -90,7 +94,12 @@ class MemoryStore:
         pass
 
 
+log = logging.getLogger(__name__)
+
 _CHECKPOINT = b"checkpoint"
+#: How values are written (in column family ``meta``); a database without it is an older
+#: mrkafka's (pickled values): it is wiped as it opens, and restored from the changelog.
+_FORMAT, _VALUES = b"format", b"msgpack"
 
 
 class RocksDBStore:
@@ -115,15 +124,28 @@ class RocksDBStore:
         self._db = rd.Rdict(path, options, column_families=families)
         self._meta = self._db.get_column_family("meta") if families else self._db.create_column_family("meta", options)
         data = self._meta.get(_CHECKPOINT)
+        if data is not None and self._meta.get(_FORMAT) != _VALUES:
+            log.warning("%s holds values in an older format; restoring it from the changelog", self.directory)
+            self.wipe()
+            return
         self.checkpoint = Checkpoint(**json.loads(data)) if data is not None else None
+
+    def _decode(self, key: bytes, data: bytes) -> Any:
+        try:
+            return decode_value(data)
+        except UndecodableValue as exc:
+            raise BadInputError(
+                f"the state store in {self.directory} holds a value mrkafka did not write at key {key!r} ({exc}); "
+                "delete the directory, and the next run restores it from the changelog"
+            ) from None
 
     def get(self, key: bytes, default: Any = MISSING) -> Any:
         data = self._db.get(key)
-        return default if data is None else pickle.loads(data)
+        return default if data is None else self._decode(key, data)
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for key, data in self._db.items():
-            yield key, pickle.loads(data)
+            yield key, self._decode(key, data)
 
     def write(self, changes: Mapping[bytes, Any], checkpoint: Checkpoint) -> None:
         batch = self._rocksdict.WriteBatch(raw_mode=True)
@@ -131,8 +153,10 @@ class RocksDBStore:
             if value is MISSING:
                 batch.delete(key)
             else:
-                batch.put(key, pickle.dumps(value, protocol=5))
-        batch.put(_CHECKPOINT, json.dumps(asdict(checkpoint)).encode(), self._db.get_column_family_handle("meta"))
+                batch.put(key, encode_value(value))
+        meta = self._db.get_column_family_handle("meta")
+        batch.put(_FORMAT, _VALUES, meta)
+        batch.put(_CHECKPOINT, json.dumps(asdict(checkpoint)).encode(), meta)
         self._db.write(batch)
         self.checkpoint = checkpoint
 

@@ -68,7 +68,9 @@ class ReduceWorker:
         self.partition = partition
         state_dir = Path(config.settings.state_dir).expanduser() / config.application_id / f"{partition}"
         store = open_store(config.settings.state, state_dir)
-        self.reducer = StreamReducer(config.spec, partition, config.output_partitions, store)
+        self.reducer = StreamReducer(
+            config.spec, partition, config.output_partitions, store, changelog=config.changelog_topic
+        )
         self._stop = asyncio.Event()
         self._position = 0  # merged up to
         self._committed = -1  # committed up to, once restored (-1: not yet)
