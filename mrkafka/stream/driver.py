@@ -249,7 +249,9 @@ class _Workers:
         self.pull_metrics(force=True)
         _stop(self.map_actors, self.map_runs, self.counters, raise_errors=True)
         self.map_actors, self.map_runs = [], []
-        _, ends = self.kafka.topic_offsets(config.repartition_topic, "read_committed")
+        # Every record the map tasks wrote, committed or not (see ReduceWorker.finish_at): the
+        # last stable offset would stop short at a commit whose markers are not written yet.
+        _, ends = self.kafka.topic_offsets(config.repartition_topic)
         if committer is None:
             _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
             return

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
 from mrkafka.devtools.console import consume, produce_lines
-from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError, TopicError
+from mrkafka.errors import BadInputError, JobFailedError, KafkaError, MrkafkaError, TopicError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.settings import BatchSettings, StreamSettings
@@ -416,6 +416,37 @@ def test_a_reducer_that_fails_ends_the_run_instead_of_hanging(stream_env: dict, 
             )
         )
     assert not (tmp_path / "S").exists()
+
+
+def test_a_bounded_run_reads_every_transaction_of_the_repartition_topic(stream_env: dict, tmp_path: Path) -> None:
+    """A transaction left open on the repartition topic (as one Kafka left without markers)
+    holds read_committed readers before the map tasks' later commits: the run must not end
+    at the last stable offset, short of them, but wait, and fail loudly at the task timeout."""
+    from confluent_kafka import Producer
+
+    env, app = stream_env, stream_env["application_id"]
+    first, second = messy_corpus(seed=31, lines=500), messy_corpus(seed=32, lines=500)
+    produce(env, first, tmp_path, "first.txt")
+    stream_wordcount(env, reducers=1)  # the internal topics exist
+    intruder = Producer(
+        {"bootstrap.servers": env["bootstrap"], "transactional.id": f"{app}-x", "transaction.timeout.ms": 300_000}
+    )
+    intruder.init_transactions(30)
+    intruder.begin_transaction()
+    intruder.produce(f"{app}-repartition", None, partition=0)  # an empty record: reducers skip it
+    assert intruder.flush(30) == 0
+    produce(env, second, tmp_path, "second.txt")
+    stuck = rf"{app}-repartition partition 0 holds records up to offset \d+, but read committed it stops at \d+ "
+    with pytest.raises(KafkaError, match=stuck):
+        stream_wordcount(env, reducers=1, task_timeout_s=10, output=tmp_path / "short")
+    assert not (tmp_path / "short").exists()
+    ended = threading.Timer(3, intruder.abort_transaction, args=(30,))  # while the next run waits
+    ended.start()
+    stream_wordcount(env, reducers=1, output=tmp_path / "S")
+    ended.join()
+    del intruder  # closed while its broker runs
+    counts = {k: int(v) for k, v in read_parts(tmp_path / "S").items()}
+    assert counts == dict(oracle_wordcount(first + second))
 
 
 def test_rocksdb_state_of_another_changelog_is_not_kept(stream_env: dict, tmp_path: Path) -> None:

@@ -119,8 +119,25 @@ class ReduceWorker:
 
     async def finish_at(self, offset: int) -> None:
         """Return once everything before ``offset`` of the repartition partition is committed
-        (after a restart: restored and committed again)."""
+        (after a restart: restored and committed again).
+
+        A read_committed reader stops at the first transaction still open. Once the map tasks
+        stopped, none of theirs is (each was committed, or aborted by the task's next producer),
+        so a position that stays short of ``offset`` for the task timeout, restored and polling,
+        means a transaction Kafka left without markers (KAFKA-20734) or one that is not the
+        application's: a ``KafkaError``, rather than a part file short of committed data."""
+        seen, since = self._committed, time.monotonic()
         while self._committed < offset:
+            if self._committed != seen or self._committed < 0:
+                seen, since = self._committed, time.monotonic()
+            elif time.monotonic() - since > self.config.settings.task_timeout_s:
+                raise KafkaError(
+                    f"reduce worker {self.partition}: {self.config.repartition_topic} partition {self.partition} "
+                    f"holds records up to offset {offset}, but read committed it stops at {seen} "
+                    f"for {self.config.settings.task_timeout_s:.0f} s: a transaction there is still open "
+                    "(kafka-transactions.sh find-hanging shows it, and abort ends it); "
+                    "nothing was written, a new run goes on from the last commit"
+                )
             await asyncio.sleep(0.05)
 
     async def write_part(self, path: str, fmt: str, offset: int) -> Counters:
