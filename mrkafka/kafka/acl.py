@@ -228,6 +228,12 @@ class SecurityAdmin:
             self._wait(future, "ALTER")
         return True
 
+    def topic_id(self, name: str) -> str:
+        """The id Kafka gave topic ``name`` when it was created: a topic deleted and created
+        again under the same name has another."""
+        (future,) = self._client.describe_topics(TopicCollection([name]), **self._options()).values()
+        return str(self._wait(future, "DESCRIBE", "topic", name).topic_id)
+
     # -- what a principal may do ------------------------------------------------------------------
 
     def check(self, topics: Mapping[str, Iterable[str]] = (), groups: Mapping[str, Iterable[str]] = ()) -> None:

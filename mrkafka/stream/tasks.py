@@ -238,6 +238,7 @@ class StreamReducer:
         self.spec = spec
         self.partition = partition
         self.changelog = changelog
+        self.changelog_id: str | None = None  # the changelog's topic id, once the worker read it
         self.output_partitions = output_partitions
         self.job = spec.instantiate()
         self.aggregation = Aggregation(self.job, spec.vectorize)
@@ -268,9 +269,11 @@ class StreamReducer:
             self.kind = kind
             changes[key] = value
         if last is not None:
-            checkpoint = Checkpoint(end, last.offset, _digest(last.key, last.value), self.kind)
+            checkpoint = Checkpoint(end, last.offset, _digest(last.key, last.value), self.kind, self.changelog_id)
         else:  # nothing read (an empty changelog, a gap): the same last record, a later offset
-            checkpoint = dataclasses.replace(self.store.checkpoint or Checkpoint(end), offset=end, kind=self.kind)
+            checkpoint = dataclasses.replace(
+                self.store.checkpoint or Checkpoint(end), offset=end, kind=self.kind, topic_id=self.changelog_id
+            )
         self.store.write(changes, checkpoint)
         return len(changes)
 
@@ -350,7 +353,11 @@ class StreamReducer:
         position is committed: move them into the store, with the changelog position."""
         if changes.changelog and changelog_last_offset is not None:
             checkpoint = Checkpoint(
-                changelog_last_offset + 1, changelog_last_offset, changes.last_changelog_digest(), self.kind
+                changelog_last_offset + 1,
+                changelog_last_offset,
+                changes.last_changelog_digest(),
+                self.kind,
+                self.changelog_id,
             )
             self.store.write(self._pending, checkpoint)
             self.counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
@@ -406,14 +413,19 @@ class StreamReducer:
         return finished(table, self.job, f"repartition partition {self.partition}")
 
 
-def checkpoint_matches(checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None) -> bool:
+def checkpoint_matches(
+    checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None, topic_id: str | None
+) -> bool:
     """Whether a store's checkpoint belongs to this changelog partition.
 
     ``begin`` and ``end`` are the partition's offsets; ``found`` is the offset and digest of
-    the first record at or after ``checkpoint.last_offset`` (None if there is none). A store
-    ahead of its changelog, or whose last record the changelog holds with other contents (a
-    recreated changelog), does not match: it is wiped and restored in full."""
-    if not begin <= checkpoint.offset <= end:
+    the first record at or after ``checkpoint.last_offset`` (None if there is none);
+    ``topic_id`` the changelog's id. A store of another topic id (a recreated changelog, even
+    one grown past the store), ahead of its changelog, or whose last record the changelog
+    holds with other contents, does not match: it is wiped and restored in full. The digest
+    alone cannot tell a recreated changelog whose offset ``last_offset`` is a transaction
+    marker: the next record looks like the one compaction left."""
+    if checkpoint.topic_id != topic_id or not begin <= checkpoint.offset <= end:
         return False
     if checkpoint.last_offset is None or checkpoint.last_offset < begin:
         return True

@@ -462,6 +462,24 @@ def test_rocksdb_state_of_another_changelog_is_not_kept(stream_env: dict, tmp_pa
     assert read_parts(tmp_path / "S") == {b"new": b"1", b"words": b"1"}
 
 
+def test_rocksdb_state_is_not_kept_over_a_recreated_changelog_grown_past_it(stream_env: dict, tmp_path: Path) -> None:
+    """After a reset, runs on another state directory fill the new changelog past the old
+    store's checkpoint; at the old store's last offset the new changelog has a transaction
+    marker, so the digest of the next record cannot tell the two changelogs apart."""
+    env, bootstrap, app = stream_env, stream_env["bootstrap"], stream_env["application_id"]
+    for n, line in enumerate([b"a\n", b"b\n"]):  # two commits: the store's last record is at offset 2
+        produce(env, line, tmp_path, f"old{n}.txt")
+        stream_wordcount(env, state="rocksdb", reducers=1)
+    delete_topics(bootstrap, f"{app}-repartition", f"{app}-state-changelog", env["output_topic"])
+    fresh = {**env, "input_topic": env["input_topic"] + "-2", "state_dir": str(tmp_path / "other")}
+    admin.create_topic(bootstrap, fresh["input_topic"], partitions=1)
+    for n, line in enumerate([b"x y\n", b"z\n"]):  # records at 0, 1 and 3, markers at 2 and 4
+        produce(fresh, line, tmp_path, f"new{n}.txt")
+        stream_wordcount(fresh, state="rocksdb", reducers=1)
+    stream_wordcount({**fresh, "state_dir": env["state_dir"]}, state="rocksdb", reducers=1, output=tmp_path / "S")
+    assert read_parts(tmp_path / "S") == {b"x": b"1", b"y": b"1", b"z": b"1"}
+
+
 def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_path: Path) -> None:
     import asyncio
 

@@ -33,13 +33,15 @@ class Checkpoint:
     """Where in its changelog partition a store is current to.
 
     ``offset`` is the next changelog offset to read; ``last_offset`` and ``last_digest``
-    name the last record the store holds, so that a store can tell its own changelog from
-    a recreated one. ``kind`` is the kind of the store's keys (str, bytes or int)."""
+    name the last record the store holds, and ``topic_id`` is the changelog's own id (Kafka
+    gives a topic a new one when it is created again), so that a store can tell its own
+    changelog from a recreated one. ``kind`` is the kind of the store's keys (str, bytes or int)."""
 
     offset: int
     last_offset: int | None = None
     last_digest: str | None = None
     kind: str | None = None
+    topic_id: str | None = None
 
 
 class StateStore(Protocol):

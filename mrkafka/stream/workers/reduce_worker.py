@@ -33,6 +33,7 @@ from aiokafka.structs import TopicPartition
 from mrkafka.core.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
 from mrkafka.errors import KafkaError
 from mrkafka.io import formats
+from mrkafka.kafka.acl import SecurityAdmin
 from mrkafka.kafka.client import CONNECT_TIMEOUT, Backoff, Outbox, describe, started
 from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
@@ -223,6 +224,7 @@ class ReduceWorker:
         checkpoint belongs to this changelog, else (wiped) from the beginning."""
         config, reducer = self.config, self.reducer
         tp = TopicPartition(config.changelog_topic, self.partition)
+        reducer.changelog_id = await asyncio.to_thread(_topic_id, config)
         consumer = new_consumer(config, None)
         async with started(consumer, config.bootstrap, security=config.security):
             consumer.assign([tp])
@@ -235,7 +237,7 @@ class ReduceWorker:
                     consumer.seek(tp, checkpoint.last_offset)
                     first = await self._first_record(consumer, tp, end)
                     found = (first.offset, record_digest(first)) if first is not None else None
-                if not checkpoint_matches(checkpoint, begin, end, found):
+                if not checkpoint_matches(checkpoint, begin, end, found, reducer.changelog_id):
                     log.warning(
                         "reduce worker %d: the local store does not match %s; restoring it in full",
                         self.partition,
@@ -299,3 +301,7 @@ class ReduceWorker:
             # Not a warning: during a broker outage it would repeat every interval, and costs nothing.
             log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp, describe(exc))
         self._last_purge = time.monotonic()
+
+
+def _topic_id(config: StreamConfig) -> str:
+    return SecurityAdmin(config.bootstrap, config.security).topic_id(config.changelog_topic)
