@@ -39,6 +39,7 @@ from mrkafka.obs.metrics import RunMetrics
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
+from mrkafka.stream.progress import BoundedProgress, print_status
 from mrkafka.stream.queries import QueryServer
 from mrkafka.stream.state.stores import rocksdict_module
 from mrkafka.stream.workers import MapWorker, ReduceWorker
@@ -243,25 +244,27 @@ class _Workers:
 
     def finish(self, begin: dict[int, int], bounds: dict[int, int], committer: OutputCommitter | None) -> None:
         """A bounded run's end: once the mappers committed the input up to its bounds, stop them,
-        and let each reducer commit what they wrote (and write its part, with ``committer``)."""
+        and let each reducer commit what they wrote (and write its part, with ``committer``);
+        on a terminal, with progress bars."""
         config = self.config
-        _wait_for_mappers(self.kafka, config, begin, bounds, self.check)
-        self.pull_metrics(force=True)
-        _stop(self.map_actors, self.map_runs, self.counters, raise_errors=True)
-        self.map_actors, self.map_runs = [], []
-        # Every record the map tasks wrote, committed or not (see ReduceWorker.finish_at): the
-        # last stable offset would stop short at a commit whose markers are not written yet.
-        _, ends = self.kafka.topic_offsets(config.repartition_topic)
-        if committer is None:
-            _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
-            return
-        committer.setup(len(self.reduce_actors))
-        parts = [
-            a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
-            for k, a in enumerate(self.reduce_actors)
-        ]
-        for counters in _wait(parts, self.check):
-            self.counters.update(counters)
+        with contextlib.closing(BoundedProgress(begin, bounds, self.reduce_actors)) as progress:
+            _wait_for_mappers(self.kafka, config, begin, bounds, self.check, progress.committed)
+            self.pull_metrics(force=True)
+            _stop(self.map_actors, self.map_runs, self.counters, raise_errors=True)
+            self.map_actors, self.map_runs = [], []
+            # Every record the map tasks wrote, committed or not (see ReduceWorker.finish_at): the
+            # last stable offset would stop short at a commit whose markers are not written yet.
+            _, ends = self.kafka.topic_offsets(config.repartition_topic)
+            if committer is None:
+                _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
+                return
+            committer.setup(len(self.reduce_actors))
+            parts = [
+                a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
+                for k, a in enumerate(self.reduce_actors)
+            ]
+            for counters in _wait(parts, self.check, progress.writing(len(parts))):
+                self.counters.update(counters)
 
     def stop(self, failed: bool, interrupted: bool, graceful: bool) -> None:
         """Stop every worker (``_stop``): gracefully unless not ``graceful``; their errors raised
@@ -301,26 +304,7 @@ def _run_unbounded(
         time.sleep(_WAIT_S)
         check()
         if status_every_s is not None and time.monotonic() - last[0] >= status_every_s:
-            last = _print_status(kafka.admin, config, *last)
-
-
-def _print_status(
-    kafka: admin.Admin, config: StreamConfig, since: float, committed_then: int | None
-) -> tuple[float, int | None]:
-    """``APP: 1,234 records committed (56/s), lag 789``: the input group's progress and lag."""
-    now = time.monotonic()
-    try:
-        committed = sum(kafka.committed_offsets(config.application_id, config.input_topic).values())
-        _, ends = kafka.topic_offsets(config.input_topic, "read_committed")
-    except TransientKafkaError as exc:
-        print(f"{config.application_id}: waiting for Kafka ({exc})", file=sys.stderr)
-        return now, committed_then
-    speed = "" if committed_then is None else f" ({(committed - committed_then) / max(now - since, 1e-9):,.0f}/s)"
-    print(
-        f"{config.application_id}: {committed:,} records committed{speed}, lag {sum(ends.values()) - committed:,}",
-        file=sys.stderr,
-    )
-    return now, committed
+            last = print_status(kafka.admin, config, *last)
 
 
 def _check_runs(runs: list) -> None:
@@ -333,12 +317,15 @@ def _check_runs(runs: list) -> None:
         raise MrkafkaError("a stream worker stopped by itself")
 
 
-def _wait(refs: list, check: Callable[[], None]) -> list:
-    """The results of ``refs``, once all are ready; the error of a worker's run that ends first."""
+def _wait(refs: list, check: Callable[[], None], ready: Callable[[int], None] | None = None) -> list:
+    """The results of ``refs``, once all are ready (told to ``ready`` as they come); the error
+    of a worker's run that ends first."""
     pending = list(refs)
     while pending:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_S)
         check()
+        if ready is not None:
+            ready(len(refs) - len(pending))
     return get_result(refs)
 
 
@@ -384,12 +371,18 @@ def _get_quietly(refs: list) -> list:
 
 
 def _wait_for_mappers(
-    kafka: _Kafka, config: StreamConfig, begin: dict[int, int], bounds: dict[int, int], check: Callable[[], None]
+    kafka: _Kafka,
+    config: StreamConfig,
+    begin: dict[int, int],
+    bounds: dict[int, int],
+    check: Callable[[], None],
+    progress: Callable[[dict[int, int]], None],
 ) -> None:
-    """Until group APP committed every input partition up to its bound."""
+    """Until group APP committed every input partition up to its bound (each time told to ``progress``)."""
     while True:
         check()
         committed = kafka.committed_offsets(config.application_id, config.input_topic)
+        progress(committed)
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return
         time.sleep(_WAIT_S)

@@ -449,6 +449,36 @@ def test_a_bounded_run_reads_every_transaction_of_the_repartition_topic(stream_e
     assert counts == dict(oracle_wordcount(first + second))
 
 
+def test_a_bounded_run_on_a_terminal_shows_records_against_its_bounds(stream_env: dict, tmp_path: Path) -> None:
+    import pty
+
+    env = stream_env
+    produce(env, messy_corpus(seed=41, lines=3000), tmp_path)
+    records = sum(admin.topic_offsets(env["bootstrap"], env["input_topic"])[1].values())
+    leader, follower = pty.openpty()
+    command = [str(Path(sys.executable).parent / "mrkafka"), "run", str(WORDCOUNT), "--stream", "--until-end"]
+    command += ["--input-topic", env["input_topic"], "--bootstrap-servers", env["bootstrap"], "--reducers", "2"]
+    command += [
+        "--application-id",
+        env["application_id"],
+        "--state-dir",
+        env["state_dir"],
+        "--output",
+        str(tmp_path / "S"),
+    ]
+    run = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the run closed the terminal
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert run.wait(timeout=120) == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert re.search(rf"records .*{records}/{records}.* [0-9,]+ records/s", text), text
+    assert re.search(r"parts .*2/2", text), text
+
+
 def test_rocksdb_state_of_another_changelog_is_not_kept(stream_env: dict, tmp_path: Path) -> None:
     env, bootstrap, app = stream_env, stream_env["bootstrap"], stream_env["application_id"]
     produce(env, b"old old words\n", tmp_path)

@@ -797,3 +797,17 @@ def test_a_dead_kafka_clients_orphaned_error_is_not_printed_and_others_are(caplo
         loop.close()
     assert "Unexpected error during batch delivery" not in caplog.text
     assert "Future exception was never retrieved" in caplog.text and "a bug of our own" in caplog.text
+
+
+def test_a_bounded_runs_bar_counts_input_records_committed_within_its_bounds() -> None:
+    from mrkafka.stream.progress import BoundedProgress
+
+    progress = BoundedProgress(begin={0: 10, 1: 0}, bounds={0: 110, 1: 50}, reducers=[], enabled=False)
+    assert progress.total == 150
+    progress.committed({})  # nothing committed yet: partitions start at their beginnings
+    assert progress.done == 0
+    progress.committed({0: 60, 1: 80})  # partition 1 past its bound (input that came after the start)
+    assert progress.done == 100
+    progress.committed({0: 40})  # an older answer never moves the bar back
+    assert progress.done == 100
+    progress.close()

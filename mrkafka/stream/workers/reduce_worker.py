@@ -76,6 +76,7 @@ class ReduceWorker:
         self._position = 0  # merged up to
         self._committed = -1  # committed up to, once restored (-1: not yet)
         self._last_purge = 0.0
+        self.restore_progress = (0, 0)  # changelog records restored, of those to restore
         self._outbox: Outbox | None = None
         self._task = f"reduce-{partition}"
         self._values = metrics.new(config, self._task)
@@ -247,14 +248,22 @@ class ReduceWorker:
                     checkpoint = None
             start = checkpoint.offset if checkpoint is not None else begin
             consumer.seek(tp, start)
-            self._values.set("mrkafka_restore_records_to_restore", max(0, end - start))
-            self._values.set("mrkafka_restore_records_restored", 0)
+            self._restored(0, max(0, end - start))
             while await call(consumer.position(tp), self.config, "reading a position") < end:
                 batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
                 position = await call(consumer.position(tp), self.config, "reading a position")
                 await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
-                self._values.set("mrkafka_restore_records_restored", min(position, end) - start)
+                self._restored(min(position, end) - start, max(0, end - start))
                 faults.point("restore")
+
+    def _restored(self, done: int, total: int) -> None:
+        self.restore_progress = (done, total)
+        self._values.set("mrkafka_restore_records_to_restore", total)
+        self._values.set("mrkafka_restore_records_restored", done)
+
+    async def restoring(self) -> tuple[int, int] | None:
+        """Changelog records restored and to restore while the store is being restored, else ``None``."""
+        return self.restore_progress if self._committed < 0 else None
 
     async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
         while await call(consumer.position(tp), self.config, "reading a position") < end:
