@@ -186,6 +186,11 @@ class StreamMapper:
             for data in partial_to_ipc(part, self.block_bytes)
         ]
 
+    def skipped(self, partition: int) -> None:
+        """A record of task ``partition`` was skipped (``--on-error skip``): counted in the job's
+        ``bad_records`` with what the task holds."""
+        self._counted.setdefault(partition, Counters()).add((self.spec.name, "bad_records"), 1)
+
     def committed(self, partition: int) -> None:
         """The worker committed what it drained of task ``partition``: count it."""
         self.counters.update(self._draining.pop(partition, Counters()))

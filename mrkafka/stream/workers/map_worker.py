@@ -9,25 +9,31 @@ interval and before its partition is revoked:
 
 Under exactly once, a task idle for ``IDLE_COMMIT_S`` commits an empty transaction over the
 same partitions, which closes one that Kafka left without markers (``MapWorker._keep_alive``).
+A record that kills the worker's process as it is mapped is found and stopped at (or skipped)
+through in-flight files (``mrkafka.stream.workers.inflight``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, Counters
+from mrkafka.errors import JobFailedError
 from mrkafka.kafka import client
 from mrkafka.kafka.client import Backoff, Outbox, started
 from mrkafka.obs import faults
 from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
-from mrkafka.stream.tasks import StreamMapper
+from mrkafka.stream.tasks import Mapped, StreamMapper
 from mrkafka.stream.workers import metrics
+from mrkafka.stream.workers.inflight import InFlight
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
     POLL_MS,
@@ -39,6 +45,8 @@ from mrkafka.stream.workers.session import (
 )
 
 __all__ = ["IDLE_COMMIT_S", "MAX_HELD_ROWS", "MapWorker"]
+
+log = logging.getLogger(__name__)
 
 #: Combined partials a map worker holds before producing them even if its commit is not due.
 MAX_HELD_ROWS = 1_000_000
@@ -61,6 +69,8 @@ class MapWorker(ConsumerRebalanceListener):
         self._bounds: dict[int, int] | None = None
         self._broken: Exception | None = None  # a failure inside a rebalance callback
         self._values = metrics.new(config)
+        state = Path(config.settings.state_dir).expanduser() / config.application_id
+        self._inflight = InFlight(state / "inflight")
 
     async def metric_values(self) -> MetricValues:
         """What this worker counted (``mrkafka.obs.metrics``), its counters included."""
@@ -127,15 +137,51 @@ class MapWorker(ConsumerRebalanceListener):
             if bound is not None:
                 records = [r for r in records if r.offset < bound]
                 position = min(position, bound)
-            mapped = await asyncio.to_thread(self.mapper.map, tp.partition, records) if records else None
+            mapped = await asyncio.to_thread(self._map, tp.partition, records) if records else []
             if not self._unchanged(tasks, tp):
                 continue
-            if mapped is not None:
-                self.mapper.hold(tp.partition, mapped)
-                task = f"map-{tp.partition}"
-                records, nbytes = mapped.counters.get(MAP_INPUT_RECORDS), mapped.counters.get(BYTES_READ)
-                metrics.consumed(self._values, task, tp.topic, records, nbytes)
+            for part in mapped:
+                self.mapper.hold(tp.partition, part)
+                records, nbytes = part.counters.get(MAP_INPUT_RECORDS), part.counters.get(BYTES_READ)
+                metrics.consumed(self._values, f"map-{tp.partition}", tp.topic, records, nbytes)
             self._positions[tp] = position
+
+    def _map(self, partition: int, records: list[Any]) -> list[Mapped]:
+        """Map one poll under in-flight files: whole, or, where a process died mapping some of
+        it, those records one at a time; a record that was mapped alone when a process died is
+        a poison record (see ``mrkafka.stream.workers.inflight``)."""
+        suspect = self._inflight.suspect(partition)
+        if suspect is None or suspect[1] < records[0].offset or suspect[0] > records[-1].offset:
+            return self._map_noted(partition, records)
+        first, last, alone = suspect
+        mapped = self._map_noted(partition, [r for r in records if r.offset < first])
+        for record in (r for r in records if first <= r.offset <= last):
+            if alone and first == last:
+                self._poison(partition, record.offset)
+            else:
+                mapped += self._map_noted(partition, [record], alone=True)
+        return mapped + self._map_noted(partition, [r for r in records if r.offset > last])
+
+    def _map_noted(self, partition: int, records: list[Any], alone: bool = False) -> list[Mapped]:
+        if not records:
+            return []
+        self._inflight.mapping(partition, records[0].offset, records[-1].offset, alone)
+        try:
+            mapped = self.mapper.map(partition, records)
+        finally:
+            self._inflight.done(partition)
+        return [mapped] if mapped is not None else []
+
+    def _poison(self, partition: int, offset: int) -> None:
+        where = f"topic {self.config.input_topic} partition {partition} offset {offset}"
+        if not self.config.spec.skip_errors:
+            raise JobFailedError(
+                f"the worker's process died twice mapping the record at {where}, the second time mapping it "
+                "alone (a crash, or the machine's memory killer); --on-error skip skips it"
+            )
+        log.warning("skipped the record at %s: the worker's process died mapping it", where)
+        self.mapper.skipped(partition)
+        self._inflight.done(partition)
 
     def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
         """Whether ``tp``'s task is still the one of ``tasks``, taken before an ``await``: a
