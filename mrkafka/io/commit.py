@@ -22,9 +22,7 @@ one's is removed by the next.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -182,9 +180,9 @@ class OutputCommitter:
         fs.remove(previous)
 
     def _take_lock(self) -> None:
-        lock = fs.Lock.take(self.path / LOCK, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        lock = fs.Lock.take(self.path / LOCK)
         if lock is None:
-            owner = _lock_owner(self.path / LOCK) or "another process"
+            owner = fs.Lock.holder(self.path / LOCK) or "another process"
             raise OutputExistsError(f"output {self.path} is being written by {owner}: wait for it, or stop it")
         self._lock = lock
 
@@ -192,15 +190,6 @@ class OutputCommitter:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-
-def _lock_owner(lock: Path) -> str | None:
-    """``process N on HOST`` holding ``lock``; None if no process holds it."""
-    holder = fs.Lock.holder(lock)
-    if holder is None:
-        return None
-    host_pid = holder.decode(errors="replace").split()
-    return f"process {host_pid[1]} on {host_pid[0]}" if len(host_pid) == 2 else "another process"
 
 
 def _entries_below(directory: Path) -> Iterator[Path]:

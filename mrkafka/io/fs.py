@@ -13,15 +13,17 @@ import fcntl
 import glob as globbing
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 __all__ = [
     "Lock",
+    "LockHolder",
     "reason",
     "exists",
     "files_below",
@@ -166,12 +168,24 @@ def sync(path: PathLike) -> None:
         os.close(fd)
 
 
+class LockHolder(NamedTuple):
+    """The process that holds a ``Lock``, as it wrote itself into the file."""
+
+    host: str
+    pid: str
+    doing: str
+
+    def __str__(self) -> str:
+        return f"process {self.pid} on {self.host}" if self.pid else "another process"
+
+
 class Lock:
     """An exclusive ``flock`` on a local file, held until ``release`` or the holder's death
     (the kernel drops it then: a killed holder leaves a file, never a held lock).
 
-    ``Lock.take(path, owner)`` creates ``path`` if need be, takes the lock without waiting
-    and writes ``owner`` into the file; None if a live process holds it. A holder that
+    ``Lock.take(path, doing)`` creates ``path`` if need be, takes the lock without waiting
+    and writes its holder into the file (host, pid, what it is doing); None if a live process
+    holds it, which ``Lock.holder(path)`` then names. A holder that
     releases deletes the file first; a taker that locked a file deleted meanwhile (not the
     one at ``path`` any more) tries again, so two processes never both hold ``path``."""
 
@@ -179,8 +193,9 @@ class Lock:
         self.path, self._fd = path, fd
 
     @classmethod
-    def take(cls, path: PathLike, owner: bytes) -> Lock | None:
+    def take(cls, path: PathLike, doing: str = "") -> Lock | None:
         path = _path(path)
+        owner = f"{socket.gethostname()} {os.getpid()} {doing}\n".encode()
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
@@ -197,9 +212,8 @@ class Lock:
             os.close(fd)
 
     @staticmethod
-    def holder(path: PathLike) -> bytes | None:
-        """What the holder of the lock on ``path`` wrote there (``b""`` until it has); None
-        if nobody holds it."""
+    def holder(path: PathLike) -> LockHolder | None:
+        """Who holds the lock on ``path`` (fields empty until it wrote them); None if nobody does."""
         try:
             fd = os.open(_path(path), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:  # none there, or a link
@@ -208,7 +222,8 @@ class Lock:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
-            return os.pread(fd, 4096, 0)
+            fields = os.pread(fd, 4096, 0).decode(errors="replace").strip().split(maxsplit=2)
+            return LockHolder(*fields, *[""] * (3 - len(fields)))
         finally:
             os.close(fd)
 

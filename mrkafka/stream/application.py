@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,10 +175,10 @@ def holding(state_dir: str | Path, app: str, doing: str) -> Iterator[None]:
     the application's stores and query endpoint, is made private (0700); ``STATE_DIR`` may be
     any directory, shared or not."""
     path = private_dir(Path(state_dir).expanduser() / app, "--state-dir") / "run.lock"
-    lock = fs.Lock.take(path, f"{socket.gethostname()} {os.getpid()} {doing}\n".encode())
+    lock = fs.Lock.take(path, doing)
     if lock is None:
-        holder = (fs.Lock.holder(path) or b"").decode(errors="replace").strip().split(maxsplit=2)
-        what = f"{holder[2]} (process {holder[1]} on {holder[0]})" if len(holder) == 3 else "running"
+        holder = fs.Lock.holder(path)
+        what = f"{holder.doing} ({holder})" if holder and holder.doing else "running"
         raise BadInputError(f"application {app} is {what}: wait for it to end, or stop it")
     try:
         yield

@@ -119,8 +119,6 @@ class QueryServer:
             raise _Refused(503, f"the look-up took longer than {self.timeout_s:.0f} s") from None
         finally:
             self._running.release()
-        if any(rows == "timeout" for rows in answers):
-            raise _Refused(503, f"the look-up took longer than {self.timeout_s:.0f} s")
         restoring = [k for k, rows in zip(asked, answers) if rows is None]
         if restoring:
             raise MrkafkaError(f"reducer {restoring[0]} of {self.app} is restoring its state: ask again shortly")

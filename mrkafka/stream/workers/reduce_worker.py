@@ -93,17 +93,14 @@ class ReduceWorker:
     async def stop(self) -> None:
         self._stop.set()
 
-    async def query(self, key: str, edits: int, deadline: float) -> list[tuple[str, int, Any]] | str | None:
+    async def query(self, key: str, edits: int, deadline: float) -> list[tuple[str, int, Any]] | None:
         """An interactive query of the committed state (``StreamReducer.query``), in a thread:
         the event loop goes on committing meanwhile. ``None`` while the store is being restored,
-        as Kafka Streams refuses to query a restoring store; ``"timeout"`` past ``deadline``
-        (``time.time()``)."""
+        as Kafka Streams refuses to query a restoring store; ``TimeoutError`` past ``deadline``
+        (``time.time()``), which ``ray.get`` raises to the asker as one."""
         if self._committed < 0:
             return None
-        try:
-            return await asyncio.to_thread(self.reducer.query, key, edits, deadline)
-        except TimeoutError:
-            return "timeout"
+        return await asyncio.to_thread(self.reducer.query, key, edits, deadline)
 
     async def run(self) -> Counters:
         who = f"reduce worker {self.partition}"
