@@ -33,7 +33,7 @@ from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.tasks import Mapped, StreamMapper
 from mrkafka.stream.workers import metrics
-from mrkafka.stream.workers.inflight import InFlight
+from mrkafka.stream.workers.inflight import PIECES, InFlight
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
     POLL_MS,
@@ -147,25 +147,27 @@ class MapWorker(ConsumerRebalanceListener):
             self._positions[tp] = position
 
     def _map(self, partition: int, records: list[Any]) -> list[Mapped]:
-        """Map one poll under in-flight files: whole, or, where a process died mapping some of
-        it, those records one at a time; a record that was mapped alone when a process died is
-        a poison record (see ``mrkafka.stream.workers.inflight``)."""
+        """Map one poll under in-flight files: whole, or, where processes died mapping some of
+        it, those records in pieces; a record that killed two, the last one mapping it alone,
+        is a poison record (see ``mrkafka.stream.workers.inflight``)."""
         suspect = self._inflight.suspect(partition)
         if suspect is None or suspect[1] < records[0].offset or suspect[0] > records[-1].offset:
             return self._map_noted(partition, records)
-        first, last, alone = suspect
+        first, last, deaths = suspect
+        inside = [r for r in records if first <= r.offset <= last]
+        if first == last and deaths >= 2:
+            self._poison(partition, first)
+            inside = []
         mapped = self._map_noted(partition, [r for r in records if r.offset < first])
-        for record in (r for r in records if first <= r.offset <= last):
-            if alone and first == last:
-                self._poison(partition, record.offset)
-            else:
-                mapped += self._map_noted(partition, [record], alone=True)
+        size = -(-len(inside) // PIECES)
+        for start in range(0, len(inside), size or 1):
+            mapped += self._map_noted(partition, inside[start : start + size], deaths)
         return mapped + self._map_noted(partition, [r for r in records if r.offset > last])
 
-    def _map_noted(self, partition: int, records: list[Any], alone: bool = False) -> list[Mapped]:
+    def _map_noted(self, partition: int, records: list[Any], deaths: int = 0) -> list[Mapped]:
         if not records:
             return []
-        self._inflight.mapping(partition, records[0].offset, records[-1].offset, alone)
+        self._inflight.mapping(partition, records[0].offset, records[-1].offset, deaths)
         try:
             mapped = self.mapper.map(partition, records)
         finally:
