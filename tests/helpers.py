@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
+import pickle
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -86,6 +88,19 @@ class Picky(Job):
     def reduce(self, a, b):
         return a + b
 """
+
+
+def exploit_pickle(marker: Path) -> bytes:
+    """A pickle that, if anything unpickled it, would run ``touch marker``."""
+    return pickle.dumps(_RunsWhenUnpickled(marker))
+
+
+class _RunsWhenUnpickled:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def write_job(directory: Path, source: str, name: str = "job.py") -> Path:

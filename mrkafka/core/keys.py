@@ -27,6 +27,7 @@ from mrkafka.core.partition import partition_for
 from mrkafka.core.serdes import LONG
 
 __all__ = [
+    "KEY_KINDS",
     "from_key_bytes",
     "from_topic_bytes",
     "key_bytes",
@@ -37,6 +38,10 @@ __all__ = [
     "topic_bytes",
     "topic_bytes_array",
 ]
+
+
+#: The kinds a job's keys may be of.
+KEY_KINDS = ("str", "bytes", "int")
 
 
 def kind_of(key: Any) -> str:

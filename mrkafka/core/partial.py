@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mrkafka.core import kernels
-from mrkafka.core.keys import key_bytes, kind_of
+from mrkafka.core.keys import KEY_KINDS, key_bytes, kind_of
 from mrkafka.core.values import decode as decode_value
 from mrkafka.core.values import encode as encode_value
 
@@ -46,7 +46,6 @@ __all__ = [
 KEY = "key"
 VALUE = "value"
 _KEY_KIND = b"mrkafka.key"
-_KINDS = ("str", "bytes", "int")
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 _VALUE_ENCODING = b"mrkafka.value"
 _OBJECTS = {_VALUE_ENCODING: b"msgpack"}
@@ -209,7 +208,7 @@ def partial_from_ipc(data: bytes) -> pa.Table:
     schema = table.schema
     metadata = schema.metadata or {}
     kind = metadata.get(_KEY_KIND, b"bytes").decode(errors="replace")
-    if schema.names != [KEY, VALUE] or schema.field(KEY).type != pa.binary() or kind not in _KINDS:
+    if schema.names != [KEY, VALUE] or schema.field(KEY).type != pa.binary() or kind not in KEY_KINDS:
         raise BadPartial(f"not a partial: schema {schema.to_string(show_schema_metadata=False)!r}, keys {kind!r}")
     value = schema.field(VALUE)
     if value.type in (pa.int64(), pa.float64()) and not value.metadata:

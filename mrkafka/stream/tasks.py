@@ -42,6 +42,7 @@ from mrkafka.core.counters import (
     Counters,
 )
 from mrkafka.core.keys import (
+    KEY_KINDS,
     from_key_bytes,
     from_topic_bytes,
     key_bytes,
@@ -73,10 +74,10 @@ __all__ = [
     "record_digest",
 ]
 
-#: Arrow block size on the repartition topic, by the rows' real sizes (a longer row goes alone).
-BLOCK_BYTES = 900_000
 log = logging.getLogger(__name__)
 
+#: Arrow block size on the repartition topic, by the rows' real sizes (a longer row goes alone).
+BLOCK_BYTES = 900_000
 #: The header of a changelog record that names the kind of its key (str, bytes or int).
 KEY_KIND_HEADER = "mrkafka.key"
 
@@ -226,7 +227,7 @@ def _digest(key: bytes | None, value: bytes | None) -> str:
 def _changelog_entry(record: Any) -> tuple[str, bytes, Any]:
     """The key kind, key bytes and state (``MISSING``: deleted) of a changelog record."""
     kind = dict(record.headers or ()).get(KEY_KIND_HEADER, b"bytes").decode(errors="replace")
-    if kind not in ("str", "bytes", "int"):
+    if kind not in KEY_KINDS:
         raise UndecodableValue(f"a key of unknown kind {kind!r}")
     if record.key is None or (kind == "int" and len(record.key) != 8):
         raise UndecodableValue(f"a {kind} key of {len(record.key or b'')} bytes")

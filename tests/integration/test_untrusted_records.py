@@ -5,8 +5,6 @@ them. What the runs before committed is kept either way: the answer is the oracl
 
 from __future__ import annotations
 
-import os
-import pickle
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,19 +19,9 @@ from mrkafka.kafka import admin
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import run_stream
 from mrkafka.stream.tasks import KEY_KIND_HEADER
-from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, read_parts
+from tests.helpers import WORDCOUNT, exploit_pickle, messy_corpus, oracle_wordcount, read_parts
 
 pytestmark = pytest.mark.integration
-
-
-class _Runs:
-    """A pickle that, if anything unpickled it, would create ``path``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
 
 
 def _pickled_partial(payload: bytes) -> bytes:
@@ -49,7 +37,7 @@ def _pickled_partial(payload: bytes) -> bytes:
 
 
 def _crafted(marker: Path) -> list[bytes]:
-    exploit = pickle.dumps(_Runs(marker))
+    exploit = exploit_pickle(marker)
     block = partial_to_ipc(partial_from_pairs(["word"], [7]), 1 << 20)[0]
     return [exploit, b"\x00garbage\xff", block[: len(block) // 2], _pickled_partial(exploit)]
 

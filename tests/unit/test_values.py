@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import pickle
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mrkafka.core.values import UndecodableValue, UnsupportedValue, decode, encode
+from tests.helpers import exploit_pickle
 
 _hashable = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
@@ -70,17 +70,9 @@ def test_another_type_is_refused_by_name(value, name: str) -> None:
         encode(value)
 
 
-class _Runs:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
 def test_no_bytes_run_code(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    exploit = pickle.dumps(_Runs(marker))
+    exploit = exploit_pickle(marker)
     whole = encode({"a": [1, (2, 3)], "b": {4}})
     crafted = [
         exploit,
