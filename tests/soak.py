@@ -152,10 +152,9 @@ def _kill(run: StreamRun, target: str, rng: random.Random) -> str:
     return target
 
 
-def _both_assigned(bootstrap: str) -> bool:
-    """Whether group APP is stable with two members, each holding a partition (as a client
-    that is not ours, confluent-kafka's, describes it)."""
-    client = AdminClient({"bootstrap.servers": bootstrap})
+def _both_assigned(client: AdminClient) -> bool:
+    """Whether group APP is stable with two members, each holding a partition, as ``client`` (a
+    client that is not ours, confluent-kafka's) describes it."""
     try:
         (group,) = (f.result(timeout=10) for f in client.describe_consumer_groups([APP]).values())
     except KafkaException:
@@ -207,6 +206,7 @@ def soak(
         state_dir, log = workdir / "state", workdir / "run.log"
 
         commits = _Commits(bootstrap)
+        groups = AdminClient({"bootstrap.servers": bootstrap})  # one client for every look at the group
         killed_at: float | None = None  # the driver's kill, measured once its successor commits
         rounds = max(len(points), (kills - 1) // 2)  # a scripted and a random kill a round; the bounded run's two last
         with feed.running():  # input keeps arriving during the unbounded runs
@@ -227,7 +227,7 @@ def soak(
                     # both hold a partition (one killed while the group forms joins with the other: no
                     # revocation; a member killed in the last run still counts until its session ends).
                     order = ("random", "scripted") if point == "map-revoked" else ("scripted", "random")
-                    if point == "map-revoked" and not _until(lambda: _both_assigned(bootstrap), run, 120):
+                    if point == "map-revoked" and not _until(lambda: _both_assigned(groups), run, 120):
                         raise AssertionError(f"the map workers never both held a partition: {run.tail()}")
                     for kind in order:
                         if kind == "scripted":
