@@ -7,8 +7,6 @@ runs, so that ``mrkafka --help`` stays fast.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from mrkafka.cli import app, console, kafka, lookup, monitor, run, security, topic
@@ -22,9 +20,6 @@ __all__ = ["main"]
 @debug_option
 def main() -> None:
     """mrkafka: one MapReduce job file, run as a batch job on Ray or as a stream on Kafka."""
-    # Client libraries log every retry; what a user needs reaches them as one error line.
-    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
-    logging.getLogger("aiokafka").propagate = False
 
 
 for command in (

@@ -15,7 +15,7 @@ from mrkafka.kafka.security import ACL_OPERATIONS
 def _security_admin(bootstrap_servers: str, command_config: str | None):
     from mrkafka.kafka.acl import SecurityAdmin
 
-    return SecurityAdmin(bootstrap_servers, client_security(command_config))
+    return SecurityAdmin(bootstrap_servers, security=client_security(command_config))
 
 
 @click.group()

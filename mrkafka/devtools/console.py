@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -11,16 +10,15 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError as AIOKafkaError
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from mrkafka.core.partition import partition_for
 from mrkafka.core.serdes import format_value
-from mrkafka.errors import BadInputError, KafkaError, TopicError
+from mrkafka.errors import BadInputError
 from mrkafka.io.splits import lines_array
-from mrkafka.kafka import admin
+from mrkafka.kafka import admin, rdkafka
 from mrkafka.kafka.acl import check_access
-from mrkafka.kafka.client import BatchSender, denied, describe, started
+from mrkafka.kafka.rdkafka import Watch, Writer
 from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 from mrkafka.obs.progress import Progress
 
@@ -51,60 +49,44 @@ def _blocks(path: str) -> Iterator[bytes]:
             yield rest
 
 
-async def _produce(
+def _produce(
     bootstrap: str,
     topic: str,
     path: str,
     key_sep: bytes | None,
     key_field: int | None,
+    partitions: int,
     progress: Progress,
     max_bytes: int,
     security: ClientSecurity,
 ) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        max_request_size=max(max_bytes, 1 << 20),
-        **security.aiokafka_options(),
-    )
-    async with started(producer, bootstrap, security=security):
-        partitions = sorted(await producer.partitions_for(topic) or [])
-        if not partitions:
-            raise TopicError(f"topic {topic} does not exist")
-        n = len(partitions)
-        sender = BatchSender(producer)
-        written = 0
-        round_robin = 0
-        for block in _blocks(path):
-            lines = lines_array(block).to_pylist()  # the lines _check_sizes measured
-            if key_sep is None:
-                keys: list[bytes | None] = [None] * len(lines)
-                values = lines
-                targets: list[int | None] = [None] * len(lines)
-            elif key_field is not None:  # the key is one field; the value the whole line
-                fields = [line.split(key_sep) for line in lines]
-                keys = [f[key_field - 1] if len(f) >= key_field else None for f in fields]
-                values = lines
-            else:
-                split = [line.partition(key_sep) for line in lines]
-                keys = [k if sep else None for k, sep, _ in split]
-                values = [v if sep else k for k, sep, v in split]
-            if key_sep is not None:
-                hashed = partition_for(pa.array([k or b"" for k in keys], pa.binary()), n).tolist()
-                targets = [p if k is not None else None for p, k in zip(hashed, keys)]
-            # No key: a block's records go to one partition, the next block's to the next.
-            for key, value, target in zip(keys, values, targets):
-                try:
-                    await sender.append(topic, round_robin if target is None else target, key, value)
-                except ValueError as exc:
-                    raise BadInputError(f"{path}: {exc}") from exc
-            round_robin = (round_robin + 1) % n
-            written += len(lines)
-            progress.advance(len(block), len(block))
-        await sender.flush()
+    writer = Writer(bootstrap, security, max_bytes)
+    written = 0
+    round_robin = 0
+    for block in _blocks(path):
+        lines = lines_array(block).to_pylist()  # the lines _check_sizes measured
+        if key_sep is None:
+            keys: list[bytes | None] = [None] * len(lines)
+            values = lines
+            targets: list[int | None] = [None] * len(lines)
+        elif key_field is not None:  # the key is one field; the value the whole line
+            fields = [line.split(key_sep) for line in lines]
+            keys = [f[key_field - 1] if len(f) >= key_field else None for f in fields]
+            values = lines
+        else:
+            split = [line.partition(key_sep) for line in lines]
+            keys = [k if sep else None for k, sep, _ in split]
+            values = [v if sep else k for k, sep, v in split]
+        if key_sep is not None:
+            hashed = partition_for(pa.array([k or b"" for k in keys], pa.binary()), partitions).tolist()
+            targets = [p if k is not None else None for p, k in zip(hashed, keys)]
+        # No key: a block's records go to one partition, the next block's to the next.
+        for key, value, target in zip(keys, values, targets):
+            writer.write(topic, round_robin if target is None else target, key, value)
+        round_robin = (round_robin + 1) % partitions
+        written += len(lines)
+        progress.advance(len(block), len(block))
+    writer.flush(topic)
     return written
 
 
@@ -136,12 +118,7 @@ def produce_lines(
     limit = int(info.configs.get("max.message.bytes", BROKER_MAX_MESSAGE_BYTES))
     _check_sizes(path, limit - RECORD_OVERHEAD, 2 if key_field is not None else 1)
     with Progress(size, "producing", progress) as bar:
-        try:
-            return asyncio.run(_produce(bootstrap, topic, path, sep, key_field, bar, limit, security))
-        except AIOKafkaError as exc:
-            if (not_allowed := denied(exc, "WRITE", topic)) is not None:
-                raise not_allowed from exc
-            raise KafkaError(f"producing {path} to {topic} failed: {describe(exc)}") from exc
+        return _produce(bootstrap, topic, path, sep, key_field, len(info.partitions), bar, limit, security)
 
 
 def _check_sizes(path: str, most: int, factor: int) -> None:
@@ -160,8 +137,9 @@ def _check_sizes(path: str, most: int, factor: int) -> None:
         number += len(lengths)
 
 
-async def _consume(
-    bootstrap: str,
+def _consume(
+    client: Consumer,
+    watch: Watch,
     topic: str,
     out: BinaryIO,
     from_beginning: bool,
@@ -171,45 +149,33 @@ async def _consume(
     print_partition: bool,
     value_format: str,
     key_format: str,
-    isolation_level: str,
-    security: ClientSecurity,
 ) -> int:
-    # No group: the consumer is assigned every partition of the topic and commits nothing.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        isolation_level=isolation_level,
-        **security.aiokafka_options(),
-    )
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    client.assign([TopicPartition(topic, p, start) for p in rdkafka.partitions(client, watch, topic)])
     count = 0
-    async with started(consumer, bootstrap, security=security):
-        if topic not in await consumer.topics():
-            raise TopicError(f"topic {topic} does not exist")
-        consumer.subscribe([topic])
+    idle_since = time.monotonic()
+    while max_messages is None or count < max_messages:
+        wanted = 10_000 if max_messages is None else min(10_000, max_messages - count)
+        messages = client.consume(wanted, timeout=0.2)
+        watch.check()
+        if not messages:
+            if timeout_ms is not None and (time.monotonic() - idle_since) * 1000 >= timeout_ms:
+                break
+            continue
         idle_since = time.monotonic()
-        while max_messages is None or count < max_messages:
-            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            if not batches:
-                if timeout_ms is not None and (time.monotonic() - idle_since) * 1000 >= timeout_ms:
-                    break
-                continue
-            idle_since = time.monotonic()
-            for tp, records in sorted(batches.items()):
-                for record in records:
-                    line = b""
-                    if print_partition:
-                        line += b"Partition:%d\t" % tp.partition
-                    if print_key:
-                        line += format_value(record.key, key_format) + b"\t"
-                    out.write(line + format_value(record.value, value_format) + b"\n")
-                    count += 1
-                    if max_messages is not None and count >= max_messages:
-                        break
-                if max_messages is not None and count >= max_messages:
-                    break
-            out.flush()
+        for message in messages:
+            if message.error() is not None:
+                if rdkafka.unused_group(message.error()):
+                    continue
+                raise watch.translate(message.error(), "READ", "topic", topic, f"reading topic {topic} failed")
+            line = b""
+            if print_partition:
+                line += b"Partition:%d\t" % message.partition()
+            if print_key:
+                line += format_value(message.key(), key_format) + b"\t"
+            out.write(line + format_value(message.value(), value_format) + b"\n")
+            count += 1
+        out.flush()
     return count
 
 
@@ -231,24 +197,20 @@ def consume(
     """Print the records of ``topic`` as kafka-console-consumer does (but read_committed by
     default: a stream run's open or aborted transactions are not shown); return how many."""
     check_access(bootstrap, security, topics={topic: ["READ"]})
+    client, watch = rdkafka.consumer(bootstrap, security, isolation_level)
     try:
-        return asyncio.run(
-            _consume(
-                bootstrap,
-                topic,
-                out,
-                from_beginning,
-                max_messages,
-                timeout_ms,
-                print_key,
-                print_partition,
-                value_format,
-                key_format,
-                isolation_level,
-                security,
-            )
+        return _consume(
+            client,
+            watch,
+            topic,
+            out,
+            from_beginning,
+            max_messages,
+            timeout_ms,
+            print_key,
+            print_partition,
+            value_format,
+            key_format,
         )
-    except AIOKafkaError as exc:
-        if (not_allowed := denied(exc, "READ", topic)) is not None:
-            raise not_allowed from exc
-        raise
+    finally:
+        client.close()

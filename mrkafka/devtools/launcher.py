@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import secrets
 import subprocess
 import time
@@ -215,7 +214,7 @@ class Cluster:
         broker = ClientSecurity(protocol="SSL", cafile=str(self.ca.cert), certfile=pem, keyfile=pem)
         while True:
             try:
-                admin = SecurityAdmin(internal, broker, timeout=5.0)
+                admin = SecurityAdmin(internal, timeout=5.0, security=broker)
                 if "SCRAM-SHA-512" not in admin.list_users().get(ADMIN, []):
                     admin.add_user(ADMIN, self.admin_security().password or "")
                 return
@@ -335,17 +334,6 @@ class Cluster:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node is a registered broker that answers metadata requests."""
-
-        # Refused connections are expected until the broker listens: keep the client from logging each.
-        client_log = logging.getLogger("aiokafka")
-        level = client_log.level
-        client_log.setLevel(logging.CRITICAL)
-        try:
-            self._wait_ready(timeout)
-        finally:
-            client_log.setLevel(level)
-
-    def _wait_ready(self, timeout: float) -> None:
         from mrkafka.kafka.admin import Admin
 
         deadline = time.monotonic() + timeout

@@ -1,8 +1,7 @@
-"""ACLs, SCRAM users and the operations a principal may do, through librdkafka's admin client.
+"""ACLs, SCRAM users and the operations a principal may do, through librdkafka's admin client
+(``SecurityAdmin``, an ``mrkafka.kafka.admin.Admin`` with these calls added).
 
-aiokafka has no ACL, SCRAM-credential or authorized-operations calls; confluent-kafka (the
-Python binding of librdkafka, kept by Confluent, shipped as wheels) has all of them, and is
-used for these admin calls only. ``Acl`` is one binding in Kafka's model, named as
+``Acl`` is one binding in Kafka's model, named as
 ``kafka-acls`` names it: a principal is allowed or denied an operation on a resource (a topic,
 group, transactional id or the cluster), by literal name or by prefix.
 
@@ -13,20 +12,17 @@ without an ACL it needs stops at once with the operation and resource named.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError as RdKafkaError
-from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
-    AdminClient,
     ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
@@ -35,16 +31,11 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from mrkafka.errors import AuthenticationError, AuthorizationError, BadInputError, KafkaError, TransientKafkaError
-from mrkafka.kafka.client import CONNECT_TIMEOUT
+from mrkafka.errors import AuthenticationError, AuthorizationError, BadInputError, KafkaError
+from mrkafka.kafka.admin import Admin
 from mrkafka.kafka.security import ACL_OPERATIONS, SCRAM_ITERATIONS, ClientSecurity
 
 __all__ = ["RESOURCES", "Acl", "SecurityAdmin", "check_access"]
-
-#: librdkafka logs every failed connection; what matters reaches the user as an error.
-_librdkafka_log = logging.getLogger("mrkafka.librdkafka")
-_librdkafka_log.addHandler(logging.NullHandler())
-_librdkafka_log.propagate = False
 
 #: Resource kinds, as ``acl list`` prints them and ``AuthorizationError`` names them.
 RESOURCES = {
@@ -55,13 +46,6 @@ RESOURCES = {
 }
 _CLUSTER_NAME = "kafka-cluster"
 _MECHANISMS = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
-_AUTH_CODES = {RdKafkaError._AUTHENTICATION, RdKafkaError._SSL, RdKafkaError.SASL_AUTHENTICATION_FAILED}
-_DENIED_CODES = {
-    RdKafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
-    RdKafkaError.GROUP_AUTHORIZATION_FAILED: "group",
-    RdKafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
-    RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional-id",
-}
 
 
 def _operation(name: str) -> AclOperation:
@@ -126,46 +110,8 @@ class Acl:
         )
 
 
-class SecurityAdmin:
-    """librdkafka's admin client as ``security`` connects; each call waits for its answer and
-    turns librdkafka's errors into mrkafka's (authentication, authorization, no broker)."""
-
-    def __init__(self, bootstrap: str, security: ClientSecurity, timeout: float = CONNECT_TIMEOUT) -> None:
-        self.bootstrap, self.timeout, self.security = bootstrap, timeout, security
-        self._auth_errors: list[str] = []
-        self._client = AdminClient(
-            {
-                "bootstrap.servers": bootstrap,
-                **security.confluent_options(),
-                "error_cb": self._error,
-                "socket.connection.setup.timeout.ms": int(timeout * 1000),
-            },
-            logger=_librdkafka_log,
-        )
-
-    def _error(self, error: RdKafkaError) -> None:
-        text = error.str()
-        if error.code() in _AUTH_CODES or error.code() == RdKafkaError._TRANSPORT and "SSL" in text:
-            self._auth_errors.append(self.security.refused(text))
-
-    def _wait(self, future: Any, operation: str = "DESCRIBE", resource: str = "cluster", name: str = "") -> Any:
-        while not future.done():
-            self._client.poll(0.05)  # serves error_cb: a refused authentication ends the wait at once
-            if self._auth_errors:
-                raise AuthenticationError(f"authentication failed at {self.bootstrap}: {self._auth_errors[-1]}")
-        try:
-            return future.result()
-        except KafkaException as exc:
-            error = exc.args[0]
-            if self._auth_errors:
-                raise AuthenticationError(
-                    f"authentication failed at {self.bootstrap}: {self._auth_errors[-1]}"
-                ) from None
-            if error.code() in _DENIED_CODES:
-                raise AuthorizationError.denied(operation, resource, name) from None
-            if error.code() in (RdKafkaError._TRANSPORT, RdKafkaError._TIMED_OUT, RdKafkaError._ALL_BROKERS_DOWN):
-                raise TransientKafkaError.unavailable(self.bootstrap) from None
-            raise KafkaError(f"{error.name()}: {error.str()}") from None
+class SecurityAdmin(Admin):
+    """``Admin`` with the calls on ACLs, SCRAM users and what a principal may do."""
 
     def _options(self) -> dict[str, Any]:
         return {"request_timeout": self.timeout}
@@ -228,12 +174,6 @@ class SecurityAdmin:
             self._wait(future, "ALTER")
         return True
 
-    def topic_id(self, name: str) -> str:
-        """The id Kafka gave topic ``name`` when it was created: a topic deleted and created
-        again under the same name has another."""
-        (future,) = self._client.describe_topics(TopicCollection([name]), **self._options()).values()
-        return str(self._wait(future, "DESCRIBE", "topic", name).topic_id)
-
     # -- what a principal may do ------------------------------------------------------------------
 
     def check(self, topics: Mapping[str, Iterable[str]] = (), groups: Mapping[str, Iterable[str]] = ()) -> None:
@@ -258,7 +198,7 @@ class SecurityAdmin:
         wanted = [op.upper() for op in operations]
         try:
             description = self._wait(future, wanted[0], resource, name)
-        except AuthorizationError:
+        except (AuthorizationError, AuthenticationError):
             raise
         except KafkaError:  # unknown yet, or its coordinator moving: the command will tell
             return
@@ -279,4 +219,4 @@ def check_access(
     """``SecurityAdmin.check`` on a connection of its own, for a client that authenticates (a
     plaintext client is anonymous: what it may not do fails on its own, with the same error)."""
     if security.protocol != "PLAINTEXT":
-        SecurityAdmin(bootstrap, security).check(topics, groups)
+        SecurityAdmin(bootstrap, security=security).check(topics, groups)

@@ -1,34 +1,48 @@
-"""Topic, group and offset administration over aiokafka's admin client.
+"""Topic, group and offset administration through librdkafka's admin client (confluent-kafka).
 
-``Admin(bootstrap)`` holds one admin connection (and, for offsets, one consumer per isolation
-level) for as many calls as its owner makes, on one event loop of its own: a stream run's
+``Admin(bootstrap)`` holds one client for as many calls as its owner makes: a stream run's
 driver keeps one for the whole run. The module's functions of the same names make one call
-each on a connection of their own, for commands that make one or two.
+each on a client of their own, for commands that make one or two. ``SecurityAdmin``
+(``mrkafka.kafka.acl``) adds the ACL and SCRAM calls to the same client.
 
-A call fails within seconds, with ``KafkaUnavailableError``, when no broker answers; a failure
-that may pass (a leader moving, a request timing out) is a ``TransientKafkaError``, which
-callers may retry (the connection is made again on the next call).
+Each call waits for its answer, serving librdkafka's error callback meanwhile (a refused
+authentication ends the wait at once), and raises librdkafka's errors as mrkafka's, as
+``mrkafka.kafka.rdkafka`` says. librdkafka reconnects by itself: a client outlives a
+broker's restart.
 """
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.errors import for_code
-from aiokafka.protocol.admin import DeleteGroupsRequest
-from aiokafka.protocol.metadata import MetadataRequest
-from aiokafka.structs import TopicPartition
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
-from mrkafka.errors import AuthorizationError, KafkaError, TopicError, TransientKafkaError
-from mrkafka.kafka.client import CONNECT_TIMEOUT, RETRIABLE, classify, close_quietly, denied, describe, start
+from mrkafka.errors import AuthorizationError, TopicError, TransientKafkaError
+from mrkafka.kafka import rdkafka
+from mrkafka.kafka.rdkafka import CONNECT_TIMEOUT, Watch, settings
 from mrkafka.kafka.security import PLAINTEXT, ClientSecurity
 
 __all__ = [
@@ -50,10 +64,12 @@ __all__ = [
     "topic_offsets",
 ]
 
-_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' ConfigSource for a config set on the topic itself
-_GROUP_ID_NOT_FOUND = 69
-_TOPIC_AUTHORIZATION_FAILED, _CLUSTER_AUTHORIZATION_FAILED = 29, 31
 T = TypeVar("T")
+#: What ``Admin._wait`` returns for an error it was told means "absent".
+ABSENT = object()
+
+#: A group that does not exist, or whose coordinator has not loaded it yet: nothing committed.
+_NO_GROUP = frozenset({RdKafkaError.GROUP_ID_NOT_FOUND, RdKafkaError.COORDINATOR_LOAD_IN_PROGRESS})
 
 
 @dataclass(frozen=True, order=True)
@@ -71,30 +87,16 @@ class TopicInfo:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def _check(errors: list[tuple], action: str, operation: str) -> None:
-    for entry in errors:
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 and entry[2] else ""
-        if code == _TOPIC_AUTHORIZATION_FAILED:
-            raise AuthorizationError.denied(operation, "topic", name)
-        if code == _CLUSTER_AUTHORIZATION_FAILED:
-            raise AuthorizationError.denied(operation, "cluster")
-        if code:
-            error = for_code(code)
-            text = f"{action} {name}: {error.__name__}" + (f": {message}" if message else "")
-            raise (TopicError if error.__name__.startswith(("Topic", "UnknownTopic")) else KafkaError)(text)
-
-
 class Admin:
-    """One admin connection to the cluster at ``bootstrap``, for many calls (see the module docstring).
+    """One librdkafka admin client for the cluster at ``bootstrap`` (see the module docstring).
 
     Use as a context manager, or ``close()`` it. Not for use from two threads at once."""
 
     def __init__(self, bootstrap: str, timeout: float = CONNECT_TIMEOUT, security: ClientSecurity = PLAINTEXT) -> None:
         self.bootstrap, self.timeout, self.security = bootstrap, timeout, security
-        self._loop = asyncio.new_event_loop()
-        self._client: AIOKafkaAdminClient | None = None
-        self._consumers: dict[str, AIOKafkaConsumer] = {}
+        self._watch = Watch(bootstrap, security)
+        self._client = AdminClient(settings(bootstrap, self._watch, timeout))
+        self._readers: dict[str, tuple[Consumer, Watch]] = {}  # per group, for committed offsets
 
     def __enter__(self) -> Admin:
         return self
@@ -103,171 +105,154 @@ class Admin:
         self.close()
 
     def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        self._loop.run_until_complete(self._disconnect())
-        self._loop.close()
+        """Close the consumers that read committed offsets (the admin client's connections
+        close when it goes)."""
+        readers, self._readers = self._readers, {}
+        for reader, _ in readers.values():
+            reader.close()
 
-    async def _disconnect(self) -> None:
-        clients = [self._client, *self._consumers.values()]
-        self._client, self._consumers = None, {}
-        for client in clients:
-            if client is not None:
-                await close_quietly(client)
-
-    async def _admin(self) -> AIOKafkaAdminClient:
-        if self._client is None:
-            client = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap,
-                request_timeout_ms=int(self.timeout * 1000),
-                **self.security.aiokafka_options(),
-            )
-            await start(client, self.bootstrap, self.timeout, self.security)
-            self._client = client
-        return self._client
-
-    async def _consumer(self, isolation_level: str) -> AIOKafkaConsumer:
-        if isolation_level not in self._consumers:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                enable_auto_commit=False,
-                isolation_level=isolation_level,
-                **self.security.aiokafka_options(),
-            )
-            await start(consumer, self.bootstrap, self.timeout, self.security)
-            self._consumers[isolation_level] = consumer
-        return self._consumers[isolation_level]
-
-    def _run(self, coro: Any) -> Any:
-        """Run one call on this admin's loop; after a failure the next call connects again."""
+    def _wait(
+        self,
+        future: Any,
+        operation: str = "DESCRIBE",
+        resource: str = "cluster",
+        name: str = "",
+        absent: frozenset[int] = frozenset(),
+        action: str = "",
+    ) -> Any:
+        """``future``'s result, or the error it is (``rdkafka.Watch.translate``); ``operation`` on
+        ``resource`` ``name`` is what an authorization failure names. For an error whose code is
+        in ``absent`` (a group that does not exist, say), ``ABSENT``. ``action`` (``cannot
+        create topic t``) begins the message of an error of no known kind."""
+        self._watch.clear()
+        while not future.done():
+            concurrent.futures.wait([future], timeout=0.05)  # returns as soon as the answer is in
+            self._client.poll(0)  # serves error_cb: a refused authentication ends the wait at once
+            self._watch.check()
         try:
-            return self._loop.run_until_complete(coro)
-        except (AIOKafkaError, asyncio.TimeoutError) as exc:
-            self._loop.run_until_complete(self._disconnect())
-            if (not_allowed := denied(exc, "DESCRIBE")) is not None:
-                raise not_allowed from exc
-            error = TransientKafkaError if classify(exc) == RETRIABLE else KafkaError
-            raise error(describe(exc)) from exc
-        except TransientKafkaError:
-            self._loop.run_until_complete(self._disconnect())
-            raise
+            return future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() in absent:
+                return ABSENT
+            raise self._watch.translate(exc.args[0], operation, resource, name, action) from None
+
+    def _each(self, futures: Mapping[Any, Any], operation: str, resource: str, verb: str) -> dict[Any, Any]:
+        """The result of every future of ``futures`` (keyed by a resource's name), or the first
+        error (``cannot VERB RESOURCE NAME: ...``)."""
+        return {
+            key: self._wait(future, operation, resource, str(key), action=f"cannot {verb} {resource} {key}")
+            for key, future in futures.items()
+        }
 
     # -- the cluster -------------------------------------------------------------------------
 
     def broker_ids(self) -> set[int]:
         """The ids of the brokers the cluster reports."""
+        cluster = self._wait(self._client.describe_cluster(request_timeout=self.timeout))
+        return {node.id for node in cluster.nodes}
 
-        async def call() -> set[int]:
-            cluster = await (await self._admin()).describe_cluster()
-            return {broker["node_id"] for broker in cluster["brokers"]}
-
-        return self._run(call())
-
-    async def _await_metadata(self, name: str, partitions: int) -> None:
+    def _await_metadata(self, name: str, partitions: int) -> None:
         """Wait until every broker describes ``partitions`` partitions of ``name``, each with a leader.
 
-        The controller answers a create or alter before the brokers' metadata has the change, and the
-        next client may ask any broker."""
-        client = await self._admin()
-        nodes = {broker["node_id"] for broker in (await client.describe_cluster())["brokers"]}
-        request = MetadataRequest([name], allow_auto_topic_creation=False)
-        deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
-        while True:
-            for node in sorted(nodes):
-                # aiokafka's describe_topics asks a random node; its _send_request takes the node to ask.
-                (topic,) = (await client._send_request(request, node)).to_object()["topics"]
-                described = topic["partitions"]
+        The controller answers a create or alter before the brokers' metadata has the change, and
+        the next client may ask any broker. A client whose only address is one broker's asks that
+        broker (librdkafka connects to no other until it needs one)."""
+        nodes = self._wait(self._client.describe_cluster(request_timeout=self.timeout)).nodes
+        waiting = {f"{node.host}:{node.port}" for node in nodes}
+        deadline = time.monotonic() + self.timeout
+        while waiting:
+            for address in sorted(waiting):
+                client = AdminClient(settings(address, self._watch, self.timeout))
+                try:
+                    topic = client.list_topics(name, timeout=self.timeout).topics.get(name)
+                except KafkaException:
+                    continue
                 if (
-                    not topic["error_code"]
-                    and len(described) == partitions
-                    and all(p["leader"] >= 0 for p in described)
+                    topic is not None
+                    and topic.error is None
+                    and len(topic.partitions) == partitions
+                    and all(p.leader >= 0 for p in topic.partitions.values())
                 ):
-                    nodes.discard(node)
-            if not nodes:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise TransientKafkaError(f"topic {name} was changed; brokers {sorted(nodes)} do not show it yet")
-            await asyncio.sleep(0.05)
+                    waiting.discard(address)
+            if waiting and time.monotonic() > deadline:
+                raise TransientKafkaError(f"topic {name} was changed; brokers at {sorted(waiting)} do not show it yet")
+            if waiting:
+                time.sleep(0.05)
 
     # -- topics ------------------------------------------------------------------------------
 
     def create_topic(
         self, name: str, partitions: int = 1, replication_factor: int = 1, configs: Mapping[str, str] | None = None
     ) -> None:
-        topic = NewTopic(name, partitions, replication_factor, topic_configs=dict(configs or {}))
-
-        async def call() -> None:
-            response = await (await self._admin()).create_topics([topic])
-            _check(response.topic_errors, "cannot create topic", "CREATE")
-            await self._await_metadata(name, partitions)
-
-        self._run(call())
+        topic = NewTopic(name, partitions, replication_factor, config=dict(configs or {}))
+        futures = self._client.create_topics([topic], request_timeout=self.timeout, operation_timeout=self.timeout)
+        self._each(futures, "CREATE", "topic", "create")
+        self._await_metadata(name, partitions)
 
     def list_topics(self, internal: bool = False) -> list[str]:
-        async def call() -> list[str]:
-            return sorted(await (await self._admin()).list_topics())
-
-        return [t for t in self._run(call()) if internal or not t.startswith("__")]
+        self._watch.clear()
+        try:
+            topics = self._client.list_topics(timeout=self.timeout).topics
+        except KafkaException as exc:
+            self._client.poll(0)  # serves error_cb: a refused login says why
+            raise self._watch.translate(exc.args[0]) from None
+        return sorted(t for t in topics if internal or not t.startswith("__"))
 
     def describe_topic(self, name: str) -> TopicInfo:
         """Partitions (leader, replicas, in-sync replicas) and the configs set on the topic."""
+        described = self._described(name)
+        partitions = sorted(
+            PartitionInfo(p.id, p.leader.id if p.leader else -1, [n.id for n in p.replicas], [n.id for n in p.isr])
+            for p in described.partitions
+        )
+        return TopicInfo(name, partitions, self._topic_configs(name))
 
-        async def call() -> TopicInfo:
-            client = await self._admin()
-            (topic,) = await client.describe_topics([name])
-            if topic["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
-                raise AuthorizationError.denied("DESCRIBE", "topic", name)
-            if topic["error_code"]:
-                raise TopicError(
-                    f"topic {name} does not exist"
-                    if topic["error_code"] == 3
-                    else f"cannot describe topic {name}: {for_code(topic['error_code']).__name__}"
-                )
-            (response,) = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-            partitions = sorted(
-                PartitionInfo(p["partition"], p["leader"], list(p["replicas"]), list(p["isr"]))
-                for p in topic["partitions"]
-            )
-            # Entries are (name, value, read_only, source, ...); like kafka-topics, show what was set on the topic.
-            # A principal without DescribeConfigs on the topic sees none (error 29 on the resource).
-            configs = {
-                entry[0]: entry[1]
-                for resource in response.resources
-                if resource[0] != _TOPIC_AUTHORIZATION_FAILED
-                for entry in resource[4]
-                if entry[3] == _DYNAMIC_TOPIC_CONFIG
-            }
-            return TopicInfo(name, partitions, configs)
+    def _described(self, name: str) -> Any:
+        (future,) = self._client.describe_topics(TopicCollection([name]), request_timeout=self.timeout).values()
+        return self._wait(future, "DESCRIBE", "topic", name)
 
-        return self._run(call())
+    def _topic_configs(self, name: str) -> dict[str, str]:
+        """What was set on the topic itself, as ``kafka-topics --describe`` shows; none for a
+        principal without DescribeConfigs on it."""
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        (future,) = self._client.describe_configs([resource], request_timeout=self.timeout).values()
+        try:
+            entries: dict[str, ConfigEntry] = self._wait(future, "DESCRIBE_CONFIGS", "topic", name)
+        except AuthorizationError:
+            return {}
+        return {
+            key: entry.value
+            for key, entry in entries.items()
+            if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+        }
+
+    def topic_id(self, name: str) -> str:
+        """The id Kafka gave topic ``name`` when it was created: a topic deleted and created
+        again under the same name has another."""
+        return str(self._described(name).topic_id)
 
     def alter_partitions(self, name: str, count: int) -> None:
         """Raise the partition count of a topic (Kafka cannot lower it)."""
-
-        async def call() -> None:
-            response = await (await self._admin()).create_partitions({name: NewPartitions(count)})
-            _check(response.topic_errors, "cannot alter topic", "ALTER")
-            await self._await_metadata(name, count)
-
-        self._run(call())
+        futures = self._client.create_partitions(
+            [NewPartitions(name, count)], request_timeout=self.timeout, operation_timeout=self.timeout
+        )
+        self._each(futures, "ALTER", "topic", "alter")
+        self._await_metadata(name, count)
 
     def alter_configs(self, name: str, configs: Mapping[str, str]) -> None:
         """Set the configs of topic ``name`` to ``configs`` (the ones set on it before are replaced)."""
-        resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(configs))
-
-        async def call() -> None:
-            for response in await (await self._admin()).alter_configs([resource]):
-                errors = [(name, code, message) for code, message, *_ in response.resources]
-                _check(errors, "cannot alter topic", "ALTER_CONFIGS")
-
-        self._run(call())
+        dropped = set(self._topic_configs(name)) - set(configs)
+        entries = [
+            *(ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()),
+            *(ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE) for key in sorted(dropped)),
+        ]
+        resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+        (future,) = self._client.incremental_alter_configs([resource], request_timeout=self.timeout).values()
+        self._wait(future, "ALTER_CONFIGS", "topic", name, action=f"cannot alter topic {name}")
 
     def delete_topic(self, name: str) -> None:
-        async def call() -> None:
-            response = await (await self._admin()).delete_topics([name])
-            _check(response.topic_error_codes, "cannot delete topic", "DELETE")
-
-        self._run(call())
+        futures = self._client.delete_topics([name], request_timeout=self.timeout, operation_timeout=self.timeout)
+        self._each(futures, "DELETE", "topic", "delete")
 
     def ensure_topic(
         self,
@@ -311,75 +296,78 @@ class Admin:
         """The beginning and end offset of every partition of ``topic``; under ``read_committed``
         the end is the last stable offset (no open transaction's records)."""
         tps = [TopicPartition(topic, p.partition) for p in self.describe_topic(topic).partitions]
+        level = IsolationLevel[isolation_level.upper()]
 
-        async def call() -> tuple[dict[int, int], dict[int, int]]:
-            consumer = await self._consumer(isolation_level)
-            begin = await consumer.beginning_offsets(tps)
-            end = await consumer.end_offsets(tps)
-            return {tp.partition: o for tp, o in begin.items()}, {tp.partition: o for tp, o in end.items()}
+        def offsets(spec: OffsetSpec) -> dict[int, int]:
+            futures = self._client.list_offsets(
+                {tp: spec for tp in tps}, isolation_level=level, request_timeout=self.timeout
+            )
+            return {
+                tp.partition: self._wait(future, "DESCRIBE", "topic", topic).offset for tp, future in futures.items()
+            }
 
-        return self._run(call())
+        return offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
+
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        """Delete the records of one partition before offset ``before`` (Kafka's DeleteRecords)."""
+        futures = self._client.delete_records(
+            [TopicPartition(topic, partition, before)], request_timeout=self.timeout, operation_timeout=self.timeout
+        )
+        for future in futures.values():
+            self._wait(future, "DELETE", "topic", topic, action=f"cannot delete records of topic {topic}")
 
     def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
-        """The offsets consumer group ``group`` committed for the partitions of ``topic``."""
+        """The offsets consumer group ``group`` committed for the partitions of ``topic``.
 
-        async def call() -> dict[int, int]:
+        Asked through a consumer of the group that joins nothing, not the admin client: its
+        ListConsumerGroupOffsets crashes the process when the coordinator answers
+        NOT_COORDINATOR (librdkafka issue 5040, open in 2.16). read_uncommitted, so that
+        offsets an open transaction holds do not make it wait: they are not committed yet."""
+        if group not in self._readers:
+            self._readers[group] = rdkafka.consumer(self.bootstrap, self.security, "read_uncommitted", group=group)
+        reader, watch = self._readers[group]
+        watch.clear()
+        try:
+            partitions = rdkafka.partitions(reader, watch, topic, self.timeout)
+        except TopicError:
+            return {}
+        deadline = time.monotonic() + self.timeout
+        while True:
             try:
-                offsets = await (await self._admin()).list_consumer_group_offsets(group)
-            except AIOKafkaError as exc:
-                if not exc.retriable:  # e.g. the coordinator is still loading: nothing committed yet
-                    raise
-                return {}
-            return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
-
-        return self._run(call())
+                committed = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=self.timeout)
+                break
+            except KafkaException as exc:
+                watch.check()
+                error = watch.translate(exc.args[0], "DESCRIBE", "group", group)
+                if not isinstance(error, TransientKafkaError) or time.monotonic() > deadline:
+                    raise error from None
+                time.sleep(0.1)  # the group's coordinator moving or loading: librdkafka finds it again
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
     def list_groups(self) -> list[str]:
         """The consumer groups the cluster knows."""
-
-        async def call() -> list[str]:
-            return sorted(group for group, _ in await (await self._admin()).list_consumer_groups())
-
-        return self._run(call())
+        listed = self._wait(self._client.list_consumer_groups(request_timeout=self.timeout))
+        return sorted(group.group_id for group in listed.valid)
 
     def group_members(self, groups: list[str]) -> int:
         """How many consumers the consumer groups ``groups`` have (a missing group has none)."""
-
-        async def call() -> int:
-            client, members = await self._admin(), 0
-            # One group per request: aiokafka 0.14 reads a DescribeGroups v3 answer with the v2
-            # schema (DescribeGroupsRequest_v3.RESPONSE_TYPE), which lacks each group's trailing
-            # authorized_operations; with two groups in one answer the second is misread.
-            for group in groups:
-                for response in await client.describe_consumer_groups([group]):
-                    # (error, group, state, protocol type, protocol, members) per group
-                    members += sum(len(described[5]) for described in response.groups)
-            return members
-
-        return self._run(call())
+        futures = self._client.describe_consumer_groups(list(groups), request_timeout=self.timeout)
+        described = (self._wait(future, "DESCRIBE", "group", group, _NO_GROUP) for group, future in futures.items())
+        return sum(len(group.members) for group in described if group is not ABSENT)
 
     def delete_groups(self, groups: list[str]) -> list[str]:
         """Delete consumer groups and their committed offsets (a group with members is refused by
         the broker); return those that existed."""
-
-        async def call() -> list[str]:
-            client, deleted = await self._admin(), []
-            for group in groups:
-                coordinator = await client.find_coordinator(group)
-                # aiokafka's admin client has no delete_consumer_groups; its _send_request sends any request.
-                response = await client._send_request(DeleteGroupsRequest([group]), coordinator)
-                for name, code in response.results:
-                    if code and code != _GROUP_ID_NOT_FOUND:
-                        raise KafkaError(f"cannot delete group {name}: {for_code(code).__name__}")
-                    if not code:
-                        deleted.append(name)
-            return deleted
-
-        return self._run(call())
+        deleted = []
+        for group, future in self._client.delete_consumer_groups(list(groups), request_timeout=self.timeout).items():
+            action = f"cannot delete group {group}"
+            if self._wait(future, "DELETE", "group", group, _NO_GROUP, action) is not ABSENT:
+                deleted.append(group)
+        return deleted
 
 
 def _one_call(method: Callable[..., T]) -> Callable[..., T]:
-    """``method`` of ``Admin`` as a function of the bootstrap servers, on a connection of its own."""
+    """``method`` of ``Admin`` as a function of the bootstrap servers, on a client of its own."""
 
     @functools.wraps(method)
     def call(bootstrap: str, *args: Any, security: ClientSecurity = PLAINTEXT, **kwargs: Any) -> T:

@@ -1,8 +1,8 @@
 """A Kafka client's security settings, from a properties file.
 
 ``ClientSecurity.read(FILE)`` reads a Kafka client properties file (``--command-config``, the
-file Kafka's own tools take) and gives the same settings to aiokafka (``aiokafka_options``)
-and to librdkafka (``confluent_options``, for the ACL and SCRAM admin calls). What Kafka's
+file Kafka's own tools take) and gives the same settings to librdkafka
+(``confluent_options``), which every client of mrkafka is built on. What Kafka's
 tools would read differently is refused, not guessed: a misspelt key that matters, a JKS
 store, SSL settings under a plaintext protocol. A ``ClientSecurity`` pickles as the path of
 its file, so a secret read from it never travels in a Ray task's arguments: a worker reads
@@ -176,7 +176,7 @@ class ClientSecurity:
 
     def refused(self, reason: str) -> str:
         """Why the broker refused this client, from the TLS alert or SASL error text ``reason``
-        (aiokafka's or librdkafka's words for it), for an ``AuthenticationError``."""
+        (librdkafka's words for it), for an ``AuthenticationError``."""
         low = reason.lower().replace("_", " ")
         if "certificate verify failed" in low:
             return "the broker's certificate is not trusted (is ssl.truststore.location the cluster's CA?)"
@@ -271,17 +271,6 @@ class ClientSecurity:
         except (ssl.SSLError, OSError) as exc:
             raise BadInputError(f"{self.source}: cannot load the TLS files: {exc}") from None
         return context
-
-    def aiokafka_options(self) -> dict[str, Any]:
-        """Keyword arguments for any aiokafka client."""
-        options: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.tls:
-            options["ssl_context"] = self.ssl_context()
-        if self.sasl:
-            options.update(
-                sasl_mechanism=self.mechanism, sasl_plain_username=self.username, sasl_plain_password=self.password
-            )
-        return options
 
     def confluent_options(self) -> dict[str, Any]:
         """librdkafka settings for a confluent-kafka client."""

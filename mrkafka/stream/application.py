@@ -16,21 +16,16 @@ says nothing here: it outlives the runs it names.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
-
 from mrkafka.errors import BadInputError, BadJobError, TopicError
 from mrkafka.io import fs
 from mrkafka.job import JobSpec
-from mrkafka.kafka import admin
-from mrkafka.kafka.client import started
+from mrkafka.kafka import admin, rdkafka
 from mrkafka.kafka.security import ClientSecurity, private_dir
 
 __all__ = [
@@ -100,31 +95,17 @@ def _describe(identity: dict[str, Any]) -> str:
     return f"{identity['class']} ({identity['name']}{'; ' + params if params else ''})"
 
 
-async def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes | None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **security.aiokafka_options(),
-    )
-    async with started(consumer, bootstrap, security=security):
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if record.key == _IDENTITY_KEY:
-                    return record.value
+def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes | None:
+    for message in rdkafka.read_partition(bootstrap, topic, 0, security):
+        if message.key() == _IDENTITY_KEY:
+            return message.value()
     return None
 
 
-async def _write(bootstrap: str, security: ClientSecurity, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security.aiokafka_options()
-    )
-    async with started(producer, bootstrap, security=security):
-        await producer.send_and_wait(topic, value, key=_IDENTITY_KEY, partition=0)
+def _write(bootstrap: str, security: ClientSecurity, topic: str, value: bytes) -> None:
+    writer = rdkafka.Writer(bootstrap, security)
+    writer.write(topic, 0, _IDENTITY_KEY, value)
+    writer.flush(topic)
 
 
 def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> None:
@@ -136,10 +117,10 @@ def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> Non
     topic = identity_topic(app)
     kafka.ensure_topic(topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}, replication)
     mine = job_identity(spec)
-    stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, kafka.security, topic)))
+    stored = kafka.retry(lambda: _first_record(kafka.bootstrap, kafka.security, topic))
     if stored is None:
-        kafka.retry(lambda: asyncio.run(_write(kafka.bootstrap, kafka.security, topic, json.dumps(mine).encode())))
-        stored = kafka.retry(lambda: asyncio.run(_first_record(kafka.bootstrap, kafka.security, topic)))
+        kafka.retry(lambda: _write(kafka.bootstrap, kafka.security, topic, json.dumps(mine).encode()))
+        stored = kafka.retry(lambda: _first_record(kafka.bootstrap, kafka.security, topic))
     theirs = json.loads(stored)
     if theirs != mine:
         raise BadJobError(

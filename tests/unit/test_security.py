@@ -45,7 +45,7 @@ def test_properties_are_read_as_java_reads_them(tmp_path: Path) -> None:
     }
 
 
-def test_a_sasl_file_gives_the_same_login_to_both_clients(tmp_path: Path, ca, capsys) -> None:
+def test_a_sasl_file_gives_librdkafka_the_login_kafkas_tools_read(tmp_path: Path, ca, capsys) -> None:
     path = props(
         tmp_path,
         f"security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore.type=PEM\n"
@@ -54,12 +54,11 @@ def test_a_sasl_file_gives_the_same_login_to_both_clients(tmp_path: Path, ca, ca
     )
     security = ClientSecurity.read(path)
     assert "ignoring 'client.id'" in capsys.readouterr().err
-    options = security.aiokafka_options()
-    assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
-    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("alice", 's3cr"et')
-    assert isinstance(options["ssl_context"], ssl.SSLContext) and options["ssl_context"].check_hostname
     rd = security.confluent_options()
+    assert rd["security.protocol"] == "SASL_SSL" and rd["sasl.mechanism"] == "SCRAM-SHA-512"
     assert (rd["sasl.username"], rd["sasl.password"], rd["ssl.ca.location"]) == ("alice", 's3cr"et', str(ca.cert))
+    assert rd["ssl.endpoint.identification.algorithm"] == "https"
+    assert isinstance(security.ssl_context(), ssl.SSLContext)
     assert "s3cr" not in repr(security)
 
 
