@@ -14,7 +14,6 @@ topic loaded beforehand, that includes the time records waited in the topic.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime
 import json
@@ -152,33 +151,26 @@ def _error_line(stderr: bytes) -> str:
     return (errors or lines)[-1].strip()[:200]
 
 
-async def _latest(bootstrap: str, topic: str, starts: dict[int, int]) -> dict[bytes, int]:
+def _latest(bootstrap: str, topic: str, starts: dict[int, int]) -> dict[bytes, int]:
     """The latest value of every key written to ``topic`` from offsets ``starts`` on (one per
     partition), values read as Kafka longs."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     from mrkafka.core.serdes import deserialize_long
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
-    )
-    await consumer.start()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-oracle", "enable.auto.commit": False})
     try:
-        partitions = [TopicPartition(topic, p) for p in starts]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts[tp.partition])
+        consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
         latest: dict[bytes, int] = {}
         idle = 0
         while idle < 10:
-            batches = await consumer.getmany(timeout_ms=500, max_records=100_000)
-            idle = 0 if batches else idle + 1
-            for records in batches.values():
-                for r in records:
-                    latest[r.key] = deserialize_long(r.value)
+            messages = [m for m in consumer.consume(100_000, 0.5) if m.error() is None]
+            idle = 0 if messages else idle + 1
+            for message in messages:
+                latest[message.key()] = deserialize_long(message.value())
         return latest
     finally:
-        await consumer.stop()
+        consumer.close()
 
 
 class Bench:
@@ -466,7 +458,7 @@ class Bench:
             _, stderr = proc.communicate(timeout=60)
         peak = sampler.stop()
         out = self.workdir / f"{system}.txt"
-        latest = asyncio.run(_latest(bootstrap, DEMO_OUTPUT, output_starts))
+        latest = _latest(bootstrap, DEMO_OUTPUT, output_starts)
         out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
         returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
         expected = derive(self.stream_baseline, "Java lower, \\W+")

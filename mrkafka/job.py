@@ -3,7 +3,7 @@
 A job is plain methods: ``map`` yields pairs, ``reduce`` merges two values of one key,
 ``finish`` turns a merged value into the output value. A job may add a vectorized form,
 ``map_arrow`` over a whole batch of lines plus a named built-in ``aggregate``, which the
-engines use where present. Importing this module must not import ray or aiokafka: job files
+engines use where present. Importing this module must not import ray or a Kafka client: job files
 import it, and loading a job has to stay fast.
 """
 

@@ -19,7 +19,6 @@ Under at least once the same soak counts the keys it finds wrong.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import contextlib
 import os
@@ -34,9 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
-from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from mrkafka.batch import run_batch
@@ -152,18 +149,38 @@ def _kill(run: StreamRun, target: str, rng: random.Random) -> str:
     return target
 
 
-def _both_assigned(client: AdminClient) -> bool:
-    """Whether group APP is stable with two members, each holding a partition, as ``client`` (a
-    client that is not ours, confluent-kafka's) describes it."""
+def _held(client: AdminClient) -> list[int]:
+    """How many partitions each member of group APP holds while the group is stable (else none),
+    as ``client`` (confluent-kafka's admin client, not the engine's code) describes it."""
     try:
         (group,) = (f.result(timeout=10) for f in client.describe_consumer_groups([APP]).values())
     except KafkaException:
-        return False
-    return (
-        group.state == ConsumerGroupState.STABLE
-        and len(group.members) == 2
-        and all(m.assignment.topic_partitions for m in group.members)
-    )
+        return []
+    if group.state != ConsumerGroupState.STABLE:
+        return []
+    return sorted(len(m.assignment.topic_partitions) for m in group.members)
+
+
+def _both_assigned(client: AdminClient) -> bool:
+    """Whether group APP is stable with two members, each holding a partition."""
+    return _held(client) == [1, 1]
+
+
+def _stall_then_kill(run: StreamRun, client: AdminClient, rng: random.Random) -> str:
+    """SIGSTOP a map worker until its session ends and the other one holds both partitions, then
+    SIGKILL it. The instance Ray starts next takes a partition back, which the survivor must
+    revoke first: under cooperative rebalancing a partition that does not move is not revoked,
+    so a plain kill (its partition waits for the restarted instance) may revoke nothing."""
+    if not _until(lambda: bool(run.workers("MapWorker")), run, 30):
+        raise AssertionError(f"no MapWorker process: {run.tail()}")
+    pid = rng.choice(run.workers("MapWorker"))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        if not _until(lambda: _held(client) == [2], run, 60):
+            raise AssertionError(f"the other map worker never took both partitions: {run.tail()}")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    return "MapWorker (stalled, then)"
 
 
 class _Commits:
@@ -223,9 +240,10 @@ def soak(
                     if killed_at is not None:
                         result.recovery_s.append(commits.next_after(killed_at, run))
                         killed_at = None
-                    # A revocation needs a rebalance: the random kill of a map worker comes first, once
-                    # both hold a partition (one killed while the group forms joins with the other: no
-                    # revocation; a member killed in the last run still counts until its session ends).
+                    # A revocation needs a partition to move off a live worker: the random kill comes
+                    # first, once both hold a partition, and stalls its map worker until the other
+                    # holds both (``_stall_then_kill``); a member killed in the last run still counts
+                    # until its session ends.
                     order = ("random", "scripted") if point == "map-revoked" else ("scripted", "random")
                     if point == "map-revoked" and not _until(lambda: _both_assigned(groups), run, 120):
                         raise AssertionError(f"the map workers never both held a partition: {run.tail()}")
@@ -236,9 +254,11 @@ def soak(
                             name, at = f"point {point}", time.monotonic()
                         else:
                             time.sleep(rng.uniform(0.5, 4.0))
-                            target = "MapWorker" if point == "map-revoked" else rng.choice(TARGETS)
                             at = time.monotonic()
-                            name = f"random {_kill(run, target, rng)}"
+                            if point == "map-revoked":
+                                name = f"random {_stall_then_kill(run, groups, rng)}"
+                            else:
+                                name = f"random {_kill(run, rng.choice(TARGETS), rng)}"
                         result.kills[name] += 1
                         say(f"  kill {sum(result.kills.values())}: {name}")
                         if name == "random driver":
@@ -296,7 +316,7 @@ def compare_with_oracle(
         (workdir / "S" / n).read_bytes() == (workdir / "B" / n).read_bytes() for n in names
     )
     partitions = len(retrying(admin.describe_topic, bootstrap, "out").partitions)
-    latest = asyncio.run(_latest_per_key(bootstrap, "out", partitions))
+    latest = _latest_per_key(bootstrap, "out", partitions)
     result.differing_topic = sum(latest.get(k) != int(v) for k, v in expected.items()) + len(
         latest.keys() - expected.keys()
     )
@@ -308,31 +328,29 @@ def compare_with_oracle(
     return result
 
 
-async def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> dict[bytes, int]:
+def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> dict[bytes, int]:
     """Every key's last value in ``topic``, read_committed."""
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
-    await consumer.start()
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "soak-oracle", "isolation.level": "read_committed"}
+    )
     try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         latest: dict[bytes, int] = {}
         idle_since = time.monotonic()
-        # A partition ending in a transaction marker may leave the position one below its end
-        # (aiokafka issue 911): a few idle seconds end the read as well.
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    latest[record.key] = deserialize_long(record.value)
-            if batches:
+        # An open transaction holds a read_committed reader before the end: a few idle seconds end the read.
+        while [tp for tp in consumer.position(tps) if tp.offset < ends[tp.partition]]:
+            messages = [m for m in consumer.consume(100_000, 0.5) if m.error() is None]
+            for message in messages:
+                latest[message.key()] = deserialize_long(message.value())
+            if messages:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > 5:
                 break
         return latest
     finally:
-        await consumer.stop()
+        consumer.close()
 
 
 def main(argv: list[str] | None = None) -> int:

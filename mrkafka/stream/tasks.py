@@ -7,7 +7,7 @@ an interval's merges apart from the committed store, and hands out the changelog
 records of what changed; ``committed`` moves them into the store, ``abort`` drops them.
 
 Records are any objects with ``offset``, ``key``, ``value``, ``timestamp`` and ``headers``
-(aiokafka's ``ConsumerRecord``, or a test's own), so the logic is tested with lists.
+(``mrkafka.kafka.rdkafka.Record``, or a test's own), so the logic is tested with lists.
 
 What a reducer reads (repartition blocks, changelog values) is refused, never run: a record
 that is not a partial, or a value not in ``mrkafka.core.values``' encoding, stops the

@@ -15,8 +15,6 @@ import pytest
 from mrkafka.devtools.launcher import Cluster
 from tests.helpers import free_ports
 
-logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
 
 @pytest.fixture(scope="session")
 def ray_cluster():

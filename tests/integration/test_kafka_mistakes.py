@@ -104,8 +104,8 @@ def test_debug_shows_what_the_stream_workers_do(app: dict, tmp_path: Path) -> No
     )
     assert run.returncode == 0, run.stderr[-3000:]
     logged = run.stdout + run.stderr
-    assert re.search(r"\(MapWorker pid=\d+\).* aiokafka\.consumer\.\S+ INFO: ", logged), logged[-3000:]
-    assert re.search(r"\(ReduceWorker pid=\d+\).* aiokafka\.\S+ INFO: ", logged), logged[-3000:]
+    assert re.search(r"\(MapWorker pid=\d+\).* mrkafka\.librdkafka DEBUG: ", logged), logged[-3000:]
+    assert re.search(r"\(ReduceWorker pid=\d+\).* mrkafka\.librdkafka DEBUG: ", logged), logged[-3000:]
     assert counts(tmp_path / "o") == oracle_wordcount(app["data"])
 
 

@@ -364,28 +364,20 @@ def test_the_repartition_topic_keeps_records_until_reducers_delete_them(stream_e
 
 def test_transactional_input_reaches_its_bounds(stream_env: dict, tmp_path: Path) -> None:
     # Each partition ends in a commit marker: no record at its bound - 1.
-    import asyncio
-
-    from aiokafka import AIOKafkaProducer
+    from confluent_kafka import Producer
 
     env = stream_env
-
-    async def write() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=env["bootstrap"], transactional_id=f"{env['input_topic']}-tx")
-        await producer.start()
-        try:
-            for partition in range(2):
-                async with producer.transaction():
-                    await producer.send_and_wait(env["input_topic"], b"kept kept", partition=partition)
-                await producer.begin_transaction()
-                await producer.send_and_wait(env["input_topic"], b"aborted", partition=partition)
-                await producer.abort_transaction()
-                async with producer.transaction():  # the partition ends in a commit marker
-                    await producer.send_and_wait(env["input_topic"], b"last", partition=partition)
-        finally:
-            await producer.stop()
-
-    asyncio.run(write())
+    producer = Producer({"bootstrap.servers": env["bootstrap"], "transactional.id": f"{env['input_topic']}-tx"})
+    producer.init_transactions(30)
+    for partition in range(2):
+        for value, commit in ((b"kept kept", True), (b"aborted", False), (b"last", True)):
+            producer.begin_transaction()
+            producer.produce(env["input_topic"], value, partition=partition)
+            if commit:  # the partition ends in a commit marker
+                producer.commit_transaction(30)
+            else:
+                producer.abort_transaction(30)
+    producer.close()
     report = _in_thread(lambda: stream_wordcount(env, output=tmp_path / "S"))
     assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == {b"kept": 4, b"last": 2}
     assert report.counters.get(("Map-Reduce Framework", "Map input records")) == 4
@@ -510,10 +502,29 @@ def test_rocksdb_state_is_not_kept_over_a_recreated_changelog_grown_past_it(stre
     assert read_parts(tmp_path / "S") == {b"x": b"1", b"y": b"1", b"z": b"1"}
 
 
-def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_path: Path) -> None:
-    import asyncio
+def test_64_input_partitions_and_16_reducers_on_2_map_workers(stream_env: dict, tmp_path: Path) -> None:
+    # One transactional producer per worker, whatever the number of partitions: 2 map workers
+    # share 64 input partitions (cooperative rebalancing), 16 reducers each own one.
+    env = {**stream_env, "input_topic": stream_env["input_topic"] + "-64"}
+    admin.create_topic(env["bootstrap"], env["input_topic"], partitions=64)
+    data = messy_corpus(seed=64, lines=4000) + real_text(400_000)
+    path = tmp_path / "in.txt"
+    path.write_bytes(data)
+    # Keyed by a line's first field, the lines spread over all 64 partitions; the value is the rest.
+    produce_lines(env["bootstrap"], env["input_topic"], str(path), " ", progress=False)
+    stream_wordcount(env, output=tmp_path / "S", reducers=16, mappers=2)
+    expected: collections.Counter = collections.Counter()
+    for line in data.split(b"\n"):
+        key, sep, value = line.partition(b" ")
+        expected.update((value if sep else key).split())
+    assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(expected)
+    assert len(list((tmp_path / "S").glob("part-r-*"))) == 16
+    _, ends = admin.topic_offsets(env["bootstrap"], env["input_topic"])
+    assert sum(1 for end in ends.values() if end > 0) == 64
 
-    from aiokafka import AIOKafkaConsumer
+
+def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_path: Path) -> None:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     env, bootstrap = stream_env, stream_env["bootstrap"]
     ids = list(range(-20, 60))
@@ -535,19 +546,18 @@ def test_int_keys_sit_where_kafkas_own_producer_puts_them(stream_env: dict, tmp_
     )
     subprocess.run(cmd, check=True, timeout=120, capture_output=True)
 
-    async def placement(topic: str) -> dict[bytes, int]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-        await consumer.start()
+    def placement(topic: str) -> dict[bytes, int]:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-placement"})
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
         try:
             got: dict[bytes, int] = {}
             while len(got) < len(ids):
-                for tp, records in (await consumer.getmany(timeout_ms=2000)).items():
-                    got.update({r.key: tp.partition for r in records})
+                got.update({m.key(): m.partition() for m in consumer.consume(1000, 2.0) if m.error() is None})
             return got
         finally:
-            await consumer.stop()
+            consumer.close()
 
-    ours, kafkas = asyncio.run(placement(env["output_topic"])), asyncio.run(placement(java_topic))
+    ours, kafkas = placement(env["output_topic"]), placement(java_topic)
     assert ours == kafkas and len(set(ours.values())) == 3
 
 
@@ -589,20 +599,29 @@ def test_unkeyed_input_to_a_job_that_needs_keys_is_refused(stream_env: dict, tmp
 def test_the_driver_keeps_one_admin_connection_for_the_run(
     stream_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The driver waits for mappers with an admin call four times a second: on a connection of its own.
-    started = []
+    # The driver waits for mappers with a committed-offsets call four times a second: all on
+    # one consumer of group APP, made once.
+    from mrkafka.kafka import rdkafka
 
-    class Counting(admin.AIOKafkaAdminClient):
-        async def start(self):
-            started.append(self)
-            await super().start()
+    made, asked = [], []
+    new_consumer, committed_offsets = rdkafka.consumer, admin.Admin.committed_offsets
+
+    def consumer(*args, **kwargs):
+        made.append(kwargs.get("group"))
+        return new_consumer(*args, **kwargs)
+
+    def counted(self, group: str, topic: str) -> dict[int, int]:
+        asked.append(group)
+        return committed_offsets(self, group, topic)
 
     data = messy_corpus(lines=2000)
     produce(stream_env, data, tmp_path)
-    monkeypatch.setattr(admin, "AIOKafkaAdminClient", Counting)
+    monkeypatch.setattr(rdkafka, "consumer", consumer)
+    monkeypatch.setattr(admin.Admin, "committed_offsets", counted)
     stream_wordcount(stream_env, output=tmp_path / "S")
     assert {k: int(v) for k, v in read_parts(tmp_path / "S").items()} == dict(oracle_wordcount(data))
-    assert len(started) == 1
+    app = stream_env["application_id"]
+    assert asked.count(app) >= 2 and made.count(app) == 1
 
 
 def test_a_running_application_answers_lookups_from_its_state(stream_env: dict, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ reducer's logic, and the reduce worker's commit protocol with fake Kafka clients
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import json
@@ -16,7 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
-from aiokafka import TopicPartition
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +25,7 @@ from mrkafka.core.counters import COMBINE_OUTPUT_RECORDS, MAP_INPUT_RECORDS, RED
 from mrkafka.core.keys import partition_keys, topic_bytes
 from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
-from mrkafka.errors import BadInputError, JobFailedError
+from mrkafka.errors import BadInputError, JobFailedError, KafkaError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.settings import StreamSettings
@@ -393,76 +393,115 @@ def test_latency_histogram_has_a_fixed_size_and_close_percentiles() -> None:
     assert histogram.total == len(samples) + 1 and LatencyHistogram().percentile(50) is None
 
 
-# -- the reduce worker's commit, with fake clients ---------------------------------------------
+# -- the workers' commits, with fake librdkafka clients -------------------------------------------
 
 
-class _FakeBatch:
-    def __init__(self) -> None:
-        self.count, self.values = 0, []
+class _Message:
+    """A consumed message, as librdkafka's ``Message`` answers."""
 
-    def append(self, key, value, timestamp, headers) -> object:
-        self.count += 1
-        self.values.append(value)
-        return object()
+    def __init__(self, partition: int, offset: int, value: bytes) -> None:
+        self._partition, self._offset, self._value = partition, offset, value
 
-    def record_count(self) -> int:
-        return self.count
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1000 + self._offset)
+
+    def headers(self) -> None:
+        return None
 
 
-class _FakeProducer:
-    """Records what a task's producer is asked to do; a failing one never acknowledges a batch."""
+class _Delivered:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._where = (topic, partition, offset)
+
+    def topic(self) -> str:
+        return self._where[0]
+
+    def partition(self) -> int:
+        return self._where[1]
+
+    def offset(self) -> int:
+        return self._where[2]
+
+
+class _FakeRdProducer:
+    """A transactional librdkafka producer's calls, recorded: what a read_committed reader of
+    its topics and of the group's offsets would see. A failing one delivers nothing."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.fail, self.calls, self._next = fail, [], {}
+        self.fail = fail
+        self.calls: list = []
+        self._next: dict = {}
+        self._unacknowledged: list = []
         self.pending, self.pending_offsets = [], {}  # in the open transaction
-        self.committed, self.committed_offsets = [], {}  # what a read_committed reader sees
+        self.committed, self.committed_offsets = [], {}
 
-    def create_batch(self) -> _FakeBatch:
-        return _FakeBatch()
+    def produce(self, topic, value, key, partition, on_delivery, timestamp=0, headers=None) -> None:
+        self.calls.append(("send", topic, partition))
+        offset = self._next.get((topic, partition), 0)
+        self._next[(topic, partition)] = offset + 1
+        self._unacknowledged.append((on_delivery, _Delivered(topic, partition, offset)))
+        self.pending.append(value)
 
-    async def send_batch(self, batch, topic, partition) -> asyncio.Future:
-        self.calls.append(("send", topic, partition, batch.record_count()))
-        future = asyncio.get_running_loop().create_future()
-        if self.fail:
-            future.set_exception(ConnectionError("the broker went away"))
-        else:
-            offset = self._next.get((topic, partition), 0)
-            self._next[(topic, partition)] = offset + batch.record_count()
-            future.set_result(SimpleNamespace(topic=topic, partition=partition, offset=offset))
-            self.pending.extend(batch.values)
-        return future
+    def flush(self, timeout: float) -> int:
+        for on_delivery, delivered in self._unacknowledged:
+            on_delivery(RdKafkaError(RdKafkaError._MSG_TIMED_OUT) if self.fail else None, delivered)
+        self._unacknowledged = []
+        return 0
 
-    async def begin_transaction(self) -> None:
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def begin_transaction(self) -> None:
         self.calls.append(("begin",))
 
-    async def send_offsets_to_transaction(self, offsets, group_id) -> None:
-        self.calls.append(("offsets", offsets, group_id))
-        self.pending_offsets.update(offsets)
+    def send_offsets_to_transaction(self, offsets, metadata, timeout) -> None:
+        self.calls.append(("offsets", {(tp.topic, tp.partition): tp.offset for tp in offsets}, metadata))
+        self.pending_offsets.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
 
-    async def commit_transaction(self) -> None:
+    def commit_transaction(self, timeout) -> None:
         self.calls.append(("commit",))
         self.committed += self.pending
         self.committed_offsets.update(self.pending_offsets)
         self.pending, self.pending_offsets = [], {}
 
-    async def abort_transaction(self) -> None:
+    def abort_transaction(self, timeout) -> None:
         self.calls.append(("abort",))
         self.pending, self.pending_offsets = [], {}
 
-    async def stop(self) -> None:
-        pass
+    def purge(self) -> None:
+        self.pending = []
 
 
 class _FakeConsumer:
+    """A reducer's consumer: no member of group APP-reducers, it commits only when told."""
+
     def __init__(self) -> None:
         self.commits: list = []
 
-    async def commit(self, offsets) -> None:
-        self.commits.append(offsets)
+    def commit(self, offsets, asynchronous: bool) -> None:
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    def consumer_group_metadata(self) -> str:
+        return "app-reducers, no member"
 
 
-def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeProducer, consumer: _FakeConsumer):
-    from mrkafka.kafka.client import Outbox
+def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeRdProducer):
+    from mrkafka.kafka.outbox import Outbox
     from mrkafka.settings import EXACTLY_ONCE
     from mrkafka.stream.workers import ReduceWorker
 
@@ -478,60 +517,62 @@ def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakePr
     )
     config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), settings, output_partitions=2)
     worker = ReduceWorker(config, 0)
-    worker._outbox = Outbox(producer, config.reducer_group, consumer, guarantee == EXACTLY_ONCE)
     worker._last_purge = float("inf")
-    return worker
+    return worker, Outbox(producer, guarantee == EXACTLY_ONCE, timeout=5.0)
 
 
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
 @pytest.mark.parametrize("state", ["memory", "rocksdb"])
 def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: str, guarantee: str) -> None:
-    consumer, tp = _FakeConsumer(), object()
-    producer = _FakeProducer(fail=True)
-    worker = _reduce_worker(tmp_path, state, guarantee, producer, consumer)
+    from confluent_kafka import KafkaException
+
+    consumer, tp = _FakeConsumer(), TopicPartition("app-repartition", 0)
+    producer = _FakeRdProducer(fail=True)
+    worker, outbox = _reduce_worker(tmp_path, state, guarantee, producer)
     worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
     worker._position, worker._committed = 7, 3
-    with pytest.raises(ConnectionError):
-        asyncio.run(worker._commit(consumer, tp, admin=None))
-    assert consumer.commits == [] and ("commit",) not in producer.calls and ("offsets",) not in producer.calls
+    with pytest.raises(KafkaException, match="_MSG_TIMED_OUT"):
+        worker._commit(consumer, tp, outbox)
+    assert consumer.commits == [] and ("commit",) not in producer.calls
+    assert not [call for call in producer.calls if call[0] == "offsets"]
     assert dict(worker.reducer.store.items()) == {} and worker.reducer.store.checkpoint is None
     assert worker._committed == 3
     worker._abort()  # what the session's end does: the merges are read again from offset 3
     worker.reducer.store.close()
 
-    producer = _FakeProducer(fail=False)
-    worker = _reduce_worker(tmp_path, state, guarantee, producer, consumer)
+    producer = _FakeRdProducer(fail=False)
+    worker, outbox = _reduce_worker(tmp_path, state, guarantee, producer)
     worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
     worker._position, worker._committed = 7, 3
-    asyncio.run(worker._commit(consumer, tp, admin=None))
-    sends = [("send", worker.config.changelog_topic, 0, 1), ("send", "out", (murmur2(b"a") & 0x7FFFFFFF) % 2, 1)]
+    worker._commit(consumer, tp, outbox)
+    sends = [("send", worker.config.changelog_topic, 0), ("send", "out", (murmur2(b"a") & 0x7FFFFFFF) % 2)]
     if guarantee == "exactly-once":  # one transaction: the records, then the position, then the commit
         assert consumer.commits == []
         assert sorted(producer.calls[1:3]) == sorted(sends)
         assert producer.calls[0] == ("begin",) and producer.calls[3:] == [
-            ("offsets", {tp: 7}, "app-reducers"),
+            ("offsets", {("app-repartition", 0): 7}, "app-reducers, no member"),
             ("commit",),
         ]
     else:  # the records, acknowledged, then the offset commit
-        assert sorted(producer.calls) == sorted(sends) and consumer.commits == [{tp: 7}]
+        assert sorted(producer.calls) == sorted(sends) and consumer.commits == [{("app-repartition", 0): 7}]
     assert dict(worker.reducer.store.items()) == {b"a": 1} and worker.reducer.store.checkpoint.offset == 1
     worker.reducer.store.close()
 
 
 class _RefusingAdmin:
-    async def delete_records(self, records, timeout_ms=None):
-        from aiokafka.errors import OffsetOutOfRangeError
-
-        raise OffsetOutOfRangeError()  # a new leader whose high watermark is still behind
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        # a new leader whose high watermark is still behind
+        raise KafkaError("cannot delete records of topic app-repartition: Broker: Offset out of range")
 
 
 def test_a_refused_purge_does_not_fail_the_commit(tmp_path: Path) -> None:
-    consumer, tp = _FakeConsumer(), object()
-    worker = _reduce_worker(tmp_path, "memory", "at-least-once", _FakeProducer(fail=False), consumer)
+    consumer, tp = _FakeConsumer(), TopicPartition("app-repartition", 0)
+    worker, outbox = _reduce_worker(tmp_path, "memory", "at-least-once", _FakeRdProducer(fail=False))
+    worker._admin = _RefusingAdmin()
     worker.reducer.merge(partial_from_pairs([b"a"], [1]), timestamp=0)
     worker._position, worker._committed = 4, 0
-    asyncio.run(worker._commit(consumer, tp, _RefusingAdmin(), purge=True))
-    assert consumer.commits == [{tp: 4}] and dict(worker.reducer.store.items()) == {b"a": 1}
+    worker._commit(consumer, tp, outbox, purge=True)
+    assert consumer.commits == [{("app-repartition", 0): 4}] and dict(worker.reducer.store.items()) == {b"a": 1}
 
 
 # -- the fault hook -----------------------------------------------------------------------------
@@ -562,241 +603,154 @@ def test_a_fault_spec_that_names_no_point_is_refused() -> None:
             _parse(bad)
 
 
-def test_a_producer_whose_sender_died_is_retried_with_new_clients() -> None:
-    from aiokafka.errors import KafkaError as AIOKafkaError
+def test_librdkafka_errors_are_classified_as_kafka_streams_does() -> None:
+    from confluent_kafka import KafkaException
 
-    from mrkafka.kafka.client import FATAL, RETRIABLE, classify
+    from mrkafka.kafka.client import FATAL, MIGRATED, RETRIABLE, classify
 
-    try:
-        try:
-            raise AssertionError("a bug inside the sender routine")
-        except AssertionError as cause:
-            raise AIOKafkaError("Unexpected error during batch delivery") from cause
-    except AIOKafkaError as wrapped:
-        assert classify(wrapped) == RETRIABLE
-    assert classify(AIOKafkaError("refused")) == FATAL
+    def error(code: int, **flags: bool) -> KafkaException:
+        return KafkaException(RdKafkaError(code, **flags))
+
+    # Fenced, or out of the group: the tasks moved on.
+    assert classify(error(RdKafkaError.PRODUCER_FENCED, fatal=True)) == MIGRATED
+    assert classify(error(RdKafkaError.ILLEGAL_GENERATION, txn_requires_abort=True)) == MIGRATED
+    # Away for a while, or a producer that a new one replaces: a new session.
+    assert classify(error(RdKafkaError._TRANSPORT)) == RETRIABLE
+    assert classify(error(RdKafkaError._MSG_TIMED_OUT)) == RETRIABLE
+    assert classify(error(RdKafkaError.NOT_ENOUGH_REPLICAS, retriable=True)) == RETRIABLE
+    assert classify(error(RdKafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)) == RETRIABLE
+    # No retry helps.
+    assert classify(error(RdKafkaError.TOPIC_AUTHORIZATION_FAILED)) == FATAL
+    assert classify(error(RdKafkaError.MSG_SIZE_TOO_LARGE)) == FATAL
 
 
-# -- the map worker's rebalances, with fake clients --------------------------------------------
+# -- the map worker's commits and rebalances, with fake librdkafka clients -----------------------
 
 
-class _RebalancingConsumer:
-    """A consumer whose group takes every partition away and gives it back (a worker joined)
-    while the map worker asks for ``rebalance_at``'s position in the middle of a poll."""
+class _FakeGroupConsumer:
+    """Group APP's consumer of a map worker: it returns each assigned partition's lines from
+    its position on, and starts a newly assigned partition at its committed offset."""
 
-    def __init__(self, worker, producers: dict, rebalance_at) -> None:
-        self.worker, self.producers, self.rebalance_at = worker, producers, rebalance_at
-        self.positions: dict = {}
+    def __init__(self, producer: _FakeRdProducer, lines: dict[int, list[bytes]]) -> None:
+        self.producer, self.lines = producer, lines
+        self.positions: dict[int, int] = {}
 
-    async def position(self, tp) -> int:
-        if tp == self.rebalance_at:
-            self.rebalance_at = None
-            assigned = list(self.positions)
-            await self.worker.on_partitions_revoked(assigned)
-            self.positions = {tp: 0 for tp in assigned}  # a new assignment starts from its commits
-            await self.worker.on_partitions_assigned(assigned)
-        return self.positions[tp]
+    def assign(self, worker, partitions: list[int]) -> None:
+        for p in partitions:
+            self.positions[p] = self.producer.committed_offsets.get(("in", p), 0)
+        worker._assigned(self, [TopicPartition("in", p) for p in partitions])
 
-    async def committed(self, tp) -> int | None:
-        offsets = [p.committed_offsets[tp] for p in self.producers.values() if tp in p.committed_offsets]
-        return offsets[-1] if offsets else None
+    def revoke(self, worker, partitions: list[int]) -> None:
+        worker._revoked(self, [TopicPartition("in", p) for p in partitions])
+        for p in partitions:
+            del self.positions[p]
 
-    def seek(self, tp, offset: int) -> None:
-        self.positions[tp] = offset
+    def consume(self) -> list[_Message]:
+        messages = []
+        for p, position in self.positions.items():
+            messages += [_Message(p, o, line) for o, line in enumerate(self.lines[p]) if o >= position]
+            self.positions[p] = len(self.lines[p])
+        return messages
 
-    def pause(self, *tps) -> None:
-        pass
+    def consumer_group_metadata(self) -> str:
+        return "generation-1"
 
-    def resume(self, *tps) -> None:
-        pass
 
-    def paused(self) -> set:
-        return set()
+def _map_worker(reducers: int) -> tuple:
+    from mrkafka.kafka.outbox import Outbox
+    from mrkafka.stream.workers import MapWorker
 
-    def poll(self, lines: dict) -> dict:
-        """What ``getmany`` returns: each partition's lines from its position on."""
-        batches = {}
-        for tp, position in self.positions.items():
-            batches[tp] = _records(lines[tp][position:], first=position)
-            self.positions[tp] = len(lines[tp])
-        return batches
+    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers), output_partitions=2)
+    worker = MapWorker(config, 0)
+    producer = _FakeRdProducer()
+    worker._outbox = Outbox(producer, exactly_once=True, timeout=5.0)
+    return worker, producer
+
+
+def _committed_counts(values: list) -> collections.Counter:
+    counts: collections.Counter = collections.Counter()
+    for value in values:
+        if value is not None:
+            table = partial_from_ipc(value)
+            counts.update(dict(zip(table.column("key").to_pylist(), table.column("value").to_pylist())))
+    return counts
+
+
+def test_a_revocation_commits_every_task_in_one_transaction_and_nothing_is_counted_twice() -> None:
+    # Exactly-once v2: one producer per worker, one transaction per commit holding every
+    # task's blocks and offsets, with the consumer's group metadata (the generation fences).
+    worker, producer = _map_worker(reducers=2)
+    lines = {0: [b"a b", b"c"], 1: [b"a a", b"d e"]}
+    consumer = _FakeGroupConsumer(producer, lines)
+    worker._consumer = consumer
+    consumer.assign(worker, [0, 1])
+    worker._process(consumer, consumer.consume())
+    consumer.revoke(worker, [1])  # another worker joined: partition 1 moves
+    assert producer.calls.count(("commit",)) == 1
+    assert producer.calls[-2] == ("offsets", {("in", 0): 2, ("in", 1): 2}, "generation-1")
+    lines[0].append(b"f")
+    lines[1].append(b"g a")
+    consumer.assign(worker, [1])  # it comes back, from its committed offset
+    worker._process(consumer, consumer.consume())
+    worker._commit()
+    assert producer.calls.count(("commit",)) == 2 and producer.calls.count(("begin",)) == 2
+    assert producer.committed_offsets == {("in", 0): 3, ("in", 1): 3}
+    assert _committed_counts(producer.committed) == oracle_wordcount(b"\n".join(lines[0] + lines[1]))
+
+
+def test_an_idle_map_worker_commits_an_empty_transaction_that_reducers_skip(tmp_path: Path) -> None:
+    # Kafka 4.3 can leave a committed transaction without markers around a lone broker's
+    # restart (KAFKA-20734); only the same producer's next transaction over the same partitions
+    # closes it. An idle worker writes one every IDLE_COMMIT_S: an empty record to every
+    # repartition partition and its tasks' last offsets again.
+    from mrkafka.stream import workers
+    from mrkafka.stream.workers import map_worker
+
+    worker, producer = _map_worker(reducers=3)
+    consumer = _FakeGroupConsumer(producer, {0: [b"a b", b"a"]})
+    worker._consumer = consumer
+    consumer.assign(worker, [0])
+    worker._process(consumer, consumer.consume())
+    worker._commit()
+    worker._commit()  # idle, but not for long: nothing
+    data = list(producer.committed)
+    assert producer.committed_offsets == {("in", 0): 2} and producer.calls.count(("commit",)) == 1
+    worker._outbox.committed_at -= map_worker.IDLE_COMMIT_S
+    worker._commit()  # idle for IDLE_COMMIT_S
+    assert producer.calls.count(("commit",)) == 2 and producer.calls[-2] == ("offsets", {("in", 0): 2}, "generation-1")
+    assert producer.committed[len(data) :] == [None, None, None]
+    sends = [call for call in producer.calls if call[0] == "send"][-3:]
+    assert sorted(partition for _, _, partition in sends) == [0, 1, 2]
+
+    config = worker.config
+    reducer = workers.ReduceWorker(
+        dataclasses.replace(config, settings=dataclasses.replace(config.settings, state_dir=str(tmp_path))), 0
+    )
+    keep_alive, block = [value for value in producer.committed if value is None][:1], producer.committed[:1]
+    for values, merged in ((keep_alive, 0), (block, 1)):
+        reducer._merge([SimpleNamespace(topic="r", partition=0, offset=0, value=v, timestamp=0) for v in values])
+        assert pending(reducer.reducer) == merged
+
+
+def test_a_lost_assignment_drops_what_the_worker_held_and_ends_its_session() -> None:
+    from mrkafka.kafka.client import MIGRATED, TaskMigrated, classify
+
+    worker, producer = _map_worker(reducers=2)
+    consumer = _FakeGroupConsumer(producer, {0: [b"a b"], 1: [b"c"]})
+    worker._consumer = consumer
+    consumer.assign(worker, [0, 1])
+    worker._process(consumer, consumer.consume())
+    with pytest.raises(TaskMigrated) as lost:
+        worker._lost(consumer, [TopicPartition("in", 0), TopicPartition("in", 1)])
+    assert classify(lost.value) == MIGRATED
+    assert worker.mapper.held_records == 0 and not worker._positions and not worker._tasks
+    assert not [call for call in producer.calls if call[0] in ("send", "commit")]
 
 
 def _settings(reducers: int) -> StreamSettings:
     return StreamSettings(
         application_id="app", bootstrap="unused:1", input_topic="in", output_topic="out", reducers=reducers
     )
-
-
-def _fake_task_producers(monkeypatch) -> dict:
-    """Map tasks get fake producers, kept in the returned dict by ``task#n``."""
-    from mrkafka.stream.workers import map_worker
-
-    producers: dict = {}
-
-    def producer(config, task: str) -> _FakeProducer:
-        producers[f"{task}#{len(producers)}"] = made = _FakeProducer()
-        return made
-
-    async def start(client, bootstrap, timeout=None, security=None) -> None:
-        pass
-
-    monkeypatch.setattr(map_worker, "new_producer", producer)
-    monkeypatch.setattr(map_worker.client, "start", start)
-    return producers
-
-
-def test_a_poll_that_straddles_a_rebalance_is_counted_once(monkeypatch) -> None:
-    # A rebalance while a poll is being mapped once let the poll's records of a partition that
-    # came straight back be held *and* read again from its committed offset: counted twice.
-    from aiokafka.structs import TopicPartition
-
-    from mrkafka.stream import workers
-
-    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=2), output_partitions=2)
-    producers = _fake_task_producers(monkeypatch)
-    tps = [TopicPartition("in", 0), TopicPartition("in", 1)]
-    lines = {tps[0]: [b"a b", b"c"], tps[1]: [b"a a", b"d e"]}
-
-    async def run() -> None:
-        worker = workers.MapWorker(config)
-        consumer = _RebalancingConsumer(worker, producers, rebalance_at=tps[1])
-        worker._consumer = consumer
-        consumer.positions = {tp: 0 for tp in tps}
-        await worker.on_partitions_assigned(tps)
-        for _ in range(2):  # the rebalance comes in the first poll, between its two partitions
-            await worker._process(consumer, consumer.poll(lines))
-        await worker._commit()
-
-    asyncio.run(run())
-    counts: collections.Counter = collections.Counter()
-    for made in producers.values():
-        for value in made.committed:
-            table = partial_from_ipc(value)
-            counts.update(dict(zip(table.column("key").to_pylist(), table.column("value").to_pylist())))
-    assert counts == oracle_wordcount(b"\n".join(lines[tps[0]] + lines[tps[1]]))
-    committed = {tp: [p.committed_offsets[tp] for p in producers.values() if tp in p.committed_offsets] for tp in tps}
-    assert {tp: offsets[-1] for tp, offsets in committed.items()} == {tp: 2 for tp in tps}
-
-
-def test_an_idle_map_task_commits_an_empty_transaction_that_reducers_skip(monkeypatch, tmp_path: Path) -> None:
-    # Kafka 4.3 can leave a committed transaction without markers around a lone broker's
-    # restart (KAFKA-20734); only the same producer's next transaction over the same partitions
-    # closes it. An idle task writes one every IDLE_COMMIT_S: an empty record to every
-    # repartition partition and its last offsets again.
-    from aiokafka.structs import TopicPartition
-
-    from mrkafka.stream import workers
-    from mrkafka.stream.workers import map_worker
-
-    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=3), output_partitions=2)
-    producers = _fake_task_producers(monkeypatch)
-    tp = TopicPartition("in", 0)
-
-    async def run() -> list:
-        worker = workers.MapWorker(config)
-        consumer = _RebalancingConsumer(worker, producers, rebalance_at=None)
-        worker._consumer, consumer.positions = consumer, {tp: 0}
-        await worker.on_partitions_assigned([tp])
-        (producer,) = producers.values()
-        await worker._process(consumer, consumer.poll({tp: [b"a b", b"a"]}))
-        await worker._commit()
-        await worker._commit()  # idle, but not for long: nothing
-        data = list(producer.committed)
-        assert producer.committed_offsets == {tp: 2} and producer.calls.count(("commit",)) == 1
-        worker._outboxes[tp].committed_at -= map_worker.IDLE_COMMIT_S
-        await worker._commit()  # idle for IDLE_COMMIT_S
-        assert producer.calls.count(("commit",)) == 2 and producer.calls[-2] == ("offsets", {tp: 2}, "app")
-        assert producer.committed[len(data) :] == [None, None, None]
-        sends = [call for call in producer.calls if call[0] == "send"][-3:]
-        assert sorted(partition for _, _, partition, _ in sends) == [0, 1, 2]
-        return producer.committed
-
-    committed = asyncio.run(run())
-    reducer = workers.ReduceWorker(
-        dataclasses.replace(config, settings=dataclasses.replace(config.settings, state_dir=str(tmp_path))), 0
-    )
-    keep_alive, block = [value for value in committed if value is None][:1], committed[:1]
-    for values, merged in ((keep_alive, 0), (block, 1)):
-        reducer._merge([SimpleNamespace(topic="r", partition=0, offset=0, value=v, timestamp=0) for v in values])
-        assert pending(reducer.reducer) == merged
-
-
-class _SlowOutbox:
-    """A map task's outbox whose every append yields to the loop, where ``meanwhile`` runs
-    once: what a rebalance's commit meets when a poll finishes mapping during its produce."""
-
-    def __init__(self, meanwhile) -> None:
-        self.meanwhile = meanwhile
-        self.appended: list[bytes] = []
-        self.commits: list[dict] = []
-
-    async def append(self, topic, partition, key, value, timestamp=None, headers=None) -> None:
-        self.appended.append(value)
-        await asyncio.sleep(0)
-        if self.meanwhile is not None:
-            self.meanwhile, meanwhile = None, self.meanwhile
-            meanwhile()
-
-    async def flush(self) -> dict:
-        return {}
-
-    async def commit(self, offsets) -> None:
-        self.commits.append(dict(offsets))
-
-
-def test_a_map_commit_commits_the_position_of_what_it_produced() -> None:
-    """A poll held while a commit produces (the map of a poll ends during a revocation's commit)
-    is neither in that commit's blocks nor in its offsets: it is committed next, or read again
-    by the partition's next owner. Committing the newer position with the older blocks lost a
-    poll whenever the task was then closed (found on prefix_index over real text)."""
-    from mrkafka.stream.workers import MapWorker
-
-    config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers=2))
-    worker = MapWorker(config)
-    tp = TopicPartition("in", 0)
-    lines = [Record(offset, None, b"a b c %d" % offset, 0) for offset in range(20)]
-
-    def a_poll_is_held() -> None:
-        worker.mapper.hold(0, worker.mapper.map(0, lines[10:]))
-        worker._positions[tp] = 20
-
-    outbox = _SlowOutbox(a_poll_is_held)
-    worker._outboxes[tp] = outbox
-    process(worker.mapper, 0, lines[:10])
-    worker._positions[tp] = 10
-    asyncio.run(worker._commit())
-
-    def counts(blocks: list[bytes]) -> collections.Counter:
-        return collections.Counter(dict(pair for block in blocks for pair in partial_to_pairs(partial_from_ipc(block))))
-
-    assert outbox.commits == [{tp: 10}]
-    assert counts(outbox.appended) == {b"a": 10, b"b": 10, b"c": 10} | {b"%d" % i: 1 for i in range(10)}
-    assert worker._positions[tp] == 20  # the later poll, for the next commit
-    held = [block.data for block in worker.mapper.drain(0)]
-    assert counts(held) == {b"a": 10, b"b": 10, b"c": 10} | {b"%d" % i: 1 for i in range(10, 20)}
-
-
-def test_a_dead_kafka_clients_orphaned_error_is_not_printed_and_others_are(caplog) -> None:
-    # aiokafka issues 907 and 1004: a producer whose sender died leaves its error in a future nobody awaits.
-    import gc
-
-    from aiokafka.errors import KafkaError as AIOKafkaError
-
-    from mrkafka.stream.workers.session import orphaned_kafka_errors_quiet as _orphaned_kafka_errors_quiet
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.set_exception_handler(_orphaned_kafka_errors_quiet)
-        for error in (AIOKafkaError("Unexpected error during batch delivery"), ValueError("a bug of our own")):
-            future = loop.create_future()
-            future.set_exception(error)
-            del future
-        gc.collect()
-    finally:
-        loop.close()
-    assert "Unexpected error during batch delivery" not in caplog.text
-    assert "Future exception was never retrieved" in caplog.text and "a bug of our own" in caplog.text
 
 
 def test_a_bounded_runs_bar_counts_input_records_committed_within_its_bounds() -> None:

@@ -1,14 +1,27 @@
-"""A map worker consumes the input topic in consumer group APP (read_committed), maps and
-combines what each input partition (task) brings, and commits each task, each commit
-interval and before its partition is revoked:
+"""A map worker consumes the input topic in consumer group APP (read_committed, cooperative
+rebalancing), maps and combines what each input partition (task) brings, and commits all
+its tasks at once, each commit interval and when partitions are revoked:
 
-1. drain the task's combined partials into repartition blocks and produce them;
+1. drain every task's combined partials into repartition blocks and produce them;
 2. flush, and wait until the broker acknowledged every block;
-3. commit them with the task's input position (the consumer's position, which steps over
+3. commit them with every task's input position (the consumer's position, which steps over
    transaction markers and compaction gaps), in group APP.
 
-Under exactly once, a task idle for ``IDLE_COMMIT_S`` commits an empty transaction over the
-same partitions, which closes one that Kafka left without markers (``MapWorker._keep_alive``).
+Under exactly once a commit is one Kafka transaction of the worker's one producer
+(``APP-map-I`` for worker I: Kafka Streams' exactly-once v2), its offsets sent with the
+consumer's group metadata, so that a worker that lost its partitions (it stalled past its
+session) cannot commit them any more (``mrkafka.kafka.outbox``). A restarted worker's
+producer fences its dead instance and aborts its open transaction; a partition that moved
+to another worker is read from its committed offset once the transaction that held its
+offsets is settled (librdkafka fetches stable offsets only). A worker idle for
+``IDLE_COMMIT_S`` commits an empty transaction over the same partitions, which closes one
+that Kafka left without markers (``MapWorker._keep_alive``).
+
+A worker's session runs in a thread of its own (librdkafka's calls block; its heartbeats run
+in librdkafka's threads, so a long map never costs the worker its membership); the actor's
+loop answers ``stop`` and ``metric_values`` meanwhile. Rebalance callbacks run inside
+``consume``, on the session's thread, between two polls.
+
 A record that kills the worker's process as it is mapped is found and stopped at (or skipped)
 through in-flight files (``mrkafka.stream.workers.inflight``).
 """
@@ -17,17 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.structs import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, Counters
 from mrkafka.errors import JobFailedError
-from mrkafka.kafka import client
-from mrkafka.kafka.client import Backoff, Outbox, started
+from mrkafka.kafka.client import Backoff, TaskMigrated
+from mrkafka.kafka.outbox import Outbox
+from mrkafka.kafka.rdkafka import Record, records
 from mrkafka.obs import faults
 from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
@@ -37,11 +51,10 @@ from mrkafka.stream.workers.inflight import PIECES, InFlight
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
     POLL_MS,
-    call,
     configure_logs,
-    new_consumer,
-    new_producer,
+    group_consumer,
     supervise,
+    worker_outbox,
 )
 
 __all__ = ["IDLE_COMMIT_S", "MAX_HELD_ROWS", "MapWorker"]
@@ -50,24 +63,28 @@ log = logging.getLogger(__name__)
 
 #: Combined partials a map worker holds before producing them even if its commit is not due.
 MAX_HELD_ROWS = 1_000_000
-#: How long a map task stays without a transaction, under exactly once (see ``MapWorker._keep_alive``).
+#: How long a map worker stays without a transaction, under exactly once (see ``MapWorker._keep_alive``).
 IDLE_COMMIT_S = 10.0
 
 
-class MapWorker(ConsumerRebalanceListener):
+class MapWorker:
     """Consumes input partitions, maps, combines, and produces partials to the repartition topic."""
 
-    def __init__(self, config: StreamConfig) -> None:
+    def __init__(self, config: StreamConfig, index: int = 0) -> None:
         configure_logs()
         self.config = config
+        self.index = index
+        self._name = f"mapper-{index}"  # its commits and transactions: one for all its partitions
         self.mapper = StreamMapper(config.spec, config.reducers, config.input_topic)
-        self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()  # one commit or close at a time (the loop's, a rebalance's)
-        self._consumer: AIOKafkaConsumer | None = None
-        self._outboxes: dict[TopicPartition, Outbox] = {}  # one per assigned partition (task)
-        self._positions: dict[TopicPartition, int] = {}  # processed up to, not yet committed
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._outbox: Outbox | None = None
+        self._tasks: set[int] = set()  # input partitions assigned and open
+        self._positions: dict[int, int] = {}  # processed up to, not yet committed
+        self._paused: set[int] = set()  # partitions at their bound
         self._bounds: dict[int, int] | None = None
-        self._broken: Exception | None = None  # a failure inside a rebalance callback
+        self._failing = False  # a session is ending on an error: revocations commit nothing
+        self._closing = False  # a session is ending after its last commit
         self._values = metrics.new(config)
         state = Path(config.settings.state_dir).expanduser() / config.application_id
         self._inflight = InFlight(state / "inflight")
@@ -85,68 +102,86 @@ class MapWorker(ConsumerRebalanceListener):
     async def run(self, bounds: dict[int, int] | None) -> Counters:
         """Process until stopped; with ``bounds``, no record at or past a partition's bound."""
         self._bounds = bounds
-        await supervise("a map worker", self._session, self._abort, self.config, self._stop, self.mapper.counters)
+        await asyncio.to_thread(
+            supervise,
+            "a map worker",
+            self._session,
+            self._abort,
+            self.config,
+            self._stop,
+            self.mapper.counters,
+        )
         return self.mapper.counters
 
     def _abort(self) -> None:
         self.mapper.drop()
         self._positions.clear()
-        self._broken = None
 
-    async def _session(self, backoff: Backoff) -> None:
+    def _session(self, backoff: Backoff) -> None:
         config = self.config
-        # A short heartbeat makes rebalances (a worker joining, restarted, leaving) quick.
-        consumer = new_consumer(config, config.application_id, heartbeat_interval_ms=500)
-        async with started(consumer, config.bootstrap, security=config.security):
-            self._consumer = consumer
-            try:
-                consumer.subscribe([config.input_topic], listener=self)
-                last_commit = time.monotonic()
-                while not self._stop.is_set():
-                    batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
-                    if self._broken is not None:
-                        raise self._broken
-                    await self._process(consumer, batches)
-                    reached = await self._pause_at_bounds(consumer)
-                    if self._broken is not None:
-                        raise self._broken
-                    due = time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000
-                    if reached or due or self.mapper.held_records >= MAX_HELD_ROWS:
-                        await self._commit()
-                        backoff.reset()
-                        last_commit = time.monotonic()
-                await self._commit()  # a graceful stop; never after a failure
-            finally:
-                await self._close_tasks(set(self._outboxes))
-                self._consumer = None
+        self._failing = self._closing = False
+        self._outbox = outbox = worker_outbox(config, f"map-{self.index}")
+        metrics.aborted(self._values, config, self._name, 0)  # the series exists from the start
+        consumer, watch = group_consumer(config, config.application_id)
+        self._consumer = consumer
+        try:
+            # The group join goes on in librdkafka's threads while the producer starts; partitions
+            # come only in consume, and their committed offsets once stable (module docstring).
+            consumer.subscribe(
+                [config.input_topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+            )
+            outbox.start()  # fences this worker's older instance: its open transaction is aborted
+            last_commit = time.monotonic()
+            while not self._stop.is_set():
+                self._process(consumer, consumer.consume(MAX_POLL_RECORDS, POLL_MS / 1000))
+                watch.check(unavailable=False)  # a refused login; an outage is waited out
+                reached = self._pause_at_bounds(consumer)
+                due = time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000
+                if reached or due or self.mapper.held_records >= MAX_HELD_ROWS:
+                    self._commit()
+                    backoff.reset()
+                    last_commit = time.monotonic()
+            self._commit()  # a graceful stop; never after a failure
+            self._closing = True  # all committed: the revocation that closing brings has nothing to commit
+        except BaseException:
+            self._failing = True
+            if outbox.abort():
+                metrics.aborted(self._values, config, self._name)
+            raise
+        finally:
+            self._close(consumer)
+            outbox.close()
 
-    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Map each partition's records off the loop, and hold the result on it.
+    def _close(self, consumer: Consumer) -> None:
+        """Leave the group (the revocation that closing brings commits only after a graceful stop)."""
+        try:
+            consumer.close()
+        except Exception as exc:  # closing must not replace the error that ended the session
+            log.debug("closing the consumer failed: %r", exc)
+        self._consumer = None
+        self._tasks.clear()
+        self._paused.clear()
 
-        A rebalance may run at any ``await`` here. It does not wait for the map (one longer
-        than the session timeout would get the worker expelled): it commits what a revoked
-        partition held before this poll. A partition whose task was closed meanwhile, even
-        if the same partition came back as a new task (seeked to its committed offset), drops
-        this poll's records: they are read again from that offset, by whichever task owns it."""
-        tasks = dict(self._outboxes)  # the tasks these records were fetched for
-        for tp, records in batches.items():
-            if not self._unchanged(tasks, tp):
+    def _process(self, consumer: Consumer, messages: list[Any]) -> None:
+        """Map each partition's records of one poll, and hold the result."""
+        by_partition: dict[int, list[Record]] = {}
+        for partition, record in records(messages):
+            by_partition.setdefault(partition, []).append(record)
+        for partition, polled in by_partition.items():
+            if partition not in self._tasks:
                 continue
-            bound = self._bound(tp)
-            position = await consumer.position(tp)
+            bound = self._bound(partition)
+            position = polled[-1].offset + 1
             if bound is not None:
-                records = [r for r in records if r.offset < bound]
+                polled = [r for r in polled if r.offset < bound]
                 position = min(position, bound)
-            mapped = await asyncio.to_thread(self._map, tp.partition, records) if records else []
-            if not self._unchanged(tasks, tp):
-                continue
-            for part in mapped:
-                self.mapper.hold(tp.partition, part)
-                records, nbytes = part.counters.get(MAP_INPUT_RECORDS), part.counters.get(BYTES_READ)
-                metrics.consumed(self._values, f"map-{tp.partition}", tp.topic, records, nbytes)
-            self._positions[tp] = position
+            for part in self._map(partition, polled) if polled else []:
+                self.mapper.hold(partition, part)
+                count, nbytes = part.counters.get(MAP_INPUT_RECORDS), part.counters.get(BYTES_READ)
+                metrics.consumed(self._values, f"map-{partition}", self.config.input_topic, count, nbytes)
+            self._positions[partition] = max(self._positions.get(partition, position), position)
 
-    def _map(self, partition: int, records: list[Any]) -> list[Mapped]:
+    def _map(self, partition: int, records: list[Record]) -> list[Mapped]:
         """Map one poll under in-flight files: whole, or, where processes died mapping some of
         it, those records in pieces; a record that killed two, the last one mapping it alone,
         is a poison record (see ``mrkafka.stream.workers.inflight``)."""
@@ -164,7 +199,7 @@ class MapWorker(ConsumerRebalanceListener):
             mapped += self._map_noted(partition, inside[start : start + size], deaths)
         return mapped + self._map_noted(partition, [r for r in records if r.offset > last])
 
-    def _map_noted(self, partition: int, records: list[Any], deaths: int = 0) -> list[Mapped]:
+    def _map_noted(self, partition: int, records: list[Record], deaths: int = 0) -> list[Mapped]:
         if not records:
             return []
         self._inflight.mapping(partition, records[0].offset, records[-1].offset, deaths)
@@ -185,127 +220,113 @@ class MapWorker(ConsumerRebalanceListener):
         self.mapper.skipped(partition)
         self._inflight.done(partition)
 
-    def _unchanged(self, tasks: dict[TopicPartition, Outbox], tp: TopicPartition) -> bool:
-        """Whether ``tp``'s task is still the one of ``tasks``, taken before an ``await``: a
-        rebalance meanwhile may have closed it, or replaced it by a new task at its commit."""
-        return tp in tasks and self._outboxes.get(tp) is tasks[tp]
+    def _bound(self, partition: int) -> int | None:
+        return None if self._bounds is None else self._bounds.get(partition, 0)
 
-    def _bound(self, tp: TopicPartition) -> int | None:
-        return None if self._bounds is None else self._bounds.get(tp.partition, 0)
-
-    async def _pause_at_bounds(self, consumer: AIOKafkaConsumer) -> bool:
+    def _pause_at_bounds(self, consumer: Consumer) -> bool:
         """Pause the partitions whose position reached their bound; whether one newly did.
 
         Positions, not record offsets: a partition that ends in a transaction marker or a
         compaction gap has no record at its bound - 1."""
         if self._bounds is None:
             return False
-        reached = False
-        tasks = dict(self._outboxes)
-        for tp in set(tasks) - consumer.paused():
-            bound = self._bound(tp)
-            position = await call(consumer.position(tp), self.config, "reading a position")
-            if not self._unchanged(tasks, tp):
-                continue
+        waiting = sorted(self._tasks - self._paused)
+        if not waiting:
+            return False
+        topic = self.config.input_topic
+        positions = consumer.position([TopicPartition(topic, p) for p in waiting])
+        # A partition nothing was read from yet has no position: it starts at its committed
+        # offset, or at its beginning (at its bound already, when the input has nothing new).
+        unknown = [tp for tp in positions if tp.offset < 0]
+        starts = {tp.partition: tp.offset for tp in positions if tp.offset >= 0}
+        if unknown:
+            for tp in consumer.committed(unknown, timeout=self.config.settings.task_timeout_s):
+                if tp.offset < 0:
+                    tp.offset = consumer.get_watermark_offsets(tp, self.config.settings.task_timeout_s)[0]
+                starts[tp.partition] = tp.offset
+        reached = []
+        for partition, position in starts.items():
+            bound = self._bound(partition)
             if position >= bound:
-                consumer.pause(tp)
-                self._positions[tp] = bound
-                reached = True
-        return reached
+                reached.append(TopicPartition(topic, partition))
+                self._paused.add(partition)
+                self._positions[partition] = bound
+        if reached:
+            consumer.pause(reached)
+        return bool(reached)
 
-    async def _commit(self, tasks: set[TopicPartition] | None = None) -> None:
-        """The numbered commit of the module docstring, for every task (or ``tasks``)."""
-        config = self.config
-        async with self._lock:
-            for tp in set(self._outboxes) if tasks is None else tasks & set(self._outboxes):
-                outbox = self._outboxes[tp]
-                # What the task holds and the position it holds it to, taken together: a poll
-                # mapped meanwhile (a revocation commits while _process maps) is held after this
-                # drain, with its own position, for the next commit (or dropped with the task).
-                blocks = self.mapper.drain(tp.partition)
-                position = self._positions.pop(tp, None)
-                started = time.monotonic()
-                for block in blocks:  # 1
-                    await outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
-                offsets = {tp: position} if position is not None else {}
-                if not blocks and not offsets and config.exactly_once:
-                    offsets = await self._keep_alive(outbox)
-                if await call(outbox.flush(), config, "writing"):  # 2
-                    faults.point("map-produced")
-                committed = await call(outbox.commit(offsets), config, "committing")
-                if committed:
-                    self.mapper.committed(tp.partition)
-                task = f"map-{tp.partition}"
-                metrics.produced(self._values, task, config.repartition_topic, [b.data for b in blocks])
-                if committed:
-                    metrics.committed(self._values, config, task, "map", time.monotonic() - started)
+    def _commit(self) -> None:
+        """The numbered commit of the module docstring, for every task."""
+        config, outbox, consumer = self.config, self._outbox, self._consumer
+        if outbox is None or consumer is None:
+            return
+        started = time.monotonic()
+        produced: dict[int, list[bytes]] = {}
+        for partition in sorted(self._tasks):  # 1
+            for block in self.mapper.drain(partition):
+                outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
+                produced.setdefault(partition, []).append(block.data)
+        topic = config.input_topic
+        offsets = {(topic, p): self._positions.pop(p) for p in sorted(self._tasks) if p in self._positions}
+        if not produced and not offsets and config.exactly_once:
+            offsets = self._keep_alive(outbox)
+        if outbox.flush():  # 2
+            faults.point("map-produced")
+        committed = outbox.commit(offsets, consumer)  # 3
+        for partition, blocks in produced.items():
+            metrics.produced(self._values, f"map-{partition}", config.repartition_topic, blocks)
+        if committed:
+            for partition in self._tasks:
+                self.mapper.committed(partition)
+            metrics.committed(self._values, config, self._name, "map", time.monotonic() - started)
 
-    async def _keep_alive(self, outbox: Outbox) -> dict[TopicPartition, int]:
-        """An idle task commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
-        every repartition partition (reducers skip it) and its last offsets again.
+    def _keep_alive(self, outbox: Outbox) -> dict[tuple[str, int], int]:
+        """An idle worker commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
+        every repartition partition and its tasks' last offsets again.
 
         Kafka 4.3 can complete a transaction without writing its markers, when it does so while
         a partition of the transaction has no leader, as around a lone broker's restart
         (KAFKA-20734): the transaction then stays open in those partitions, and read_committed
-        readers (reducers; the task's own committed offsets) wait at it for good. The next
-        transaction of the same producer over the same partitions closes it. An active task
+        readers (reducers; the group's committed offsets) wait at it for good. The next
+        transaction of the same producer over the same partitions closes it. A busy worker
         writes one every commit; an idle one would never write again without this."""
         if time.monotonic() - outbox.committed_at < IDLE_COMMIT_S:
             return {}
         for partition in range(self.config.reducers):
-            await outbox.append(self.config.repartition_topic, partition, None, None)
-        return outbox.offsets
+            outbox.append(self.config.repartition_topic, partition, None, None)
+        mine = {(self.config.input_topic, p) for p in self._tasks}
+        return {tp: offset for tp, offset in outbox.offsets.items() if tp in mine}
 
-    async def _open_tasks(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
-        """Start each task's producer (fencing its older instances), then seek to its committed
-        offset: only now has the previous owner's last transaction settled."""
-        config = self.config
-        for tp in partitions - set(self._outboxes):
-            producer = new_producer(config, f"map-{tp.partition}")
-            await client.start(producer, config.bootstrap, security=config.security)
-            metrics.aborted(self._values, config, f"map-{tp.partition}", 0)  # the series exists from the start
-            self._outboxes[tp] = Outbox(producer, config.application_id, consumer, config.exactly_once)
+    # Rebalance callbacks (cooperative: each names only the partitions that move).
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """New tasks; librdkafka then reads their committed offsets, once stable."""
+        if partitions:
+            self._values.inc("mrkafka_rebalances_total")
         for tp in partitions:
-            committed = await call(consumer.committed(tp), config, "reading committed offsets")
-            if committed is not None:
-                consumer.seek(tp, committed)
+            self._tasks.add(tp.partition)
+            self.mapper.drop({tp.partition})
+            self._positions.pop(tp.partition, None)
+            self._paused.discard(tp.partition)
 
-    async def _close_tasks(self, tasks: set[TopicPartition]) -> None:
-        """Close the tasks' producers, aborting what they did not commit (never during a commit)."""
-        async with self._lock:
-            for tp in tasks:
-                self.mapper.drop({tp.partition})
-                self._positions.pop(tp, None)
-                outbox = self._outboxes.pop(tp, None)
-                if outbox is not None:
-                    if await outbox.abort():
-                        metrics.aborted(self._values, self.config, f"map-{tp.partition}")
-                    await client.close_quietly(outbox.producer)
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit every task before these partitions move to another worker (nothing after a failure)."""
+        if not partitions:
+            return
+        faults.point("map-revoked")
+        if not (self._failing or self._closing):
+            self._commit()
+        self._drop(partitions)
 
-    # Rebalance: commit a task before its partition moves to another worker; start a task when
-    # a partition arrives. aiokafka swallows a listener's errors: they go to the loop.
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        if revoked:
-            faults.point("map-revoked")
-        try:
-            await self._commit(set(revoked))
-        except Exception as exc:
-            self._broken = self._broken or exc
-        await self._close_tasks(set(revoked))
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group gave these partitions to others without a revocation (this worker's session
+        expired): what the worker did not commit is dropped, and a new session rejoins."""
+        self._drop(partitions)
+        if not self._failing:
+            raise TaskMigrated(f"lost input partitions {sorted(tp.partition for tp in partitions)}")
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        self._values.inc("mrkafka_rebalances_total")
-        # Nothing is fetched for a partition before its task is open (pausing drops what was).
-        consumer.pause(*assigned)
-        await self._close_tasks(set(self._outboxes) - set(assigned))  # lost without a revocation
-        if self._broken is not None:
-            return
-        try:
-            await self._open_tasks(consumer, set(assigned))
-        except Exception as exc:
-            self._broken = exc
-            return
-        consumer.resume(*assigned)
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._tasks.discard(tp.partition)
+            self._paused.discard(tp.partition)
+            self._positions.pop(tp.partition, None)
+            self.mapper.drop({tp.partition})

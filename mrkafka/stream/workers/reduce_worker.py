@@ -14,27 +14,36 @@ state, and commits:
 A failure at any step commits nothing after it, and the task's open transaction is
 aborted (by the task's next producer, at the latest). Under at least once, a crash between
 steps 2 and 3 replays input whose effect is already written: counts can come out too high.
+
+The reducer's producer (``APP-reduce-K``, transactional under exactly once) is started
+first: it fences an older instance of the reducer and aborts its open transaction, so the
+changelog and the committed position read after it are settled. The repartition partition
+is assigned, not subscribed: its offsets go to group APP-reducers with a consumer that is
+no member, and a zombie is fenced by the producer's epoch alone. A session runs in a thread
+of its own, as a map worker's does; the actor's loop answers queries, ``finish_at`` and
+``write_part`` meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
-from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.errors import ProducerFenced
-from aiokafka.structs import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaError as RdKafkaError
 
 from mrkafka.core.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
 from mrkafka.errors import KafkaError
 from mrkafka.io import formats
-from mrkafka.kafka.acl import SecurityAdmin
-from mrkafka.kafka.client import CONNECT_TIMEOUT, Backoff, Outbox, describe, started
+from mrkafka.kafka import rdkafka
+from mrkafka.kafka.admin import Admin
+from mrkafka.kafka.client import Backoff
+from mrkafka.kafka.outbox import Outbox
+from mrkafka.kafka.rdkafka import Record, records
 from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.obs.metrics import MetricValues, with_counters
@@ -45,11 +54,9 @@ from mrkafka.stream.workers import metrics
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
     POLL_MS,
-    call,
     configure_logs,
-    new_consumer,
-    new_producer,
     supervise,
+    worker_outbox,
 )
 
 __all__ = ["PURGE_INTERVAL_S", "ReduceWorker"]
@@ -72,13 +79,15 @@ class ReduceWorker:
         self.reducer = StreamReducer(
             config.spec, partition, config.output_partitions, store, changelog=config.changelog_topic
         )
-        self._stop = asyncio.Event()
+        self._stop = threading.Event()
         self._position = 0  # merged up to
         self._committed = -1  # committed up to, once restored (-1: not yet)
+        self._finish_at = -1  # the offset a bounded run's end waits for (finish_at), once told
         self._last_purge = 0.0
         self.restore_progress = (0, 0)  # changelog records restored, of those to restore
         self._outbox: Outbox | None = None
         self._task = f"reduce-{partition}"
+        self._admin = Admin(config.bootstrap, security=config.security)
         self._values = metrics.new(config, self._task)
 
     async def metric_values(self) -> MetricValues:
@@ -105,15 +114,15 @@ class ReduceWorker:
     async def run(self) -> Counters:
         who = f"reduce worker {self.partition}"
         try:
-            await supervise(who, self._session, self._abort, self.config, self._stop, self.reducer.counters)
+            await asyncio.to_thread(
+                supervise, who, self._session, self._abort, self.config, self._stop, self.reducer.counters
+            )
         finally:
             self.reducer.store.close()
         return self.reducer.counters
 
     def _abort(self) -> None:
         self.reducer.abort()
-        if self._outbox is not None:
-            self._outbox.discard()
         self._committed = -1
 
     async def finish_at(self, offset: int) -> None:
@@ -125,6 +134,7 @@ class ReduceWorker:
         so a position that stays short of ``offset`` for the task timeout, restored and polling,
         means a transaction Kafka left without markers (KAFKA-20734) or one that is not the
         application's: a ``KafkaError``, rather than a part file short of committed data."""
+        self._finish_at = offset
         seen, since = self._committed, time.monotonic()
         while self._committed < offset:
             if self._committed != seen or self._committed < 0:
@@ -153,10 +163,12 @@ class ReduceWorker:
     def latency(self) -> LatencyHistogram:
         return self.reducer.latency
 
-    async def _session(self, backoff: Backoff) -> None:
+    def _session(self, backoff: Backoff) -> None:
         try:
-            await self._owned_session(backoff)
-        except ProducerFenced as exc:
+            self._owned_session(backoff)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _FENCED:
+                raise
             # Reducers own their partition by assignment, not through a group: a newer instance
             # of this task means a second run of the application, which keeps the partition.
             raise KafkaError(
@@ -165,75 +177,85 @@ class ReduceWorker:
                 f"for longer than the transaction timeout; is a second run of {self.config.application_id} going?"
             ) from exc
 
-    async def _owned_session(self, backoff: Backoff) -> None:
+    def _owned_session(self, backoff: Backoff) -> None:
         config = self.config
-        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, **config.security.aiokafka_options())
         # The task's producer first: it fences an older instance of this reducer and aborts its
         # open transaction, so the changelog and the committed position below are settled.
-        producer = new_producer(config, f"reduce-{self.partition}")
-        async with (
-            started(producer, config.bootstrap, security=config.security),
-            started(admin, config.bootstrap, security=config.security),
-        ):
-            await self._restore()
-            consumer = new_consumer(config, config.reducer_group)
-            tp = TopicPartition(config.repartition_topic, self.partition)
-            async with started(consumer, config.bootstrap, security=config.security):
-                self._outbox = Outbox(producer, config.reducer_group, consumer, config.exactly_once)
-                consumer.assign([tp])
-                self._position = await call(consumer.position(tp), self.config, "reading a position")
+        outbox = worker_outbox(config, f"reduce-{self.partition}")
+        outbox.start()
+        try:
+            self._restore()
+            consumer, watch = rdkafka.consumer(config.bootstrap, config.security, group=config.reducer_group)
+            try:
+                tp = TopicPartition(config.repartition_topic, self.partition)
+                self._position = self._start(consumer, tp)
+                consumer.assign([TopicPartition(tp.topic, tp.partition, self._position)])
                 self._committed = self._position
-                try:
-                    await self._merge_and_commit(consumer, tp, admin, backoff)
-                except Exception:
-                    if await self._outbox.abort():
-                        metrics.aborted(self._values, config, self._task)
-                    raise
+                self._merge_and_commit(consumer, watch, tp, outbox, backoff)
+            finally:
+                consumer.close()
+        except BaseException:
+            if outbox.abort():
+                metrics.aborted(self._values, config, self._task)
+            raise
+        finally:
+            outbox.close()
 
-    async def _merge_and_commit(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, backoff: Backoff
+    def _start(self, consumer: Consumer, tp: TopicPartition) -> int:
+        """Where group APP-reducers committed the partition to, or its beginning."""
+        timeout = self.config.settings.task_timeout_s
+        (committed,) = consumer.committed([tp], timeout=timeout)
+        if committed.offset >= 0:
+            return committed.offset
+        return consumer.get_watermark_offsets(tp, timeout=timeout)[0]
+
+    def _merge_and_commit(
+        self, consumer: Consumer, watch: rdkafka.Watch, tp: TopicPartition, outbox: Outbox, backoff: Backoff
     ) -> None:
         """Merge and commit until stopped."""
         config = self.config
         last_commit = time.monotonic()
         while not self._stop.is_set():
-            batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
-            records = batches.get(tp, [])
-            if records:
-                await asyncio.to_thread(self._merge, records)
-            self._position = await call(consumer.position(tp), config, "reading a position")
-            if time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000:
-                await self._commit(consumer, tp, admin)
+            polled = [record for _, record in records(consumer.consume(MAX_POLL_RECORDS, POLL_MS / 1000))]
+            watch.check(unavailable=False)  # a refused login; an outage is waited out
+            if polled:
+                self._merge(polled)
+            (position,) = consumer.position([tp])
+            if position.offset >= 0:
+                self._position = position.offset
+            due = time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000
+            if due or self._committed < self._finish_at <= self._position:  # a bounded run's end: at once
+                self._commit(consumer, tp, outbox)
                 backoff.reset()
                 last_commit = time.monotonic()
-        await self._commit(consumer, tp, admin, purge=True)  # a graceful stop; never after a failure
+        self._commit(consumer, tp, outbox, purge=True)  # a graceful stop; never after a failure
 
     def _merge(self, records: list[Any]) -> None:
+        topic = self.config.repartition_topic
         for record in records:
-            if record.value is None:  # an idle map task's keep-alive
+            if record.value is None:  # an idle map worker's keep-alive
                 continue
-            where = f"topic {record.topic} partition {record.partition} offset {record.offset}"
+            where = f"topic {topic} partition {self.partition} offset {record.offset}"
             self.reducer.merge_block(record.value, record.timestamp, where)
         nbytes = sum(len(r.value or b"") for r in records)
-        metrics.consumed(self._values, self._task, self.config.repartition_topic, len(records), nbytes)
+        metrics.consumed(self._values, self._task, topic, len(records), nbytes)
 
-    async def _restore(self) -> None:
+    def _restore(self) -> None:
         """Bring the store up to changelog partition K's end, from its checkpoint where that
         checkpoint belongs to this changelog, else (wiped) from the beginning."""
         config, reducer = self.config, self.reducer
         tp = TopicPartition(config.changelog_topic, self.partition)
-        reducer.changelog_id = await asyncio.to_thread(_topic_id, config)
-        consumer = new_consumer(config, None)
-        async with started(consumer, config.bootstrap, security=config.security):
-            consumer.assign([tp])
-            begin = (await call(consumer.beginning_offsets([tp]), config, "restoring"))[tp]
-            end = (await call(consumer.end_offsets([tp]), config, "restoring"))[tp]
+        reducer.changelog_id = self._admin.topic_id(config.changelog_topic)
+        # To the last stable offset: past a transaction Kafka left open, a read_committed reader waits for good.
+        begins, ends = self._admin.topic_offsets(config.changelog_topic, "read_committed")
+        begin, end = begins[self.partition], ends[self.partition]
+        consumer, watch = rdkafka.consumer(config.bootstrap, config.security, group=config.reducer_group)
+        try:
             checkpoint = reducer.store.checkpoint
             if checkpoint is not None:
                 found = None
                 if checkpoint.last_offset is not None and begin <= checkpoint.last_offset < end:
-                    consumer.seek(tp, checkpoint.last_offset)
-                    first = await self._first_record(consumer, tp, end)
+                    first = self._first_record(consumer, watch, tp, checkpoint.last_offset, end)
                     found = (first.offset, record_digest(first)) if first is not None else None
                 if not checkpoint_matches(checkpoint, begin, end, found, reducer.changelog_id):
                     log.warning(
@@ -244,14 +266,22 @@ class ReduceWorker:
                     reducer.store.wipe()
                     checkpoint = None
             start = checkpoint.offset if checkpoint is not None else begin
-            consumer.seek(tp, start)
             self._restored(0, max(0, end - start))
-            while await call(consumer.position(tp), self.config, "reading a position") < end:
-                batches = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=MAX_POLL_RECORDS)
-                position = await call(consumer.position(tp), self.config, "reading a position")
-                await asyncio.to_thread(reducer.restore, batches.get(tp, []), min(position, end))
+            position = start
+            consumer.assign([TopicPartition(tp.topic, tp.partition, start if start > begin else OFFSET_BEGINNING)])
+            while position < end:
+                polled = [record for _, record in records(consumer.consume(MAX_POLL_RECORDS, POLL_MS / 1000))]
+                watch.check(unavailable=False)
+                (at,) = consumer.position([tp])
+                reached = max(position, at.offset, polled[-1].offset + 1 if polled else -1)
+                if not polled and reached == position:
+                    continue  # nothing fetched yet (a broker away, a fetch under way)
+                position = reached
+                reducer.restore(polled, min(position, end))
                 self._restored(min(position, end) - start, max(0, end - start))
                 faults.point("restore")
+        finally:
+            consumer.close()
 
     def _restored(self, done: int, total: int) -> None:
         self.restore_progress = (done, total)
@@ -262,30 +292,38 @@ class ReduceWorker:
         """Changelog records restored and to restore while the store is being restored, else ``None``."""
         return self.restore_progress if self._committed < 0 else None
 
-    async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> Any:
-        while await call(consumer.position(tp), self.config, "reading a position") < end:
-            records = (await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1)).get(tp, [])
-            if records:
-                return records[0]
-        return None
+    def _first_record(
+        self, consumer: Consumer, watch: rdkafka.Watch, tp: TopicPartition, offset: int, end: int
+    ) -> Record | None:
+        """The first record at or after ``offset`` (before ``end``), if there is one."""
+        consumer.assign([TopicPartition(tp.topic, tp.partition, offset)])
+        try:
+            while True:
+                polled = [record for _, record in records(consumer.consume(1, POLL_MS / 1000))]
+                watch.check(unavailable=False)
+                if polled:
+                    return polled[0]
+                (at,) = consumer.position([tp])
+                if at.offset >= end:
+                    return None
+        finally:
+            consumer.unassign()
 
-    async def _commit(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, admin: AIOKafkaAdminClient, purge: bool = False
-    ) -> None:
+    def _commit(self, consumer: Consumer, tp: TopicPartition, outbox: Outbox, purge: bool = False) -> None:
         """The numbered commit of the module docstring."""
-        config, reducer, outbox = self.config, self.reducer, self._outbox
+        config, reducer = self.config, self.reducer
         started = time.monotonic()
         changes = reducer.changes()  # 1
         for key, value, headers in changes.changelog:  # 2
-            await outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
+            outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
         for partition, key, value in changes.output:
-            await outbox.append(config.output_topic, partition, key, value)
-        last = await call(outbox.flush(), config, "writing")
+            outbox.append(config.output_topic, partition, key, value)
+        last = outbox.flush()
         if last:
             faults.point("reduce-produced")
         position = self._position
-        offsets = {tp: position} if position != self._committed else {}
-        committed = await call(outbox.commit(offsets), config, "committing")  # 3
+        offsets = {(tp.topic, tp.partition): position} if position != self._committed else {}
+        committed = outbox.commit(offsets, consumer)  # 3
         faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
@@ -295,19 +333,19 @@ class ReduceWorker:
             metrics.committed(self._values, config, self._task, "reduce", time.monotonic() - started)
         self._values.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000)
         if purge or time.monotonic() - self._last_purge >= PURGE_INTERVAL_S:  # 5
-            await self._purge(admin, tp, position)
+            self._purge(tp, position)
 
-    async def _purge(self, admin: AIOKafkaAdminClient, tp: TopicPartition, before: int) -> None:
+    def _purge(self, tp: TopicPartition, before: int) -> None:
         """Delete what was committed. A purge that fails costs only disk, and is tried again at
         the next interval: right after a leader election, for one, the new leader's high
         watermark can still be below ``before``, and Kafka refuses (OffsetOutOfRange)."""
         try:
-            await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before)}), CONNECT_TIMEOUT)
-        except (AIOKafkaError, asyncio.TimeoutError) as exc:
+            self._admin.delete_records(tp.topic, tp.partition, before)
+        except KafkaError as exc:
             # Not a warning: during a broker outage it would repeat every interval, and costs nothing.
-            log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp, describe(exc))
+            log.info("reduce worker %d: purging %s failed (%s); trying again later", self.partition, tp, exc)
         self._last_purge = time.monotonic()
 
 
-def _topic_id(config: StreamConfig) -> str:
-    return SecurityAdmin(config.bootstrap, config.security).topic_id(config.changelog_topic)
+#: A producer that another of the same id (or the coordinator, at the transaction's timeout) fenced.
+_FENCED = frozenset({RdKafkaError.PRODUCER_FENCED, RdKafkaError._FENCED, RdKafkaError.INVALID_PRODUCER_EPOCH})

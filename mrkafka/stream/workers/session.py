@@ -1,24 +1,33 @@
-"""What both kinds of worker share: their Kafka clients, a Kafka call bounded by the task
-timeout, and the supervision that starts a new session after a retriable failure."""
+"""What both kinds of worker share: their Kafka clients (a group consumer, an outbox over
+one producer), their logs, and the supervision that starts a new session after a retriable
+failure."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any
+import threading
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.errors import TransactionalIdAuthorizationFailed
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaError as RdKafkaError
 
 from mrkafka.core.counters import RETRIES, Counters
 from mrkafka.errors import KafkaError
-from mrkafka.kafka.client import FATAL, RETRIABLE, Backoff, classify, denied, describe
+from mrkafka.kafka import rdkafka
+from mrkafka.kafka.client import FATAL, RETRIABLE, Backoff, classify, describe
+from mrkafka.kafka.outbox import Outbox, transactional_producer
+from mrkafka.kafka.rdkafka import Watch
 from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
 
-__all__ = ["MAX_POLL_RECORDS", "POLL_MS", "call", "configure_logs", "new_consumer", "new_producer", "supervise"]
+__all__ = [
+    "MAX_POLL_RECORDS",
+    "POLL_MS",
+    "configure_logs",
+    "group_consumer",
+    "supervise",
+    "worker_outbox",
+]
 
 log = logging.getLogger(__name__)
 
@@ -27,105 +36,93 @@ MAX_POLL_RECORDS = 20_000
 
 
 def configure_logs() -> None:
-    """aiokafka logs every rebalance and retry: what a user must know reaches them as errors.
-    With ``--debug`` (``MRKAFKA_DEBUG``) a worker logs its sessions and retries, and aiokafka
-    what it does, to the run's output."""
+    """The Kafka clients log every rebalance and retry: what a user must know reaches them as
+    errors. With ``--debug`` (``MRKAFKA_DEBUG``) a worker logs its sessions and retries, and
+    its clients what they do (librdkafka: its group and transactions), to the run's output."""
     if os.environ.get("MRKAFKA_DEBUG"):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-        logging.getLogger("aiokafka").setLevel(logging.INFO)
-    else:
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        rdkafka.LOG.setLevel(logging.DEBUG)
+        rdkafka.LOG.propagate = True
 
 
-def new_consumer(config: StreamConfig, group_id: str | None, **options: Any) -> AIOKafkaConsumer:
-    """A read_committed consumer that commits only when told, from the earliest offset it has none for."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 << 20,
-        **config.security.aiokafka_options(),
-        **options,
+def group_consumer(config: StreamConfig, group_id: str) -> tuple[Consumer, Watch]:
+    """A librdkafka consumer in group ``group_id``: read_committed, cooperative rebalancing,
+    committing only when told, from the earliest offset it has none for. A short session and
+    heartbeat make rebalances (a worker joining, restarted, leaving) quick."""
+    watch = Watch(config.bootstrap, config.security)
+    consumer = Consumer(
+        {
+            **rdkafka.settings(config.bootstrap, watch),
+            "group.id": group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 500,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            **rdkafka.FETCH,
+        }
     )
+    return consumer, watch
 
 
-def new_producer(config: StreamConfig, task: str) -> AIOKafkaProducer:
-    """Task ``task``'s producer: idempotent, retrying a batch for up to the task timeout (the
-    broker drops the copies a retry after an outage sends again); under exactly once,
-    transactional with the id ``APP-task``."""
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        max_request_size=MAX_MESSAGE_BYTES,
-        request_timeout_ms=int(config.settings.task_timeout_s * 1000),
-        transactional_id=f"{config.application_id}-{task}" if config.exactly_once else None,
-        transaction_timeout_ms=config.transaction_timeout_ms,
-        **config.security.aiokafka_options(),
+def worker_outbox(config: StreamConfig, name: str) -> Outbox:
+    """Worker ``name``'s outbox: its one producer, transactional with the id ``APP-name`` under
+    exactly once, retrying a batch for up to the task timeout."""
+    settings = rdkafka.settings(config.bootstrap, Watch(config.bootstrap, config.security))
+    transactional_id = f"{config.application_id}-{name}" if config.exactly_once else None
+    timeout = config.settings.task_timeout_s
+    producer = transactional_producer(
+        settings, transactional_id, timeout, config.transaction_timeout_ms, MAX_MESSAGE_BYTES
     )
+    return Outbox(producer, config.exactly_once, timeout)
 
 
-async def call(awaitable: Awaitable[Any], config: StreamConfig, what: str) -> Any:
-    """A Kafka call that waits out an outage (aiokafka retries it), for at most the task timeout."""
-    try:
-        return await asyncio.wait_for(awaitable, config.settings.task_timeout_s)
-    except asyncio.TimeoutError:
-        raise KafkaError(
-            f"Kafka did not answer for {config.settings.task_timeout_s:.0f} s ({what}); "
-            "nothing committed is lost, a new run resumes from the last commit"
-        ) from None
-
-
-async def supervise(
+def supervise(
     who: str,
-    session: Callable[[Backoff], Awaitable[None]],
+    session: Callable[[Backoff], None],
     abort: Callable[[], None],
     config: StreamConfig,
-    stopped: asyncio.Event,
+    stopped: threading.Event,
     counters: Counters,
 ) -> None:
-    """Run ``session`` until it returns, starting a new one after each retriable failure."""
-    asyncio.get_running_loop().set_exception_handler(orphaned_kafka_errors_quiet)
+    """Run ``session`` until it returns, starting a new one after each retriable failure (each
+    in the calling thread: librdkafka's calls block, so a worker's sessions run in a thread
+    of their own)."""
     backoff = Backoff(who, config.settings.task_timeout_s)
     while not stopped.is_set():
         try:
-            await session(backoff)
+            session(backoff)
             return
         except Exception as exc:
-            error_class = classify(exc)
-            if error_class == FATAL:
-                transactional = isinstance(exc, TransactionalIdAuthorizationFailed)
-                name = f"{config.application_id}-* (prefixed)" if transactional else ""
-                if (not_allowed := denied(exc, "WRITE" if transactional else "READ", name)) is not None:
-                    raise type(not_allowed)(f"{who}: {not_allowed}") from exc
-                if isinstance(exc, AIOKafkaError):
-                    raise KafkaError(f"{who}: Kafka refused ({describe(exc)})") from exc
-                if isinstance(exc, KafkaError) and not str(exc).startswith(who):
-                    raise type(exc)(f"{who}: {exc}") from exc
-                raise
-            abort()
-            counters.add((RETRIES, error_class), 1)
-            log.info("%s: %s (%s); starting again from the last commit", who, error_class, describe(exc))
-            if error_class == RETRIABLE:
-                await backoff.wait(exc)
+            if _retry(who, exc, abort, config, counters) == RETRIABLE:
+                backoff.sleep(exc)
 
 
-def orphaned_kafka_errors_quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """The loop's handler of errors nobody retrieved: a Kafka error left in a dead client's
-    future is logged at debug level, anything else as asyncio would.
+def _retry(who: str, exc: Exception, abort: Callable[[], None], config: StreamConfig, counters: Counters) -> str:
+    """After a session failed with ``exc``: raise it if it is fatal (as one line naming
+    ``who``); else ``abort`` what was not committed, count the retry, and return its class."""
+    error_class = classify(exc)
+    if error_class == FATAL:
+        raise _fatal(who, exc, config) from exc
+    abort()
+    counters.add((RETRIES, error_class), 1)
+    log.info("%s: %s (%s); starting again from the last commit", who, error_class, describe(exc))
+    return error_class
 
-    When a producer's sender fails on a broker that goes away mid-request (aiokafka issues
-    907 and 1004: its sender routine dies with "Unexpected error during batch delivery"), it
-    fails its transaction waiter, a future nobody awaits, and asyncio prints "Future exception
-    was never retrieved" once the producer is dropped. The session that met the error already
-    failed with it and was started again (a retry): the message would only alarm the user."""
-    if context.get("message") == "Future exception was never retrieved" and isinstance(
-        context.get("exception"), AIOKafkaError
-    ):
-        log.debug("a closed Kafka client's error, already handled: %r", context["exception"])
-        return
-    loop.default_exception_handler(context)
+
+def _fatal(who: str, exc: Exception, config: StreamConfig) -> Exception:
+    """The error a fatal ``exc`` ends the run with: one line that names ``who``."""
+    if isinstance(exc, KafkaException):
+        error = exc.args[0]
+        transactional = error.code() == RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        name = f"{config.application_id}-* (prefixed)" if transactional else ""
+        operation, resource = ("WRITE", "transactional-id") if transactional else ("READ", "topic")
+        translated = Watch(config.bootstrap, config.security).translate(
+            error, operation, resource, name, "Kafka refused"
+        )
+        return type(translated)(f"{who}: {translated}")
+    if isinstance(exc, KafkaError) and not str(exc).startswith(who):
+        return type(exc)(f"{who}: {exc}")
+    return exc

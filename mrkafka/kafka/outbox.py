@@ -1,0 +1,225 @@
+"""A worker's output records and the input positions they account for, committed as one
+unit through one librdkafka producer (Kafka Streams' exactly-once v2, KIP-447).
+
+Exactly once (a ``transactional_id``): ``start`` runs ``init_transactions``, which fences
+every older producer of the same id and aborts its open transaction; the first ``append``
+begins a transaction; ``commit`` adds the input offsets with the consumer's group metadata
+(``send_offsets_to_transaction``), so the group coordinator refuses them from a member of an
+older generation (a worker that stalled past its session and whose partitions moved), then
+commits. read_committed readers see the records and the offsets move together, or neither.
+At least once: ``commit`` flushes, then the consumer commits the offsets synchronously; a
+crash between the two replays input whose output is already written.
+
+What the protocol relies on in librdkafka (confluent-kafka 2.x):
+
+- ``produce`` only queues; it raises ``BufferError`` when the queue is full, and ``poll`` or
+  ``flush`` serve the queue and the delivery reports. Delivery reports give each record's
+  offset, so ``flush`` can say where the last record of each partition landed.
+- The producer is idempotent: a batch retried after a broker's outage is written once.
+- A failed delivery inside a transaction makes ``commit_transaction`` fail with an error for
+  which ``txn_requires_abort()`` holds; ``abort_transaction`` then drops the transaction's
+  records, and the producer can begin another.
+- A fenced producer (another instance ran ``init_transactions``, or the coordinator aborted
+  the transaction at its timeout) gets a fatal error: it can do nothing more, and the next
+  session makes a new one.
+- ``send_offsets_to_transaction`` with ``consumer_group_metadata()`` sends TxnOffsetCommit
+  with the member's generation; the coordinator refuses a stale one (ILLEGAL_GENERATION,
+  UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID). It can also wait for good, its timeout ignored,
+  when the group's coordinator went down and came back during the transaction (librdkafka
+  issues 5456 and 5511, open in 2.16; seen here after a lone broker's restart): ``commit``
+  waits for it at most ``COORDINATOR_WAIT_S`` in a thread of its own, then gives the
+  producer up as a retriable failure, and the session's next producer (the same
+  transactional id) fences it and goes on.
+- A consumer with ``isolation.level=read_committed`` fetches committed offsets with
+  RequireStable (KIP-447): while a transaction that holds offsets for a partition is open,
+  the partition's new owner waits, and starts from where that transaction left it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException, Producer, TopicPartition
+
+from mrkafka.errors import KafkaError, TransientKafkaError
+
+__all__ = ["COORDINATOR_WAIT_S", "Outbox", "transactional_producer"]
+
+log = logging.getLogger(__name__)
+
+#: How long ``send_offsets_to_transaction`` may take before its producer is given up (see above).
+COORDINATOR_WAIT_S = 30.0
+
+
+def transactional_producer(
+    settings: dict[str, Any], transactional_id: str | None, timeout: float, transaction_timeout_ms: int, max_bytes: int
+) -> Producer:
+    """A producer for an ``Outbox``: acks=all, idempotent, retrying a batch for up to
+    ``timeout``; transactional with ``transactional_id`` if one is given. ``settings``: the
+    cluster and its security (``rdkafka.settings``)."""
+    config = {
+        **settings,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "batch.size": 1 << 20,
+        "message.max.bytes": max_bytes,
+        "message.timeout.ms": int(timeout * 1000),
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = transaction_timeout_ms
+        config["message.timeout.ms"] = min(config["message.timeout.ms"], transaction_timeout_ms)
+    return Producer(config)
+
+
+class Outbox:
+    """See the module docstring. ``producer``: a ``transactional_producer`` (transactional
+    under ``exactly_once``); ``timeout``: how long a flush or a transaction call may wait out
+    an outage (the task timeout)."""
+
+    def __init__(self, producer: Any, exactly_once: bool, timeout: float) -> None:
+        self.producer, self.exactly_once, self.timeout = producer, exactly_once, timeout
+        self._open = False  # a transaction is open
+        self._failed: list[RdKafkaError] = []
+        self._last: dict[tuple[str, int], int] = {}
+        self.committed_at = time.monotonic()  # when it last committed something (or was made)
+        self.offsets: dict[tuple[str, int], int] = {}  # the offsets it committed last
+
+    def start(self) -> None:
+        """Fence the older producers of this id and abort their open transaction."""
+        if self.exactly_once:
+            self.producer.init_transactions(self.timeout)
+
+    def _delivered(self, error: RdKafkaError | None, message: Any) -> None:
+        if error is not None:
+            self._failed.append(error)
+            return
+        slot = (message.topic(), message.partition())
+        if message.offset() > self._last.get(slot, -1):
+            self._last[slot] = message.offset()
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue one record (in the open transaction, which it begins if none is)."""
+        self._begin()
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    on_delivery=self._delivered,
+                    timestamp=timestamp or 0,
+                    headers=headers,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _begin(self) -> None:
+        if self.exactly_once and not self._open:
+            self.producer.begin_transaction()
+            self._open = True
+
+    def flush(self) -> dict[tuple[str, int], int]:
+        """Wait until the broker acknowledged every record; return the offset of the last record
+        written to each ``(topic, partition)`` since the previous flush. A record that could not
+        be written raises its error (``KafkaException``)."""
+        deadline = time.monotonic() + self.timeout
+        while self.producer.flush(0.1):
+            if self._failed:
+                break
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"Kafka did not acknowledge records for {self.timeout:.0f} s; "
+                    "nothing committed is lost, a new run resumes from the last commit"
+                )
+        if self._failed:
+            raise KafkaException(self._failed[0])
+        last, self._last = self._last, {}
+        return last
+
+    def commit(self, offsets: dict[tuple[str, int], int], consumer: Any) -> bool:
+        """Commit the flushed records with ``offsets`` (``{(topic, partition): next offset}``),
+        in ``consumer``'s group; whether there was anything to commit."""
+        positions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        if not self.exactly_once:
+            if positions:
+                consumer.commit(offsets=positions, asynchronous=False)
+                self._committed(offsets)
+            return bool(positions)
+        if positions:
+            self._begin()
+            self._send_offsets(positions, consumer.consumer_group_metadata())
+        if not self._open:
+            return False
+        self.producer.commit_transaction(self.timeout)
+        self._open = False
+        self._committed(offsets)
+        return True
+
+    def _send_offsets(self, positions: list[TopicPartition], metadata: Any) -> None:
+        """``send_offsets_to_transaction``, waited for at most ``COORDINATOR_WAIT_S`` (see the module docstring)."""
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def send() -> None:
+            try:
+                self.producer.send_offsets_to_transaction(positions, metadata, self.timeout)
+            except BaseException as exc:
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=send, name="mrkafka-send-offsets", daemon=True).start()
+        if not done.wait(min(self.timeout, COORDINATOR_WAIT_S)):
+            raise TransientKafkaError(
+                f"the group coordinator did not take the offsets within {COORDINATOR_WAIT_S:.0f} s "
+                "(librdkafka issue 5456); a new producer goes on from the last commit"
+            )
+        if failed:
+            raise failed[0]
+
+    def _committed(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.committed_at = time.monotonic()
+        if offsets:
+            self.offsets = dict(offsets)
+
+    def abort(self, timeout: float = 2.0) -> bool:
+        """Drop what was appended since the last commit: abort the open transaction if the
+        producer still can (a fenced one cannot) within ``timeout``; if not, the next producer
+        of the same id aborts it as it starts, or the coordinator at the transaction's timeout.
+        Returns whether this aborted a transaction."""
+        self._failed.clear()
+        self._last = {}
+        if not self._open:
+            self.producer.purge()
+            return False
+        self._open = False
+        try:
+            self.producer.abort_transaction(timeout)
+        except KafkaException as exc:  # an abort that fails must not replace the error that led here
+            log.debug("aborting a transaction failed: %r", exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Drop what is still queued, so that the producer goes at once when it is dropped."""
+        try:
+            self.producer.purge()
+            self.producer.flush(0)
+        except Exception as exc:  # closing must not replace the error that ended the session
+            log.debug("closing a producer failed: %r", exc)
