@@ -278,12 +278,19 @@ class _Workers:
         unless the run already ``failed``."""
         if graceful:
             self.pull_metrics(force=True)
-        answered = _stop(self.map_actors, self.map_runs, self.counters, raise_errors=not failed, graceful=graceful)
+
+        def stopped(actors: list, runs: list) -> bool:
+            try:
+                return _stop(actors, runs, self.counters, raise_errors=not failed, graceful=graceful)
+            except MrkafkaError:
+                if interrupted and not gcs_answers():  # a worker died with Ray's own processes, signalled too
+                    return False
+                raise
+
+        answered = stopped(self.map_actors, self.map_runs)
         for histogram in _get_quietly([a.latency.remote() for a in self.reduce_actors] if graceful else []):
             self.latency.merge(histogram)
-        answered &= _stop(
-            self.reduce_actors, self.reduce_runs, self.counters, raise_errors=not failed, graceful=graceful
-        )
+        answered &= stopped(self.reduce_actors, self.reduce_runs)
         if interrupted and graceful and not answered and not gcs_answers():
             print(
                 "mrkafka: the stop reached Ray's own processes too (a signal to the whole process group): "
