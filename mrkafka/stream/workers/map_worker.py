@@ -153,7 +153,8 @@ class MapWorker:
             outbox.close()
 
     def _close(self, consumer: Consumer) -> None:
-        """Leave the group (the revocation that closing brings commits only after a graceful stop)."""
+        """Leave the group. The revocation that closing brings commits nothing: a graceful stop
+        committed just before, and a failure commits nothing."""
         try:
             consumer.close()
         except Exception as exc:  # closing must not replace the error that ended the session
@@ -309,7 +310,8 @@ class MapWorker:
             self._paused.discard(tp.partition)
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit every task before these partitions move to another worker (nothing after a failure)."""
+        """Commit every task before these partitions move to another worker (nothing after a
+        failure, nor at the session's end)."""
         if not partitions:
             return
         faults.point("map-revoked")
