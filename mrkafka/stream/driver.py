@@ -229,12 +229,8 @@ class _Workers:
         n_mappers = run.mappers or max(1, min(input_partitions, cpus))
         # No CPU reserved (a worker waits on Kafka much of the time), and spread over the
         # cluster's nodes: 0-CPU actors would otherwise all land on the driver's.
-        options = {
-            "num_cpus": 0,
-            "scheduling_strategy": "SPREAD",
-            "max_restarts": ACTOR_RESTARTS,
-            "max_task_retries": ACTOR_RESTARTS,
-        }
+        options = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_restarts": ACTOR_RESTARTS}
+        options["max_task_retries"] = ACTOR_RESTARTS
         self.reduce_actors = [
             ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
             for k in range(run.reducers)
