@@ -7,6 +7,9 @@ counters of every task add up into the run's, which both engines write to
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,6 +31,8 @@ __all__ = [
     "Counters",
 ]
 
+log = logging.getLogger(__name__)
+
 # Hadoop's counter groups and names.
 FRAMEWORK = "Map-Reduce Framework"
 JOB = "Job Counters"
@@ -48,6 +53,12 @@ MAP_MILLIS = (JOB, "Total time spent by all map tasks (ms)")
 REDUCE_MILLIS = (JOB, "Total time spent by all reduce tasks (ms)")
 BYTES_READ = (FILE_INPUT, "Bytes Read")
 BYTES_WRITTEN = (FILE_OUTPUT, "Bytes Written")
+_HADOOP_GROUPS = frozenset({FRAMEWORK, JOB, FILE_INPUT, FILE_OUTPUT})
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 class Counters:
@@ -85,6 +96,35 @@ class Counters:
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {group: dict(names) for group, names in self._groups.items()}
+
+    def minus(self, other: Counters) -> Counters:
+        """These counters less ``other``'s (what was counted since ``other`` was taken)."""
+        difference = Counters(self.as_dict())
+        difference.update((counter, -amount) for counter, amount in other.items())
+        return difference
+
+    def to_text(self, limit: int) -> str:
+        """The counters as compact JSON of at most ``limit`` characters, for a place of bounded
+        size (a committed offset's metadata: 4096 bytes by default). Should the job's own counters
+        not fit, Hadoop's groups alone are kept, with a warning."""
+        text = json.dumps(self._groups, separators=(",", ":"), ensure_ascii=True)
+        if len(text) > limit:
+            _warn_once(f"the job's counters take more than {limit} bytes: only Hadoop's are kept across commits")
+            own = {g: names for g, names in self._groups.items() if g in _HADOOP_GROUPS}
+            text = json.dumps(own, separators=(",", ":"), ensure_ascii=True)
+        return text
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Counters:
+        """Counters from ``to_text``; none from text that is empty or not what ``to_text`` writes."""
+        try:
+            groups = json.loads(text) if text else {}
+        except ValueError:
+            return cls()
+        valid = isinstance(groups, dict) and all(
+            isinstance(names, dict) and all(type(value) is int for value in names.values()) for names in groups.values()
+        )
+        return cls(groups) if valid else cls()
 
     def format(self) -> str:
         """A short table, Hadoop-style: groups, then indented ``name=value`` lines."""

@@ -317,7 +317,12 @@ class Admin:
             self._wait(future, "DELETE", "topic", topic, action=f"cannot delete records of topic {topic}")
 
     def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
-        """The offsets consumer group ``group`` committed for the partitions of ``topic``.
+        """The offsets consumer group ``group`` committed for the partitions of ``topic``."""
+        return {tp.partition: tp.offset for tp in self.committed(group, topic) if tp.offset >= 0}
+
+    def committed(self, group: str, topic: str) -> list[TopicPartition]:
+        """What consumer group ``group`` committed for the partitions of ``topic``: offsets, and
+        the metadata given with them (an offset below 0: none committed).
 
         Asked through a consumer of the group that joins nothing, not the admin client: its
         ListConsumerGroupOffsets crashes the process when the coordinator answers
@@ -330,7 +335,7 @@ class Admin:
         try:
             partitions = rdkafka.partitions(reader, watch, topic, self.timeout)
         except TopicError:
-            return {}
+            return []
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -342,7 +347,7 @@ class Admin:
                 if not isinstance(error, TransientKafkaError) or time.monotonic() > deadline:
                     raise error from None
                 time.sleep(0.1)  # the group's coordinator moving or loading: librdkafka finds it again
-        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+        return committed
 
     def list_groups(self) -> list[str]:
         """The consumer groups the cluster knows."""

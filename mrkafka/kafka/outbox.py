@@ -3,7 +3,8 @@ unit through one librdkafka producer (Kafka Streams' exactly-once v2, KIP-447).
 
 Exactly once (a ``transactional_id``): ``start`` runs ``init_transactions``, which fences
 every older producer of the same id and aborts its open transaction; the first ``append``
-begins a transaction; ``commit`` adds the input offsets with the consumer's group metadata
+begins a transaction; ``commit`` adds the input offsets (and what each offset's metadata
+carries: the counts of the input up to it) with the consumer's group metadata
 (``send_offsets_to_transaction``), so the group coordinator refuses them from a member of an
 older generation (a worker that stalled past its session and whose partitions moved), then
 commits. read_committed readers see the records and the offsets move together, or neither.
@@ -30,6 +31,9 @@ What the protocol relies on in librdkafka (confluent-kafka 2.x):
   waits for it at most ``COORDINATOR_WAIT_S`` in a thread of its own, then gives the
   producer up as a retriable failure, and the session's next producer (the same
   transactional id) fences it and goes on.
+- An offset committed in a transaction (or by the consumer) keeps the metadata string given with
+  it, which the group's ``committed`` then returns; the broker refuses one longer than its
+  ``offset.metadata.max.bytes`` (4096 by default) with OFFSET_METADATA_TOO_LARGE.
 - A consumer with ``isolation.level=read_committed`` fetches committed offsets with
   RequireStable (KIP-447): while a transaction that holds offsets for a partition is open,
   the partition's new owner waits, and starts from where that transaction left it.
@@ -47,10 +51,12 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from mrkafka.errors import KafkaError, TransientKafkaError
 
-__all__ = ["COORDINATOR_WAIT_S", "Outbox", "transactional_producer"]
+__all__ = ["COORDINATOR_WAIT_S", "OFFSET_METADATA_BYTES", "Outbox", "transactional_producer"]
 
 log = logging.getLogger(__name__)
 
+#: The longest metadata string a broker takes with a committed offset, by default (see above).
+OFFSET_METADATA_BYTES = 4096
 #: How long ``send_offsets_to_transaction`` may take before its producer is given up (see above).
 COORDINATOR_WAIT_S = 30.0
 
@@ -88,7 +94,6 @@ class Outbox:
         self._failed: list[RdKafkaError] = []
         self._last: dict[tuple[str, int], int] = {}
         self.committed_at = time.monotonic()  # when it last committed something (or was made)
-        self.offsets: dict[tuple[str, int], int] = {}  # the offsets it committed last
 
     def start(self) -> None:
         """Fence the older producers of this id and abort their open transaction."""
@@ -152,14 +157,13 @@ class Outbox:
         last, self._last = self._last, {}
         return last
 
-    def commit(self, offsets: dict[tuple[str, int], int], consumer: Any) -> bool:
-        """Commit the flushed records with ``offsets`` (``{(topic, partition): next offset}``),
-        in ``consumer``'s group; whether there was anything to commit."""
-        positions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+    def commit(self, positions: list[TopicPartition], consumer: Any) -> bool:
+        """Commit the flushed records with ``positions`` (each partition's next offset, and the
+        metadata to commit with it) in ``consumer``'s group; whether there was anything to commit."""
         if not self.exactly_once:
             if positions:
                 consumer.commit(offsets=positions, asynchronous=False)
-                self._committed(offsets)
+                self.committed_at = time.monotonic()
             return bool(positions)
         if positions:
             self._begin()
@@ -168,7 +172,7 @@ class Outbox:
             return False
         self.producer.commit_transaction(self.timeout)
         self._open = False
-        self._committed(offsets)
+        self.committed_at = time.monotonic()
         return True
 
     def _send_offsets(self, positions: list[TopicPartition], metadata: Any) -> None:
@@ -192,11 +196,6 @@ class Outbox:
             )
         if failed:
             raise failed[0]
-
-    def _committed(self, offsets: dict[tuple[str, int], int]) -> None:
-        self.committed_at = time.monotonic()
-        if offsets:
-            self.offsets = dict(offsets)
 
     def abort(self, timeout: float = 2.0) -> bool:
         """Drop what was appended since the last commit: abort the open transaction if the

@@ -13,6 +13,7 @@ is the same list.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -337,12 +338,12 @@ class RunMetrics:
         return iter(family for family in families.values() if family.samples)
 
 
-def with_counters(values: MetricValues, counters: Counters) -> MetricValues:
+def with_counters(values: MetricValues, *counters: Counters) -> MetricValues:
     """``values`` and a worker's (or task's) Hadoop counters, as one pulled copy: the counters
     as ``mrkafka_job_counters_total``, and the stream's retries (``Retries``) by error class."""
     pulled = MetricValues(values.restarted, **values.labels)
     pulled.instance, pulled.values, pulled.histograms = values.instance, dict(values.values), values.histograms
-    for (group, name), value in counters.items():
+    for (group, name), value in itertools.chain.from_iterable(c.items() for c in counters):
         if group == RETRIES:
             pulled.inc("mrkafka_retries_total", value, error_class=name)
         pulled.inc("mrkafka_job_counters_total", value, group=group, name=name)

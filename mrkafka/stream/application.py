@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mrkafka.core.counters import Counters
 from mrkafka.errors import BadInputError, BadJobError, TopicError
 from mrkafka.io import fs
 from mrkafka.job import JobSpec
@@ -33,6 +34,7 @@ __all__ = [
     "changelog_topic",
     "check_identity",
     "check_internal_topics",
+    "committed_counts",
     "groups",
     "holding",
     "identity_topic",
@@ -69,6 +71,18 @@ def reducer_group(app: str) -> str:
 
 def groups(app: str) -> list[str]:
     return [app, reducer_group(app)]
+
+
+def committed_counts(kafka: admin.Admin, app: str, input_topic: str) -> Counters:
+    """What the application's commits have counted: the counts that the committed offsets of
+    its groups carry as metadata (``APP`` on the input, ``APP-reducers`` on the repartition
+    topic), summed. What a run counted is their difference from its start to its end, whatever
+    workers died in between."""
+    counts = Counters()
+    for group, topic in ((app, input_topic), (reducer_group(app), repartition_topic(app))):
+        for tp in kafka.committed(group, topic):
+            counts.update(Counters.from_text(tp.metadata))
+    return counts
 
 
 def internal_topics(kafka: admin.Admin, app: str) -> list[str]:

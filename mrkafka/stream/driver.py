@@ -158,6 +158,7 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
     workers = _Workers(dataclasses.replace(config, output_partitions=output_partitions), kafka)
     committer = OutputCommitter(run.output, run.overwrite) if run.output is not None else None
     bounds = kafka.topic_offsets(input_topic, "read_committed") if run.until_end else None
+    counted_before = application.committed_counts(kafka, run.application_id, input_topic)
 
     started = time.monotonic()
     with contextlib.ExitStack() as serving:
@@ -186,6 +187,7 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
             "interrupted before the input's end: no output was written "
             "(what was processed is committed in Kafka; run again to go on from there)"
         )
+    workers.counters.update(application.committed_counts(kafka, run.application_id, input_topic).minus(counted_before))
     if committer is not None:
         committer.commit(workers.counters)
     destination = str(run.output) if committer is not None else output_topic

@@ -18,7 +18,6 @@ reducer with one line naming topic, partition and offset (``BadInputError``); un
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import re
@@ -34,6 +33,7 @@ from mrkafka.core import MISSING
 from mrkafka.core.aggregate import Accumulator, Aggregation, finished
 from mrkafka.core.counters import (
     BYTES_READ,
+    COMBINE_INPUT_RECORDS,
     COMBINE_OUTPUT_RECORDS,
     MAP_INPUT_RECORDS,
     MAP_OUTPUT_RECORDS,
@@ -60,7 +60,7 @@ from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.io.index import levenshtein
 from mrkafka.job import JobSpec
 from mrkafka.obs.histogram import LatencyHistogram
-from mrkafka.stream.state.stores import Checkpoint, StateStore
+from mrkafka.stream.state.stores import Checkpoint, StateStore, digest
 
 __all__ = [
     "BLOCK_BYTES",
@@ -70,8 +70,6 @@ __all__ = [
     "Mapped",
     "StreamMapper",
     "StreamReducer",
-    "checkpoint_matches",
-    "record_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,6 +152,7 @@ class StreamMapper:
             pairs = ((r.offset, v) for r, v in zip(records, values))
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
+        counters.add(COMBINE_INPUT_RECORDS, emitted)  # a poll's map output is all combined
         counters.take_job_counters(self.spec.name, self.job)
         return Mapped(table, max(r.timestamp for r in records), counters, where_all)
 
@@ -192,6 +191,10 @@ class StreamMapper:
         ``bad_records`` with what the task holds."""
         self._counted.setdefault(partition, Counters()).add((self.spec.name, "bad_records"), 1)
 
+    def drained(self, partition: int) -> Counters:
+        """The counts of what task ``partition`` drained since its last commit."""
+        return self._draining.get(partition, Counters())
+
     def committed(self, partition: int) -> None:
         """The worker committed what it drained of task ``partition``: count it."""
         self.counters.update(self._draining.pop(partition, Counters()))
@@ -217,11 +220,7 @@ class Changes:
     latencies_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def last_changelog_digest(self) -> str | None:
-        return _digest(*self.changelog[-1][:2]) if self.changelog else None
-
-
-def _digest(key: bytes | None, value: bytes | None) -> str:
-    return hashlib.blake2b((key or b"") + b"\0" + (value or b""), digest_size=16).hexdigest()
+        return digest(*self.changelog[-1][:2]) if self.changelog else None
 
 
 def _changelog_entry(record: Any) -> tuple[str, bytes, Any]:
@@ -252,6 +251,7 @@ class StreamReducer:
         self.store = store
         self.kind: str | None = store.checkpoint.kind if store.checkpoint else None
         self.counters = Counters()  # what was committed
+        self.events = Counters()  # what is not counted per commit: records refused while restoring
         self.latency = LatencyHistogram()
         self._input_records = 0  # merged since the last commit
         self._bad_records = 0  # skipped since the last commit (--on-error skip)
@@ -270,12 +270,12 @@ class StreamReducer:
                 kind, key, value = _changelog_entry(record)
             except UndecodableValue as exc:
                 self._refuse(f"topic {self.changelog} partition {self.partition} offset {record.offset}", exc)
-                self.counters.add((self.spec.name, "bad_records"), 1)
+                self.events.add((self.spec.name, "bad_records"), 1)
                 continue
             self.kind = kind
             changes[key] = value
         if last is not None:
-            checkpoint = Checkpoint(end, last.offset, _digest(last.key, last.value), self.kind, self.changelog_id)
+            checkpoint = Checkpoint(end, last.offset, digest(last.key, last.value), self.kind, self.changelog_id)
         else:  # nothing read (an empty changelog, a gap): the same last record, a later offset
             checkpoint = dataclasses.replace(
                 self.store.checkpoint or Checkpoint(end), offset=end, kind=self.kind, topic_id=self.changelog_id
@@ -354,6 +354,16 @@ class StreamReducer:
         changes.latencies_ms = now_ms - np.fromiter((self._newest[k] for k in keys), np.float64, len(keys))
         return changes
 
+    def counted(self, changes: Changes) -> Counters:
+        """The counts of one commit: the records merged since the last, and ``changes``' output."""
+        counters = Counters()
+        counters.add(REDUCE_INPUT_RECORDS, self._input_records)
+        if changes.output:
+            counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
+        if self._bad_records:
+            counters.add((self.spec.name, "bad_records"), self._bad_records)
+        return counters
+
     def committed(self, changes: Changes, changelog_last_offset: int | None) -> None:
         """The changes are on the changelog (last at ``changelog_last_offset``) and the input
         position is committed: move them into the store, with the changelog position."""
@@ -366,11 +376,8 @@ class StreamReducer:
                 self.changelog_id,
             )
             self.store.write(self._pending, checkpoint)
-            self.counters.add(REDUCE_OUTPUT_RECORDS, len(changes.output))
             self.latency.record(changes.latencies_ms)
-        self.counters.add(REDUCE_INPUT_RECORDS, self._input_records)
-        if self._bad_records:
-            self.counters.add((self.spec.name, "bad_records"), self._bad_records)
+        self.counters.update(self.counted(changes))
         self.abort()
 
     def abort(self) -> None:
@@ -417,30 +424,3 @@ class StreamReducer:
         pairs = list(self.store.items())
         table = Rows([k for k, _ in pairs], [v for _, v in pairs], self.kind or "bytes")
         return finished(table, self.job, f"repartition partition {self.partition}")
-
-
-def checkpoint_matches(
-    checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None, topic_id: str | None
-) -> bool:
-    """Whether a store's checkpoint belongs to this changelog partition.
-
-    ``begin`` and ``end`` are the partition's offsets; ``found`` is the offset and digest of
-    the first record at or after ``checkpoint.last_offset`` (None if there is none);
-    ``topic_id`` the changelog's id. A store of another topic id (a recreated changelog, even
-    one grown past the store), ahead of its changelog, or whose last record the changelog
-    holds with other contents, does not match: it is wiped and restored in full. The digest
-    alone cannot tell a recreated changelog whose offset ``last_offset`` is a transaction
-    marker: the next record looks like the one compaction left."""
-    if checkpoint.topic_id != topic_id or not begin <= checkpoint.offset <= end:
-        return False
-    if checkpoint.last_offset is None or checkpoint.last_offset < begin:
-        return True
-    if found is None:
-        return False
-    offset, digest = found
-    # A compacted changelog may have dropped the record (a newer one of its key exists).
-    return offset != checkpoint.last_offset or digest == checkpoint.last_digest
-
-
-def record_digest(record: Any) -> str:
-    return _digest(record.key, record.value)

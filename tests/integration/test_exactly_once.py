@@ -6,14 +6,18 @@ cluster of their own. Each ends with a bounded run compared with batch.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from mrkafka.kafka import admin
+from tests.helpers import messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream_faults import _check_output, _halves, _produce
 from tests.soak import SCRIPTED, SoakResult, compare_with_oracle, soak
 from tests.stream_process import StreamRun, committed_sum, retrying, wait_committed
@@ -118,3 +122,54 @@ def test_a_zombie_reducer_is_fenced_by_its_replacement(cluster, ray_cluster, tmp
             _reducers_caught_up(bootstrap, new)
             assert new.stop() == 0, new.tail()
     _check(bootstrap, inputs, tmp_path, reducers=1)
+
+
+def _records_in(bootstrap: str, topic: str) -> int:
+    """How many records ``topic`` holds, read_committed (confluent-kafka's consumer, not ours)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "counted", "isolation.level": "read_committed"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        count = 0
+        while [tp for tp in consumer.position(tps) if tp.offset < ends[tp.partition]]:
+            count += sum(1 for m in consumer.consume(100_000, 0.5) if m.error() is None)
+        return count
+    finally:
+        consumer.close()
+
+
+def test_counters_count_each_committed_record_once_when_workers_are_killed(cluster, tmp_path: Path) -> None:
+    # A map worker dies between producing its blocks and committing them (its fault point), and
+    # both reducers are SIGKILLed once they have committed: the counters of the bounded run
+    # still count every committed record once, as Hadoop's invariants and the oracle say.
+    bootstrap = cluster.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2)
+    data = messy_corpus(seed=47, lines=6000) + b"\n" + real_text(6 << 20)
+    path = _produce(bootstrap, "in", data if data.endswith(b"\n") else data + b"\n", tmp_path / "in.txt")
+    data = path.read_bytes()
+    flag, metrics = tmp_path / "killed", tmp_path / "run.prom"
+    fault = {"MRKAFKA_FAULT": "map-produced:3", "MRKAFKA_FAULT_ONCE": str(flag)}
+    options = ("--until-end", "--output", str(tmp_path / "S"), "--metrics-file", str(metrics))
+    with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log", *options, env=fault) as run:
+        _stalled(flag, run)  # the map worker killed itself
+        deadline = time.monotonic() + 120
+        while not (committed_sum(bootstrap, f"{APP}-reducers", f"{APP}-repartition") and run.workers("ReduceWorker")):
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(0.1)
+        for pid in run.workers("ReduceWorker"):
+            os.kill(pid, signal.SIGKILL)
+        assert run.process.wait(timeout=600) == 0, run.tail()
+    restarts = re.findall(r'restarts_total\{application="outage",role="(\w+)"\} (\S+)', metrics.read_text())
+    assert {role: float(n) for role, n in restarts} == {"map": 1.0, "reduce": 2.0}, run.tail()
+
+    framework = json.loads((tmp_path / "S" / "_COUNTERS.json").read_text())
+    hadoop, job = framework["Map-Reduce Framework"], framework["wordcount"]
+    counts = oracle_wordcount(data)
+    assert hadoop["Map input records"] == data.count(b"\n")
+    assert job["words"] == sum(counts.values())
+    assert hadoop["Map output records"] == hadoop["Combine input records"]
+    assert hadoop["Combine output records"] == hadoop["Reduce input records"]
+    assert hadoop["Reduce input groups"] == len(counts)
+    assert hadoop["Reduce output records"] == _records_in(bootstrap, "out")

@@ -21,7 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrkafka.core import MISSING
-from mrkafka.core.counters import COMBINE_OUTPUT_RECORDS, MAP_INPUT_RECORDS, REDUCE_INPUT_RECORDS, REDUCE_OUTPUT_RECORDS
+from mrkafka.core.counters import (
+    COMBINE_INPUT_RECORDS,
+    COMBINE_OUTPUT_RECORDS,
+    MAP_INPUT_RECORDS,
+    MAP_OUTPUT_RECORDS,
+    REDUCE_INPUT_RECORDS,
+    REDUCE_OUTPUT_RECORDS,
+    Counters,
+)
 from mrkafka.core.keys import partition_keys, topic_bytes
 from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
@@ -30,8 +38,8 @@ from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.settings import StreamSettings
 from mrkafka.stream.config import StreamConfig
-from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore
-from mrkafka.stream.tasks import KEY_KIND_HEADER, StreamMapper, StreamReducer, checkpoint_matches
+from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore, checkpoint_matches
+from mrkafka.stream.tasks import KEY_KIND_HEADER, StreamMapper, StreamReducer
 from tests.helpers import (
     ROOT,
     WORDCOUNT,
@@ -239,7 +247,7 @@ def test_under_skip_such_blocks_and_changelog_records_are_counted_and_left_out()
     restored = _reducer(spec, MemoryStore())
     restored.restore(log + crafted, len(log) + 2)
     assert dict(restored.store.items()) == {b"a": 4, b"b": 6}
-    assert restored.counters.get((spec.name, "bad_records")) == 2
+    assert restored.events.get((spec.name, "bad_records")) == 2
     strict = _reducer(JobSpec(load_job(WORDCOUNT)), MemoryStore(), changelog="app-state-changelog")
     with pytest.raises(BadInputError, match=f"^topic app-state-changelog partition 0 offset {len(log)} is not a"):
         strict.restore(log + crafted, len(log) + 2)
@@ -449,6 +457,7 @@ class _FakeRdProducer:
         self._unacknowledged: list = []
         self.pending, self.pending_offsets = [], {}  # in the open transaction
         self.committed, self.committed_offsets = [], {}
+        self.metadata = {}  # what the committed offsets carry, by (topic, partition), as a 1-tuple
 
     def produce(self, topic, value, key, partition, on_delivery, timestamp=0, headers=None) -> None:
         self.calls.append(("send", topic, partition))
@@ -471,12 +480,13 @@ class _FakeRdProducer:
 
     def send_offsets_to_transaction(self, offsets, metadata, timeout) -> None:
         self.calls.append(("offsets", {(tp.topic, tp.partition): tp.offset for tp in offsets}, metadata))
-        self.pending_offsets.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self.pending_offsets.update({(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets})
 
     def commit_transaction(self, timeout) -> None:
         self.calls.append(("commit",))
         self.committed += self.pending
-        self.committed_offsets.update(self.pending_offsets)
+        self.committed_offsets.update({tp: offset for tp, (offset, _) in self.pending_offsets.items()})
+        self.metadata.update({tp: (metadata,) for tp, (_, metadata) in self.pending_offsets.items()})
         self.pending, self.pending_offsets = [], {}
 
     def abort_transaction(self, timeout) -> None:
@@ -655,14 +665,21 @@ class _FakeGroupConsumer:
     def consumer_group_metadata(self) -> str:
         return "generation-1"
 
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        found = [(tp.topic, tp.partition) for tp in partitions]
+        offsets, metadata = self.producer.committed_offsets, self.producer.metadata
+        # A partition never committed has no metadata (None).
+        return [TopicPartition(t, p, offsets.get((t, p), -1001), *metadata.get((t, p), ())) for t, p in found]
 
-def _map_worker(reducers: int) -> tuple:
+
+def _map_worker(reducers: int, producer: _FakeRdProducer | None = None) -> tuple:
+    """A map worker whose producer is ``producer`` (a new one if None) as its session has it."""
     from mrkafka.kafka.outbox import Outbox
     from mrkafka.stream.workers import MapWorker
 
     config = StreamConfig.of(JobSpec(load_job(WORDCOUNT)), _settings(reducers), output_partitions=2)
     worker = MapWorker(config, 0)
-    producer = _FakeRdProducer()
+    producer = producer or _FakeRdProducer()
     worker._outbox = Outbox(producer, exactly_once=True, timeout=5.0)
     return worker, producer
 
@@ -696,6 +713,38 @@ def test_a_revocation_commits_every_task_in_one_transaction_and_nothing_is_count
     assert producer.calls.count(("commit",)) == 2 and producer.calls.count(("begin",)) == 2
     assert producer.committed_offsets == {("in", 0): 3, ("in", 1): 3}
     assert _committed_counts(producer.committed) == oracle_wordcount(b"\n".join(lines[0] + lines[1]))
+
+
+def test_the_counts_of_the_input_are_committed_with_its_offsets_and_outlive_the_worker() -> None:
+    # A worker commits, with each input offset, the counts of the partition's input up to it
+    # (the offset's metadata): a worker that dies takes nothing committed with it, its
+    # successor goes on from those counts, and a poll read but not committed counts once.
+    lines = {0: [b"a b", b"c"], 1: [b"a a", b"d e f"]}
+    first, producer = _map_worker(reducers=2)
+    consumer = _FakeGroupConsumer(producer, lines)
+    first._consumer = consumer
+    consumer.assign(first, [0, 1])
+    first._process(consumer, consumer.consume())
+    first._commit()
+    lines[0].append(b"g")
+    lines[1].append(b"h i a")
+    first._process(consumer, consumer.consume())  # read, and the process dies before its commit
+    second, _ = _map_worker(reducers=2, producer=producer)
+    consumer = _FakeGroupConsumer(producer, lines)
+    second._consumer = consumer
+    consumer.assign(second, [0, 1])
+    second._process(consumer, consumer.consume())
+    second._commit()
+    counts = Counters()
+    for partition in (0, 1):
+        counts.update(Counters.from_text(*producer.metadata[("in", partition)]))
+    everything = [line for partition in (0, 1) for line in lines[partition]]
+    assert counts.get(MAP_INPUT_RECORDS) == len(everything) == 6
+    assert counts.get(("wordcount", "words")) == len(b" ".join(everything).split())  # the job's own counter
+    assert counts.get(MAP_OUTPUT_RECORDS) == counts.get(COMBINE_INPUT_RECORDS) == 11  # distinct words per poll
+    produced_rows = sum(partial_from_ipc(value).num_rows for value in producer.committed if value is not None)
+    assert counts.get(COMBINE_OUTPUT_RECORDS) == produced_rows
+    assert second.mapper.counters.get(MAP_INPUT_RECORDS) == 2  # the instance's own: what it committed
 
 
 def test_an_idle_map_worker_commits_an_empty_transaction_that_reducers_skip(tmp_path: Path) -> None:
@@ -765,3 +814,14 @@ def test_a_bounded_runs_bar_counts_input_records_committed_within_its_bounds() -
     progress.committed({0: 40})  # an older answer never moves the bar back
     assert progress.done == 100
     progress.close()
+
+
+def test_counters_travel_as_text_that_fits_an_offsets_metadata_and_nothing_else_is_read() -> None:
+    counters = Counters({"Map-Reduce Framework": {"Map input records": 7}, "wordcount": {"words": 12}})
+    assert Counters.from_text(counters.to_text(4096)).as_dict() == counters.as_dict()
+    for foreign in (None, "", "not json", "[1, 2]", '{"g": {"n": "7"}}', '{"g": 3}', '{"g": {"n": true}}'):
+        assert Counters.from_text(foreign).as_dict() == {}  # another client's metadata counts nothing
+    counters.update((("wordcount", f"counter {n}"), n) for n in range(300))
+    text = counters.to_text(4096)
+    assert len(text) <= 4096
+    assert Counters.from_text(text).as_dict() == {"Map-Reduce Framework": {"Map input records": 7}}

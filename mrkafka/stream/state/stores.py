@@ -6,11 +6,14 @@ bring the store to. ``write`` applies both at once, so a store is never ahead of
 changelog. ``MemoryStore`` is a dict (nothing survives a restart); ``RocksDBStore`` keeps
 state larger than memory on disk (rocksdict), the checkpoint in the same atomic write batch,
 so that a restart reads only the changelog's tail, and values in ``mrkafka.core.values``'
-encoding: what is on disk is never run. Neither knows about Kafka.
+encoding: what is on disk is never run. Neither knows about Kafka; ``checkpoint_matches``
+tells, from a changelog partition's offsets and a record's digest, whether a checkpoint is
+that changelog's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -25,7 +28,17 @@ from mrkafka.core.values import decode as decode_value
 from mrkafka.core.values import encode as encode_value
 from mrkafka.errors import BadInputError, SetupError
 
-__all__ = ["Checkpoint", "MemoryStore", "RocksDBStore", "StateStore", "open_store", "rocksdict_module"]
+__all__ = [
+    "Checkpoint",
+    "MemoryStore",
+    "RocksDBStore",
+    "StateStore",
+    "checkpoint_matches",
+    "digest",
+    "open_store",
+    "record_digest",
+    "rocksdict_module",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,38 @@ class Checkpoint:
     last_digest: str | None = None
     kind: str | None = None
     topic_id: str | None = None
+
+
+def digest(key: bytes | None, value: bytes | None) -> str:
+    """A changelog record's digest, as a checkpoint names its last record."""
+    return hashlib.blake2b((key or b"") + b"\0" + (value or b""), digest_size=16).hexdigest()
+
+
+def record_digest(record: Any) -> str:
+    return digest(record.key, record.value)
+
+
+def checkpoint_matches(
+    checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None, topic_id: str | None
+) -> bool:
+    """Whether a store's checkpoint belongs to this changelog partition.
+
+    ``begin`` and ``end`` are the partition's offsets; ``found`` is the offset and digest of
+    the first record at or after ``checkpoint.last_offset`` (None if there is none);
+    ``topic_id`` the changelog's id. A store of another topic id (a recreated changelog, even
+    one grown past the store), ahead of its changelog, or whose last record the changelog
+    holds with other contents, does not match: it is wiped and restored in full. The digest
+    alone cannot tell a recreated changelog whose offset ``last_offset`` is a transaction
+    marker: the next record looks like the one compaction left."""
+    if checkpoint.topic_id != topic_id or not begin <= checkpoint.offset <= end:
+        return False
+    if checkpoint.last_offset is None or checkpoint.last_offset < begin:
+        return True
+    if found is None:
+        return False
+    offset, found_digest = found
+    # A compacted changelog may have dropped the record (a newer one of its key exists).
+    return offset != checkpoint.last_offset or found_digest == checkpoint.last_digest
 
 
 class StateStore(Protocol):

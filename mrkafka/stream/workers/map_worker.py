@@ -5,7 +5,8 @@ its tasks at once, each commit interval and when partitions are revoked:
 1. drain every task's combined partials into repartition blocks and produce them;
 2. flush, and wait until the broker acknowledged every block;
 3. commit them with every task's input position (the consumer's position, which steps over
-   transaction markers and compaction gaps), in group APP.
+   transaction markers and compaction gaps), in group APP; each offset's metadata carries the
+   counts of its partition's input up to it (``MapWorker._counted_positions``).
 
 Under exactly once a commit is one Kafka transaction of the worker's one producer
 (``APP-map-I`` for worker I: Kafka Streams' exactly-once v2), its offsets sent with the
@@ -40,7 +41,7 @@ from confluent_kafka import Consumer, TopicPartition
 from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, Counters
 from mrkafka.errors import JobFailedError
 from mrkafka.kafka.client import Backoff, TaskMigrated
-from mrkafka.kafka.outbox import Outbox
+from mrkafka.kafka.outbox import OFFSET_METADATA_BYTES, Outbox
 from mrkafka.kafka.rdkafka import Record, records
 from mrkafka.obs import faults
 from mrkafka.obs.metrics import MetricValues, with_counters
@@ -81,6 +82,8 @@ class MapWorker:
         self._outbox: Outbox | None = None
         self._tasks: set[int] = set()  # input partitions assigned and open
         self._positions: dict[int, int] = {}  # processed up to, not yet committed
+        self._committed: dict[int, TopicPartition] = {}  # a task's committed offset and its counts' metadata
+        self._events = Counters()  # what is not counted per commit: retries
         self._paused: set[int] = set()  # partitions at their bound
         self._bounds: dict[int, int] | None = None
         self._failing = False  # a session is ending on an error: revocations commit nothing
@@ -91,7 +94,7 @@ class MapWorker:
 
     async def metric_values(self) -> MetricValues:
         """What this worker counted (``mrkafka.obs.metrics``), its counters included."""
-        return with_counters(self._values, self.mapper.counters)
+        return with_counters(self._values, self.mapper.counters, self._events)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -109,9 +112,9 @@ class MapWorker:
             self._abort,
             self.config,
             self._stop,
-            self.mapper.counters,
+            self._events,
         )
-        return self.mapper.counters
+        return self._events
 
     def _abort(self) -> None:
         self.mapper.drop()
@@ -162,6 +165,7 @@ class MapWorker:
         self._consumer = None
         self._tasks.clear()
         self._paused.clear()
+        self._committed.clear()
 
     def _process(self, consumer: Consumer, messages: list[Any]) -> None:
         """Map each partition's records of one poll, and hold the result."""
@@ -267,21 +271,39 @@ class MapWorker:
             for block in self.mapper.drain(partition):
                 outbox.append(config.repartition_topic, block.partition, None, block.data, block.timestamp)
                 produced.setdefault(partition, []).append(block.data)
-        topic = config.input_topic
-        offsets = {(topic, p): self._positions.pop(p) for p in sorted(self._tasks) if p in self._positions}
-        if not produced and not offsets and config.exactly_once:
-            offsets = self._keep_alive(outbox)
+        positions = self._counted_positions(consumer)
+        if not produced and not positions and config.exactly_once:
+            positions = self._keep_alive(outbox)
         if outbox.flush():  # 2
             faults.point("map-produced")
-        committed = outbox.commit(offsets, consumer)  # 3
+        committed = outbox.commit(positions, consumer)  # 3
         for partition, blocks in produced.items():
             metrics.produced(self._values, f"map-{partition}", config.repartition_topic, blocks)
         if committed:
             for partition in self._tasks:
                 self.mapper.committed(partition)
+            self._committed.update((tp.partition, tp) for tp in positions)
             metrics.committed(self._values, config, self._name, "map", time.monotonic() - started)
 
-    def _keep_alive(self, outbox: Outbox) -> dict[tuple[str, int], int]:
+    def _counted_positions(self, consumer: Consumer) -> list[TopicPartition]:
+        """The next commit's input offsets, each with the counts of its partition's input up to
+        it as metadata: those its last commit carried plus what the task drained since. The
+        driver sums them at a run's start and end, so what a worker counted outlives its process
+        and a poll read again counts once (``Counters.to_text``)."""
+        topic = self.config.input_topic
+        offsets = {p: self._positions.pop(p) for p in sorted(self._tasks) if p in self._positions}
+        unknown = [TopicPartition(topic, p) for p in offsets if p not in self._committed]
+        if unknown:  # stable already: the partition was read from its committed offset
+            for tp in consumer.committed(unknown, timeout=self.config.settings.task_timeout_s):
+                self._committed[tp.partition] = tp
+        positions = []
+        for partition, offset in offsets.items():
+            counts = Counters.from_text(self._committed[partition].metadata)
+            counts.update(self.mapper.drained(partition))
+            positions.append(TopicPartition(topic, partition, offset, counts.to_text(OFFSET_METADATA_BYTES)))
+        return positions
+
+    def _keep_alive(self, outbox: Outbox) -> list[TopicPartition]:
         """An idle worker commits an empty transaction every ``IDLE_COMMIT_S``: an empty record to
         every repartition partition and its tasks' last offsets again.
 
@@ -292,11 +314,11 @@ class MapWorker:
         transaction of the same producer over the same partitions closes it. A busy worker
         writes one every commit; an idle one would never write again without this."""
         if time.monotonic() - outbox.committed_at < IDLE_COMMIT_S:
-            return {}
+            return []
         for partition in range(self.config.reducers):
             outbox.append(self.config.repartition_topic, partition, None, None)
-        mine = {(self.config.input_topic, p) for p in self._tasks}
-        return {tp: offset for tp, offset in outbox.offsets.items() if tp in mine}
+        known = [self._committed.get(p) for p in sorted(self._tasks)]
+        return [tp for tp in known if tp is not None and tp.offset >= 0]
 
     # Rebalance callbacks (cooperative: each names only the partitions that move).
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -308,6 +330,7 @@ class MapWorker:
             self.mapper.drop({tp.partition})
             self._positions.pop(tp.partition, None)
             self._paused.discard(tp.partition)
+            self._committed.pop(tp.partition, None)  # another worker may have committed it since
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit every task before these partitions move to another worker (nothing after a
@@ -331,4 +354,5 @@ class MapWorker:
             self._tasks.discard(tp.partition)
             self._paused.discard(tp.partition)
             self._positions.pop(tp.partition, None)
+            self._committed.pop(tp.partition, None)
             self.mapper.drop({tp.partition})

@@ -6,7 +6,8 @@ state, and commits:
 1. compute the changelog and output records of every changed key (``finish`` and the
    output serde run here: an error writes nothing);
 2. produce them, flush, and wait for every acknowledgement;
-3. commit them with the repartition position, in group APP-reducers;
+3. commit them with the repartition position, in group APP-reducers, the offset's metadata
+   carrying the counts of the partition's input up to it (as a map worker's do);
 4. move the interval's merges into the store, with the changelog position they reach
    (RocksDB: one write batch; a crash before it is repaired by the restore);
 5. every ``PURGE_INTERVAL_S``, delete the repartition records before that position.
@@ -42,14 +43,14 @@ from mrkafka.io import formats
 from mrkafka.kafka import rdkafka
 from mrkafka.kafka.admin import Admin
 from mrkafka.kafka.client import Backoff
-from mrkafka.kafka.outbox import Outbox
+from mrkafka.kafka.outbox import OFFSET_METADATA_BYTES, Outbox
 from mrkafka.kafka.rdkafka import Record, records
 from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
-from mrkafka.stream.state.stores import open_store
-from mrkafka.stream.tasks import StreamReducer, checkpoint_matches, record_digest
+from mrkafka.stream.state.stores import checkpoint_matches, open_store, record_digest
+from mrkafka.stream.tasks import StreamReducer
 from mrkafka.stream.workers import metrics
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
@@ -82,6 +83,7 @@ class ReduceWorker:
         self._stop = threading.Event()
         self._position = 0  # merged up to
         self._committed = -1  # committed up to, once restored (-1: not yet)
+        self._counts = Counters()  # the counts of the input up to the committed position
         self._finish_at = -1  # the offset a bounded run's end waits for (finish_at), once told
         self._last_purge = 0.0
         self.restore_progress = (0, 0)  # changelog records restored, of those to restore
@@ -97,7 +99,7 @@ class ReduceWorker:
         self._values.set("mrkafka_state_store_keys", keys, store=store)
         if size is not None:
             self._values.set("mrkafka_state_store_bytes", size, store=store)
-        return with_counters(self._values, self.reducer.counters)
+        return with_counters(self._values, self.reducer.counters, self.reducer.events)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -115,11 +117,11 @@ class ReduceWorker:
         who = f"reduce worker {self.partition}"
         try:
             await asyncio.to_thread(
-                supervise, who, self._session, self._abort, self.config, self._stop, self.reducer.counters
+                supervise, who, self._session, self._abort, self.config, self._stop, self.reducer.events
             )
         finally:
             self.reducer.store.close()
-        return self.reducer.counters
+        return self.reducer.events
 
     def _abort(self) -> None:
         self.reducer.abort()
@@ -205,6 +207,7 @@ class ReduceWorker:
         """Where group APP-reducers committed the partition to, or its beginning."""
         timeout = self.config.settings.task_timeout_s
         (committed,) = consumer.committed([tp], timeout=timeout)
+        self._counts = Counters.from_text(committed.metadata)
         if committed.offset >= 0:
             return committed.offset
         return consumer.get_watermark_offsets(tp, timeout=timeout)[0]
@@ -321,12 +324,16 @@ class ReduceWorker:
         last = outbox.flush()
         if last:
             faults.point("reduce-produced")
-        position = self._position
-        offsets = {(tp.topic, tp.partition): position} if position != self._committed else {}
-        committed = outbox.commit(offsets, consumer)  # 3
+        position, counts = self._position, Counters(self._counts.as_dict())
+        counts.update(reducer.counted(changes))  # the metadata of the offset: counts up to it
+        metadata = counts.to_text(OFFSET_METADATA_BYTES)
+        positions = [TopicPartition(tp.topic, tp.partition, position, metadata)] if position != self._committed else []
+        committed = outbox.commit(positions, consumer)  # 3
         faults.point("reduce-committed")
         reducer.committed(changes, last.get((config.changelog_topic, self.partition)))  # 4
         self._committed = position
+        if positions:
+            self._counts = counts
         metrics.produced(self._values, self._task, config.changelog_topic, [value for _, value, _ in changes.changelog])
         metrics.produced(self._values, self._task, config.output_topic, [value for _, _, value in changes.output])
         if committed:
