@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from mrkafka.kafka import admin
+from mrkafka.stream.workers.map_worker import IDLE_COMMIT_S
+from tests.hanging import allow_unverified_batches, leave_open, open_transactions
 from tests.helpers import messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream_faults import _check_output, _halves, _produce
 from tests.soak import SCRIPTED, SoakResult, compare_with_oracle, soak
@@ -173,3 +176,43 @@ def test_counters_count_each_committed_record_once_when_workers_are_killed(clust
     assert hadoop["Combine output records"] == hadoop["Reduce input records"]
     assert hadoop["Reduce input groups"] == len(counts)
     assert hadoop["Reduce output records"] == _records_in(bootstrap, "out")
+
+
+def _stable_and_high(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
+    """A partition's last stable offset and high watermark, as confluent-kafka's admin lists them."""
+    client, tp = AdminClient({"bootstrap.servers": bootstrap}), TopicPartition(topic, partition)
+    ends = []
+    for isolation in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
+        (future,) = client.list_offsets({tp: OffsetSpec.latest()}, isolation_level=isolation).values()
+        ends.append(future.result(timeout=30).offset)
+    return ends[0], ends[1]
+
+
+def test_an_idle_map_workers_keep_alive_closes_its_transaction_left_open(cluster, tmp_path: Path) -> None:
+    # A transaction of map worker 0's producer left open in a repartition partition (as Kafka
+    # 4.3 leaves one around a lone broker's restart, KAFKA-20734; made here on purpose, see
+    # tests/hanging.py) stops every read_committed reader there. The worker is idle: its
+    # keep-alive, a transaction over every repartition partition, must close it.
+    bootstrap, (node,) = cluster.bootstrap_servers, cluster.nodes
+    allow_unverified_batches(bootstrap, node.node_id)
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=53)
+    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    repartition = f"{APP}-repartition"
+    with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run.log") as run:
+        wait_committed(bootstrap, APP, run)
+        _reducers_caught_up(bootstrap, run)
+        start = leave_open(bootstrap, node.node_id, repartition, 0, f"{APP}-map-0")
+        stable, high = _stable_and_high(bootstrap, repartition, 0)
+        assert stable == start < high  # read_committed readers stop at the open transaction
+        deadline = time.monotonic() + 3 * IDLE_COMMIT_S
+        while open_transactions(bootstrap, repartition, 0):
+            assert run.process.poll() is None and time.monotonic() < deadline, run.tail()
+            time.sleep(1)
+        stable, high = _stable_and_high(bootstrap, repartition, 0)
+        assert stable == high
+        inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
+        wait_committed(bootstrap, APP, run)
+        _reducers_caught_up(bootstrap, run)
+        assert run.stop() == 0, run.tail()
+    _check(bootstrap, inputs, tmp_path)
