@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from mrkafka.kafka import admin
+from mrkafka.stream.tasks import KEY_KIND_HEADER
 from mrkafka.stream.workers.map_worker import IDLE_COMMIT_S
-from tests.hanging import allow_unverified_batches, leave_open, open_transactions
+from tests.hanging import abort, allow_unverified_batches, leave_open, open_transactions
 from tests.helpers import messy_corpus, oracle_wordcount, real_text
 from tests.integration.test_stream_faults import _check_output, _halves, _produce
 from tests.soak import SCRIPTED, SoakResult, compare_with_oracle, soak
@@ -216,3 +217,40 @@ def test_an_idle_map_workers_keep_alive_closes_its_transaction_left_open(cluster
         _reducers_caught_up(bootstrap, run)
         assert run.stop() == 0, run.tail()
     _check(bootstrap, inputs, tmp_path)
+
+
+def test_a_reducer_restarted_past_a_transaction_left_open_in_its_changelog_keeps_its_store(
+    cluster, tmp_path: Path
+) -> None:
+    # Another producer's transaction left open in changelog partition 0 hides every later record
+    # there from read_committed readers, the reducer's own committed ones included. Restarted,
+    # the reducer must keep its RocksDB store (not past the changelog's high watermark): wiped
+    # and restored by a read_committed reader, it would lose what it committed after that point.
+    bootstrap, (node,) = cluster.bootstrap_servers, cluster.nodes
+    allow_unverified_batches(bootstrap, node.node_id)
+    admin.create_topic(bootstrap, "in", partitions=2)
+    first, second = _halves(seed=59)
+    parts = [first, second[: len(second) // 2], second[len(second) // 2 :]]
+    inputs = [_produce(bootstrap, "in", parts[0], tmp_path / "in0.txt")]
+    changelog, options = f"{APP}-state-changelog", ("--state", "rocksdb", "--reducers", "1")
+    intruder = Producer({"bootstrap.servers": bootstrap, "transactional.id": "intruder"})
+    intruder.init_transactions(30)
+    with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run1.log", *options) as run:
+        wait_committed(bootstrap, APP, run)
+        _reducers_caught_up(bootstrap, run)
+        header = [(KEY_KIND_HEADER, b"bytes")]  # a tombstone of a key no input has, if it were ever read
+        start = leave_open(bootstrap, node.node_id, changelog, 0, "intruder", b"intruder", header)
+        inputs.append(_produce(bootstrap, "in", parts[1], tmp_path / "in1.txt"))
+        wait_committed(bootstrap, APP, run)
+        _reducers_caught_up(bootstrap, run)
+        assert run.stop() == 0, run.tail()
+    stable, high = _stable_and_high(bootstrap, changelog, 0)
+    assert stable == start < high - 1  # the reducer's own records lie past the open transaction
+    with StreamRun(bootstrap, APP, tmp_path / "state", tmp_path / "run2.log", *options) as run:
+        inputs.append(_produce(bootstrap, "in", parts[2], tmp_path / "in2.txt"))
+        wait_committed(bootstrap, APP, run)
+        _reducers_caught_up(bootstrap, run)
+        assert run.stop() == 0, run.tail()
+    abort(bootstrap, changelog, 0, start)  # as an operator would, before the bounded check
+    _check(bootstrap, inputs, tmp_path, reducers=1)
+    assert "does not match" not in (tmp_path / "run2.log").read_text()  # the store was kept, not wiped

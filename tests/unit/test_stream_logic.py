@@ -116,16 +116,20 @@ def test_rocksdb_of_an_older_format_is_wiped_as_it_opens(tmp_path: Path) -> None
 
 def test_checkpoint_must_belong_to_the_changelog() -> None:
     ours = Checkpoint(10, 9, "abc", "str", "id")
-    assert checkpoint_matches(ours, 0, 10, (9, "abc"), "id")
-    assert checkpoint_matches(ours, 0, 15, (9, "abc"), "id")  # the changelog went on: read its tail
-    assert checkpoint_matches(ours, 0, 15, (12, "zzz"), "id")  # record 9 compacted away (a newer one of its key)
-    assert not checkpoint_matches(ours, 0, 8, None, "id")  # the store is ahead of its changelog
-    assert not checkpoint_matches(ours, 0, 15, (9, "xyz"), "id")  # a recreated changelog: record 9 is another
-    assert not checkpoint_matches(ours, 11, 20, None, "id")  # the changelog was truncated past the store
-    assert not checkpoint_matches(ours, 0, 0, None, "id")  # an emptied (reset) changelog
+    assert checkpoint_matches(ours, 0, 10, 10, (9, "abc"), "id")
+    assert checkpoint_matches(ours, 0, 15, 15, (9, "abc"), "id")  # the changelog went on: read its tail
+    assert checkpoint_matches(ours, 0, 15, 15, (12, "zzz"), "id")  # record 9 compacted away (a newer one of its key)
+    assert not checkpoint_matches(ours, 0, 8, 8, None, "id")  # the store is ahead of its changelog
+    assert not checkpoint_matches(ours, 0, 15, 15, (9, "xyz"), "id")  # a recreated changelog: record 9 is another
+    assert not checkpoint_matches(ours, 11, 20, 20, None, "id")  # the changelog was truncated past the store
+    assert not checkpoint_matches(ours, 0, 0, 0, None, "id")  # an emptied (reset) changelog
     # A recreated changelog grown past the store, offset 9 a transaction marker there: only its id tells.
-    assert not checkpoint_matches(ours, 0, 15, (12, "zzz"), "another id")
-    assert not checkpoint_matches(dataclasses.replace(ours, topic_id=None), 0, 15, (12, "zzz"), "id")
+    assert not checkpoint_matches(ours, 0, 15, 15, (12, "zzz"), "another id")
+    assert not checkpoint_matches(dataclasses.replace(ours, topic_id=None), 0, 15, 15, (12, "zzz"), "id")
+    # A transaction left open at offset 5 hides the store's last records from read_committed
+    # readers: the store, not past the high watermark, is kept (restoring would come out short).
+    assert checkpoint_matches(ours, 0, 5, 10, None, "id")
+    assert not checkpoint_matches(ours, 0, 5, 8, None, "id")  # ahead of the high watermark too
 
 
 # -- blocks ------------------------------------------------------------------------------------

@@ -67,20 +67,25 @@ def record_digest(record: Any) -> str:
 
 
 def checkpoint_matches(
-    checkpoint: Checkpoint, begin: int, end: int, found: tuple[int, str] | None, topic_id: str | None
+    checkpoint: Checkpoint, begin: int, stable: int, high: int, found: tuple[int, str] | None, topic_id: str | None
 ) -> bool:
     """Whether a store's checkpoint belongs to this changelog partition.
 
-    ``begin`` and ``end`` are the partition's offsets; ``found`` is the offset and digest of
-    the first record at or after ``checkpoint.last_offset`` (None if there is none);
-    ``topic_id`` the changelog's id. A store of another topic id (a recreated changelog, even
-    one grown past the store), ahead of its changelog, or whose last record the changelog
-    holds with other contents, does not match: it is wiped and restored in full. The digest
-    alone cannot tell a recreated changelog whose offset ``last_offset`` is a transaction
-    marker: the next record looks like the one compaction left."""
-    if checkpoint.topic_id != topic_id or not begin <= checkpoint.offset <= end:
+    ``begin``, ``stable`` and ``high`` are the partition's beginning, last stable offset and
+    high watermark; ``found`` is the offset and digest of the first record at or after
+    ``checkpoint.last_offset`` (None if there is none, or if it lies past the last stable
+    offset, where read_committed cannot read it); ``topic_id`` the changelog's id. A store of
+    another topic id (a recreated changelog, even one grown past the store), ahead of its
+    changelog's high watermark, or whose last record the changelog holds with other contents,
+    does not match: it is wiped and restored in full. A store past the last stable offset but
+    not past the high watermark matches: a transaction left open in the changelog (KAFKA-20734,
+    or another producer's) hides the store's own committed records from read_committed readers,
+    and a store restored from those readers would come out short. The digest alone cannot tell
+    a recreated changelog whose offset ``last_offset`` is a transaction marker: the next record
+    looks like the one compaction left."""
+    if checkpoint.topic_id != topic_id or not begin <= checkpoint.offset <= high:
         return False
-    if checkpoint.last_offset is None or checkpoint.last_offset < begin:
+    if checkpoint.last_offset is None or checkpoint.last_offset < begin or checkpoint.last_offset >= stable:
         return True
     if found is None:
         return False

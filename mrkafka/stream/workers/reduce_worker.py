@@ -252,6 +252,7 @@ class ReduceWorker:
         # To the last stable offset: past a transaction Kafka left open, a read_committed reader waits for good.
         begins, ends = self._admin.topic_offsets(config.changelog_topic, "read_committed")
         begin, end = begins[self.partition], ends[self.partition]
+        high = self._admin.topic_offsets(config.changelog_topic)[1][self.partition]
         consumer, watch = rdkafka.consumer(config.bootstrap, config.security, group=config.reducer_group)
         try:
             checkpoint = reducer.store.checkpoint
@@ -260,7 +261,7 @@ class ReduceWorker:
                 if checkpoint.last_offset is not None and begin <= checkpoint.last_offset < end:
                     first = self._first_record(consumer, watch, tp, checkpoint.last_offset, end)
                     found = (first.offset, record_digest(first)) if first is not None else None
-                if not checkpoint_matches(checkpoint, begin, end, found, reducer.changelog_id):
+                if not checkpoint_matches(checkpoint, begin, end, high, found, reducer.changelog_id):
                     log.warning(
                         "reduce worker %d: the local store does not match %s; restoring it in full",
                         self.partition,
