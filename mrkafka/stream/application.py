@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from mrkafka.kafka.security import ClientSecurity, private_dir
 
 __all__ = [
     "INTERNAL_SUFFIXES",
+    "SESSION_TIMEOUT_S",
     "changelog_topic",
     "check_identity",
     "check_internal_topics",
@@ -48,6 +50,10 @@ __all__ = [
 ]
 
 INTERNAL_SUFFIXES = ("-repartition", "-changelog", "-identity")
+#: How long a member of the application's groups may go silent before its group drops it
+#: (the map workers' ``session.timeout.ms``): a worker killed, or whose leave was lost, stays a
+#: member that long.
+SESSION_TIMEOUT_S = 10.0
 _IDENTITY_KEY = b"job"
 
 
@@ -194,8 +200,11 @@ def check_internal_topics(kafka: admin.Admin, app: str, topics: tuple[str, ...])
 def reset(kafka: admin.Admin, app: str) -> list[str]:
     """Delete ``app``'s internal topics and its groups' committed offsets (hold ``holding``
     meanwhile); return what went."""
-    if members(kafka, app):
-        raise BadInputError(f"application {app} is running: stop it before resetting it")
+    deadline = time.monotonic() + SESSION_TIMEOUT_S + 5
+    while members(kafka, app):  # a member that died without leaving goes at its session's end
+        if time.monotonic() > deadline:
+            raise BadInputError(f"application {app} is running: stop it before resetting it")
+        time.sleep(0.5)
     deleted = []
     for topic in internal_topics(kafka, app):
         kafka.delete_topic(topic)

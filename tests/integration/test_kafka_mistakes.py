@@ -120,7 +120,9 @@ def test_kafka_internal_topics_are_not_deleted(bootstrap: str) -> None:
     assert "__consumer_offsets" in admin.list_topics(bootstrap, internal=True)
 
 
-def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+def test_a_running_applications_topics_are_not_deleted_and_a_killed_one_is_reset(
+    bootstrap: str, topic_name: str, tmp_path: Path
+) -> None:
     admin.create_topic(bootstrap, topic_name, partitions=1)
     name = f"{topic_name}-app"
     extra = ["--input-topic", topic_name, "--output-topic", f"{topic_name}-out"]
@@ -133,9 +135,10 @@ def test_a_running_applications_topics_are_not_deleted(bootstrap: str, topic_nam
         assert code == 2 and "is running" in err, err
         code, err = cli("app", "reset", name, "--bootstrap-servers", bootstrap)
         assert code == 2 and "is running" in err, err
-        assert run.stop() == 0, run.tail()
-    code, err = cli("topic", "delete", f"{name}-repartition", "--bootstrap-servers", bootstrap)
-    assert code == 0, err
+        run.kill()  # its workers die without leaving their group: members until their session ends
+    assert retrying(admin.group_members, bootstrap, application.groups(name)) > 0
+    code, err = cli("app", "reset", name, "--bootstrap-servers", bootstrap)  # waits them out
+    assert code == 0 and f"topic {name}-repartition" in err, err
 
 
 def test_a_starting_application_is_not_reset_and_a_run_whose_topics_vanish_stops(

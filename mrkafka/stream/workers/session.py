@@ -18,6 +18,7 @@ from mrkafka.kafka import rdkafka
 from mrkafka.kafka.client import FATAL, RETRIABLE, Backoff, classify, describe
 from mrkafka.kafka.outbox import Outbox, transactional_producer
 from mrkafka.kafka.rdkafka import Watch
+from mrkafka.stream import application
 from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
 
 __all__ = [
@@ -55,7 +56,7 @@ def group_consumer(config: StreamConfig, group_id: str) -> tuple[Consumer, Watch
             **rdkafka.settings(config.bootstrap, watch),
             "group.id": group_id,
             "partition.assignment.strategy": "cooperative-sticky",
-            "session.timeout.ms": 10_000,
+            "session.timeout.ms": int(application.SESSION_TIMEOUT_S * 1000),
             "heartbeat.interval.ms": 500,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
