@@ -190,7 +190,7 @@ def held_tasks(mapper: Any) -> list[int]:
 
 def pending(reducer: Any) -> int:
     """The keys a stream reducer merged since its last commit."""
-    return len(reducer._pending)
+    return reducer.pending_keys()
 
 
 def partial_to_pairs(table: Any) -> Iterator[tuple[Any, Any]]:

@@ -102,6 +102,11 @@ def partial_from_key_bytes(keys: Sequence[bytes], values: Sequence[Any], kind: s
     return pa.Table.from_arrays([pa.array(keys, pa.binary()), value_array], schema=_schema(kind, value_field))
 
 
+def partial_of_ints(keys: pa.Array, values: pa.Array, kind: str) -> pa.Table:
+    """A partial from a column of key bytes of keys of ``kind`` and an int64 column."""
+    return pa.Table.from_arrays([keys, values], schema=_schema(kind, pa.field(VALUE, pa.int64())))
+
+
 def partial_from_arrow(table: pa.Table) -> pa.Table:
     """A partial from what a vectorized map returned: ``key`` (string, binary or integer) and ``value``."""
     if KEY not in table.column_names or VALUE not in table.column_names:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError as RdKafkaError
@@ -133,6 +134,26 @@ class Outbox:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+
+    def append_all(
+        self,
+        topic: str,
+        partitions: Iterable[int],
+        keys: Iterable[bytes],
+        values: Iterable[bytes | None],
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """``append`` of many records at once (record i: ``partitions[i]``, ``keys[i]``,
+        ``values[i]``; all with ``headers``): one call where many are many Python calls."""
+        self._begin()
+        produce, delivered = self.producer.produce, self._delivered
+        for partition, key, value in zip(partitions, keys, values):
+            while True:
+                try:
+                    produce(topic, value, key, partition=partition, on_delivery=delivered, headers=headers)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
 
     def _begin(self) -> None:
         if self.exactly_once and not self._open:

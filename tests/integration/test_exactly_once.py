@@ -18,7 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, Producer
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from mrkafka.kafka import admin
-from mrkafka.stream.tasks import KEY_KIND_HEADER
+from mrkafka.stream.reducer import KEY_KIND_HEADER
 from mrkafka.stream.workers.map_worker import IDLE_COMMIT_S
 from tests.hanging import abort, allow_unverified_batches, leave_open, open_transactions
 from tests.helpers import messy_corpus, oracle_wordcount, real_text

@@ -18,7 +18,7 @@ from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import run_stream
-from mrkafka.stream.tasks import KEY_KIND_HEADER
+from mrkafka.stream.reducer import KEY_KIND_HEADER
 from tests.helpers import WORDCOUNT, exploit_pickle, messy_corpus, oracle_wordcount, read_parts
 
 pytestmark = pytest.mark.integration

@@ -38,8 +38,9 @@ from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.settings import StreamSettings
 from mrkafka.stream.config import StreamConfig
+from mrkafka.stream.reducer import KEY_KIND_HEADER, StreamReducer
 from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore, checkpoint_matches
-from mrkafka.stream.tasks import KEY_KIND_HEADER, StreamMapper, StreamReducer
+from mrkafka.stream.tasks import StreamMapper
 from tests.helpers import (
     ROOT,
     WORDCOUNT,

@@ -3,12 +3,12 @@
 A store holds only committed state: a reducer keeps an interval's merges apart and hands
 them to ``write`` once the changelog holds them, together with the changelog position they
 bring the store to. ``write`` applies both at once, so a store is never ahead of its
-changelog. ``MemoryStore`` is a dict (nothing survives a restart); ``RocksDBStore`` keeps
-state larger than memory on disk (rocksdict), the checkpoint in the same atomic write batch,
-so that a restart reads only the changelog's tail, and values in ``mrkafka.core.values``'
-encoding: what is on disk is never run. Neither knows about Kafka; ``checkpoint_matches``
-tells, from a changelog partition's offsets and a record's digest, whether a checkpoint is
-that changelog's.
+changelog. ``MemoryStore`` holds columns (a dict where values are not int64s; nothing
+survives a restart); ``RocksDBStore`` keeps state larger than memory on disk (rocksdict), the
+checkpoint in the same atomic write batch, so that a restart reads only the changelog's tail,
+and values in ``mrkafka.core.values``' encoding: what is on disk is never run. Neither knows
+about Kafka; ``checkpoint_matches`` tells, from a changelog partition's offsets and a
+record's digest, whether a checkpoint is that changelog's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+import pyarrow as pa
+
 from mrkafka.core import MISSING
+from mrkafka.core.kernels.table import KeyTable
+from mrkafka.core.partial import KEY, VALUE
 from mrkafka.core.values import UndecodableValue
 from mrkafka.core.values import decode as decode_value
 from mrkafka.core.values import encode as encode_value
@@ -114,19 +119,65 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
+    """A partition's state in memory, as columns while every value is an int of 64 bits (the
+    states of the built-in aggregates over integers): the keys in a compiled hash table
+    (``KeyTable``), the values in an int64 column beside it, about 50 bytes a key where a dict
+    takes 280. The first other value (a float, a dict, an int beyond 64 bits) turns it into a
+    dict of Python values, for good."""
+
     def __init__(self) -> None:
-        self._data: dict[bytes, Any] = {}
         self.checkpoint: Checkpoint | None = None
+        self._keys = KeyTable()
+        self._values = np.zeros(0, np.int64)
+        self._live = np.zeros(0, np.bool_)  # a key deleted keeps its row, not live
+        self._objects: dict[bytes, Any] | None = None
+
+    @property
+    def columnar(self) -> bool:
+        return self._objects is None
 
     def get(self, key: bytes, default: Any = MISSING) -> Any:
-        return self._data.get(key, default)
+        if self._objects is not None:
+            return self._objects.get(key, default)
+        (row,) = self._keys.find(pa.array([key], pa.binary()))
+        return int(self._values[row]) if row >= 0 and self._live[row] else default
+
+    def lookup(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Columns only: each key's value (0 where it has none) and whether it has one."""
+        rows = self._keys.find(keys)
+        found = rows >= 0
+        found[found] = self._live[rows[found]]
+        values = np.zeros(len(rows), np.int64)
+        values[found] = self._values[rows[found]]
+        return values, found
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         """A snapshot: the copy is made at once (under the GIL), safe from another thread."""
-        return iter(list(self._data.items()))
+        if self._objects is not None:
+            return iter(list(self._objects.items()))
+        table = self.table()
+        return zip(table.column(KEY).to_pylist(), table.column(VALUE).to_pylist())
+
+    def table(self) -> pa.Table:
+        """Columns only: the live keys and their values, as columns ``key`` and ``value``."""
+        rows = self._keys.rows
+        live = self._live[:rows]
+        keys = self._keys.keys()
+        values = self._values[:rows]
+        if not live.all():
+            keys, values = keys.filter(pa.array(live)), values[live]
+        return pa.table({KEY: keys, VALUE: pa.array(values, pa.int64())})
 
     def write(self, changes: Mapping[bytes, Any], checkpoint: Checkpoint) -> None:
-        data = self._data
+        if self._objects is None and all(_is_int64(v) or v is MISSING for v in changes.values()):
+            deleted = np.fromiter((v is MISSING for v in changes.values()), np.bool_, len(changes))
+            values = np.fromiter((0 if v is MISSING else v for v in changes.values()), np.int64, len(changes))
+            self.write_columns(pa.array(list(changes), pa.binary()), values, checkpoint, deleted)
+            return
+        if self._objects is None:
+            self._objects = dict(self.items())
+            self._keys, self._values, self._live = KeyTable(), self._values[:0], self._live[:0]
+        data = self._objects
         for key, value in changes.items():
             if value is MISSING:
                 data.pop(key, None)
@@ -134,16 +185,36 @@ class MemoryStore:
                 data[key] = value
         self.checkpoint = checkpoint
 
+    def write_columns(
+        self, keys: pa.Array, values: np.ndarray, checkpoint: Checkpoint, deleted: np.ndarray | None = None
+    ) -> None:
+        """Columns only: set each key's value (distinct keys), or delete it where ``deleted``."""
+        rows = self._keys.add(keys)
+        size = self._keys.rows
+        if size > len(self._values):
+            grown = max(size, 2 * len(self._values))
+            self._values = np.concatenate([self._values, np.zeros(grown - len(self._values), np.int64)])
+            self._live = np.concatenate([self._live, np.zeros(grown - len(self._live), np.bool_)])
+        self._values[rows] = values
+        self._live[rows] = True if deleted is None else ~deleted
+        self.checkpoint = checkpoint
+
     def size(self) -> tuple[int, int | None]:
-        """Keys held, and bytes (unknown: values are Python objects)."""
-        return len(self._data), None
+        """Keys held, and bytes (columns: their arrays; a dict of Python values: unknown)."""
+        if self._objects is not None:
+            return len(self._objects), None
+        live = int(np.count_nonzero(self._live[: self._keys.rows]))
+        return live, self._keys.nbytes() + self._values.nbytes + self._live.nbytes
 
     def wipe(self) -> None:
-        self._data.clear()
-        self.checkpoint = None
+        self.__init__()  # type: ignore[misc]
 
     def close(self) -> None:
         pass
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ of its own, as a map worker's does; the actor's loop answers queries, ``finish_a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -49,8 +50,8 @@ from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
+from mrkafka.stream.reducer import StreamReducer
 from mrkafka.stream.state.stores import checkpoint_matches, open_store, record_digest
-from mrkafka.stream.tasks import StreamReducer
 from mrkafka.stream.workers import metrics
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
@@ -318,10 +319,9 @@ class ReduceWorker:
         config, reducer = self.config, self.reducer
         started = time.monotonic()
         changes = reducer.changes()  # 1
-        for key, value, headers in changes.changelog:  # 2
-            outbox.append(config.changelog_topic, self.partition, key, value, headers=headers)
-        for partition, key, value in changes.output:
-            outbox.append(config.output_topic, partition, key, value)
+        own = itertools.repeat(self.partition, len(changes))  # 2
+        outbox.append_all(config.changelog_topic, own, changes.keys, changes.states, changes.header)
+        outbox.append_all(config.output_topic, changes.partitions, changes.keys, changes.values)
         last = outbox.flush()
         if last:
             faults.point("reduce-produced")
@@ -335,8 +335,8 @@ class ReduceWorker:
         self._committed = position
         if positions:
             self._counts = counts
-        metrics.produced(self._values, self._task, config.changelog_topic, [value for _, value, _ in changes.changelog])
-        metrics.produced(self._values, self._task, config.output_topic, [value for _, _, value in changes.output])
+        metrics.produced(self._values, self._task, config.changelog_topic, changes.states)
+        metrics.produced(self._values, self._task, config.output_topic, changes.values)
         if committed:
             metrics.committed(self._values, config, self._task, "reduce", time.monotonic() - started)
         self._values.observe("mrkafka_end_to_end_latency_seconds", changes.latencies_ms / 1000)
