@@ -118,3 +118,45 @@ def test_text_lines_are_key_tab_text() -> None:
     keys = pa.array([b"a", b"", b"\xff\tb", b"long" * 100], pa.binary()).slice(1)
     texts = pa.array([b"0", b"1", b"", b"-3"], pa.large_binary()).slice(1)
     assert kernels.text_lines(keys, texts).tobytes() == b"\t1\n\xff\tb\t\nlonglonglong" + b"long" * 97 + b"\t-3\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.binary(max_size=12), max_size=300), min_size=1, max_size=6))
+def test_a_key_table_numbers_keys_as_a_dict_would(batches) -> None:
+    from mrkafka.core.kernels.table import KeyTable
+
+    table, rows = KeyTable(), {}
+    for batch in batches:
+        got = table.add(pa.array(batch, pa.binary())).tolist()
+        assert got == [rows.setdefault(key, len(rows)) for key in batch]
+    assert table.keys().to_pylist() == list(rows)
+    probe = [b"\xff" * 13, *rows]
+    assert table.find(pa.array(probe, pa.binary())).tolist() == [-1, *range(len(rows))]
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=200))
+def test_pack_ints_is_msgpacks_encoding(values) -> None:
+    import msgpack
+
+    from mrkafka.core.kernels.msgpack import pack_ints
+
+    edges = [0, 127, 128, 255, 256, 2**16, 2**32, -32, -33, -128, -129, -(2**15) - 1, -(2**31) - 1]
+    values = edges + values
+    assert pack_ints(np.array(values, np.int64)).to_pylist() == [msgpack.packb(v) for v in values]
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(-(2**62), 2**62)), min_size=1, max_size=300))
+def test_fold_merges_each_groups_values_in_order(rows) -> None:
+    from mrkafka.core.kernels.table import FOLDS, fold
+
+    groups = np.array([g for g, _ in rows], np.int64)
+    values = np.array([v for _, v in rows], np.int64)
+    for name, merge in (("sum", int.__add__), ("min", min), ("max", max), ("last", lambda a, b: b)):
+        expected: dict[int, int] = {}
+        for g, v in rows:
+            expected[g] = merge(expected[g], v) if g in expected else v
+        out, seen, overflow = fold(groups, values, 21, FOLDS[name])
+        if name == "sum" and any(not -(2**63) <= v < 2**63 for v in expected.values()):
+            assert overflow
+            continue
+        assert not overflow and {g: int(out[g]) for g in np.flatnonzero(seen)} == expected

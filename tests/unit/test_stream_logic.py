@@ -33,6 +33,7 @@ from mrkafka.core.counters import (
 from mrkafka.core.keys import partition_keys, topic_bytes
 from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
+from mrkafka.core.values import decode as decode_value
 from mrkafka.errors import BadInputError, JobFailedError, KafkaError
 from mrkafka.job import JobSpec, load_job
 from mrkafka.obs.histogram import LatencyHistogram
@@ -830,3 +831,31 @@ def test_counters_travel_as_text_that_fits_an_offsets_metadata_and_nothing_else_
     text = counters.to_text(4096)
     assert len(text) <= 4096
     assert Counters.from_text(text).as_dict() == {"Map-Reduce Framework": {"Map input records": 7}}
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "min", "max", "last"])
+def test_columnar_state_equals_pythons_merge_and_survives_a_sum_beyond_int64(aggregate) -> None:
+    """A built-in aggregate merges as columns in a memory store; the job's own reduce (the
+    Python oracle here: AGGREGATES over Python ints) gives the same states, also where a sum
+    outgrows int64 and the store turns into Python values."""
+    from mrkafka.job import AGGREGATES
+
+    job = type("Agg", (load_job(WORDCOUNT),), {"aggregate": aggregate})
+    reducer = _reducer(JobSpec(job), MemoryStore())
+    expected: dict[bytes, int] = {}
+    log: list[Record] = []
+    big = 2**62
+    for commit in range(4):
+        for block in range(3):
+            keys = [b"k%d" % ((commit * 7 + block * 3 + i) % 11) for i in range(9)]
+            values = [big if commit == 3 and i == 0 else commit * 10 - block * i for i in range(9)]
+            for key, value in zip(keys, values):
+                expected[key] = AGGREGATES[aggregate](expected[key], value) if key in expected else value
+            reducer.merge(partial_from_pairs(keys, values), timestamp=commit)
+        columnar = reducer.store.columnar
+        _commit(reducer, log)
+        assert dict(reducer.store.items()) == expected
+        assert {r.key: decode_value(r.value) for r in log} == expected  # the changelog holds the same
+        if commit < 3:
+            assert columnar
+    assert reducer.store.columnar == (aggregate != "sum" or max(expected.values()) < 2**63)
