@@ -129,9 +129,10 @@ class KeyTable:
         found, self.rows = _rows(self._slots, self._hashes, self._starts, self._arena, self.rows, data, offsets, True)
         return found
 
-    def keys(self) -> pa.Array:
-        """Every key, by row, as a binary array (a copy: the table may grow after)."""
-        starts = self._starts[: self.rows + 1].copy()
+    def keys(self, rows: int | None = None) -> pa.Array:
+        """The keys of the first ``rows`` rows (all), by row, as a binary array (a copy: the
+        table may grow after)."""
+        starts = self._starts[: (self.rows if rows is None else rows) + 1].copy()
         return binary_array(starts, self._arena[: starts[-1]].copy())
 
     def nbytes(self) -> int:

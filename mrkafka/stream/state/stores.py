@@ -160,9 +160,9 @@ class MemoryStore:
 
     def table(self) -> pa.Table:
         """Columns only: the live keys and their values, as columns ``key`` and ``value``."""
-        rows = self._keys.rows
+        rows = self._keys.rows  # a writer in another thread may add rows meanwhile
         live = self._live[:rows]
-        keys = self._keys.keys()
+        keys = self._keys.keys(rows)
         values = self._values[:rows]
         if not live.all():
             keys, values = keys.filter(pa.array(live)), values[live]
