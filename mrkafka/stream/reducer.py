@@ -38,7 +38,7 @@ from mrkafka.core.counters import (
     REDUCE_OUTPUT_RECORDS,
     Counters,
 )
-from mrkafka.core.kernels.msgpack import pack_ints
+from mrkafka.core.kernels.msgpack import pack_ints, unpack_ints
 from mrkafka.core.keys import (
     KEY_KINDS,
     from_key_bytes,
@@ -152,7 +152,16 @@ class StreamReducer:
     # -- restore ------------------------------------------------------------------------------
 
     def restore(self, records: Iterable[Any], end: int) -> int:
-        """Apply changelog records to the store, which is then current to offset ``end``."""
+        """Apply changelog records to the store, which is then current to offset ``end``.
+
+        Into a store of columns, records of str or bytes keys and int64 states (the built-in
+        aggregates') are decoded a column at a time (``unpack_ints``); any other poll record
+        by record, where what is not a changelog record of mrkafka's is refused."""
+        records = list(records)
+        if records and self.store.columnar:
+            keys = self._restore_columns(records, end)
+            if keys is not None:
+                return keys
         changes: dict[bytes, Any] = {}
         last = None
         for record in records:
@@ -174,6 +183,22 @@ class StreamReducer:
         self.store.write(changes, checkpoint)
         return len(changes)
 
+    def _restore_columns(self, records: list[Any], end: int) -> int | None:
+        """``restore`` as columns, or None (nothing done) where the records are not all such."""
+        header = records[0].headers
+        kind = dict(header or ()).get(KEY_KIND_HEADER, b"").decode(errors="replace")
+        if kind not in ("str", "bytes") or any(r.headers != header or r.key is None for r in records):
+            return None  # an int key's topic bytes are not its key bytes
+        states, ok = unpack_ints(pa.array([r.value for r in records], pa.binary()))
+        deleted = np.fromiter((r.value is None for r in records), np.bool_, len(records))
+        if not (ok | deleted).all():
+            return None
+        last = records[-1]
+        self.kind = kind
+        checkpoint = Checkpoint(end, last.offset, digest(last.key, last.value), kind, self.changelog_id)
+        keys = pa.array([r.key for r in records], pa.binary())  # str keys' topic bytes are their key bytes
+        return self.store.write_columns(keys, states, checkpoint, deleted, distinct=False)
+
     # -- processing ---------------------------------------------------------------------------
 
     def merge(self, partial: pa.Table, timestamp: int, where: str = "", values: list[Any] | None = None) -> None:
@@ -183,7 +208,7 @@ class StreamReducer:
             return
         self.kind = key_kind(partial)
         self._input_records += partial.num_rows
-        columnar = self._columns is not None and not self._pending and getattr(self.store, "columnar", False)
+        columnar = self._columns is not None and not self._pending and self.store.columnar
         if columnar and foldable(partial):
             self._columns.add(partial, timestamp)
             return
@@ -355,8 +380,8 @@ class StreamReducer:
 
     def final_rows(self) -> Rows:
         """The committed state of this partition, through ``finish``, as rows sorted by key."""
-        if getattr(self.store, "columnar", False):
-            columns = self.store.table()
+        columns = self.store.table() if self.store.columnar else None
+        if columns is not None:
             table = partial_of_ints(columns.column(KEY), columns.column(VALUE), self.kind or "bytes")
         else:
             pairs = list(self.store.items())

@@ -146,6 +146,25 @@ def test_pack_ints_is_msgpacks_encoding(values) -> None:
     assert pack_ints(np.array(values, np.int64)).to_pylist() == [msgpack.packb(v) for v in values]
 
 
+_NOT_INT64 = st.one_of(
+    st.integers(2**63, 2**64 - 1), st.floats(allow_nan=False), st.text(max_size=3), st.booleans(), st.none()
+)
+
+
+@settings(deadline=None)  # the first call compiles the kernel
+@given(st.lists(st.one_of(st.integers(-(2**63), 2**63 - 1), _NOT_INT64), max_size=200), st.binary(max_size=3))
+def test_unpack_ints_reads_msgpacks_int64s_and_nothing_else(values, tail) -> None:
+    import msgpack
+
+    from mrkafka.core.kernels.msgpack import unpack_ints
+
+    encoded = [msgpack.packb(v) for v in values] + [b"", msgpack.packb(7) + tail, None]
+    got, ok = unpack_ints(pa.array(encoded, pa.binary()))
+    int64 = [type(v) is int and -(2**63) <= v < 2**63 for v in values]
+    assert ok.tolist() == [*int64, False, not tail, False]
+    assert [g for g, is_int in zip(got.tolist(), int64) if is_int] == [v for v, i in zip(values, int64) if i]
+
+
 @settings(deadline=None)  # the first call compiles the kernel
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(-(2**62), 2**62)), min_size=1, max_size=300))
 def test_fold_merges_each_groups_values_in_order(rows) -> None:

@@ -9,6 +9,7 @@ import json
 import math
 import pickle
 import signal
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,7 +32,7 @@ from mrkafka.core.counters import (
     Counters,
 )
 from mrkafka.core.keys import partition_keys, topic_bytes
-from mrkafka.core.partial import partial_from_ipc, partial_from_pairs, partial_to_ipc
+from mrkafka.core.partial import Rows, partial_from_ipc, partial_from_pairs, partial_to_ipc
 from mrkafka.core.serdes import Serde, deserialize_long, format_value, serialize_long
 from mrkafka.core.values import decode as decode_value
 from mrkafka.errors import BadInputError, JobFailedError, KafkaError
@@ -40,7 +41,7 @@ from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.settings import StreamSettings
 from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.reducer import KEY_KIND_HEADER, StreamReducer
-from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore, checkpoint_matches
+from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore, checkpoint_matches, open_store
 from mrkafka.stream.tasks import StreamMapper
 from tests.helpers import (
     ROOT,
@@ -833,15 +834,17 @@ def test_counters_travel_as_text_that_fits_an_offsets_metadata_and_nothing_else_
     assert Counters.from_text(text).as_dict() == {"Map-Reduce Framework": {"Map input records": 7}}
 
 
+@pytest.mark.parametrize("backend", ["memory", "rocksdb"])
 @pytest.mark.parametrize("aggregate", ["sum", "min", "max", "last"])
-def test_columnar_state_equals_pythons_merge_and_survives_a_sum_beyond_int64(aggregate) -> None:
-    """A built-in aggregate merges as columns in a memory store; the job's own reduce (the
-    Python oracle here: AGGREGATES over Python ints) gives the same states, also where a sum
-    outgrows int64 and the store turns into Python values."""
+def test_columnar_state_equals_pythons_merge_and_survives_a_sum_beyond_int64(aggregate, backend, tmp_path) -> None:
+    """A built-in aggregate merges as columns; the job's own reduce (the Python oracle here:
+    AGGREGATES over Python ints) gives the same states, also where a sum outgrows int64 (a
+    memory store then holds Python values; RocksDB keeps merging the keys around such a
+    state as columns, and those by record)."""
     from mrkafka.job import AGGREGATES
 
     job = type("Agg", (load_job(WORDCOUNT),), {"aggregate": aggregate})
-    reducer = _reducer(JobSpec(job), MemoryStore())
+    reducer = _reducer(JobSpec(job), open_store(backend, tmp_path))
     expected: dict[bytes, int] = {}
     log: list[Record] = []
     big = 2**62
@@ -858,4 +861,56 @@ def test_columnar_state_equals_pythons_merge_and_survives_a_sum_beyond_int64(agg
         assert {r.key: decode_value(r.value) for r in log} == expected  # the changelog holds the same
         if commit < 3:
             assert columnar
-    assert reducer.store.columnar == (aggregate != "sum" or max(expected.values()) < 2**63)
+    assert reducer.store.columnar == (aggregate != "sum" or max(expected.values()) < 2**63 or backend == "rocksdb")
+    rows = reducer.final_rows()
+    rows = rows if isinstance(rows, Rows) else Rows.of(rows)
+    assert list(zip(rows.keys, rows.values)) == sorted(expected.items())  # a bounded run's part, sorted
+
+
+_STATES = st.one_of(st.integers(-(2**63), 2**63 - 1), st.none(), st.integers(2**63, 2**70), st.floats(allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from([b"a", b"b", b"\xff", b"long" * 9]), _STATES), max_size=30), max_size=6
+    ),
+    st.sampled_from(["str", "bytes"]),
+)
+def test_a_restore_leaves_each_keys_last_changelog_state(polls, kind) -> None:
+    """Polls of int64 states restore as columns, others (a big int, a float) record by record;
+    either way the store holds each key's last state, a tombstone (None) deleting it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for store in (MemoryStore(), RocksDBStore(Path(scratch))):
+            _restore_polls(polls, kind, store)
+            store.close()
+
+
+def _restore_polls(polls, kind, store) -> None:
+    from mrkafka.core.values import encode
+
+    reducer = _reducer(JobSpec(load_job(WORDCOUNT)), store)
+    expected: dict[bytes, object] = {}
+    offset = 0
+    for poll in polls:
+        records = []
+        for key, state in poll:
+            value = None if state is None else encode(state)
+            records.append(Record(offset, key, value, 0, [(KEY_KIND_HEADER, kind.encode())]))
+            offset += 1
+            if state is None:
+                expected.pop(key, None)
+            else:
+                expected[key] = state
+        reducer.restore(records, offset)
+        assert dict(reducer.store.items()) == expected
+        assert reducer.store.checkpoint.offset == offset
+        if records:
+            assert reducer.store.checkpoint.last_offset == offset - 1
+    # Columns until a poll leaves a key a state that is not an int64.
+    lasts = [v for poll in polls for v in dict(poll).values() if v is not None]
+    assert reducer.store.columnar == (
+        isinstance(store, RocksDBStore) or all(type(v) is int and v < 2**63 for v in lasts)
+    )
+    if isinstance(store, RocksDBStore):  # a memory store of Python values stays so
+        assert (store.table() is not None) == all(type(v) is int and v < 2**63 for v in expected.values())

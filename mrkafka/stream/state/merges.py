@@ -5,8 +5,9 @@ A reducer holds the blocks it merged since its last commit (``add``); ``merged``
 their keys in a ``KeyTable``, folds each key's values in arrival order (``fold``), looks the
 distinct keys up in the store and merges the two: the changed keys, their new states and the
 newest input timestamp of each, as the per-record path (``Aggregation.merge_into`` with the
-store's ``get``) would give them. A sum that would leave int64 gives ``None``: the reducer
-then merges the blocks record by record (``pairs``), where Python's integers have no bound.
+store's ``get``) would give them. A sum that would leave int64, or a store's state that is not
+an int64, gives ``None``: the reducer then merges the blocks record by record (``pairs``),
+where Python's integers have no bound.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class ColumnMerges:
 
     def merged(self, lookup: Any) -> tuple[pa.Array, np.ndarray, np.ndarray] | None:
         """The distinct keys merged, each one's new state and newest timestamp; ``lookup(keys)``
-        gives the store's states of keys and whether it has them (``MemoryStore.lookup``).
-        ``None`` if a sum would leave int64."""
+        gives the store's states of keys and whether it has them (``StateStore.lookup``).
+        ``None`` if a sum would leave int64, or the store holds a state that is not an int64."""
         keys = pa.concat_arrays([k for k, _, _ in self._blocks])
         values = np.concatenate([v for _, v, _ in self._blocks])
         stamps = np.concatenate([np.full(len(v), t, np.int64) for _, v, t in self._blocks])
@@ -75,8 +76,10 @@ class ColumnMerges:
             return None
         newest, _, _ = fold(groups, stamps, table.rows, FOLDS["max"])
         distinct = table.keys()
-        old, found = lookup(distinct)
-        states = _merge(old, found, delta, self.aggregate)
+        looked = lookup(distinct)
+        if looked is None:  # the store holds a state that is not an int64
+            return None
+        states = _merge(*looked, delta, self.aggregate)
         return None if states is None else (distinct, states, newest)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from mrkafka.core import MISSING
+from mrkafka.core.kernels.msgpack import pack_ints, unpack_ints
 from mrkafka.core.kernels.table import KeyTable
 from mrkafka.core.partial import KEY, VALUE
 from mrkafka.core.values import UndecodableValue
@@ -101,8 +102,30 @@ def checkpoint_matches(
 
 class StateStore(Protocol):
     checkpoint: Checkpoint | None
+    #: Whether the column methods (``lookup``, ``write_columns``, ``table``) serve: the store
+    #: holds (or, on disk, may hold) int64 states only.
+    columnar: bool
 
     def get(self, key: bytes, default: Any = MISSING) -> Any: ...
+
+    def lookup(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each key's state (0 where it has none) and whether it has one; None if a state
+        found is not an int64."""
+
+    def write_columns(
+        self,
+        keys: pa.Array,
+        values: np.ndarray,
+        checkpoint: Checkpoint,
+        deleted: np.ndarray | None = None,
+        distinct: bool = True,
+    ) -> int:
+        """Set each key's int64 state, or delete it where ``deleted``, and the checkpoint,
+        atomically; the last of a key's rows wins unless ``distinct`` says there is one a key.
+        Returns the rows written."""
+
+    def table(self) -> pa.Table | None:
+        """The keys and their states as columns ``key`` and ``value``; None if a state is not an int64."""
 
     def items(self) -> Iterator[tuple[bytes, Any]]: ...
 
@@ -158,8 +181,10 @@ class MemoryStore:
         table = self.table()
         return zip(table.column(KEY).to_pylist(), table.column(VALUE).to_pylist())
 
-    def table(self) -> pa.Table:
-        """Columns only: the live keys and their values, as columns ``key`` and ``value``."""
+    def table(self) -> pa.Table | None:
+        """The live keys and their values, as columns ``key`` and ``value``; None once the store holds Python values."""
+        if self._objects is not None:
+            return None
         rows = self._keys.rows  # a writer in another thread may add rows meanwhile
         live = self._live[:rows]
         keys = self._keys.keys(rows)
@@ -186,10 +211,20 @@ class MemoryStore:
         self.checkpoint = checkpoint
 
     def write_columns(
-        self, keys: pa.Array, values: np.ndarray, checkpoint: Checkpoint, deleted: np.ndarray | None = None
-    ) -> None:
-        """Columns only: set each key's value (distinct keys), or delete it where ``deleted``."""
+        self,
+        keys: pa.Array,
+        values: np.ndarray,
+        checkpoint: Checkpoint,
+        deleted: np.ndarray | None = None,
+        distinct: bool = True,
+    ) -> int:
+        """Columns only: see ``StateStore.write_columns``."""
         rows = self._keys.add(keys)
+        if not distinct:
+            _, last = np.unique(rows[::-1], return_index=True)
+            pick = len(rows) - 1 - last
+            rows, values = rows[pick], values[pick]
+            deleted = None if deleted is None else deleted[pick]
         size = self._keys.rows
         if size > len(self._values):
             grown = max(size, 2 * len(self._values))
@@ -198,6 +233,7 @@ class MemoryStore:
         self._values[rows] = values
         self._live[rows] = True if deleted is None else ~deleted
         self.checkpoint = checkpoint
+        return len(rows)
 
     def size(self) -> tuple[int, int | None]:
         """Keys held, and bytes (columns: their arrays; a dict of Python values: unknown)."""
@@ -277,11 +313,53 @@ class RocksDBStore:
                 batch.delete(key)
             else:
                 batch.put(key, encode_value(value))
+        self._write(batch, checkpoint)
+
+    def _write(self, batch: Any, checkpoint: Checkpoint) -> None:
+        """Write ``batch`` with the checkpoint (and the values' format) in it."""
         meta = self._db.get_column_family_handle("meta")
         batch.put(_FORMAT, _VALUES, meta)
         batch.put(_CHECKPOINT, json.dumps(asdict(checkpoint)).encode(), meta)
         self._db.write(batch)
         self.checkpoint = checkpoint
+
+    #: Its states may be int64s: the column methods read them as such, or tell that they are not.
+    columnar = True
+
+    def lookup(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+        """One multi-get, the values decoded a column at a time (``unpack_ints``)."""
+        encoded = pa.array(self._db.get(keys.to_pylist()), pa.binary())
+        values, ints = unpack_ints(encoded)
+        found = encoded.is_valid().to_numpy(zero_copy_only=False)
+        return None if (found & ~ints).any() else (values, found)
+
+    def write_columns(
+        self,
+        keys: pa.Array,
+        values: np.ndarray,
+        checkpoint: Checkpoint,
+        deleted: np.ndarray | None = None,
+        distinct: bool = True,
+    ) -> int:
+        """One write batch from the columns (in a batch, as in RocksDB, a key's last row wins)."""
+        batch = self._rocksdict.WriteBatch(raw_mode=True)
+        encoded = pack_ints(values).to_pylist()
+        gone = deleted.tolist() if deleted is not None else [False] * len(encoded)
+        for key, value, delete in zip(keys.to_pylist(), encoded, gone):
+            if delete:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._write(batch, checkpoint)
+        return len(encoded)
+
+    def table(self) -> pa.Table | None:
+        items = list(self._db.items())
+        encoded = pa.array([value for _, value in items], pa.binary())
+        values, ints = unpack_ints(encoded)
+        if not ints.all():
+            return None
+        return pa.table({KEY: pa.array([key for key, _ in items], pa.binary()), VALUE: pa.array(values, pa.int64())})
 
     def size(self) -> tuple[int, int | None]:
         """Keys held and bytes: RocksDB's own estimates (live data, memtables)."""

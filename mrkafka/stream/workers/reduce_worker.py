@@ -271,6 +271,7 @@ class ReduceWorker:
                     reducer.store.wipe()
                     checkpoint = None
             start = checkpoint.offset if checkpoint is not None else begin
+            started = time.monotonic()
             self._restored(0, max(0, end - start))
             position = start
             consumer.assign([TopicPartition(tp.topic, tp.partition, start if start > begin else OFFSET_BEGINNING)])
@@ -285,6 +286,10 @@ class ReduceWorker:
                 reducer.restore(polled, min(position, end))
                 self._restored(min(position, end) - start, max(0, end - start))
                 faults.point("restore")
+            log.info(
+                "reduce worker %d: restored offsets %d to %d of %s in %.1f s; %d keys held",
+                *(self.partition, start, end, tp.topic, time.monotonic() - started, reducer.store.size()[0]),
+            )
         finally:
             consumer.close()
 
