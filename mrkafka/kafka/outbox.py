@@ -27,10 +27,14 @@ What the protocol relies on in librdkafka (confluent-kafka 2.x):
   with the member's generation; the coordinator refuses a stale one (ILLEGAL_GENERATION,
   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID). It can also wait for good, its timeout ignored,
   when the group's coordinator went down and came back during the transaction (librdkafka
-  issues 5456 and 5511, open in 2.16; seen here after a lone broker's restart): ``commit``
-  waits for it at most ``COORDINATOR_WAIT_S`` in a thread of its own, then gives the
-  producer up as a retriable failure, and the session's next producer (the same
-  transactional id) fences it and goes on.
+  issues 5456 and 5511, open in 2.16; seen here after a lone broker's restart). So every
+  transaction call is waited for at most ``COORDINATOR_WAIT_S``, in a thread of its own;
+  then the producer is given up as a retriable failure.
+- ``init_transactions`` of a new producer with the same transactional id bumps the id's
+  epoch: the older producer is fenced, and its open transaction aborted at once. A given-up
+  producer that cannot abort its transaction itself is fenced so by a successor (``abort``):
+  left open, the transaction would hold every read_committed reader of its partitions (the
+  reducers; the group's committed offsets) until the coordinator aborts it at its timeout.
 - An offset committed in a transaction (or by the consumer) keeps the metadata string given with
   it, which the group's ``committed`` then returns; the broker refuses one longer than its
   ``offset.metadata.max.bytes`` (4096 by default) with OFFSET_METADATA_TOO_LARGE.
@@ -44,7 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError as RdKafkaError
@@ -89,8 +93,11 @@ class Outbox:
     under ``exactly_once``); ``timeout``: how long a flush or a transaction call may wait out
     an outage (the task timeout)."""
 
-    def __init__(self, producer: Any, exactly_once: bool, timeout: float) -> None:
+    def __init__(
+        self, producer: Any, exactly_once: bool, timeout: float, successor: Callable[[], Any] | None = None
+    ) -> None:
         self.producer, self.exactly_once, self.timeout = producer, exactly_once, timeout
+        self._successor = successor  # another producer of the same transactional id
         self._open = False  # a transaction is open
         self._failed: list[RdKafkaError] = []
         self._last: dict[tuple[str, int], int] = {}
@@ -99,7 +106,7 @@ class Outbox:
     def start(self) -> None:
         """Fence the older producers of this id and abort their open transaction."""
         if self.exactly_once:
-            self.producer.init_transactions(self.timeout)
+            self._guarded(self.producer.init_transactions, "the transaction coordinator did not answer")
 
     def _delivered(self, error: RdKafkaError | None, message: Any) -> None:
         if error is not None:
@@ -188,52 +195,81 @@ class Outbox:
             return bool(positions)
         if positions:
             self._begin()
-            self._send_offsets(positions, consumer.consumer_group_metadata())
+            metadata = consumer.consumer_group_metadata()
+            self._guarded(
+                lambda wait: self.producer.send_offsets_to_transaction(positions, metadata, wait),
+                "the group coordinator did not take the offsets",
+            )
         if not self._open:
             return False
-        self.producer.commit_transaction(self.timeout)
+        self._guarded(self.producer.commit_transaction, "the transaction coordinator did not commit")
         self._open = False
         self.committed_at = time.monotonic()
         return True
 
-    def _send_offsets(self, positions: list[TopicPartition], metadata: Any) -> None:
-        """``send_offsets_to_transaction``, waited for at most ``COORDINATOR_WAIT_S`` (see the module docstring)."""
+    def _guarded(self, call: Callable[[float], None], what: str, wait: float | None = None) -> None:
+        """``call(wait)``, a librdkafka transaction call, waited for at most ``wait`` (the task
+        timeout, at most ``COORDINATOR_WAIT_S``) in a thread of its own: librdkafka may ignore
+        its timeout (see the module docstring). Not done by then: ``TransientKafkaError``."""
+        wait = min(self.timeout, COORDINATOR_WAIT_S) if wait is None else wait
         failed: list[BaseException] = []
         done = threading.Event()
 
-        def send() -> None:
+        def run() -> None:
             try:
-                self.producer.send_offsets_to_transaction(positions, metadata, self.timeout)
+                call(wait)
             except BaseException as exc:
                 failed.append(exc)
             finally:
                 done.set()
 
-        threading.Thread(target=send, name="mrkafka-send-offsets", daemon=True).start()
-        if not done.wait(min(self.timeout, COORDINATOR_WAIT_S)):
+        threading.Thread(target=run, name="mrkafka-transaction-call", daemon=True).start()
+        if not done.wait(wait + 1.0):
             raise TransientKafkaError(
-                f"the group coordinator did not take the offsets within {COORDINATOR_WAIT_S:.0f} s "
-                "(librdkafka issue 5456); a new producer goes on from the last commit"
+                f"{what} within {wait:.0f} s (librdkafka issue 5456); a new producer goes on from the last commit"
             )
         if failed:
             raise failed[0]
 
     def abort(self, timeout: float = 2.0) -> bool:
         """Drop what was appended since the last commit: abort the open transaction if the
-        producer still can (a fenced one cannot) within ``timeout``; if not, the next producer
-        of the same id aborts it as it starts, or the coordinator at the transaction's timeout.
-        Returns whether this aborted a transaction."""
+        producer still can within ``timeout``. A fenced one cannot, and need not: a newer
+        producer of its id, or the coordinator, ended the transaction. Any other failure: a
+        successor of the same id fences it (``_fence``); with the cluster away, the session's
+        next producer does, or the coordinator at the transaction's timeout. Returns whether
+        this aborted a transaction."""
         self._failed.clear()
         self._last = {}
         if not self._open:
             self.producer.purge()
             return False
         self._open = False
-        try:
-            self.producer.abort_transaction(timeout)
-        except KafkaException as exc:  # an abort that fails must not replace the error that led here
+        try:  # an abort that fails must not replace the error that led here
+            self._guarded(self.producer.abort_transaction, "the transaction coordinator did not abort", timeout)
+            return True
+        except KafkaException as exc:
             log.debug("aborting a transaction failed: %r", exc)
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, RdKafkaError) and error.fatal():
+                return False
+        except TransientKafkaError as exc:
+            log.debug("aborting a transaction failed: %s", exc)
+        return self._fence()
+
+    def _fence(self) -> bool:
+        """Abort the open transaction that this producer could not, through a successor of the
+        same transactional id (its ``init_transactions`` fences this producer); whether it did."""
+        if self._successor is None:
             return False
+        successor = self._successor()
+        try:
+            self._guarded(successor.init_transactions, "the transaction coordinator did not fence")
+        except (KafkaException, TransientKafkaError) as exc:  # the coordinator aborts it at the timeout
+            log.debug("fencing a producer that could not abort failed: %s", exc)
+            return False
+        finally:
+            successor.purge()
+        log.info("a producer that could not abort its transaction was fenced, and the transaction aborted")
         return True
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ __all__ = ["MAX_MESSAGE_BYTES", "MAX_TRANSACTION_TIMEOUT_MS", "StreamConfig"]
 MAX_MESSAGE_BYTES = 16 << 20
 #: The broker's default ``transaction.max.timeout.ms``: no transaction may ask for more.
 MAX_TRANSACTION_TIMEOUT_MS = 900_000
+#: How long a transaction may stay open after its commit interval (Kafka Streams: 10 s in all).
+TRANSACTION_MARGIN_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,12 @@ class StreamConfig:
 
     @property
     def transaction_timeout_ms(self) -> int:
-        """Longer than a commit interval plus the slowest flush (bounded by the task timeout);
-        a transaction left open longer than this is aborted by the broker."""
-        settings = self.settings
-        return min(
-            MAX_TRANSACTION_TIMEOUT_MS, settings.commit_interval_ms + int(settings.task_timeout_s * 1000) + 10_000
-        )
+        """A commit interval plus ``TRANSACTION_MARGIN_MS`` for its flush and commit: a
+        transaction open longer than that is aborted by the coordinator. That bounds how long
+        a worker that died with its transaction open (and that no successor fenced) holds the
+        read_committed readers of its partitions; a flush that outlasts it, waiting out an
+        outage, fails its transaction, and the session starts again from the last commit."""
+        return min(MAX_TRANSACTION_TIMEOUT_MS, self.settings.commit_interval_ms + TRANSACTION_MARGIN_MS)
 
     @property
     def repartition_topic(self) -> str:

@@ -254,3 +254,60 @@ def test_a_reducer_restarted_past_a_transaction_left_open_in_its_changelog_keeps
     abort(bootstrap, changelog, 0, start)  # as an operator would, before the bounded check
     _check(bootstrap, inputs, tmp_path, reducers=1)
     assert "does not match" not in (tmp_path / "run2.log").read_text()  # the store was kept, not wiped
+
+
+class _AbortFails:
+    """A real transactional producer whose ``abort_transaction`` fails as librdkafka's does
+    while another transaction call of it still hangs (a retriable error, not fatal)."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+
+    def __getattr__(self, name: str):
+        return getattr(self._producer, name)
+
+    def abort_transaction(self, timeout: float) -> None:
+        from confluent_kafka import KafkaError as RdKafkaError
+        from confluent_kafka import KafkaException
+
+        raise KafkaException(RdKafkaError(RdKafkaError._CONFLICT, "Conflicting txn operation in progress"))
+
+
+@pytest.mark.parametrize("successor", [True, False], ids=["fenced", "no-successor"])
+def test_a_producer_that_cannot_abort_is_fenced_and_its_transaction_ends_at_once(
+    bootstrap: str, topic_name: str, successor: bool
+) -> None:
+    """Kafka's own ``kafka-transactions.sh describe-producers`` is the oracle: the transaction
+    left open is gone as soon as ``abort`` returns, not at the coordinator's timeout (10
+    minutes here); without a successor it would still be open."""
+    from mrkafka.kafka.outbox import Outbox, transactional_producer
+
+    admin.create_topic(bootstrap, topic_name, partitions=1)
+    transactional_id = f"{topic_name}-map-0"
+
+    def producer() -> Producer:
+        return transactional_producer({"bootstrap.servers": bootstrap}, transactional_id, 30.0, 600_000, 1 << 20)
+
+    outbox = Outbox(_AbortFails(producer()), True, 30.0, successor=producer if successor else None)
+    outbox.start()
+    outbox.append(topic_name, 0, b"k", b"never committed")
+    outbox.flush()
+    assert list(open_transactions(bootstrap, topic_name, 0).values()) == [0]
+    assert outbox.abort() is successor
+    left = open_transactions(bootstrap, topic_name, 0)
+    if successor:
+        assert left == {}
+        assert _read_committed_end(bootstrap, topic_name) == 2  # the record and the abort marker
+    else:
+        assert list(left.values()) == [0]
+        (start,) = left.values()
+        abort(bootstrap, topic_name, 0, start)  # as an operator would, so that nothing is left open
+    outbox.close()
+
+
+def _read_committed_end(bootstrap: str, topic: str) -> int:
+    """The partition's last stable offset, as a read_committed reader sees it."""
+    client = AdminClient({"bootstrap.servers": bootstrap})
+    spec = {TopicPartition(topic, 0): OffsetSpec.latest()}
+    result = client.list_offsets(spec, isolation_level=IsolationLevel.READ_COMMITTED)
+    return next(iter(result.values())).result(timeout=30).offset

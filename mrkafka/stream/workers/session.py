@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka import KafkaError as RdKafkaError
 
 from mrkafka.core.counters import RETRIES, Counters
@@ -74,10 +74,13 @@ def worker_outbox(config: StreamConfig, name: str) -> Outbox:
     settings = rdkafka.settings(config.bootstrap, Watch(config.bootstrap, config.security))
     transactional_id = f"{config.application_id}-{name}" if config.exactly_once else None
     timeout = config.settings.task_timeout_s
-    producer = transactional_producer(
-        settings, transactional_id, timeout, config.transaction_timeout_ms, MAX_MESSAGE_BYTES
-    )
-    return Outbox(producer, config.exactly_once, timeout)
+
+    def producer() -> Producer:
+        return transactional_producer(
+            settings, transactional_id, timeout, config.transaction_timeout_ms, MAX_MESSAGE_BYTES
+        )
+
+    return Outbox(producer(), config.exactly_once, timeout, successor=producer)
 
 
 def supervise(
