@@ -180,7 +180,9 @@ class Record(NamedTuple):
 
 def process(mapper: Any, partition: int, records: Sequence[Any]) -> None:
     """Map and combine one poll of one input partition into what its task holds, as a map worker does."""
-    mapper.hold(partition, mapper.map(partition, records))
+    from mrkafka.kafka.records import Polled
+
+    mapper.hold(partition, mapper.map(partition, Polled.of(records)))
 
 
 def held_tasks(mapper: Any) -> list[int]:

@@ -20,8 +20,8 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
@@ -34,13 +34,11 @@ __all__ = [
     "FETCH",
     "LOG",
     "READER_GROUP",
-    "Record",
     "Watch",
     "Writer",
     "consumer",
     "error_class",
     "read_partition",
-    "records",
     "settings",
     "unused_group",
 ]
@@ -101,27 +99,6 @@ def error_class(error: RdKafkaError) -> str:
     if transient or error.retriable() or error.txn_requires_abort() or error.fatal():
         return "retriable"
     return "fatal"
-
-
-class Record(NamedTuple):
-    """A consumed record, as the stream engine's logic takes it."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-    headers: list[tuple[str, bytes]] | None = None
-
-
-def records(messages: Iterable[Any]) -> Iterator[tuple[int, Record]]:
-    """``(partition, Record)`` of each consumed message; a message that is an error raises it."""
-    for message in messages:
-        if (error := message.error()) is not None:
-            raise KafkaException(error)
-        yield (
-            message.partition(),
-            Record(message.offset(), message.key(), message.value(), message.timestamp()[1], message.headers()),
-        )
 
 
 class Watch:

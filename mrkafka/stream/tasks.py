@@ -3,15 +3,15 @@ partitions (each a *task*, as Kafka Streams says) and holds their combined parti
 the worker drains a task's blocks to produce them. ``mrkafka.stream.reducer`` is the other
 half.
 
-Records are any objects with ``offset``, ``key``, ``value``, ``timestamp`` and ``headers``
-(``mrkafka.kafka.rdkafka.Record``, or a test's own), so the logic is tested with lists.
+A poll comes as columns (``mrkafka.kafka.records.Polled``: offsets, keys, values, timestamps),
+so the logic is tested with lists (``Polled.of`` any records).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 
@@ -35,6 +35,9 @@ from mrkafka.core.partial import (
 from mrkafka.core.values import UnsupportedValue
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.job import JobSpec
+
+if TYPE_CHECKING:
+    from mrkafka.kafka.records import Polled
 
 __all__ = [
     "BLOCK_BYTES",
@@ -91,22 +94,22 @@ class StreamMapper:
     def held_records(self) -> int:
         return sum(a.input_records for a in self._held.values())
 
-    def map(self, partition: int, records: Sequence[Any]) -> Mapped | None:
+    def map(self, partition: int, polled: Polled) -> Mapped | None:
         """Map and combine one poll of one input partition; what the task holds is unchanged
         (a worker maps off its event loop, and holds the result on it with ``hold``)."""
-        if not records:
+        offsets = polled.offsets
+        if not offsets:
             return None
         counters = Counters()
-        where_all = f"topic {self.input_topic} partition {partition} offsets {records[0].offset}-{records[-1].offset}"
-        if self.job.stream.keyed_input:
-            for record in records:
-                if record.key is None:
-                    raise BadInputError(
-                        f"topic {self.input_topic} partition {partition} offset {record.offset} has no key, and "
-                        f"{self.spec.name} needs keyed input (produce it keyed, e.g. mrkafka produce --key-sep SEP "
-                        "--key-field N)"
-                    )
-        values = [r.value if r.value is not None else b"" for r in records]
+        where_all = f"topic {self.input_topic} partition {partition} offsets {offsets[0]}-{offsets[-1]}"
+        if self.job.stream.keyed_input and None in polled.keys:
+            offset = offsets[polled.keys.index(None)]
+            raise BadInputError(
+                f"topic {self.input_topic} partition {partition} offset {offset} has no key, and "
+                f"{self.spec.name} needs keyed input (produce it keyed, e.g. mrkafka produce --key-sep SEP "
+                "--key-field N)"
+            )
+        values = [b"" if v is None else v for v in polled.values] if None in polled.values else polled.values
         counters.add(MAP_INPUT_RECORDS, len(values))
         counters.add(BYTES_READ, sum(map(len, values)))
         # Combining each poll first keeps the hash tables small: measured faster than one big merge.
@@ -118,12 +121,12 @@ class StreamMapper:
             def where(offset: int) -> str:
                 return f"topic {self.input_topic} partition {partition} offset {offset}"
 
-            pairs = ((r.offset, v) for r, v in zip(records, values))
+            pairs = zip(offsets, values)
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
         counters.add(COMBINE_INPUT_RECORDS, emitted)  # a poll's map output is all combined
         counters.take_job_counters(self.spec.name, self.job)
-        return Mapped(table, max(r.timestamp for r in records), counters, where_all)
+        return Mapped(table, max(polled.timestamps), counters, where_all)
 
     def hold(self, partition: int, mapped: Mapped | None) -> None:
         """Add a mapped poll to what its task holds."""

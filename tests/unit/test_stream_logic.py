@@ -439,6 +439,28 @@ class _Message:
         return None
 
 
+def test_a_poll_is_read_as_columns_per_partition() -> None:
+    from confluent_kafka import KafkaException
+
+    from mrkafka.kafka.records import Polled, polls
+
+    # Two partitions' runs interleaved, as a consume over both gives them.
+    messages = [_Message(p, o, b"v%d" % o) for p, o in [(0, 0), (1, 5), (1, 6), (0, 1), (0, 3), (1, 7)]]
+    by_partition = polls(messages)
+    assert by_partition == {
+        0: Polled([0, 1, 3], [None] * 3, [b"v0", b"v1", b"v3"], [1000, 1001, 1003]),
+        1: Polled([5, 6, 7], [None] * 3, [b"v5", b"v6", b"v7"], [1005, 1006, 1007]),
+    }
+    polled = by_partition[0]  # offset 2 is a gap (a transaction marker, a compacted record)
+    assert [polled.before(o) for o in range(5)] == [sum(x < o for x in polled.offsets) for o in range(5)]
+    assert [polled.through(o) for o in range(5)] == [sum(x <= o for x in polled.offsets) for o in range(5)]
+    assert polled.cut(1, 3) == Polled([1, 3], [None, None], [b"v1", b"v3"], [1001, 1003])
+    failed = _Message(0, 4, b"x")
+    failed.error = lambda: RdKafkaError(RdKafkaError._UNKNOWN_PARTITION)
+    with pytest.raises(KafkaException, match="UNKNOWN_PARTITION"):
+        polls([*messages, failed])
+
+
 class _Delivered:
     def __init__(self, topic: str, partition: int, offset: int) -> None:
         self._where = (topic, partition, offset)

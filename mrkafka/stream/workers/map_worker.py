@@ -42,7 +42,7 @@ from mrkafka.core.counters import BYTES_READ, MAP_INPUT_RECORDS, Counters
 from mrkafka.errors import JobFailedError
 from mrkafka.kafka.client import Backoff, TaskMigrated
 from mrkafka.kafka.outbox import OFFSET_METADATA_BYTES, Outbox
-from mrkafka.kafka.rdkafka import Record, records
+from mrkafka.kafka.records import Polled, polls
 from mrkafka.obs import faults
 from mrkafka.obs.metrics import MetricValues, with_counters
 from mrkafka.stream.config import StreamConfig
@@ -169,47 +169,44 @@ class MapWorker:
 
     def _process(self, consumer: Consumer, messages: list[Any]) -> None:
         """Map each partition's records of one poll, and hold the result."""
-        by_partition: dict[int, list[Record]] = {}
-        for partition, record in records(messages):
-            by_partition.setdefault(partition, []).append(record)
-        for partition, polled in by_partition.items():
+        for partition, polled in polls(messages).items():
             if partition not in self._tasks:
                 continue
             bound = self._bound(partition)
-            position = polled[-1].offset + 1
+            position = polled.offsets[-1] + 1
             if bound is not None:
-                polled = [r for r in polled if r.offset < bound]
+                polled = polled.cut(0, polled.before(bound))
                 position = min(position, bound)
-            for part in self._map(partition, polled) if polled else []:
+            for part in self._map(partition, polled) if polled.offsets else []:
                 self.mapper.hold(partition, part)
                 count, nbytes = part.counters.get(MAP_INPUT_RECORDS), part.counters.get(BYTES_READ)
                 metrics.consumed(self._values, f"map-{partition}", self.config.input_topic, count, nbytes)
             self._positions[partition] = max(self._positions.get(partition, position), position)
 
-    def _map(self, partition: int, records: list[Record]) -> list[Mapped]:
+    def _map(self, partition: int, polled: Polled) -> list[Mapped]:
         """Map one poll under in-flight files: whole, or, where processes died mapping some of
         it, those records in pieces; a record that killed two, the last one mapping it alone,
         is a poison record (see ``mrkafka.stream.workers.inflight``)."""
         suspect = self._inflight.suspect(partition)
-        if suspect is None or suspect[1] < records[0].offset or suspect[0] > records[-1].offset:
-            return self._map_noted(partition, records)
+        if suspect is None or suspect[1] < polled.offsets[0] or suspect[0] > polled.offsets[-1]:
+            return self._map_noted(partition, polled)
         first, last, deaths = suspect
-        inside = [r for r in records if first <= r.offset <= last]
+        start, stop = polled.before(first), polled.through(last)
         if first == last and deaths >= 2:
             self._poison(partition, first)
-            inside = []
-        mapped = self._map_noted(partition, [r for r in records if r.offset < first])
-        size = -(-len(inside) // PIECES)
-        for start in range(0, len(inside), size or 1):
-            mapped += self._map_noted(partition, inside[start : start + size], deaths)
-        return mapped + self._map_noted(partition, [r for r in records if r.offset > last])
+            stop = start
+        mapped = self._map_noted(partition, polled.cut(0, start))
+        size = -(-(stop - start) // PIECES)
+        for piece in range(start, stop, size or 1):
+            mapped += self._map_noted(partition, polled.cut(piece, min(piece + size, stop)), deaths)
+        return mapped + self._map_noted(partition, polled.cut(polled.through(last), len(polled.offsets)))
 
-    def _map_noted(self, partition: int, records: list[Record], deaths: int = 0) -> list[Mapped]:
-        if not records:
+    def _map_noted(self, partition: int, polled: Polled, deaths: int = 0) -> list[Mapped]:
+        if not polled.offsets:
             return []
-        self._inflight.mapping(partition, records[0].offset, records[-1].offset, deaths)
+        self._inflight.mapping(partition, polled.offsets[0], polled.offsets[-1], deaths)
         try:
-            mapped = self.mapper.map(partition, records)
+            mapped = self.mapper.map(partition, polled)
         finally:
             self._inflight.done(partition)
         return [mapped] if mapped is not None else []

@@ -45,7 +45,7 @@ from mrkafka.kafka import rdkafka
 from mrkafka.kafka.admin import Admin
 from mrkafka.kafka.client import Backoff
 from mrkafka.kafka.outbox import OFFSET_METADATA_BYTES, Outbox
-from mrkafka.kafka.rdkafka import Record, records
+from mrkafka.kafka.records import Record, records
 from mrkafka.obs import faults
 from mrkafka.obs.histogram import LatencyHistogram
 from mrkafka.obs.metrics import MetricValues, with_counters
