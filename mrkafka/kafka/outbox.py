@@ -91,7 +91,8 @@ def transactional_producer(
 class Outbox:
     """See the module docstring. ``producer``: a ``transactional_producer`` (transactional
     under ``exactly_once``); ``timeout``: how long a flush or a transaction call may wait out
-    an outage (the task timeout)."""
+    an outage (the task timeout); ``successor``: makes another producer of the same
+    transactional id, which fences this one when it cannot abort (``abort``)."""
 
     def __init__(
         self, producer: Any, exactly_once: bool, timeout: float, successor: Callable[[], Any] | None = None
@@ -226,7 +227,8 @@ class Outbox:
         threading.Thread(target=run, name="mrkafka-transaction-call", daemon=True).start()
         if not done.wait(wait + 1.0):
             raise TransientKafkaError(
-                f"{what} within {wait:.0f} s (librdkafka issue 5456); a new producer goes on from the last commit"
+                f"{what} within {wait:.0f} s (librdkafka issues 5456, 5511); "
+                "a new producer goes on from the last commit"
             )
         if failed:
             raise failed[0]

@@ -60,8 +60,9 @@ _COLUMNS = tuple(operator.methodcaller(name) for name in ("offset", "key", "valu
 def polls(messages: Sequence[Any]) -> dict[int, Polled]:
     """Each partition's records of one consume (``Polled``); a message that is an error raises it.
 
-    One C call per message and column, no object per record: ``records`` costs about three
-    times as much per message, which the map side cannot afford."""
+    One C call per message and column, no object per record: about half what ``records``
+    costs per message (0.7 against 1.3 us here), which the map side, at a million records
+    a second, feels."""
     for error in filter(None, map(_ERROR, messages)):
         raise KafkaException(error)
     grouped: dict[int, list[Any]] = {}
