@@ -40,8 +40,8 @@ class Polled(NamedTuple):
         columns = ([r.offset for r in records], [r.key for r in records], [r.value for r in records])
         return cls(*columns, [r.timestamp for r in records])
 
-    def cut(self, start: int, stop: int) -> Polled:
-        """Records ``start`` to ``stop`` (positions in the poll, not offsets)."""
+    def cut(self, start: int, stop: int | None = None) -> Polled:
+        """Records ``start`` to ``stop``, or to the end (positions in the poll, not offsets)."""
         return Polled(*(column[start:stop] for column in self))
 
     def before(self, offset: int) -> int:

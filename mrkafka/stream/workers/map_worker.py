@@ -191,7 +191,8 @@ class MapWorker:
         if suspect is None or suspect[1] < polled.offsets[0] or suspect[0] > polled.offsets[-1]:
             return self._map_noted(partition, polled)
         first, last, deaths = suspect
-        start, stop = polled.before(first), polled.through(last)
+        start, after = polled.before(first), polled.through(last)
+        stop = after
         if first == last and deaths >= 2:
             self._poison(partition, first)
             stop = start
@@ -199,7 +200,7 @@ class MapWorker:
         size = -(-(stop - start) // PIECES)
         for piece in range(start, stop, size or 1):
             mapped += self._map_noted(partition, polled.cut(piece, min(piece + size, stop)), deaths)
-        return mapped + self._map_noted(partition, polled.cut(polled.through(last), len(polled.offsets)))
+        return mapped + self._map_noted(partition, polled.cut(after))
 
     def _map_noted(self, partition: int, polled: Polled, deaths: int = 0) -> list[Mapped]:
         if not polled.offsets:
