@@ -178,9 +178,11 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
             # output would not be written anyway, and what was done is committed: stop at once.
             failed = bounds is not None
         finally:
-            if failed and committer is not None:
-                committer.abort()
-            workers.stop(failed, interrupted, graceful=not (interrupted and bounds is not None))
+            try:  # every worker stopped first: none writes a part after the output's abort
+                workers.stop(failed, interrupted, graceful=not (interrupted and bounds is not None))
+            finally:
+                if failed and committer is not None:
+                    committer.abort()
     seconds = time.monotonic() - started
     if interrupted and bounds is not None:
         raise Interrupted(
@@ -268,7 +270,12 @@ class _Workers:
                 a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
                 for k, a in enumerate(self.reduce_actors)
             ]
-            for counters in _wait(parts, self.check, progress.writing(len(parts))):
+            try:
+                written = _wait(parts, self.check, progress.writing(len(parts)))
+            except BaseException:  # the other parts end (or fail) before the output is aborted
+                wait_ready(parts, STOP_TIMEOUT_S)
+                raise
+            for counters in written:
                 self.counters.update(counters)
 
     def stop(self, failed: bool, interrupted: bool, graceful: bool) -> None:
