@@ -27,7 +27,7 @@ import ray
 from mrkafka.cluster.ray_support import gcs_answers, get_result, ray_session, ship_job_by_value, wait_ready
 from mrkafka.core.counters import Counters
 from mrkafka.core.report import Report
-from mrkafka.errors import BadInputError, Interrupted, KafkaError, MrkafkaError, TransientKafkaError
+from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
 from mrkafka.io.commit import OutputCommitter, part_name
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
@@ -39,7 +39,7 @@ from mrkafka.obs.metrics import RunMetrics
 from mrkafka.settings import StreamSettings
 from mrkafka.stream import application
 from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
-from mrkafka.stream.progress import BoundedProgress, print_status
+from mrkafka.stream.progress import BoundedProgress, print_status, pull_metrics, run_metrics
 from mrkafka.stream.queries import QueryServer
 from mrkafka.stream.state.stores import rocksdict_module
 from mrkafka.stream.workers import MapWorker, ReduceWorker
@@ -52,8 +52,6 @@ ACTOR_RESTARTS = -1
 #: How long a stopped worker may take for its last commit before it is killed.
 STOP_TIMEOUT_S = 60.0
 _WAIT_S = 0.25
-#: How long the run's last pulls of metrics wait for a worker (one that Ray is restarting).
-FINAL_PULL_S = 5.0
 T = TypeVar("T")
 
 
@@ -162,7 +160,7 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
 
     started = time.monotonic()
     with contextlib.ExitStack() as serving:
-        workers.metrics = _metrics(serving, spec, run, config.application_id, input_topic, output_topic)
+        workers.metrics = run_metrics(serving, spec, run, config.application_id, input_topic, output_topic)
         serving.enter_context(ray_session(run.ray_address))  # once the metrics port is taken: a taken one fails first
         failed, interrupted = True, False
         try:  # from here a stop (Ctrl-C, SIGTERM) is graceful, during start-up too
@@ -222,7 +220,7 @@ class _Workers:
 
     def pull_metrics(self, force: bool = False) -> None:
         if self.metrics is not None:
-            _pull_metrics(self.metrics, self.kafka, self.config, self.map_actors, self.reduce_actors, force)
+            pull_metrics(self.metrics, self.kafka.admin, self.config, self.map_actors, self.reduce_actors, force)
 
     def start(self, input_partitions: int, bounds: dict[int, int] | None, serving: contextlib.ExitStack) -> None:
         """Start the reducers (and their query server), then the mappers, which join group APP together."""
@@ -405,53 +403,3 @@ def _wait_for_mappers(
         if all(committed.get(p, begin[p]) >= bound for p, bound in bounds.items()):
             return
         time.sleep(_WAIT_S)
-
-
-def _metrics(
-    serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, app: str, input_topic: str, output_topic: str
-) -> RunMetrics | None:
-    """The run's metrics, served (``--metrics-port``) or written at the end (``--metrics-file``), if asked."""
-    if run.metrics_port is None and run.metrics_file is None:
-        return None
-    settings = {
-        "mode": "stream",
-        "job": spec.name,
-        "input_topic": input_topic,
-        "output_topic": output_topic,
-        "reducers": run.reducers,
-        "guarantee": run.guarantee,
-        "state": run.state,
-        "commit_interval_ms": run.commit_interval_ms,
-        "bounded": run.until_end,
-    }
-    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file, run.metrics_address)
-    for role in ("map", "reduce"):  # at 0 until one is restarted
-        metrics.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
-    serving.callback(metrics.close)
-    return metrics
-
-
-def _pull_metrics(
-    metrics: RunMetrics, kafka: _Kafka, config: StreamConfig, map_actors: list, reduce_actors: list, force: bool = False
-) -> None:
-    """The workers' metric values and the input's lag per partition (end offset minus group APP's
-    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last values."""
-    if not metrics.due(force):
-        return
-    workers = {f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
-    workers |= {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)}
-    metrics.pull(workers, timeout=FINAL_PULL_S if force else 1.0)  # the last pulls wait for a restarting worker
-    try:
-        committed = kafka.admin.committed_offsets(config.application_id, config.input_topic)
-        begin, ends = kafka.admin.topic_offsets(config.input_topic, "read_committed")
-    except KafkaError:  # the broker away: the last values stand
-        return
-    for partition, end in ends.items():
-        lag = end - committed.get(partition, begin.get(partition, 0))
-        metrics.set(
-            "mrkafka_consumer_lag_records",
-            lag,
-            application=config.application_id,
-            topic=config.input_topic,
-            partition=partition,
-        )

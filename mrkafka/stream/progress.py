@@ -1,28 +1,36 @@
-"""What a stream run shows on a terminal while it runs.
+"""What a stream run shows while it runs: on a terminal, and as metrics.
 
 An unbounded run prints a status line every few seconds (``print_status``): input records
 committed, their rate, and the lag. A bounded run draws a bar (``BoundedProgress``): input
 records committed against the bounds taken at start, records per second, and while reducers
-restore their stores, how far they are; then a bar of the part files written.
+restore their stores, how far they are; then a bar of the part files written. Metrics
+(``run_metrics``, ``--metrics-port`` or ``--metrics-file``) hold the workers' values, pulled
+every few seconds (``pull_metrics``), and the input's lag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
 
 import ray
 
-from mrkafka.errors import TransientKafkaError
+from mrkafka.errors import KafkaError, TransientKafkaError
+from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
+from mrkafka.obs.metrics import RunMetrics
 from mrkafka.obs.progress import Progress
+from mrkafka.settings import StreamSettings
 from mrkafka.stream.config import StreamConfig
 
-__all__ = ["BoundedProgress", "print_status"]
+__all__ = ["BoundedProgress", "print_status", "pull_metrics", "run_metrics"]
 
 #: How often a bounded run asks its reducers how far their restore is.
 RESTORE_POLL_S = 2.0
+#: How long the run's last pulls of metrics wait for a worker (one that Ray is restarting).
+FINAL_PULL_S = 5.0
 
 
 def print_status(
@@ -103,3 +111,58 @@ class BoundedProgress:
         self.records.close()
         if self.parts is not None:
             self.parts.close()
+
+
+def run_metrics(
+    serving: contextlib.ExitStack, spec: JobSpec, run: StreamSettings, app: str, input_topic: str, output_topic: str
+) -> RunMetrics | None:
+    """The run's metrics, served (``--metrics-port``) or written at the end (``--metrics-file``), if asked."""
+    if run.metrics_port is None and run.metrics_file is None:
+        return None
+    settings = {
+        "mode": "stream",
+        "job": spec.name,
+        "input_topic": input_topic,
+        "output_topic": output_topic,
+        "reducers": run.reducers,
+        "guarantee": run.guarantee,
+        "state": run.state,
+        "commit_interval_ms": run.commit_interval_ms,
+        "bounded": run.until_end,
+    }
+    metrics = RunMetrics(app, settings, run.metrics_port, run.metrics_file, run.metrics_address)
+    for role in ("map", "reduce"):  # at 0 until one is restarted
+        metrics.inc("mrkafka_worker_restarts_total", 0, application=app, role=role)
+    serving.callback(metrics.close)
+    return metrics
+
+
+def pull_metrics(
+    metrics: RunMetrics,
+    kafka: admin.Admin,
+    config: StreamConfig,
+    map_actors: list,
+    reduce_actors: list,
+    force: bool = False,
+) -> None:
+    """The workers' metric values and the input's lag per partition (end offset minus group APP's
+    committed offset), at most every ``PULL_S`` unless ``force``d; Kafka away: the last values."""
+    if not metrics.due(force):
+        return
+    workers = {f"map:{i}": (a, "map") for i, a in enumerate(map_actors)}
+    workers |= {f"reduce:{k}": (a, "reduce") for k, a in enumerate(reduce_actors)}
+    metrics.pull(workers, timeout=FINAL_PULL_S if force else 1.0)  # the last pulls wait for a restarting worker
+    try:
+        committed = kafka.committed_offsets(config.application_id, config.input_topic)
+        begin, ends = kafka.topic_offsets(config.input_topic, "read_committed")
+    except KafkaError:  # the broker away: the last values stand
+        return
+    for partition, end in ends.items():
+        lag = end - committed.get(partition, begin.get(partition, 0))
+        metrics.set(
+            "mrkafka_consumer_lag_records",
+            lag,
+            application=config.application_id,
+            topic=config.input_topic,
+            partition=partition,
+        )
