@@ -305,6 +305,33 @@ def test_a_producer_that_cannot_abort_is_fenced_and_its_transaction_ends_at_once
     outbox.close()
 
 
+def test_a_record_that_fails_without_its_delivery_report_fails_the_transaction(bootstrap: str, topic_name: str) -> None:
+    """Within a transaction only each partition's last record asks for its delivery report
+    (``Outbox.append_all``); librdkafka is relied on to fail the commit for any other. The
+    oracle: a read_committed consumer (the same library, not mrkafka) sees nothing of it."""
+    from confluent_kafka import KafkaException
+
+    from mrkafka.kafka.outbox import Outbox, transactional_producer
+
+    admin.create_topic(bootstrap, topic_name, partitions=2, configs={"max.message.bytes": "2000"})
+    producer = transactional_producer({"bootstrap.servers": bootstrap}, f"{topic_name}-t", 30.0, 60_000, 1 << 20)
+    outbox = Outbox(producer, True, 30.0)
+    outbox.start()
+    outbox.append_all(topic_name, [0, 1, 1], [b"a", b"b", b"c"], [b"fits"] * 3)
+    assert outbox.flush() == {(topic_name, 0): 0, (topic_name, 1): 1}  # one report a partition
+    producer.produce(topic_name, b"x" * 5000, b"big", partition=1)  # as an unreported record
+    assert outbox.flush() == {}  # delivered, or failed, without a word
+    with pytest.raises(KafkaException) as failed:
+        outbox.commit([], None)
+    assert failed.value.args[0].txn_requires_abort() and "Message size too large" in str(failed.value)
+    assert outbox.abort()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic_name, "isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(topic_name, p, OFFSET_BEGINNING) for p in (0, 1)])
+    assert [m.value() for m in consumer.consume(10, 5.0) if m.error() is None] == []
+    consumer.close()
+    outbox.close()
+
+
 def _read_committed_end(bootstrap: str, topic: str) -> int:
     """The partition's last stable offset, as a read_committed reader sees it."""
     client = AdminClient({"bootstrap.servers": bootstrap})
