@@ -3,8 +3,8 @@ partitions (each a *task*, as Kafka Streams says) and holds their combined parti
 the worker drains a task's blocks to produce them. ``mrkafka.stream.reducer`` is the other
 half.
 
-A poll comes as columns (``mrkafka.kafka.records.Polled``: offsets, keys, values, timestamps),
-so the logic is tested with lists (``Polled.of`` any records).
+A poll comes as columns (``mrkafka.kafka.records.Polled``: offsets, keys, values, read on
+first use), so the logic is tested with lists (``Polled.of`` any records).
 """
 
 from __future__ import annotations
@@ -97,13 +97,13 @@ class StreamMapper:
     def map(self, partition: int, polled: Polled) -> Mapped | None:
         """Map and combine one poll of one input partition; what the task holds is unchanged
         (a worker maps off its event loop, and holds the result on it with ``hold``)."""
-        offsets = polled.offsets
-        if not offsets:
+        if not polled:
             return None
         counters = Counters()
-        where_all = f"topic {self.input_topic} partition {partition} offsets {offsets[0]}-{offsets[-1]}"
+        first, last = polled.first_offset, polled.last_offset
+        where_all = f"topic {self.input_topic} partition {partition} offsets {first}-{last}"
         if self.job.stream.keyed_input and None in polled.keys:
-            offset = offsets[polled.keys.index(None)]
+            offset = polled.offsets[polled.keys.index(None)]
             raise BadInputError(
                 f"topic {self.input_topic} partition {partition} offset {offset} has no key, and "
                 f"{self.spec.name} needs keyed input (produce it keyed, e.g. mrkafka produce --key-sep SEP "
@@ -121,12 +121,12 @@ class StreamMapper:
             def where(offset: int) -> str:
                 return f"topic {self.input_topic} partition {partition} offset {offset}"
 
-            pairs = zip(offsets, values)
+            pairs = zip(polled.offsets, values)
             table, _, emitted = map_records(self.job, pairs, where, self.aggregation, self.spec.skip_errors)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
         counters.add(COMBINE_INPUT_RECORDS, emitted)  # a poll's map output is all combined
         counters.take_job_counters(self.spec.name, self.job)
-        return Mapped(table, max(polled.timestamps), counters, where_all)
+        return Mapped(table, polled.newest_timestamp, counters, where_all)
 
     def hold(self, partition: int, mapped: Mapped | None) -> None:
         """Add a mapped poll to what its task holds."""

@@ -445,14 +445,24 @@ def test_a_poll_is_read_as_columns_per_partition() -> None:
     # Two partitions' runs interleaved, as a consume over both gives them.
     messages = [_Message(p, o, b"v%d" % o) for p, o in [(0, 0), (1, 5), (1, 6), (0, 1), (0, 3), (1, 7)]]
     by_partition = polls(messages)
-    assert by_partition == {
-        0: Polled([0, 1, 3], [None] * 3, [b"v0", b"v1", b"v3"], [1000, 1001, 1003]),
-        1: Polled([5, 6, 7], [None] * 3, [b"v5", b"v6", b"v7"], [1005, 1006, 1007]),
+
+    def columns(polled: Polled) -> tuple:
+        return polled.offsets, polled.keys, polled.values, polled.newest_timestamp
+
+    assert {p: columns(polled) for p, polled in by_partition.items()} == {
+        0: ([0, 1, 3], [None] * 3, [b"v0", b"v1", b"v3"], 1003),
+        1: ([5, 6, 7], [None] * 3, [b"v5", b"v6", b"v7"], 1007),
     }
+    alone = polls([m for m in messages if m.partition() == 1])  # one partition's poll, as is
+    assert {p: columns(polled) for p, polled in alone.items()} == {1: columns(by_partition[1])}
+    assert polls([]) == {}
     polled = by_partition[0]  # offset 2 is a gap (a transaction marker, a compacted record)
     assert [polled.before(o) for o in range(5)] == [sum(x < o for x in polled.offsets) for o in range(5)]
     assert [polled.through(o) for o in range(5)] == [sum(x <= o for x in polled.offsets) for o in range(5)]
-    assert polled.cut(1, 3) == Polled([1, 3], [None, None], [b"v1", b"v3"], [1001, 1003])
+    assert columns(polled.cut(1, 3)) == ([1, 3], [None, None], [b"v1", b"v3"], 1003)
+    assert (polled.first_offset, polled.last_offset, len(polled), len(polled.cut(3))) == (0, 3, 3, 0)
+    records = [Record(o, b"k", b"v", 7 * o) for o in (4, 9)]
+    assert columns(Polled.of(records)) == ([4, 9], [b"k", b"k"], [b"v", b"v"], 63)
     failed = _Message(0, 4, b"x")
     failed.error = lambda: RdKafkaError(RdKafkaError._UNKNOWN_PARTITION)
     with pytest.raises(KafkaException, match="UNKNOWN_PARTITION"):

@@ -173,11 +173,11 @@ class MapWorker:
             if partition not in self._tasks:
                 continue
             bound = self._bound(partition)
-            position = polled.offsets[-1] + 1
+            position = polled.last_offset + 1
             if bound is not None:
                 polled = polled.cut(0, polled.before(bound))
                 position = min(position, bound)
-            for part in self._map(partition, polled) if polled.offsets else []:
+            for part in self._map(partition, polled) if polled else []:
                 self.mapper.hold(partition, part)
                 count, nbytes = part.counters.get(MAP_INPUT_RECORDS), part.counters.get(BYTES_READ)
                 metrics.consumed(self._values, f"map-{partition}", self.config.input_topic, count, nbytes)
@@ -188,7 +188,7 @@ class MapWorker:
         it, those records in pieces; a record that killed two, the last one mapping it alone,
         is a poison record (see ``mrkafka.stream.workers.inflight``)."""
         suspect = self._inflight.suspect(partition)
-        if suspect is None or suspect[1] < polled.offsets[0] or suspect[0] > polled.offsets[-1]:
+        if suspect is None or suspect[1] < polled.first_offset or suspect[0] > polled.last_offset:
             return self._map_noted(partition, polled)
         first, last, deaths = suspect
         start, after = polled.before(first), polled.through(last)
@@ -203,9 +203,9 @@ class MapWorker:
         return mapped + self._map_noted(partition, polled.cut(after))
 
     def _map_noted(self, partition: int, polled: Polled, deaths: int = 0) -> list[Mapped]:
-        if not polled.offsets:
+        if not polled:
             return []
-        self._inflight.mapping(partition, polled.offsets[0], polled.offsets[-1], deaths)
+        self._inflight.mapping(partition, polled.first_offset, polled.last_offset, deaths)
         try:
             mapped = self.mapper.map(partition, polled)
         finally:
