@@ -98,7 +98,7 @@ class OutputCommitter:
 
     def setup(self, parts: int, map_only: bool = False) -> None:
         """Take the output for a run that writes ``parts`` part files (and, unless
-        ``map_only``, their indexes): lock it and make ``_temporary/``."""
+        ``map_only``, their indexes): lock it and make ``_temporary/`` (and ``_temporary/_index/``)."""
         self._created = not fs.exists(self.path)
         fs.makedirs(self.path)
         self._take_lock()
@@ -107,6 +107,8 @@ class OutputCommitter:
         names = [part_name(k, map_only) for k in range(parts)]
         indexes = [p.relative_to(self.temporary) for name in names for p in index_paths(self.temporary / name)]
         self._expected = names + ([] if map_only else [str(p) for p in indexes])
+        if not map_only:  # tasks make no directory: one writing after an abort fails, leaving nothing
+            fs.makedirs(self.temporary / INDEX_DIR)
 
     def task_path(self, name: str) -> str:
         return str(self.temporary / name)

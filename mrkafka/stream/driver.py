@@ -268,12 +268,7 @@ class _Workers:
                 a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
                 for k, a in enumerate(self.reduce_actors)
             ]
-            try:
-                written = _wait(parts, self.check, progress.writing(len(parts)))
-            except BaseException:  # the other parts end (or fail) before the output is aborted
-                wait_ready(parts, STOP_TIMEOUT_S)
-                raise
-            for counters in written:
+            for counters in _wait(parts, self.check, progress.writing(len(parts))):
                 self.counters.update(counters)
 
     def stop(self, failed: bool, interrupted: bool, graceful: bool) -> None:
