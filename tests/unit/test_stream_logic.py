@@ -571,10 +571,21 @@ def _reduce_worker(tmp_path: Path, state: str, guarantee: str, producer: _FakeRd
     return worker, Outbox(producer, guarantee == EXACTLY_ONCE, timeout=5.0)
 
 
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_within_a_transaction_only_each_partitions_last_record_asks_for_its_report(exactly_once: bool) -> None:
+    from mrkafka.kafka.outbox import Outbox
+
+    producer = _FakeRdProducer()
+    outbox = Outbox(producer, exactly_once, timeout=5.0)
+    outbox.append_all("t", [0, 0, 1, 0], [b"a", b"b", b"c", b"d"], [b"1", b"2", b"3", b"4"])
+    asked = [on_delivery is not None for on_delivery, _ in producer._unacknowledged]
+    assert asked == ([False, False, True, True] if exactly_once else [True] * 4)
+    assert outbox.flush() == {("t", 0): 2, ("t", 1): 0}  # each partition's last offset, either way
+
+
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
 @pytest.mark.parametrize("state", ["memory", "rocksdb"])
 def test_a_failed_write_commits_neither_offset_nor_state(tmp_path: Path, state: str, guarantee: str) -> None:
-
     consumer, tp = _FakeConsumer(), TopicPartition("app-repartition", 0)
     producer = _FakeRdProducer(fail=True)
     worker, outbox = _reduce_worker(tmp_path, state, guarantee, producer)
