@@ -43,6 +43,7 @@ from mrkafka.stream.config import StreamConfig
 from mrkafka.stream.reducer import KEY_KIND_HEADER, StreamReducer
 from mrkafka.stream.state.stores import Checkpoint, MemoryStore, RocksDBStore, checkpoint_matches, open_store
 from mrkafka.stream.tasks import StreamMapper
+from mrkafka.stream.workers import session
 from tests.helpers import (
     ROOT,
     WORDCOUNT,
@@ -848,6 +849,55 @@ def _settings(reducers: int) -> StreamSettings:
     return StreamSettings(
         application_id="app", bootstrap="unused:1", input_topic="in", output_topic="out", reducers=reducers
     )
+
+
+class _Clocks:
+    """The wall and monotonic clocks, moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, wall: float) -> None:
+        self.wall, self.mono = wall, 50.0
+        monkeypatch.setattr(session.time, "time", lambda: self.wall)
+        monkeypatch.setattr(session.time, "monotonic", lambda: self.mono)
+
+    def advance(self, seconds: float, wall_step: float = 0.0) -> None:
+        self.wall, self.mono = self.wall + seconds + wall_step, self.mono + seconds
+
+
+@pytest.mark.parametrize(("phase", "first_due"), [(0.0, 1001.0), (0.5, 1000.5)])
+def test_commits_fall_on_the_intervals_ticks_reducers_half_an_interval_after_map_workers(
+    monkeypatch, phase, first_due
+) -> None:
+    clocks = _Clocks(monkeypatch, wall=1000.37)
+    clock = session.CommitClock(1.0, phase)
+    assert clock.poll_s() == 0.1 and clock.poll_s(10.0) == pytest.approx(first_due - 1000.37)
+    clocks.advance(first_due - 1000.37 - 0.01)
+    assert not clock.due() and clock.poll_s() == pytest.approx(0.01)
+    clocks.advance(0.01)
+    assert clock.due() and clock.poll_s() == 0.0
+    clock.started()
+    clocks.advance(0.999)
+    assert not clock.due()
+    clocks.advance(0.001)  # the next tick, an interval after the last
+    assert clock.due()
+    clock.started()
+    clocks.advance(2.3)  # a commit that outlasts two intervals: the next is due at once
+    assert clock.due()
+    clock.started()  # at first_due + 3.3: the next tick is first_due + 4
+    clocks.advance(0.69)
+    assert not clock.due()
+    clocks.advance(0.01)
+    assert clock.due()
+
+
+def test_a_wall_clock_stepped_back_delays_a_commit_by_an_interval_at_most(monkeypatch) -> None:
+    clocks = _Clocks(monkeypatch, wall=1000.0)
+    clock = session.CommitClock(1.0)
+    clocks.advance(0.99, wall_step=-3600)
+    assert not clock.due()
+    clocks.advance(0.01)  # an interval by the monotonic clock
+    assert clock.due()
+    clock.started()  # the ticks of the new wall clock
+    assert clock.poll_s(10.0) == pytest.approx(1.0 - (clocks.wall % 1.0))
 
 
 def test_a_bounded_runs_bar_counts_input_records_committed_within_its_bounds() -> None:

@@ -51,7 +51,7 @@ from mrkafka.stream.workers import metrics
 from mrkafka.stream.workers.inflight import PIECES, InFlight
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
-    POLL_MS,
+    CommitClock,
     configure_logs,
     group_consumer,
     supervise,
@@ -134,16 +134,15 @@ class MapWorker:
                 [config.input_topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
             )
             outbox.start()  # fences this worker's older instance: its open transaction is aborted
-            last_commit = time.monotonic()
+            clock = CommitClock(config.settings.commit_interval_ms / 1000)
             while not self._stop.is_set():
-                self._process(consumer, consumer.consume(MAX_POLL_RECORDS, POLL_MS / 1000))
+                self._process(consumer, consumer.consume(MAX_POLL_RECORDS, clock.poll_s()))
                 watch.check(unavailable=False)  # a refused login; an outage is waited out
                 reached = self._pause_at_bounds(consumer)
-                due = time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000
-                if reached or due or self.mapper.held_records >= MAX_HELD_ROWS:
+                if reached or clock.due() or self.mapper.held_records >= MAX_HELD_ROWS:
+                    clock.started()
                     self._commit()
                     backoff.reset()
-                    last_commit = time.monotonic()
             self._commit()  # a graceful stop; never after a failure
             self._closing = True  # all committed: the revocation that closing brings has nothing to commit
         except BaseException:

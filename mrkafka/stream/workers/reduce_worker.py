@@ -56,6 +56,7 @@ from mrkafka.stream.workers import metrics
 from mrkafka.stream.workers.session import (
     MAX_POLL_RECORDS,
     POLL_MS,
+    CommitClock,
     configure_logs,
     supervise,
     worker_outbox,
@@ -218,20 +219,19 @@ class ReduceWorker:
     ) -> None:
         """Merge and commit until stopped."""
         config = self.config
-        last_commit = time.monotonic()
+        clock = CommitClock(config.settings.commit_interval_ms / 1000, phase=0.5)  # after the map workers'
         while not self._stop.is_set():
-            polled = [record for _, record in records(consumer.consume(MAX_POLL_RECORDS, POLL_MS / 1000))]
+            polled = [record for _, record in records(consumer.consume(MAX_POLL_RECORDS, clock.poll_s()))]
             watch.check(unavailable=False)  # a refused login; an outage is waited out
             if polled:
                 self._merge(polled)
             (position,) = consumer.position([tp])
             if position.offset >= 0:
                 self._position = position.offset
-            due = time.monotonic() - last_commit >= config.settings.commit_interval_ms / 1000
-            if due or self._committed < self._finish_at <= self._position:  # a bounded run's end: at once
+            if clock.due() or self._committed < self._finish_at <= self._position:  # a bounded run's end: at once
+                clock.started()
                 self._commit(consumer, tp, outbox)
                 backoff.reset()
-                last_commit = time.monotonic()
         self._commit(consumer, tp, outbox, purge=True)  # a graceful stop; never after a failure
 
     def _merge(self, records: list[Any]) -> None:

@@ -1,12 +1,13 @@
 """What both kinds of worker share: their Kafka clients (a group consumer, an outbox over
-one producer), their logs, and the supervision that starts a new session after a retriable
-failure."""
+one producer), when they commit, their logs, and the supervision that starts a new session
+after a retriable failure."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -24,6 +25,7 @@ from mrkafka.stream.config import MAX_MESSAGE_BYTES, StreamConfig
 __all__ = [
     "MAX_POLL_RECORDS",
     "POLL_MS",
+    "CommitClock",
     "configure_logs",
     "group_consumer",
     "supervise",
@@ -34,6 +36,35 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 100
 MAX_POLL_RECORDS = 20_000
+
+
+class CommitClock:
+    """When a worker's next commit is due: on the wall clock's ticks of the commit interval,
+    ``phase`` of an interval after them. Map workers commit on the ticks (phase 0) and reducers
+    half an interval later (phase 0.5), so what every map worker committed at a tick is in
+    every reducer's next transaction: a record's output is committed at most one and a half
+    intervals, plus the commits' own time, after the record, where two stages committing each
+    on its own clock would make it two intervals. The wall clocks of a cluster's nodes agree
+    to milliseconds; a clock stepped back is caught by a commit at most an interval (on the
+    monotonic clock) after the last. ``started`` at a commit's start: a commit that outlasts
+    an interval is followed by the next at once, as in Kafka Streams."""
+
+    def __init__(self, interval_s: float, phase: float = 0.0) -> None:
+        self.interval, self.offset = interval_s, phase * interval_s
+        self.started()
+
+    def started(self) -> None:
+        """A commit starts: the next is due at the next tick."""
+        self._last = time.monotonic()
+        now = time.time()
+        self._tick = now - (now - self.offset) % self.interval + self.interval
+
+    def due(self) -> bool:
+        return time.time() >= self._tick or time.monotonic() - self._last >= self.interval
+
+    def poll_s(self, longest: float = POLL_MS / 1000) -> float:
+        """How long a poll may wait: ``longest``, or less, to the next tick."""
+        return max(0.0, min(longest, self._tick - time.time()))
 
 
 def configure_logs() -> None:
