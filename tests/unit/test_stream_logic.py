@@ -874,15 +874,15 @@ def test_commits_fall_on_the_intervals_ticks_reducers_half_an_interval_after_map
     assert not clock.due() and clock.poll_s() == pytest.approx(0.01)
     clocks.advance(0.01)
     assert clock.due() and clock.poll_s() == 0.0
-    clock.started()
-    clocks.advance(0.999)
+    clocks.advance(0.2)  # the commit's own time
+    clock.committed()
+    clocks.advance(0.799)
     assert not clock.due()
     clocks.advance(0.001)  # the next tick, an interval after the last
     assert clock.due()
-    clock.started()
-    clocks.advance(2.3)  # a commit that outlasts two intervals: the next is due at once
-    assert clock.due()
-    clock.started()  # at first_due + 3.3: the next tick is first_due + 4
+    clocks.advance(2.3)  # a commit that outlasts two intervals
+    clock.committed()  # at first_due + 3.3: the ticks it overran are skipped
+    assert not clock.due()
     clocks.advance(0.69)
     assert not clock.due()
     clocks.advance(0.01)
@@ -892,12 +892,12 @@ def test_commits_fall_on_the_intervals_ticks_reducers_half_an_interval_after_map
 def test_a_wall_clock_stepped_back_delays_a_commit_by_an_interval_at_most(monkeypatch) -> None:
     clocks = _Clocks(monkeypatch, wall=1000.0)
     clock = session.CommitClock(1.0)
-    clocks.advance(0.99, wall_step=-3600)
+    clocks.advance(0.99, wall_step=-3599.75)
     assert not clock.due()
     clocks.advance(0.01)  # an interval by the monotonic clock
     assert clock.due()
-    clock.started()  # the ticks of the new wall clock
-    assert clock.poll_s(10.0) == pytest.approx(1.0 - (clocks.wall % 1.0))
+    clock.committed()  # at -2598.75 by the new wall clock: its next tick is -2598.0
+    assert clock.poll_s(10.0) == pytest.approx(0.75)
 
 
 def test_a_bounded_runs_bar_counts_input_records_committed_within_its_bounds() -> None:

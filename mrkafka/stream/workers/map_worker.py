@@ -140,8 +140,8 @@ class MapWorker:
                 watch.check(unavailable=False)  # a refused login; an outage is waited out
                 reached = self._pause_at_bounds(consumer)
                 if reached or clock.due() or self.mapper.held_records >= MAX_HELD_ROWS:
-                    clock.started()
                     self._commit()
+                    clock.committed()
                     backoff.reset()
             self._commit()  # a graceful stop; never after a failure
             self._closing = True  # all committed: the revocation that closing brings has nothing to commit

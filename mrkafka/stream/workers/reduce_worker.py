@@ -229,8 +229,8 @@ class ReduceWorker:
             if position.offset >= 0:
                 self._position = position.offset
             if clock.due() or self._committed < self._finish_at <= self._position:  # a bounded run's end: at once
-                clock.started()
                 self._commit(consumer, tp, outbox)
+                clock.committed()
                 backoff.reset()
         self._commit(consumer, tp, outbox, purge=True)  # a graceful stop; never after a failure
 

@@ -46,15 +46,16 @@ class CommitClock:
     intervals, plus the commits' own time, after the record, where two stages committing each
     on its own clock would make it two intervals. The wall clocks of a cluster's nodes agree
     to milliseconds; a clock stepped back is caught by a commit at most an interval (on the
-    monotonic clock) after the last. ``started`` at a commit's start: a commit that outlasts
-    an interval is followed by the next at once, as in Kafka Streams."""
+    monotonic clock) after the last. The next tick is counted from a commit's end: a commit
+    that outlasts an interval is followed by the first tick after it, so a loaded worker commits
+    less often (and emits each changed key fewer times) instead of back to back."""
 
     def __init__(self, interval_s: float, phase: float = 0.0) -> None:
         self.interval, self.offset = interval_s, phase * interval_s
-        self.started()
+        self.committed()
 
-    def started(self) -> None:
-        """A commit starts: the next is due at the next tick."""
+    def committed(self) -> None:
+        """A commit ended: the next is due at the next tick."""
         self._last = time.monotonic()
         now = time.time()
         self._tick = now - (now - self.offset) % self.interval + self.interval
