@@ -14,7 +14,9 @@ crash between the two replays input whose output is already written.
 What the protocol relies on in librdkafka (confluent-kafka 2.x):
 
 - ``produce`` only queues; it raises ``BufferError`` when the queue is full, and ``poll`` or
-  ``flush`` serve the queue and the delivery reports. Delivery reports give each record's
+  ``flush`` serve the queue and the delivery reports. Its arguments are given by position
+  (topic, value, key, partition, callback, on_delivery, timestamp, headers): parsing keyword
+  arguments cost 0.6 us a call, a third of a record's whole cost to the producer. Delivery reports give each record's
   offset, so ``flush`` can say where the last record of each partition landed. Records of a
   partition are delivered in order (idempotence), so within a transaction only the last
   record of each partition in an ``append_all`` asks for its report: a report costs about a
@@ -135,15 +137,7 @@ class Outbox:
         self._begin()
         while True:
             try:
-                self.producer.produce(
-                    topic,
-                    value,
-                    key,
-                    partition=partition,
-                    on_delivery=self._delivered,
-                    timestamp=timestamp or 0,
-                    headers=headers,
-                )
+                self.producer.produce(topic, value, key, partition, self._delivered, None, timestamp or 0, headers)
                 return
             except BufferError:
                 self.producer.poll(0.05)
@@ -172,7 +166,7 @@ class Outbox:
         for partition, key, value, report in zip(partitions, keys, values, reports):
             while True:
                 try:
-                    produce(topic, value, key, partition=partition, on_delivery=report, headers=headers)
+                    produce(topic, value, key, partition, report, None, 0, headers)
                     break
                 except BufferError:
                     self.producer.poll(0.05)

@@ -279,7 +279,7 @@ class Writer:
         """Queue one record; waits while librdkafka's queue is full."""
         while True:
             try:
-                self._producer.produce(topic, value, key, partition=partition)
+                self._producer.produce(topic, value, key, partition)  # by position: see Outbox
                 return
             except BufferError:
                 self._producer.poll(0.05)

@@ -497,7 +497,9 @@ class _FakeRdProducer:
         self.committed, self.committed_offsets = [], {}
         self.metadata = {}  # what the committed offsets carry, by (topic, partition), as a 1-tuple
 
-    def produce(self, topic, value, key, partition, on_delivery, timestamp=0, headers=None) -> None:
+    def produce(self, topic, value, key, partition, callback, on_delivery=None, timestamp=0, headers=None) -> None:
+        """librdkafka's positional order: ``callback`` and ``on_delivery`` are one argument's two names."""
+        on_delivery = callback or on_delivery
         self.calls.append(("send", topic, partition))
         offset = self._next.get((topic, partition), 0)
         self._next[(topic, partition)] = offset + 1
