@@ -151,8 +151,9 @@ class Admin:
         cluster = self._wait(self._client.describe_cluster(request_timeout=self.timeout))
         return {node.id for node in cluster.nodes}
 
-    def _await_metadata(self, name: str, partitions: int) -> None:
-        """Wait until every broker describes ``partitions`` partitions of ``name``, each with a leader.
+    def _await_metadata(self, name: str, partitions: int | None = None) -> None:
+        """Wait until every broker describes ``partitions`` partitions of ``name`` (any number if
+        None), each with a leader.
 
         The controller answers a create or alter before the brokers' metadata has the change, and
         the next client may ask any broker. A client whose only address is one broker's asks that
@@ -170,7 +171,8 @@ class Admin:
                 if (
                     topic is not None
                     and topic.error is None
-                    and len(topic.partitions) == partitions
+                    and topic.partitions
+                    and partitions in (None, len(topic.partitions))
                     and all(p.leader >= 0 for p in topic.partitions.values())
                 ):
                     waiting.discard(address)
@@ -269,14 +271,17 @@ class Admin:
 
         ``mismatch_hint`` ends the error of a wrong partition count, with the count it has.
         Returns the topic's partition count (asking again right after creating it could meet a
-        broker whose metadata does not have the topic yet)."""
+        broker whose metadata does not have the topic yet). A topic that a broker does not show
+        but the controller has (created by another run meanwhile, or by this one's create that
+        timed out and is retried) is waited for on every broker before it is described."""
         try:
             info = self.describe_topic(name)
         except TopicError:
             try:
                 self.create_topic(name, partitions, replication_factor, configs)
                 return partitions
-            except TopicError:  # created meanwhile by another run
+            except TopicError:  # it exists: on the controller, maybe not yet on the broker asked
+                self._await_metadata(name)
                 info = self.describe_topic(name)
         if exact and len(info.partitions) != partitions:
             raise TopicError(

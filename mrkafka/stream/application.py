@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mrkafka.core.counters import Counters
-from mrkafka.errors import BadInputError, BadJobError, TopicError
+from mrkafka.errors import BadInputError, BadJobError, TopicError, TransientKafkaError
 from mrkafka.io import fs
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin, rdkafka
@@ -55,6 +55,7 @@ INTERNAL_SUFFIXES = ("-repartition", "-changelog", "-identity")
 #: member that long.
 SESSION_TIMEOUT_S = 10.0
 _IDENTITY_KEY = b"job"
+T = TypeVar("T")
 
 
 def repartition_topic(app: str) -> str:
@@ -115,8 +116,18 @@ def _describe(identity: dict[str, Any]) -> str:
     return f"{identity['class']} ({identity['name']}{'; ' + params if params else ''})"
 
 
+def _just_made(call: Callable[[], T]) -> T:
+    """``call()`` on the topic that ``ensure_topic`` just made sure of: a ``TopicError`` then
+    says that a broker does not know the topic yet, or not as its leader (Kafka answers
+    UNKNOWN_TOPIC_OR_PARTITION while a partition is being created, KAFKA-9930), and passes."""
+    try:
+        return call()
+    except TopicError as exc:
+        raise TransientKafkaError(str(exc)) from None
+
+
 def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes | None:
-    for message in rdkafka.read_partition(bootstrap, topic, 0, security):
+    for message in _just_made(lambda: list(rdkafka.read_partition(bootstrap, topic, 0, security))):
         if message.key() == _IDENTITY_KEY:
             return message.value()
     return None
@@ -125,7 +136,7 @@ def _first_record(bootstrap: str, security: ClientSecurity, topic: str) -> bytes
 def _write(bootstrap: str, security: ClientSecurity, topic: str, value: bytes) -> None:
     writer = rdkafka.Writer(bootstrap, security)
     writer.write(topic, 0, _IDENTITY_KEY, value)
-    writer.flush(topic)
+    _just_made(lambda: writer.flush(topic))
 
 
 def check_identity(kafka: Any, spec: JobSpec, app: str, replication: int) -> None:
