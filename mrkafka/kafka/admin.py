@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +52,7 @@ __all__ = [
     "alter_configs",
     "alter_partitions",
     "broker_ids",
+    "change_configs",
     "committed_offsets",
     "create_topic",
     "delete_groups",
@@ -243,10 +244,15 @@ class Admin:
 
     def alter_configs(self, name: str, configs: Mapping[str, str]) -> None:
         """Set the configs of topic ``name`` to ``configs`` (the ones set on it before are replaced)."""
-        dropped = set(self._topic_configs(name)) - set(configs)
+        self.change_configs(name, configs, set(self._topic_configs(name)) - set(configs))
+
+    def change_configs(self, name: str, configs: Mapping[str, str], deleted: Iterable[str] = ()) -> None:
+        """Set ``configs`` on topic ``name`` and remove the ``deleted`` ones from it (back to the
+        broker's default), leaving the others as they are: one IncrementalAlterConfigs, which
+        changes all or nothing."""
         entries = [
             *(ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()),
-            *(ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE) for key in sorted(dropped)),
+            *(ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE) for key in sorted(deleted)),
         ]
         resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
         (future,) = self._client.incremental_alter_configs([resource], request_timeout=self.timeout).values()
@@ -393,6 +399,7 @@ list_topics = _one_call(Admin.list_topics)
 describe_topic = _one_call(Admin.describe_topic)
 alter_partitions = _one_call(Admin.alter_partitions)
 alter_configs = _one_call(Admin.alter_configs)
+change_configs = _one_call(Admin.change_configs)
 delete_topic = _one_call(Admin.delete_topic)
 ensure_topic = _one_call(Admin.ensure_topic)
 topic_offsets = _one_call(Admin.topic_offsets)
