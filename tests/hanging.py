@@ -22,7 +22,7 @@ from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer.produce import ProduceRequest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from tests.helpers import tool_command
+from mrkafka.devtools.tools import tool_command
 
 
 def allow_unverified_batches(bootstrap: str, node_id: int) -> None:

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mrkafka.devtools.jars import ensure_jars, java_command
 from mrkafka.devtools.launcher import CONTROLLER_PORT_OFFSET, INTERNAL_PORT_OFFSET
 from mrkafka.devtools.processes import port_free
 
@@ -153,19 +152,6 @@ def edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
     return row[-1]
-
-
-def tool_command(main_class: str, *args: str, heap: str = "256m") -> list[str]:
-    """The command line of one of Kafka's own Java tools (ConsoleConsumer, ...), logging warnings only."""
-    lib = ensure_jars()
-    config = lib.parent / "tools-log4j2.properties"
-    if not config.exists():
-        config.write_text(
-            "status = warn\nappender.err.type = Console\nappender.err.name = STDERR\nappender.err.target = SYSTEM_ERR\n"
-            "appender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %p %m%n\n"
-            "rootLogger.level = WARN\nrootLogger.appenderRef.err.ref = STDERR\n"
-        )
-    return [java_command(), f"-Xmx{heap}", f"-Dlog4j2.configurationFile={config}", "-cp", f"{lib}/*", main_class, *args]
 
 
 class Record(NamedTuple):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import click
 
 from mrkafka.cli.base import debug_option
+from mrkafka.devtools.tools import TOOLS
 from mrkafka.kafka.security import MODES
 from mrkafka.settings import (
     KAFKA_PORT,
@@ -144,3 +146,60 @@ def status(data_dir: str | None) -> None:
         running += pid is not None
     if not running:
         sys.exit(1)
+
+
+@kafka.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help="Run one of Kafka's own tools (kafka-topics, ...) on this cluster.",
+    epilog="\b\nThe tools:\n" + textwrap.fill(", ".join(sorted(TOOLS)), 76, break_on_hyphens=False),
+)
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@data_dir_option
+def tool(name: str, args: tuple[str, ...], data_dir: str | None) -> None:
+    """Run Kafka's tool NAME (kafka-topics, kafka-configs, ...) with ARGS, on this cluster.
+
+    \b
+    The tool connects to the cluster that `up` started in DIR, with its admin settings if it is
+    secured, unless ARGS give --bootstrap-server (or --command-config). Without --data-dir,
+    MRKAFKA_BOOTSTRAP_SERVERS and MRKAFKA_COMMAND_CONFIG name the cluster when set.
+    Options of mrkafka's own (--data-dir) come before NAME.
+
+    \b
+    Examples:
+      mrkafka kafka tool kafka-topics --create --topic kafkademo --partitions 6 --replication-factor 2
+      mrkafka kafka tool kafka-configs --entity-type topics --entity-name demo12 --describe
+      mrkafka kafka tool kafka-reassign-partitions --verify --reassignment-json-file move.json
+      mrkafka kafka tool kafka-topics --help
+    """
+    import os
+
+    from mrkafka.devtools.tools import needs_connection, tool_argv
+
+    bootstrap, command_config = _tool_connection(data_dir, needs_connection(name, args))
+    argv = tool_argv(name, args, bootstrap, command_config)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # the tool's exit code, signals and terminal are the user's
+
+
+def _tool_connection(data_dir: str | None, connects: bool) -> tuple[str, Path | None]:
+    """Where ``kafka tool`` connects, and with which client settings (see its help); with
+    ``connects``, a cluster found in the data dir must be running."""
+    import os
+
+    from mrkafka.devtools.launcher import Cluster, default_data_dir
+    from mrkafka.errors import SetupError
+    from mrkafka.settings import BOOTSTRAP_SERVERS
+
+    if data_dir is None and os.environ.get("MRKAFKA_BOOTSTRAP_SERVERS"):
+        config = os.environ.get("MRKAFKA_COMMAND_CONFIG")
+        return os.environ["MRKAFKA_BOOTSTRAP_SERVERS"], Path(config) if config else None
+    directory = Path(data_dir) if data_dir else default_data_dir()
+    cluster = Cluster.load(directory)
+    if cluster is None:
+        return BOOTSTRAP_SERVERS, None
+    if connects and not any(pid for _, pid in cluster.status()):
+        raise SetupError(
+            f"no broker of {directory} is running (start them with: mrkafka kafka up --data-dir {directory})"
+        )
+    return cluster.bootstrap_servers, cluster.admin_config if cluster.secured else None

@@ -7,6 +7,7 @@
     certificates   the cluster's CA, brokers' and users' certificates, SCRAM credentials
     processes      a process started, its pid kept, stopped with TERM then KILL; ports
     console        ``mrkafka produce`` and ``mrkafka consume``
+    tools          ``mrkafka kafka tool``: Kafka's own command-line tools, from the fetched jars
     monitor        ``mrkafka monitor``: a real Prometheus scraping what registered
 
 May import ``mrkafka.kafka``, ``mrkafka.core``, ``mrkafka.io``, ``mrkafka.obs`` and the top

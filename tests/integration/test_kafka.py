@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,9 +16,10 @@ from confluent_kafka import Producer
 from mrkafka.cli import main
 from mrkafka.core.serdes import serialize_long
 from mrkafka.devtools.launcher import Cluster
+from mrkafka.devtools.tools import tool_command
 from mrkafka.errors import SetupError
 from mrkafka.kafka import admin
-from tests.helpers import free_ports, messy_corpus, murmur2, to_positive, tool_command
+from tests.helpers import free_ports, messy_corpus, murmur2, to_positive
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +258,114 @@ def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: st
             break
         time.sleep(0.5)
     assert all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions)
+
+
+def mrkafka(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``mrkafka ARGS`` in a process of its own (``kafka tool`` becomes the Java tool it runs)."""
+    command = [sys.executable, "-m", "mrkafka.cli", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_topics_get_the_brokers_replication_and_their_configs_change_in_place(kafka_cluster3, topic_name: str) -> None:
+    tool = ["kafka", "tool", "--data-dir", str(kafka_cluster3.data_dir)]
+    b = ["--bootstrap-servers", kafka_cluster3.bootstrap_servers]
+    assert cli("topic", "create", topic_name, "--partitions", "2", "--config", "retention.ms=60000", *b)[0] == 0
+    described = mrkafka(*tool, "kafka-topics", "--describe", "--topic", topic_name)
+    assert "ReplicationFactor: 3" in described.stdout, described.stderr  # the brokers' default, on 3 brokers
+
+    def configs() -> dict[str, str]:  # as Kafka's kafka-configs shows them
+        shown = mrkafka(*tool, "kafka-configs", "--entity-type", "topics", "--entity-name", topic_name, "--describe")
+        return dict(re.findall(r"^\s+([\w.]+)=(\S*) sensitive=", shown.stdout, re.M))
+
+    change = ["--config", "max.compaction.lag.ms=1000", "--config", "cleanup.policy=compact"]
+    code, _, err = cli("topic", "alter", topic_name, *change, "--delete-config", "retention.ms", *b)
+    assert code == 0, err
+    assert configs() == {"max.compaction.lag.ms": "1000", "cleanup.policy": "compact"}
+    code, _, err = cli("topic", "alter", topic_name, "--config", "retention.ms=5", "--config", "no.such.config=1", *b)
+    assert code == 7 and "Unknown topic config name: no.such.config" in err and err.count("\n") == 1, err
+    code, _, err = cli("topic", "alter", topic_name, "--config", "segment.ms=abc", *b)
+    assert code == 7 and "Invalid value abc for configuration segment.ms" in err, err
+    code, _, err = cli(
+        "topic", "alter", topic_name, "--config", "retention.ms=5", "--delete-config", "retention.ms", *b
+    )
+    assert (code, err) == (2, "mrkafka: error: --config and --delete-config both name retention.ms\n")
+    code, _, err = cli("topic", "alter", topic_name, *b)
+    assert code == 2 and err.count("\n") == 1, err
+    assert configs() == {"max.compaction.lag.ms": "1000", "cleanup.policy": "compact"}  # each refused whole
+
+
+def test_kafkas_own_tools_run_as_a_course_writes_them(kafka_cluster3, topic_name: str) -> None:
+    bootstrap = kafka_cluster3.bootstrap_servers
+    tool = ["kafka", "tool", "--data-dir", str(kafka_cluster3.data_dir)]
+    create = ["--create", "--topic", topic_name, "--partitions", "6", "--replication-factor", "2"]
+    made = mrkafka(*tool, "kafka-topics.sh", *create)
+    assert made.returncode == 0, made.stderr
+    partitions = admin.describe_topic(bootstrap, topic_name).partitions
+    assert len(partitions) == 6 and {len(set(p.replicas)) for p in partitions} == {2}
+    keyed = ["--property", "parse.key=true", "--property", "key.separator=:"]
+    sent = mrkafka(*tool, "console-producer", "--topic", topic_name, *keyed, stdin="K1:V1\nK2:V2\n")
+    assert sent.returncode == 0, sent.stderr
+    code, out, err = cli(
+        "consume",
+        "--topic",
+        topic_name,
+        "--from-beginning",
+        "--print-key",
+        "--max-messages",
+        "2",
+        "--bootstrap-servers",
+        bootstrap,
+    )
+    assert code == 0 and sorted(out.splitlines()) == [b"K1\tV1", b"K2\tV2"], err
+
+    old = mrkafka(*tool, "kafka-topics", "--zookeeper", "localhost:2181", "--list")
+    assert (old.returncode, old.stderr) == (
+        2,
+        f"mrkafka: error: kafka-topics has no --zookeeper (Kafka 4 runs without ZooKeeper): "
+        f"give --bootstrap-server {bootstrap} instead\n",
+    )
+    old = mrkafka(*tool, "kafka-console-producer", "--broker-list", "localhost:9092", "--topic", topic_name)
+    assert old.returncode == 2 and "has no --broker-list" in old.stderr
+    unknown = mrkafka(*tool, "kafka-zookeeper-shell")
+    assert unknown.returncode == 2 and unknown.stderr.startswith(
+        "mrkafka: error: no Kafka tool 'kafka-zookeeper-shell'"
+    )
+    assert unknown.stderr.count("\n") == 1
+
+
+def test_the_compaction_demo_compacts_within_seconds(kafka_cluster3, topic_name: str, tmp_path: Path) -> None:
+    """The README's demo: a compacted topic whose cleaner runs once a record comes after a
+    segment's 100 ms; Kafka's console consumer then reads the last value of each key only."""
+    bootstrap = kafka_cluster3.bootstrap_servers
+    b = ["--bootstrap-servers", bootstrap]
+    fast = ["segment.ms=100", "min.cleanable.dirty.ratio=0.01", "delete.retention.ms=100"]
+    code, _, err = cli(
+        "topic", "create", topic_name, "--config", "cleanup.policy=compact", *(f"--config={c}" for c in fast), *b
+    )
+    assert code == 0, err
+    records = [(b"K1", b"V1"), (b"K2", b"V2"), (b"K1", b"V3"), (b"K2", b"V4"), (b"K1", b"V5")], [(b"K3", b"V6")]
+    for batch in records:
+        (tmp_path / "in.txt").write_bytes(b"".join(k + b":" + v + b"\n" for k, v in batch))
+        code, _, err = cli("produce", "--topic", topic_name, "--input", str(tmp_path / "in.txt"), "--key-sep", ":", *b)
+        assert code == 0, err
+        time.sleep(0.2)  # past segment.ms: the next record rolls the segment, which the cleaner may then compact
+    flat = [record for batch in records for record in batch]
+    kept = [k + b"\t" + v for i, (k, v) in enumerate(flat) if all(k != later for later, _ in flat[i + 1 :])]
+    read_all = tool_command(
+        CONSOLE_CONSUMER,
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic_name,
+        "--from-beginning",
+        "--formatter-property",
+        "print.key=true",
+        "--timeout-ms",
+        "3000",
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        read = subprocess.run(read_all, capture_output=True, check=True, timeout=60).stdout.splitlines()
+        if read == kept or time.monotonic() > deadline:
+            break
+    assert read == kept

@@ -20,9 +20,10 @@ from click.testing import CliRunner
 
 from mrkafka.cli import main
 from mrkafka.devtools.console import produce_lines
+from mrkafka.devtools.tools import tool_command
 from mrkafka.kafka import admin
 from mrkafka.stream import application
-from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, tool_command, write_job
+from tests.helpers import PICKY_JOB, WORDCOUNT, cli, oracle_wordcount, read_parts, write_job
 from tests.stream_process import StreamRun, retrying
 
 pytestmark = pytest.mark.integration

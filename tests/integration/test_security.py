@@ -25,11 +25,12 @@ from mrkafka.batch import run_batch
 from mrkafka.cli import main
 from mrkafka.devtools.certificates import CertificateAuthority
 from mrkafka.devtools.launcher import ADMIN, Cluster
+from mrkafka.devtools.tools import tool_command
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka.security import ClientSecurity, write_properties
 from mrkafka.settings import BatchSettings, StreamSettings
 from mrkafka.stream import run_stream
-from tests.helpers import free_ports, messy_corpus, read_parts, real_text, tool_command
+from tests.helpers import free_ports, messy_corpus, read_parts, real_text
 
 pytestmark = pytest.mark.integration
 
@@ -167,6 +168,10 @@ def test_a_user_produces_and_consumes_and_kafka_tools_share_its_settings(secured
     )
     assert code == 0, err
     assert Counter(out.splitlines()) == Counter(ours + theirs)
+    # `mrkafka kafka tool` gives Kafka's tools the cluster's address and its admin's settings
+    tool = [sys.executable, "-m", "mrkafka.cli", "kafka", "tool", "--data-dir", str(secured.cluster.data_dir)]
+    shown = subprocess.run([*tool, "kafka-topics", "--describe", "--topic", name], capture_output=True, text=True)
+    assert shown.returncode == 0 and f"Topic: {name}\tTopicId:" in shown.stdout, shown.stderr
 
 
 def test_a_plaintext_client_is_refused(secured: Secured) -> None:
