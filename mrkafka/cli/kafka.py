@@ -29,23 +29,45 @@ def _cluster(
     new_ok: bool = False,
     metrics_port: int | None = None,
     security: str | None = None,
+    broker_ids: tuple[int, ...] = (),
 ):
     """The cluster of ``data_dir``: what was started there before (unless ``brokers``,
-    ``port``, ``metrics_port`` or ``security`` say otherwise), or, with ``new_ok``, a new one."""
+    ``broker_ids``, ``port``, ``metrics_port`` or ``security`` say otherwise), or, with ``new_ok``,
+    a new one."""
     from mrkafka.devtools.launcher import Cluster, default_data_dir
     from mrkafka.errors import SetupError
 
     directory = Path(data_dir) if data_dir else default_data_dir()
     saved = Cluster.load(directory)
+    brokers = brokers or len(broker_ids) or None
     if saved is not None:  # what was started there before, unless told otherwise
-        brokers, port = brokers or saved.brokers, port or saved.port
+        if brokers is None:
+            brokers, broker_ids = saved.brokers, broker_ids or saved.broker_ids
+        port = port or saved.port
         metrics_port = metrics_port if metrics_port is not None else saved.metrics_port
         security = security or saved.security
     elif not new_ok:
         raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
     return Cluster(
-        directory, brokers or 1, port or KAFKA_PORT, metrics_port=metrics_port, security=security or "plaintext"
+        directory,
+        brokers or 1,
+        port or KAFKA_PORT,
+        metrics_port=metrics_port,
+        security=security or "plaintext",
+        broker_ids=broker_ids,
     )
+
+
+def _broker_ids(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    try:
+        ids = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of broker ids") from None
+    if len(set(ids)) != len(ids) or min(ids) < 0:
+        raise click.BadParameter(f"{value!r}: the ids must be distinct and not negative")
+    return ids
 
 
 @click.group(short_help="Run Apache Kafka (KRaft) here, for development and tests.")
@@ -56,14 +78,20 @@ def kafka() -> None:
 @kafka.command()
 @click.option(
     "--brokers",
-    type=click.Choice(["1", "3"]),
-    help="Broker+controller nodes: 1, or 3 for replication [default: 1, or what DIR held].",
+    type=click.IntRange(1, 5),
+    help="Nodes, 1 to 5: the first three are controllers too [default: 1, or what DIR held].",
+)
+@click.option(
+    "--broker-ids",
+    metavar="ID,ID,...",
+    callback=_broker_ids,
+    help="The nodes' ids, in port order, e.g. 10,20,30 [default: 0,1,..., or what DIR held].",
 )
 @click.option(
     "--port",
-    type=click.IntRange(1024, 65535 - 200 - 2),
-    help="Client port of node 0, controllers 100 above, a secured cluster's inter-broker listeners 200 "
-    "above [default: 9092, or what DIR held].",
+    type=click.IntRange(1024, 65535 - 200 - 4),
+    help="Client port of the first node (node i: port + i), controllers 100 above, a secured cluster's "
+    "inter-broker listeners 200 above [default: 9092, or what DIR held].",
 )
 @click.option(
     "--metrics-port",
@@ -80,7 +108,12 @@ def kafka() -> None:
 @data_dir_option
 @debug_option
 def up(
-    brokers: str | None, port: int | None, metrics_port: int | None, security: str | None, data_dir: str | None
+    brokers: int | None,
+    broker_ids: tuple[int, ...],
+    port: int | None,
+    metrics_port: int | None,
+    security: str | None,
+    data_dir: str | None,
 ) -> None:
     """Fetch Kafka (once), start it in the background and print the bootstrap servers.
 
@@ -88,12 +121,11 @@ def up(
     Examples:
       mrkafka kafka up                       # one broker on 127.0.0.1:9092
       mrkafka kafka up --brokers 3 --port 29092 --data-dir /tmp/k3
+      mrkafka kafka up --broker-ids 10,20,30 # three nodes with a course's ids
       mrkafka kafka up --metrics-port 7071   # metrics at http://127.0.0.1:7071/metrics
       mrkafka kafka up --security sasl_ssl   # then: --command-config ~/.cache/mrkafka/broker/admin.properties
     """
-    cluster = _cluster(
-        data_dir, int(brokers) if brokers else None, port, new_ok=True, metrics_port=metrics_port, security=security
-    )
+    cluster = _cluster(data_dir, brokers, port, True, metrics_port, security, broker_ids)
     click.echo(cluster.start())
     if cluster.secured:
         click.echo(f"admin client settings: {cluster.admin_config}", err=True)

@@ -34,6 +34,8 @@ class Node:
     controller_port: int
     directory: Path
     metrics_port: int | None = None
+    #: Whether the node is a KRaft controller too (a voter of the metadata quorum), not a broker only.
+    controller: bool = True
 
     @property
     def internal_port(self) -> int:
@@ -50,17 +52,17 @@ class Node:
 
 def listeners(node: Node, security: str, broker_pem: Path, ca_cert: Path) -> list[str]:
     """The listeners of ``node``: plaintext, or (secured) TLS everywhere and the authorizer."""
+    controller = f",CONTROLLER://127.0.0.1:{node.controller_port}" if node.controller else ""
     if security == "plaintext":
         return [
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port}{controller}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         ]
     client = "SASL_SSL" if security == "sasl_ssl" else "SSL"
     lines = [
-        f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port},"
-        f"CONTROLLER://127.0.0.1:{node.controller_port}",
+        f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}{controller}",
         f"advertised.listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}",
         "inter.broker.listener.name=INTERNAL",
         f"listener.security.protocol.map=CLIENT:{client},INTERNAL:SSL,CONTROLLER:SSL",
@@ -85,12 +87,12 @@ def listeners(node: Node, security: str, broker_pem: Path, ca_cert: Path) -> lis
 
 
 def server_properties(node: Node, voters: str, brokers: int, listener_lines: list[str]) -> str:
-    """A node's ``server.properties``: broker and controller in one process; internal topics
-    replicated as the cluster's size allows."""
+    """A node's ``server.properties``: a broker, and a controller too if it is one of the
+    ``voters``; internal topics replicated as the cluster's size allows."""
     replication = min(3, brokers)
     return "\n".join(
         [
-            "process.roles=broker,controller",
+            f"process.roles={'broker,controller' if node.controller else 'broker'}",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
             *listener_lines,

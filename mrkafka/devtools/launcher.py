@@ -1,10 +1,10 @@
 """Apache Kafka 4.3.1 from Maven Central, run in KRaft mode on 127.0.0.1.
 
-``Cluster`` writes one config per node (each node both
-broker and controller), formats storage with Kafka's StorageTool, starts ``kafka.Kafka``
-in the background with its logs in the data dir, waits until every broker answers a
-metadata request, and records the pids in the data dir so that ``stop`` ends exactly
-those processes, never others found by name.
+``Cluster`` writes one config per node (the first three nodes both broker and controller, the
+voters of the metadata quorum; any further ones brokers only), formats storage with Kafka's
+StorageTool, starts ``kafka.Kafka`` in the background with its logs in the data dir, waits until
+every broker answers a metadata request, and records the pids in the data dir so that ``stop``
+ends exactly those processes, never others found by name.
 
 A secured cluster (``security`` other than plaintext) gets a CA and certificates in
 ``DATA_DIR/tls``, TLS on every listener, KRaft's StandardAuthorizer with the admin as the only
@@ -42,6 +42,13 @@ __all__ = [
 
 HEAP = "512m"
 STATE_FILE = "cluster.json"
+MAX_BROKERS = 5
+#: The first nodes are the metadata quorum's voters: three tolerate one lost, as Kafka advises.
+CONTROLLERS = 3
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    return ",".join(map(str, ids))
 
 
 def default_data_dir() -> Path:
@@ -59,7 +66,8 @@ def _new_cluster_id() -> str:
 
 @dataclass
 class Cluster:
-    """One to three combined broker+controller nodes in ``data_dir``."""
+    """One to five nodes in ``data_dir``: node i has id ``broker_ids[i]`` (default i) and client
+    port ``port + i``; the first three are controllers too."""
 
     data_dir: Path
     brokers: int = 1
@@ -69,11 +77,18 @@ class Cluster:
     metrics_port: int | None = None
     #: What the client listener asks of a client (``MODES``).
     security: str = "plaintext"
+    #: The nodes' ids, in port order (empty: 0 .. brokers - 1).
+    broker_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        if self.brokers not in (1, 2, 3):
-            raise SetupError(f"--brokers must be 1, 2 or 3, got {self.brokers}")
+        if not 1 <= self.brokers <= MAX_BROKERS:
+            raise SetupError(f"--brokers must be 1 to {MAX_BROKERS}, got {self.brokers}")
+        self.broker_ids = tuple(self.broker_ids) or tuple(range(self.brokers))
+        if len(self.broker_ids) != self.brokers:
+            raise SetupError(f"--broker-ids names {len(self.broker_ids)} broker(s), but --brokers is {self.brokers}")
+        if len(set(self.broker_ids)) != self.brokers or min(self.broker_ids) < 0:
+            raise SetupError(f"--broker-ids must be distinct and not negative, got {_ids(self.broker_ids)}")
         if self.security not in MODES:
             raise SetupError(f"--security must be one of {', '.join(MODES)}, got {self.security}")
 
@@ -126,14 +141,19 @@ class Cluster:
         metrics = self.metrics_port
         return [
             Node(
-                i,
+                node_id,
                 self.port + i,
                 self.port + CONTROLLER_PORT_OFFSET + i,
-                self.data_dir / f"node-{i}",
+                self.data_dir / f"node-{node_id}",
                 None if metrics is None else metrics + i,
+                controller=i < CONTROLLERS,
             )
-            for i in range(self.brokers)
+            for i, node_id in enumerate(self.broker_ids)
         ]
+
+    def node(self, node_id: int) -> Node:
+        """The node whose id is ``node_id``."""
+        return next(node for node in self.nodes if node.node_id == node_id)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -155,6 +175,7 @@ class Cluster:
             saved.get("heap", HEAP),
             saved.get("metrics_port"),
             saved.get("security", "plaintext"),
+            tuple(saved.get("broker_ids", ())),
         )
 
     def _state(self) -> dict:
@@ -169,6 +190,7 @@ class Cluster:
             "heap": self.heap,
             "metrics_port": self.metrics_port,
             "security": self.security,
+            "broker_ids": list(self.broker_ids),
             **changes,
         }
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
@@ -177,7 +199,7 @@ class Cluster:
         """Node id -> pid of the nodes that were started here and still run."""
         running = {}
         for node_id, pid in self._state().get("pids", {}).items():
-            if processes.running(pid, "kafka.Kafka", str(self.nodes[int(node_id)].config)):
+            if processes.running(pid, "kafka.Kafka", str(self.data_dir / f"node-{node_id}" / "server.properties")):
                 running[int(node_id)] = pid
         return running
 
@@ -224,7 +246,7 @@ class Cluster:
                 time.sleep(0.3)
 
     def _write_configs(self) -> None:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes if n.controller)
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
             listeners = broker_config.listeners(node, self.security, self.data_dir / "tls" / "broker.pem", self.ca.cert)
@@ -278,9 +300,10 @@ class Cluster:
         java_command()
         private_dir(self.data_dir)  # its topics' segments and its secrets are its user's only
         saved = self._state()
-        was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"))
-        if saved and was != (self.brokers, self.port, self.security):
-            what = f"{self.data_dir} holds a cluster of {was[0]} broker(s) on port {was[1]}, {was[2]}"
+        ids = tuple(saved.get("broker_ids", range(saved.get("brokers", 0))))
+        was = (saved.get("brokers"), saved.get("port"), saved.get("security", "plaintext"), ids)
+        if saved and was != (self.brokers, self.port, self.security, self.broker_ids):
+            what = f"{self.data_dir} holds a cluster of brokers {_ids(ids)} on port {was[1]}, {was[2]}"
             if self.pids():
                 raise SetupError(f"{what}, running: stop it first, or choose another --data-dir")
             raise SetupError(
@@ -294,7 +317,7 @@ class Cluster:
             internal = node.internal_port if self.secured else None
             for port, option in (
                 (node.port, "--port"),
-                (node.controller_port, "--port"),
+                (node.controller_port if node.controller else None, "--port"),
                 (internal, "--port"),
                 (node.metrics_port, "--metrics-port"),
             ):
@@ -342,7 +365,7 @@ class Cluster:
         while time.monotonic() < deadline:
             dead = sorted(n for n, pid in started.items() if not processes.running(pid))
             if dead:
-                raise SetupError(f"Kafka node {dead[0]} exited; see {self.nodes[dead[0]].log}")
+                raise SetupError(f"Kafka node {dead[0]} exited; see {self.node(dead[0]).log}")
             try:
                 with Admin(self.bootstrap_servers, timeout=5.0, security=self.admin_security()) as kafka:
                     if started.keys() <= kafka.broker_ids():

@@ -23,6 +23,30 @@ def test_nodes_and_ports(tmp_path) -> None:
     assert cluster.pids() == {}
 
 
+def test_any_ids_five_nodes_and_three_controllers(tmp_path) -> None:
+    import pytest
+
+    from mrkafka.errors import SetupError
+
+    cluster = Cluster(tmp_path, brokers=5, port=29092, broker_ids=(10, 20, 30, 40, 50))
+    cluster._write_configs()
+    voters = "controller.quorum.voters=10@127.0.0.1:29192,20@127.0.0.1:29193,30@127.0.0.1:29194\n"
+    third, fourth = cluster.node(30).config.read_text(), cluster.node(40).config.read_text()
+    assert "node.id=30\n" in third and "process.roles=broker,controller\n" in third and voters in third
+    assert "listeners=PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29194\n" in third
+    assert "node.id=40\n" in fourth and "process.roles=broker\n" in fourth and voters in fourth
+    assert "listeners=PLAINTEXT://127.0.0.1:29095\n" in fourth and "default.replication.factor=3\n" in fourth
+    assert (tmp_path / "node-50" / "server.properties").exists()
+    assert Cluster.load(tmp_path) is None  # nothing recorded before a start
+    for brokers, ids, message in (
+        (6, (), "--brokers must be 1 to 5, got 6"),
+        (2, (1, 2, 3), "--broker-ids names 3 broker\\(s\\), but --brokers is 2"),
+        (2, (1, 1), "--broker-ids must be distinct and not negative, got 1,1"),
+    ):
+        with pytest.raises(SetupError, match=message):
+            Cluster(tmp_path, brokers=brokers, broker_ids=ids)
+
+
 def test_missing_java_or_maven_says_what_to_do(tmp_path, monkeypatch) -> None:
     import pytest
 

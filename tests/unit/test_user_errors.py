@@ -346,7 +346,10 @@ def test_a_bad_state_dir_is_one_line_before_kafka(tmp_path: Path) -> None:
     assert code == 2 and one_line(err) and "--state-dir" in err, err
 
 
-@pytest.mark.parametrize("args", [["--port", "65500"], ["--port", "0"], ["--brokers", "2"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--port", "65500"], ["--port", "0"], ["--brokers", "6"], ["--broker-ids", "10,x"], ["--broker-ids", "1,1"]],
+)
 def test_kafka_up_checks_its_options_first(tmp_path: Path, args: list[str]) -> None:
     code, err = cli("kafka", "up", "--data-dir", str(tmp_path / "k"), *args)
     assert code == 2 and one_line(err) and args[0] in err, err
