@@ -7,6 +7,8 @@ import functools
 import os
 import pickle
 import random
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -142,6 +144,13 @@ def cli(*args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stderr
+
+
+def mrkafka(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``mrkafka ARGS`` in a process of its own, as a user runs it (``kafka tool`` becomes the
+    Java tool it runs; ``topic reassign`` runs one whose output is the command's)."""
+    command = [sys.executable, "-m", "mrkafka.cli", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=180)
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -99,6 +99,8 @@ debug_option = click.option(
 
 _bootstrap_option = click.option(
     "--bootstrap-servers",
+    "--bootstrap-server",  # as Kafka's own tools spell it
+    "bootstrap_servers",
     envvar="MRKAFKA_BOOTSTRAP_SERVERS",
     default=BOOTSTRAP_SERVERS,
     show_default=True,

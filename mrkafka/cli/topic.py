@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from mrkafka.cli.base import bootstrap_option, client_security, debug_option
@@ -156,3 +158,87 @@ def topic_delete(name: str, force: bool, bootstrap_servers: str, command_config:
             application.refuse_deleting(kafka, name)
         kafka.delete_topic(name)
     click.echo(f"deleted topic {name}", err=True)
+
+
+@topic.command("reassign")
+@click.option("--generate", "mode", flag_value="generate", help="Print the current and a proposed assignment.")
+@click.option("--execute", "mode", flag_value="execute", help="Start the moves of --reassignment-json-file.")
+@click.option(
+    "--verify", "mode", flag_value="verify", help="Say which moves are done; remove the throttles once all are."
+)
+@click.option(
+    "--cancel", "mode", flag_value="cancel", help="Stop the moves of --reassignment-json-file, back to before."
+)
+@click.option("--list", "mode", flag_value="list", help="The reassignments in progress.")
+@click.option(
+    "--topics-to-move-json-file",
+    "topics_file",
+    type=click.Path(dir_okay=False),
+    help='--generate: {"topics": [{"topic": NAME}, ...], "version": 1}.',
+)
+@click.option("--broker-list", metavar="ID,ID,...", help="--generate: the brokers to spread the partitions over.")
+@click.option(
+    "--reassignment-json-file",
+    "moves_file",
+    type=click.Path(dir_okay=False),
+    help='{"version": 1, "partitions": [{"topic": T, "partition": N, "replicas": [ID, ...]}, ...]}.',
+)
+@click.option(
+    "--throttle", type=click.IntRange(min=1), metavar="BYTES/S", help="--execute: cap the moves' replication."
+)
+@click.option("--additional", is_flag=True, help="--execute: start moves while others are in progress.")
+@click.option("--preserve-throttles", is_flag=True, help="--verify, --cancel: leave the throttles set.")
+@click.option("--disable-rack-aware", is_flag=True, help="--generate: ignore the brokers' racks.")
+@bootstrap_option
+@debug_option
+def topic_reassign(
+    mode: str | None,
+    topics_file: str | None,
+    broker_list: str | None,
+    moves_file: str | None,
+    throttle: int | None,
+    additional: bool,
+    preserve_throttles: bool,
+    disable_rack_aware: bool,
+    bootstrap_servers: str,
+    command_config: str | None,
+) -> None:
+    """Move partitions between brokers, as Kafka's kafka-reassign-partitions does, with its files.
+
+    Kafka's own tool carries out --execute, --verify, --cancel and --list, after mrkafka has
+    checked every entry of the file against the cluster (exit 2, nothing changed, if one is
+    wrong). --generate balances the partitions' bytes and leaders over --broker-list, keeping
+    a partition's replicas on distinct racks.
+
+    \b
+    Examples:
+      mrkafka topic reassign --generate --topics-to-move-json-file move.json --broker-list 10,20,30
+      mrkafka topic reassign --execute --reassignment-json-file plan.json --throttle 10000000
+      mrkafka topic reassign --verify --reassignment-json-file plan.json
+    """
+    from mrkafka.devtools import reassign
+    from mrkafka.errors import BadInputError
+    from mrkafka.kafka import admin
+
+    needs = {"generate": ("--topics-to-move-json-file", "--broker-list")}.get(mode or "", ("--reassignment-json-file",))
+    given = {
+        "--topics-to-move-json-file": topics_file,
+        "--broker-list": broker_list,
+        "--reassignment-json-file": moves_file,
+    }
+    if mode is None:
+        raise BadInputError("topic reassign needs one of --generate, --execute, --verify, --cancel, --list")
+    if missing := [option for option in needs if mode != "list" and not given[option]]:
+        raise BadInputError(f"topic reassign --{mode} needs {missing[0]}")
+    with admin.Admin(bootstrap_servers, security=client_security(command_config)) as kafka:
+        if mode == "generate":
+            ids = reassign.broker_list(broker_list or "")
+            click.echo(reassign.generate(kafka, command_config, topics_file or "", ids, not disable_rack_aware))
+            return
+        if mode != "list":
+            reassign.checked_moves(kafka, command_config, moves_file or "", busy_ok=additional or mode != "execute")
+    args = [f"--{mode}"] + (["--reassignment-json-file", moves_file] if moves_file and mode != "list" else [])
+    args += [*(["--throttle", str(throttle)] if throttle else []), *(["--additional"] if additional else [])]
+    args += ["--preserve-throttles"] if preserve_throttles else []
+    code, _ = reassign.run(args, bootstrap_servers, command_config)
+    sys.exit(code)

@@ -105,7 +105,7 @@ def tool_argv(name: str, args: Sequence[str], bootstrap: str, command_config: Pa
         extra += ["--bootstrap-server", bootstrap]
         if command_config is not None and not given & set(_SETTINGS):
             extra += ["--command-config", str(command_config)]
-    return tool_command(TOOLS[tool], *args, *extra)
+    return tool_command(TOOLS[tool], *extra, *args)  # before a subcommand, which argparse's tools need
 
 
 def needs_connection(name: str, args: Sequence[str]) -> bool:

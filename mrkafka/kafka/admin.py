@@ -149,8 +149,12 @@ class Admin:
 
     def broker_ids(self) -> set[int]:
         """The ids of the brokers the cluster reports."""
+        return set(self.brokers())
+
+    def brokers(self) -> dict[int, str | None]:
+        """The brokers the cluster reports: id -> rack (None: the broker has none)."""
         cluster = self._wait(self._client.describe_cluster(request_timeout=self.timeout))
-        return {node.id for node in cluster.nodes}
+        return {node.id: node.rack or None for node in cluster.nodes}
 
     def _await_metadata(self, name: str, partitions: int | None = None) -> None:
         """Wait until every broker describes ``partitions`` partitions of ``name`` (any number if

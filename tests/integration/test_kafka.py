@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from mrkafka.devtools.launcher import Cluster
 from mrkafka.devtools.tools import tool_command
 from mrkafka.errors import SetupError
 from mrkafka.kafka import admin
-from tests.helpers import free_ports, messy_corpus, murmur2, to_positive
+from tests.helpers import free_ports, messy_corpus, mrkafka, murmur2, to_positive
 
 pytestmark = pytest.mark.integration
 
@@ -258,12 +257,6 @@ def test_three_brokers_keep_writing_with_one_down(kafka_cluster3, topic_name: st
             break
         time.sleep(0.5)
     assert all(len(p.isr) == 3 for p in admin.describe_topic(bootstrap, topic_name).partitions)
-
-
-def mrkafka(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``mrkafka ARGS`` in a process of its own (``kafka tool`` becomes the Java tool it runs)."""
-    command = [sys.executable, "-m", "mrkafka.cli", *args]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
 
 def test_topics_get_the_brokers_replication_and_their_configs_change_in_place(kafka_cluster3, topic_name: str) -> None:
