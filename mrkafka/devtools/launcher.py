@@ -376,10 +376,15 @@ class Cluster:
         raise SetupError(f"Kafka did not answer within {timeout:.0f} s ({last_error}); see {self.nodes[0].log}")
 
     def stop(self, node_id: int | None = None, timeout: float = 30.0) -> list[int]:
-        """Stop all nodes (or one), by recorded pid: SIGTERM, then SIGKILL after ``timeout``."""
+        """Stop all nodes (or one), by recorded pid: SIGTERM, then SIGKILL after ``timeout``.
+
+        Brokers that are not controllers stop first: a broker's controlled shutdown waits for
+        the controllers' answer, which none gives once their quorum is gone."""
         pids = self.pids()
         targets = {n: p for n, p in pids.items() if node_id is None or n == node_id}
-        processes.stop(targets.values(), timeout)
+        controllers = {node.node_id for node in self.nodes if node.controller}
+        processes.stop([p for n, p in targets.items() if n not in controllers], timeout)
+        processes.stop([p for n, p in targets.items() if n in controllers], timeout)
         self._update_state(pids={n: p for n, p in pids.items() if n not in targets})
         if node_id is None and self.metrics_port is not None:
             from mrkafka.obs.metrics import unregister
