@@ -65,6 +65,12 @@ def cluster3(tmp_path_factory):
 
 
 @pytest.fixture
+def cluster4(tmp_path_factory):
+    """Four brokers of the test's own: room to move partitions that have three replicas."""
+    yield from _cluster(tmp_path_factory, 4)
+
+
+@pytest.fixture
 def bootstrap(kafka_cluster) -> str:
     return kafka_cluster.bootstrap_servers
 

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mrkafka.batch import run_batch
 from mrkafka.devtools.console import consume, produce_lines
+from mrkafka.devtools.tools import tool_command
 from mrkafka.errors import BadInputError, JobFailedError, KafkaError, MrkafkaError, TopicError
 from mrkafka.io.index import INDEX_DIR
 from mrkafka.job import JobSpec, load_job
@@ -41,7 +42,6 @@ from tests.helpers import (
     oracle_wordcount,
     read_parts,
     real_text,
-    tool_command,
     tricky_corpus,
     write_job,
 )

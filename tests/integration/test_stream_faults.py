@@ -8,6 +8,7 @@ The unbounded runs are ``mrkafka run`` processes (each with its own Ray), stoppe
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ import pytest
 from mrkafka.devtools.console import produce_lines
 from mrkafka.devtools.launcher import Cluster
 from mrkafka.kafka import admin
-from tests.helpers import WORDCOUNT, messy_corpus, oracle_wordcount, read_parts, real_text
+from tests.helpers import WORDCOUNT, messy_corpus, mrkafka, oracle_wordcount, read_parts, real_text
 from tests.integration.test_stream import assert_same_parts, batch_wordcount, stream_wordcount
 from tests.stream_process import StreamRun, retrying, wait_committed
 
@@ -134,6 +135,41 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
             assert info.configs["min.insync.replicas"] == "2", topic
         inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
         os.kill(cluster3.pids()[1], signal.SIGKILL)
+        wait_committed(bootstrap, APP, run)
+        assert run.stop() == 0, run.tail()
+    _check_output(bootstrap, inputs, tmp_path)
+
+
+def test_a_run_whose_topics_all_move_to_other_brokers_mid_run_equals_batch(cluster4, ray_cluster, tmp_path) -> None:
+    """Every partition of the input, repartition, changelog and output topics loses its leader's
+    replica to the broker it was not on, which leads it then, with ``mrkafka topic reassign``,
+    while the run counts what comes in meanwhile."""
+    bootstrap = cluster4.bootstrap_servers
+    admin.create_topic(bootstrap, "in", partitions=2, replication_factor=3)
+    first, second = _halves(seed=44)
+    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    with _start_run(bootstrap, tmp_path) as run:
+        wait_committed(bootstrap, APP, run)
+        moves = {}
+        for topic in ("in", f"{APP}-repartition", f"{APP}-state-changelog", "out"):
+            for p in admin.describe_topic(bootstrap, topic).partitions:
+                spare = next(b for b in cluster4.broker_ids if b not in p.replicas)
+                moves[topic, p.partition] = [spare, *p.replicas[1:]]
+        plan = tmp_path / "plan.json"
+        entries = [{"topic": t, "partition": p, "replicas": r} for (t, p), r in moves.items()]
+        plan.write_text(json.dumps({"version": 1, "partitions": entries}))
+        reassign = ["topic", "reassign", "--reassignment-json-file", str(plan), "--bootstrap-server", bootstrap]
+        started = mrkafka(*reassign, "--execute")
+        assert started.returncode == 0, started.stderr
+        inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
+        deadline = time.monotonic() + 120
+        while "still in progress" in (verified := mrkafka(*reassign, "--verify")).stdout:
+            assert time.monotonic() < deadline, verified.stdout
+            time.sleep(1)
+        assert verified.stdout.count("is completed") == len(moves), verified.stdout
+        for topic in {t for t, _ in moves}:
+            placed = {p.partition: p.replicas for p in admin.describe_topic(bootstrap, topic).partitions}
+            assert placed == {p: r for (t, p), r in moves.items() if t == topic}, topic
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
     _check_output(bootstrap, inputs, tmp_path)
