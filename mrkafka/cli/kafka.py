@@ -180,6 +180,39 @@ def status(data_dir: str | None) -> None:
         sys.exit(1)
 
 
+@kafka.command("add-broker")
+@click.option("--broker-id", type=click.IntRange(min=0), help="The new broker's id [default: the largest id + 1].")
+@data_dir_option
+@debug_option
+def add_broker(broker_id: int | None, data_dir: str | None) -> None:
+    """Start one more broker in the running cluster, and print the bootstrap servers.
+
+    The new broker is a broker only (the controllers stay those the cluster was made with) and
+    holds no partition until some are moved onto it with `mrkafka topic reassign`.
+    """
+    from mrkafka.devtools.membership import add_broker
+
+    cluster = add_broker(_cluster(data_dir), broker_id)
+    click.echo(cluster.bootstrap_servers)
+
+
+@kafka.command("remove-broker")
+@click.argument("broker_id", type=int)
+@data_dir_option
+@debug_option
+def remove_broker(broker_id: int, data_dir: str | None) -> None:
+    """Stop broker BROKER_ID and unregister it from the cluster.
+
+    Only a broker that is not a controller (one added with add-broker, or a fourth or fifth
+    node), and that holds no replica any more: move its partitions off with `mrkafka topic
+    reassign` first.
+    """
+    from mrkafka.devtools.membership import remove_broker
+
+    cluster = remove_broker(_cluster(data_dir), broker_id)
+    click.echo(f"removed broker {broker_id}; the cluster: {cluster.bootstrap_servers}", err=True)
+
+
 @kafka.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     short_help="Run one of Kafka's own tools (kafka-topics, ...) on this cluster.",

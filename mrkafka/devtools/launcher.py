@@ -67,7 +67,7 @@ def _new_cluster_id() -> str:
 @dataclass
 class Cluster:
     """One to five nodes in ``data_dir``: node i has id ``broker_ids[i]`` (default i) and client
-    port ``port + i``; the first three are controllers too."""
+    port ``port + slots[i]`` (default i); the first three are controllers too."""
 
     data_dir: Path
     brokers: int = 1
@@ -79,6 +79,12 @@ class Cluster:
     security: str = "plaintext"
     #: The nodes' ids, in port order (empty: 0 .. brokers - 1).
     broker_ids: tuple[int, ...] = ()
+    #: Each node's place: its ports are ``port + slot`` and so on (empty: 0 .. brokers - 1). A
+    #: broker removed leaves its slot free, and the others keep their ports.
+    slots: tuple[int, ...] = ()
+    #: The nodes in the first this many slots are the controllers (0: min(3, brokers)), as the
+    #: cluster was made; brokers added later are brokers only.
+    controllers: int = 0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -89,6 +95,8 @@ class Cluster:
             raise SetupError(f"--broker-ids names {len(self.broker_ids)} broker(s), but --brokers is {self.brokers}")
         if len(set(self.broker_ids)) != self.brokers or min(self.broker_ids) < 0:
             raise SetupError(f"--broker-ids must be distinct and not negative, got {_ids(self.broker_ids)}")
+        self.slots = tuple(self.slots) or tuple(range(self.brokers))
+        self.controllers = self.controllers or min(CONTROLLERS, self.brokers)
         if self.security not in MODES:
             raise SetupError(f"--security must be one of {', '.join(MODES)}, got {self.security}")
 
@@ -142,13 +150,13 @@ class Cluster:
         return [
             Node(
                 node_id,
-                self.port + i,
-                self.port + CONTROLLER_PORT_OFFSET + i,
+                self.port + slot,
+                self.port + CONTROLLER_PORT_OFFSET + slot,
                 self.data_dir / f"node-{node_id}",
-                None if metrics is None else metrics + i,
-                controller=i < CONTROLLERS,
+                None if metrics is None else metrics + slot,
+                controller=slot < self.controllers,
             )
-            for i, node_id in enumerate(self.broker_ids)
+            for node_id, slot in zip(self.broker_ids, self.slots, strict=True)
         ]
 
     def node(self, node_id: int) -> Node:
@@ -176,6 +184,8 @@ class Cluster:
             saved.get("metrics_port"),
             saved.get("security", "plaintext"),
             tuple(saved.get("broker_ids", ())),
+            tuple(saved.get("slots", ())),
+            saved.get("controllers", 0),
         )
 
     def _state(self) -> dict:
@@ -191,9 +201,15 @@ class Cluster:
             "metrics_port": self.metrics_port,
             "security": self.security,
             "broker_ids": list(self.broker_ids),
+            "slots": list(self.slots),
+            "controllers": self.controllers,
             **changes,
         }
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    def record(self) -> None:
+        """Write what the cluster is (its nodes, ids, ports) into the data dir, keeping its pids."""
+        self._update_state()
 
     def pids(self) -> dict[int, int]:
         """Node id -> pid of the nodes that were started here and still run."""
@@ -335,10 +351,11 @@ class Cluster:
             self._add_admin_user(time.monotonic() + timeout)
         self.wait_ready(timeout)
         if self.metrics_port is not None:
-            self._register()
+            self.register_metrics()
         return self.bootstrap_servers
 
-    def _register(self) -> None:
+    def register_metrics(self) -> None:
+        """Tell ``mrkafka monitor``'s Prometheus where the nodes serve their metrics."""
         from mrkafka.obs.metrics import register
 
         register(self._target_name, [node.metrics_port for node in self.nodes], "kafka")

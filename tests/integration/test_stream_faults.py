@@ -140,14 +140,37 @@ def test_a_three_node_cluster_loses_a_node_mid_run(cluster3, ray_cluster, tmp_pa
     _check_output(bootstrap, inputs, tmp_path)
 
 
-def test_a_run_whose_topics_all_move_to_other_brokers_mid_run_equals_batch(cluster4, ray_cluster, tmp_path) -> None:
-    """Every partition of the input, repartition, changelog and output topics loses its leader's
-    replica to the broker it was not on, which leads it then, with ``mrkafka topic reassign``,
-    while the run counts what comes in meanwhile."""
+def _move(bootstrap: str, moves: dict[tuple[str, int], list[int]], plan: Path) -> None:
+    """``mrkafka topic reassign`` of ``moves``, verified until done; Kafka's metadata then shows them."""
+    entries = [{"topic": t, "partition": p, "replicas": r} for (t, p), r in moves.items()]
+    plan.write_text(json.dumps({"version": 1, "partitions": entries}))
+    reassign = ["topic", "reassign", "--reassignment-json-file", str(plan), "--bootstrap-server", bootstrap]
+    started = mrkafka(*reassign, "--execute")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 120
+    while "still in progress" in (verified := mrkafka(*reassign, "--verify")).stdout:
+        assert time.monotonic() < deadline, verified.stdout
+        time.sleep(1)
+    assert verified.stdout.count("is completed") == len(moves), verified.stdout
+    for topic in {t for t, _ in moves}:
+        placed = {p.partition: p.replicas for p in admin.describe_topic(bootstrap, topic).partitions}
+        assert {p: r for (t, p), r in moves.items() if t == topic}.items() <= placed.items(), topic
+
+
+def test_a_run_whose_partitions_move_and_whose_broker_is_replaced_mid_run_equals_batch(
+    cluster4, ray_cluster, tmp_path
+) -> None:
+    """While the run counts what comes in meanwhile: every partition of the input, repartition,
+    changelog and output topics loses its leader's replica to the broker it was not on, which
+    leads it then; a fifth broker joins (``kafka add-broker``), every partition on the fourth,
+    Kafka's own topics' too, moves onto it, and the fourth leaves (``kafka remove-broker``)."""
     bootstrap = cluster4.bootstrap_servers
     admin.create_topic(bootstrap, "in", partitions=2, replication_factor=3)
-    first, second = _halves(seed=44)
-    inputs = [_produce(bootstrap, "in", first, tmp_path / "first.txt")]
+    data = messy_corpus(seed=44, lines=9000) + b"\n" + real_text(3 << 19)
+    thirds = [data.index(b"\n", len(data) * k // 3) + 1 for k in (1, 2)]
+    parts = [data[: thirds[0]], data[thirds[0] : thirds[1]], data[thirds[1] :]]
+    inputs = [_produce(bootstrap, "in", parts[0], tmp_path / "first.txt")]
+    kafka = ["kafka", "--data-dir", str(cluster4.data_dir)]
     with _start_run(bootstrap, tmp_path) as run:
         wait_committed(bootstrap, APP, run)
         moves = {}
@@ -155,21 +178,29 @@ def test_a_run_whose_topics_all_move_to_other_brokers_mid_run_equals_batch(clust
             for p in admin.describe_topic(bootstrap, topic).partitions:
                 spare = next(b for b in cluster4.broker_ids if b not in p.replicas)
                 moves[topic, p.partition] = [spare, *p.replicas[1:]]
-        plan = tmp_path / "plan.json"
-        entries = [{"topic": t, "partition": p, "replicas": r} for (t, p), r in moves.items()]
-        plan.write_text(json.dumps({"version": 1, "partitions": entries}))
-        reassign = ["topic", "reassign", "--reassignment-json-file", str(plan), "--bootstrap-server", bootstrap]
-        started = mrkafka(*reassign, "--execute")
-        assert started.returncode == 0, started.stderr
-        inputs.append(_produce(bootstrap, "in", second, tmp_path / "second.txt"))
-        deadline = time.monotonic() + 120
-        while "still in progress" in (verified := mrkafka(*reassign, "--verify")).stdout:
-            assert time.monotonic() < deadline, verified.stdout
-            time.sleep(1)
-        assert verified.stdout.count("is completed") == len(moves), verified.stdout
-        for topic in {t for t, _ in moves}:
-            placed = {p.partition: p.replicas for p in admin.describe_topic(bootstrap, topic).partitions}
-            assert placed == {p: r for (t, p), r in moves.items() if t == topic}, topic
+        inputs.append(_produce(bootstrap, "in", parts[1], tmp_path / "second.txt"))
+        _move(bootstrap, moves, tmp_path / "plan.json")
+
+        added = mrkafka(kafka[0], "add-broker", *kafka[1:])
+        assert added.returncode == 0 and added.stdout.count("127.0.0.1:") == 5, added.stderr
+        leaving, joined = 3, 4  # the fourth node is a broker only; the new one gets the next id
+        off = {
+            (topic, p.partition): [joined if r == leaving else r for r in p.replicas]
+            for topic in admin.list_topics(bootstrap, internal=True)
+            for p in admin.describe_topic(bootstrap, topic).partitions
+            if leaving in p.replicas
+        }
+        inputs.append(_produce(bootstrap, "in", parts[2], tmp_path / "third.txt"))
+        for broker, refusal in ((leaving, "still holds"), (0, "is a controller too"), (9, "has no broker 9")):
+            refused = mrkafka(kafka[0], "remove-broker", str(broker), *kafka[1:])
+            assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
+        _move(bootstrap, off, tmp_path / "off.json")
+        removed = mrkafka(kafka[0], "remove-broker", str(leaving), *kafka[1:])
+        assert removed.returncode == 0, removed.stderr
+        endpoints = mrkafka(
+            *kafka[:1], "tool", *kafka[1:], "kafka-cluster", "list-endpoints", "--bootstrap-server", bootstrap
+        )
+        assert sorted(int(line.split()[0]) for line in endpoints.stdout.splitlines()[1:]) == [0, 1, 2, 4], endpoints
         wait_committed(bootstrap, APP, run)
         assert run.stop() == 0, run.tail()
     _check_output(bootstrap, inputs, tmp_path)
