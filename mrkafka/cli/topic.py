@@ -1,4 +1,4 @@
-"""``mrkafka topic``: create, list, describe, alter and delete topics."""
+"""``mrkafka topic``: create, list, describe, alter and delete topics, and move their partitions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from mrkafka.cli.base import bootstrap_option, client_security, debug_option
 
 @click.group()
 def topic() -> None:
-    """Create, list, describe, alter and delete topics."""
+    """Create, list, describe, alter and delete topics, and move their partitions."""
 
 
 config_option = click.option(
@@ -160,7 +160,7 @@ def topic_delete(name: str, force: bool, bootstrap_servers: str, command_config:
     click.echo(f"deleted topic {name}", err=True)
 
 
-@topic.command("reassign")
+@topic.command("reassign", short_help="Move partitions between brokers, with kafka-reassign-partitions' files.")
 @click.option("--generate", "mode", flag_value="generate", help="Print the current and a proposed assignment.")
 @click.option("--execute", "mode", flag_value="execute", help="Start the moves of --reassignment-json-file.")
 @click.option(
