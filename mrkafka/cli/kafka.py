@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
@@ -41,11 +42,11 @@ def _cluster(
     saved = Cluster.load(directory)
     brokers = brokers or len(broker_ids) or None
     if saved is not None:  # what was started there before, unless told otherwise
-        if brokers is None:
-            brokers, broker_ids = saved.brokers, broker_ids or saved.broker_ids
         port = port or saved.port
         metrics_port = metrics_port if metrics_port is not None else saved.metrics_port
         security = security or saved.security
+        if brokers is None:  # its nodes as they are now, brokers added and removed included
+            return dataclasses.replace(saved, port=port, metrics_port=metrics_port, security=security)
     elif not new_ok:
         raise SetupError(f"no Kafka was started in {directory} (start one with: mrkafka kafka up)")
     return Cluster(

@@ -220,15 +220,13 @@ def topic_reassign(
     from mrkafka.errors import BadInputError
     from mrkafka.kafka import admin
 
-    needs = {"generate": ("--topics-to-move-json-file", "--broker-list")}.get(mode or "", ("--reassignment-json-file",))
-    given = {
-        "--topics-to-move-json-file": topics_file,
-        "--broker-list": broker_list,
-        "--reassignment-json-file": moves_file,
-    }
     if mode is None:
         raise BadInputError("topic reassign needs one of --generate, --execute, --verify, --cancel, --list")
-    if missing := [option for option in needs if mode != "list" and not given[option]]:
+    needs = {
+        "generate": {"--topics-to-move-json-file": topics_file, "--broker-list": broker_list},
+        "list": {},
+    }.get(mode, {"--reassignment-json-file": moves_file})
+    if missing := [option for option, value in needs.items() if not value]:
         raise BadInputError(f"topic reassign --{mode} needs {missing[0]}")
     with admin.Admin(bootstrap_servers, security=client_security(command_config)) as kafka:
         if mode == "generate":
