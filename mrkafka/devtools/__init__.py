@@ -8,6 +8,8 @@
     processes      a process started, its pid kept, stopped with TERM then KILL; ports
     console        ``mrkafka produce`` and ``mrkafka consume``
     tools          ``mrkafka kafka tool``: Kafka's own command-line tools, from the fetched jars
+    reassign       ``mrkafka topic reassign``: files checked, a balanced ``--generate``, Kafka's tool
+    membership     ``mrkafka kafka add-broker|remove-broker``: a broker joins or leaves a running cluster
     monitor        ``mrkafka monitor``: a real Prometheus scraping what registered
 
 May import ``mrkafka.kafka``, ``mrkafka.core``, ``mrkafka.io``, ``mrkafka.obs`` and the top
