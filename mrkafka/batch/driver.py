@@ -29,6 +29,10 @@ def _runner(name: str) -> Runner:
         from mrkafka.batch.inline import run_inline
 
         return run_inline
+    if name == "local":
+        from mrkafka.batch.local import run_local
+
+        return run_local
     from mrkafka.batch.ray_runner import run_ray
 
     return run_ray

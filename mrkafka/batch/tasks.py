@@ -13,6 +13,7 @@ import contextlib
 import gc
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -55,14 +56,30 @@ def gc_paused() -> Iterator[None]:
     live until the task ends; each full collection walks all of them, and building them
     triggers one every few hundred thousand: on a prefix index's reducer, finishing took
     2.6x as long with the collector on. What holds no cycle is freed by reference counts
-    either way; what does is collected once the collector runs again."""
-    enabled = gc.isenabled()
-    gc.disable()
+    either way; what does is collected once the collector runs again.
+
+    Tasks that run at once in threads (the local runner) share the collector: the first to
+    start pauses it, the last to end lets it run again, if it ran before the first started."""
+    with _Pauses.lock:
+        if not _Pauses.count:
+            _Pauses.collected = gc.isenabled()
+            gc.disable()
+        _Pauses.count += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _Pauses.lock:
+            _Pauses.count -= 1
+            if not _Pauses.count and _Pauses.collected:
+                gc.enable()
+
+
+class _Pauses:
+    """How many tasks pause the collector now, and whether it ran before the first did."""
+
+    lock = threading.Lock()
+    count = 0
+    collected = False
 
 
 class MapTask:

@@ -42,7 +42,8 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     # Options that only a variant of the run uses.
     variants = [
         (stream and options["output"] is None, ("fmt", "overwrite"), "--output"),
-        (not stream and options["runner"] == "inline", ("mappers", "ray_address"), "--runner ray"),
+        (not stream and options["runner"] == "inline", ("mappers",), "--runner ray or local"),
+        (not stream and options["runner"] not in (None, "ray"), ("ray_address",), "--runner ray"),
         (options["metrics_port"] is None, ("metrics_address",), "--metrics-port"),
         (not options["interactive_queries"], ("query_timeout",), "--interactive-queries"),
     ]
@@ -73,7 +74,11 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     show_default=True,
     help="Reducers; 0 makes a map-only batch job.",
 )
-@click.option("--mappers", type=click.IntRange(min=1), help="Map actors [default: the CPUs Ray reports].")
+@click.option(
+    "--mappers",
+    type=click.IntRange(min=1),
+    help="Map actors (ray), or map threads (local) [default: the CPUs Ray reports, or this machine's].",
+)
 @click.option(
     "--format",
     "fmt",
@@ -111,9 +116,8 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
 @click.option(
     "--runner",
     type=click.Choice(RUNNERS),
-    default=BatchSettings.runner,
-    show_default=True,
-    help="[batch] ray: actors on a local or joined Ray; inline: one process, the same output.",
+    help="[batch] local: one process, maps in threads; ray: actors on a local or joined Ray; inline: one "
+    "process, one task at a time. The same output [default: ray with --ray-address or RAY_ADDRESS, else local].",
 )
 @click.option("--stream", is_flag=True, help="Run as a streaming aggregation over --input-topic.")
 @click.option("--input-topic", help="[stream] The topic to consume.")

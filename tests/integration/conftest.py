@@ -25,7 +25,7 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture(params=["inline", "ray"])
+@pytest.fixture(params=["local", "inline", "ray"])
 def runner(request) -> str:
     """Each end-to-end test runs once per runner; the ray one joins the session's Ray."""
     if request.param == "ray":
