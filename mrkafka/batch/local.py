@@ -37,7 +37,7 @@ AHEAD = 2
 
 
 def run_local(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
-    threads = plan.mappers or os.cpu_count() or 1
+    threads = plan.mappers or _cpus()
     own = threading.local()
 
     def map_split(split: Split) -> tuple[Any, ...]:
@@ -68,3 +68,11 @@ def run_local(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters],
             on_task(counters)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
