@@ -26,6 +26,7 @@ TOP = 5
 class PrefixIndex(Job):
     name = "prefix_index"
     parameters = {"top": TOP}
+    index = True  # its outputs are for looking prefixes up: every run writes the lookup index
 
     def map(self, offset, line):
         for word in line.split():

@@ -89,6 +89,8 @@ class Job:
     aggregate: ClassVar[str | None] = None
     #: How a stream run keeps this job's state and writes its output topic.
     stream: ClassVar[StreamOptions] = StreamOptions()
+    #: Runs write each reducer part's lookup index (``mrkafka.io.index``), as ``--index`` asks.
+    index: ClassVar[bool] = False
     # Set by JobSpec.instantiate before the job's own __init__ runs (see ``map_only``).
     _map_only: bool = False
 
@@ -188,6 +190,9 @@ class JobSpec:
     on_error: str = "fail"
     #: The run writes map output as it is (a batch run with ``--reducers 0``): see ``Job.map_only``.
     map_only: bool = False
+    #: Write each reducer part's lookup index: asked by the run (``--index``) or by the job
+    #: (``Job.index``); a map-only run's parts have none (see ``writes_index``).
+    index: bool = False
 
     def __post_init__(self) -> None:
         if self.on_error not in ON_ERROR:
@@ -196,6 +201,11 @@ class JobSpec:
             object.__setattr__(self, "vectorize", False)
         object.__setattr__(self, "params", _coerce_params(self.job_cls, self.params))
         self.instantiate()  # the job's own __init__ may refuse its parameters: now, not in a worker
+
+    @property
+    def writes_index(self) -> bool:
+        """Whether the run writes its parts' lookup indexes (``mrkafka.io.index``)."""
+        return (self.index or self.job_cls.index) and not self.map_only
 
     @property
     def skip_errors(self) -> bool:

@@ -57,7 +57,7 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
         if metrics is not None:
             metrics.task(task_counters)
 
-    committer.setup(plan.reducers or len(splits), map_only=plan.map_only)
+    committer.setup(plan.reducers or len(splits), map_only=plan.map_only, index=spec.writes_index)
     try:
         with Progress(len(splits), "splits", progress) as bar:
             _runner(settings.runner)(plan, bar, task_ended)

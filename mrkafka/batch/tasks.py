@@ -189,7 +189,7 @@ class ReduceTask:
         counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
         table = finished(table, self.job, f"reducer {self.index}")
         counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
-        counters.add(BYTES_WRITTEN, formats.write_part(table, path, fmt, index=True))
+        counters.add(BYTES_WRITTEN, formats.write_part(table, path, fmt, self.spec.writes_index))
         counters.take_job_counters(self.spec.name, self.job)
         counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters

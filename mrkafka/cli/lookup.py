@@ -53,7 +53,7 @@ def lookup_command(
         from mrkafka.io.lookup import lookup
 
         output_dir, key = where_and_key
-        found = lookup(output_dir, key, fuzzy, limit)
+        found = lookup(output_dir, key, fuzzy, limit, note=lambda line: click.echo(line, err=True))
     for stored, _, value in found:
         for item in value if isinstance(value, list) else [value]:
             text = "\t".join(map(str, item)) if isinstance(item, list) else str(item)

@@ -41,7 +41,8 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
             raise BadInputError(f"{flags[name]} applies only to {'batch' if stream else 'stream'} runs ({where})")
     # Options that only a variant of the run uses.
     variants = [
-        (stream and options["output"] is None, ("fmt", "overwrite"), "--output"),
+        (stream and options["output"] is None, ("fmt", "overwrite", "index"), "--output"),
+        (options["reducers"] == 0, ("index",), "reducers (a map-only run's parts are not sorted by key)"),
         (not stream and options["runner"] == "inline", ("mappers",), "--runner ray or local"),
         (not stream and options["runner"] not in (None, "ray"), ("ray_address",), "--runner ray"),
         (options["metrics_port"] is None, ("metrics_address",), "--metrics-port"),
@@ -86,6 +87,11 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     default=RunSettings.fmt,
     show_default=True,
     help="Part file format: key<TAB>value lines, JSON lines or Parquet.",
+)
+@click.option(
+    "--index",
+    is_flag=True,
+    help="Also write each part's lookup index (OUTPUT/_index/), which makes mrkafka lookup fast.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory once the job succeeds.")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting one.")
@@ -197,7 +203,8 @@ def run(
     fields = {_FIELD.get(name, name): value for name, value in options.items()}
     fields["block_size"] = parse_size(fields["block_size"])
     settings = mode(**{name: value for name, value in fields.items() if name in mode.names()})
-    spec = JobSpec(load_job(job_file, job_name), parse_params(params), vectorize=not no_vectorize, on_error=on_error)
+    job_cls = load_job(job_file, job_name)
+    spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error, index=options["index"])
     if stream:
         from mrkafka.stream import run_stream
 

@@ -1,8 +1,8 @@
 """The commit protocol of an output directory: Hadoop's FileOutputCommitter, made durable and
 safe to kill at any step.
 
-1. Every task writes its part under ``OUTPUT/_temporary/`` (a reducer with its lookup index,
-   ``_index/``, see ``mrkafka.io.index``).
+1. Every task writes its part under ``OUTPUT/_temporary/`` (a reducer, when the run asks for
+   it, with its lookup index under ``_index/``: see ``mrkafka.io.index``).
 2. Once all tasks succeeded, the committer checks that every part and index the run should
    have written is there, writes ``_COUNTERS.json`` beside them and fsyncs each file.
 3. With ``--overwrite``, the previous output moves aside into ``OUTPUT/_previous/``, its
@@ -96,9 +96,9 @@ class OutputCommitter:
     def temporary(self) -> Path:
         return self.path / TEMPORARY
 
-    def setup(self, parts: int, map_only: bool = False) -> None:
-        """Take the output for a run that writes ``parts`` part files (and, unless
-        ``map_only``, their indexes): lock it and make ``_temporary/`` (and ``_temporary/_index/``)."""
+    def setup(self, parts: int, map_only: bool = False, index: bool = False) -> None:
+        """Take the output for a run that writes ``parts`` part files (and with ``index`` their
+        lookup indexes): lock it and make ``_temporary/`` (and ``_temporary/_index/``)."""
         self._created = not fs.exists(self.path)
         fs.makedirs(self.path)
         self._take_lock()
@@ -106,8 +106,8 @@ class OutputCommitter:
         fs.makedirs(self.temporary)
         names = [part_name(k, map_only) for k in range(parts)]
         indexes = [p.relative_to(self.temporary) for name in names for p in index_paths(self.temporary / name)]
-        self._expected = names + ([] if map_only else [str(p) for p in indexes])
-        if not map_only:  # tasks make no directory: one writing after an abort fails, leaving nothing
+        self._expected = names + ([str(p) for p in indexes] if index else [])
+        if index:  # tasks make no directory: one writing after an abort fails, leaving nothing
             fs.makedirs(self.temporary / INDEX_DIR)
 
     def task_path(self, name: str) -> str:

@@ -3,7 +3,8 @@ run and a bounded stream run comparable byte for byte.
 
 ``text``: ``key<TAB>value`` lines (str and bytes as their bytes, ints in decimal, other values
 as compact JSON); ``jsonl``: one ``{"key": ..., "value": ...}`` per line; ``parquet``: one key
-type per output. A reducer's part is written with its lookup index (``mrkafka.io.index``).
+type per output. A reducer's part is written with its lookup index (``mrkafka.io.index``)
+when the run asks for one.
 """
 
 from __future__ import annotations

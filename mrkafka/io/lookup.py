@@ -2,14 +2,14 @@
 
 An exact key is looked for in the one part the partitioner puts it in (part-r-K holds the
 keys murmur2 sends to K); a fuzzy look-up looks in every part for the keys within N edits.
-Each part is searched through its lookup index (``mrkafka.io.index``) where the run wrote one,
-else by reading the part whole (outputs written before indexes existed).
+Each part is searched through its lookup index (``mrkafka.io.index``) where the run wrote one
+(``--index``, or a job that asks for it), else by reading the part whole.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,13 @@ def _json_or_text(value: bytes) -> Any:
         return text
 
 
-def lookup(output: str | Path, key: str, fuzzy: int = 0, limit: int | None = None) -> list[tuple[str, int, Any]]:
+def lookup(
+    output: str | Path, key: str, fuzzy: int = 0, limit: int | None = None, note: Callable[[str], None] | None = None
+) -> list[tuple[str, int, Any]]:
     """``(stored key, distance, value)`` for ``key``, and with ``fuzzy`` every key within that many
     edits: nearest first, then the most frequent (``mrkafka.io.index.weight``), then by key; the
-    first ``limit`` if given (a suggester's size)."""
+    first ``limit`` if given (a suggester's size). ``note`` is told, once, when a part has no
+    index and is read whole."""
     parts, map_only = _parts(Path(output))
     if not fuzzy and not map_only:
         parts = [parts[k] for k in owners(key, len(parts))]
@@ -84,6 +87,9 @@ def lookup(output: str | Path, key: str, fuzzy: int = 0, limit: int | None = Non
             matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
             found += (match._replace(value=_json_or_text(match.value)) for match in matches)
         else:
+            if note is not None and not map_only:  # a map-only run's parts have none
+                note(f"{output} has no lookup index: its parts are read whole (a run with --index writes one)")
+                note = None
             found += _scan(part, key, fuzzy)
     return [(match.key, match.distance, match.value) for match in ranked(found, limit)]
 

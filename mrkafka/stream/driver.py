@@ -263,7 +263,7 @@ class _Workers:
             if committer is None:
                 _wait([a.finish_at.remote(ends[k]) for k, a in enumerate(self.reduce_actors)], self.check)
                 return
-            committer.setup(len(self.reduce_actors))
+            committer.setup(len(self.reduce_actors), index=config.spec.writes_index)
             parts = [
                 a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
                 for k, a in enumerate(self.reduce_actors)

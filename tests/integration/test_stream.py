@@ -26,7 +26,6 @@ from mrkafka.batch import run_batch
 from mrkafka.devtools.console import consume, produce_lines
 from mrkafka.devtools.tools import tool_command
 from mrkafka.errors import BadInputError, JobFailedError, KafkaError, MrkafkaError, TopicError
-from mrkafka.io.index import INDEX_DIR
 from mrkafka.job import JobSpec, load_job
 from mrkafka.kafka import admin
 from mrkafka.settings import BatchSettings, StreamSettings
@@ -336,7 +335,6 @@ def test_a_part_file_waits_for_the_reducer_to_be_restored(stream_env: dict, tmp_
 
     async def restarted_reducer() -> bool:
         worker = ReduceWorker(config, 0)  # as Ray restarts it: empty, restoring
-        (tmp_path / INDEX_DIR).mkdir(exist_ok=True)  # as the output committer makes it
         part = asyncio.ensure_future(worker.write_part(str(tmp_path / "part"), "text", ends[0]))
         await asyncio.sleep(0.5)
         early = part.done()

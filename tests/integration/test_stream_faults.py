@@ -209,7 +209,6 @@ def test_a_run_whose_partitions_move_and_whose_broker_is_replaced_mid_run_equals
 def test_a_reducer_whose_broker_dies_during_its_restore_restores_in_full(cluster, ray_cluster, tmp_path) -> None:
     import asyncio
 
-    from mrkafka.io.index import INDEX_DIR
     from mrkafka.job import JobSpec, load_job
     from mrkafka.settings import StreamSettings
     from mrkafka.stream.config import StreamConfig
@@ -251,7 +250,6 @@ def test_a_reducer_whose_broker_dies_during_its_restore_restores_in_full(cluster
         await asyncio.to_thread(_kill_brokers, cluster, signal.SIGKILL)  # the worker's loop runs on
         await asyncio.sleep(3)
         await asyncio.to_thread(cluster.start)
-        (tmp_path / INDEX_DIR).mkdir(exist_ok=True)  # as the output committer makes it
         await worker.write_part(str(tmp_path / "part"), "text", repartition_ends[0])
         await worker.stop()
         await run

@@ -90,3 +90,25 @@ def test_lookup_cli(tmp_path: Path) -> None:
     (out / "_SUCCESS").unlink()
     code, err = cli("lookup", str(out), "Muk")
     assert code == 2 and "not a finished output" in err
+
+
+def test_the_lookup_index_is_written_when_asked_for(tmp_path: Path) -> None:
+    """prefix_index asks for it itself; word count with --index; without one, lookup reads the
+    parts and says so once, on stderr."""
+    data = tmp_path / "in.txt"
+    data.write_text("kafka streams kafka\nbatch\n")
+    out = tmp_path / "o"
+    run = ["run", str(WORDCOUNT), "--input", str(data), "--output", str(out), "--runner", "inline", "--reducers", "3"]
+    assert cli(*run)[0] == 0
+    assert not (out / "_index").exists()
+    result = CliRunner().invoke(main, ["lookup", str(out), "kafkaa", "--fuzzy", "1"])  # reads all 3 parts
+    assert result.exit_code == 0 and result.stdout == "kafka\t2\n"
+    assert result.stderr == f"{out} has no lookup index: its parts are read whole (a run with --index writes one)\n"
+    assert cli(*run, "--index", "--overwrite")[0] == 0
+    assert sorted(p.name for p in (out / "_index").iterdir()) == [
+        f"part-r-0000{k}.{what}.arrow" for k in range(3) for what in ("keys", "trie")
+    ]
+    result = CliRunner().invoke(main, ["lookup", str(out), "kafkaa", "--fuzzy", "1"])
+    assert result.exit_code == 0 and result.stdout == "kafka\t2\n" and result.stderr == ""
+    code, err = cli(*run, "--index", "--overwrite", "--reducers", "0")
+    assert code == 2 and err.count("\n") == 1 and "--index applies only with reducers" in err

@@ -24,8 +24,10 @@ NEW = b"new words\nthe new run's words\n"
 
 
 def run(data: Path, out: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
-    """``mrkafka run`` of word count in its own process: inline, two reducers."""
-    args = ["run", str(WORDCOUNT), "--input", str(data), "--output", str(out), "--runner", "inline", "--reducers", "2"]
+    """``mrkafka run`` of word count in its own process: inline, two reducers, with the lookup
+    index (a directory among the files a commit moves)."""
+    args = ["run", str(WORDCOUNT), "--input", str(data), "--output", str(out), "--runner", "inline"]
+    args += ["--reducers", "2", "--index"]
     return subprocess.run(
         [sys.executable, "-m", "mrkafka.cli", *args, *extra],
         env={**os.environ, **env},
@@ -141,7 +143,7 @@ def test_every_file_is_on_disk_before_its_success(inputs: tuple[Path, Path, Path
     command = ["strace", "-f", "-y", "-qq", "-e", "trace=fsync,rename,renameat,renameat2,openat", "-o", str(trace)]
     done = subprocess.run(
         [*command, sys.executable, "-m", "mrkafka.cli", "run", str(WORDCOUNT), "--input", str(new)]
-        + ["--output", str(out), "--runner", "inline", "--reducers", "2", "--overwrite"],
+        + ["--output", str(out), "--runner", "inline", "--reducers", "2", "--overwrite", "--index"],
         capture_output=True,
         text=True,
     )

@@ -139,14 +139,14 @@ def test_an_output_without_its_index_gives_the_same_answers(
 
 
 def test_word_counts_are_looked_up_and_limited_to_the_best(tmp_path: Path) -> None:
-    """An output of Arrow integer values (word count's) gets an index too; ``limit`` keeps the
-    first keys of the full ranking."""
+    """An output of Arrow integer values (word count's) gets an index too, when asked for;
+    ``limit`` keeps the first keys of the full ranking."""
     data = messy_corpus(lines=200) + real_text(20_000)
     source = tmp_path / "input.txt"
     source.write_bytes(data)
     output = tmp_path / "out"
     run_batch(
-        JobSpec(load_job(ROOT / "jobs" / "wordcount.py")),
+        JobSpec(load_job(ROOT / "jobs" / "wordcount.py"), index=True),
         BatchSettings(inputs=[str(source)], output=output, reducers=2, runner="inline"),
     )
     counts = {w.decode("utf-8", "surrogateescape"): n for w, n in oracle_wordcount(data).items()}

@@ -45,7 +45,7 @@ def _write(committer: OutputCommitter, index: int, text: str) -> None:
 def test_commit_moves_parts_then_writes_success(tmp_path: Path) -> None:
     out = tmp_path / "out"
     committer = OutputCommitter(out)
-    committer.setup(1)
+    committer.setup(1, index=True)
     _write(committer, 0, "x 1")
     assert not (out / "_SUCCESS").exists()
     counters = Counters()
@@ -80,7 +80,7 @@ def test_a_missing_part_is_never_committed(tmp_path: Path) -> None:
     (out / "part-r-00000").write_text("old\n")
     (out / "_SUCCESS").write_text("")
     committer = OutputCommitter(out, overwrite=True)
-    committer.setup(2)
+    committer.setup(2, index=True)
     _write(committer, 0, "a 1")
     _write(committer, 1, "b 1")
     (out / "_temporary" / "_index" / "part-r-00001.trie.arrow").unlink()

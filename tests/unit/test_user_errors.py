@@ -77,7 +77,7 @@ def test_leftovers_of_a_killed_run_are_replaced(checkout: Path) -> None:
     code, err = wordcount([checkout / "data"], "out")
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000", "part-r-00001"]
+    assert names == ["_COUNTERS.json", "_SUCCESS", "part-r-00000", "part-r-00001"]
 
 
 def test_a_second_run_on_an_output_being_written_is_refused(tmp_path: Path) -> None:
@@ -235,14 +235,16 @@ def test_json_lines_are_json_and_keep_every_byte(tmp_path: Path) -> None:
     assert code == 5 and one_line(err) and "key 'x'" in err and "--format text" in err
 
 
+@pytest.mark.parametrize("index", [[], ["--index"]])
 @pytest.mark.parametrize("fmt", ["text", "jsonl", "parquet"])
-def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
-    code, err, out = run_fields(tmp_path, b"".join(b"w%d %d\n" % (i, i) for i in range(50)), fmt)
+def test_lookup_finds_keys_in_every_format(tmp_path: Path, fmt: str, index: list[str]) -> None:
+    """Through the lookup index, and without one (the parts read whole)."""
+    code, err, out = run_fields(tmp_path, b"".join(b"w%d %d\n" % (i, i) for i in range(50)), fmt, *index)
     assert code == 0, err
     for i in range(50):
         result = CliRunner().invoke(main, ["lookup", str(out), f"w{i}"])
         assert result.exit_code == 0 and result.stdout == f"w{i}\t{float(i)}\n", (i, result.stderr)
-    code, err, out = run_fields(tmp_path, b"".join(b"%d %d\n" % (i, i) for i in range(30)), fmt, "-p", "ints=1")
+    code, err, out = run_fields(tmp_path, b"".join(b"%d %d\n" % (i, i) for i in range(30)), fmt, "-p", "ints=1", *index)
     assert code == 0, err
     for i in range(30):
         result = CliRunner().invoke(main, ["lookup", str(out), str(i)])

@@ -160,7 +160,8 @@ class ReduceWorker:
         table = await asyncio.to_thread(self.reducer.final_rows)
         counters = Counters()
         counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
-        counters.add(BYTES_WRITTEN, await asyncio.to_thread(formats.write_part, table, path, fmt, True))
+        index = self.config.spec.writes_index
+        counters.add(BYTES_WRITTEN, await asyncio.to_thread(formats.write_part, table, path, fmt, index))
         counters.add(REDUCE_TASKS)
         return counters
 
