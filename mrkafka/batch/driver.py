@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from mrkafka.batch.plan import BatchPlan
+from mrkafka.batch.plan import BatchPlan, available_cpus
 from mrkafka.core.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters
 from mrkafka.core.report import Report
 from mrkafka.errors import Interrupted
@@ -45,7 +45,9 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
     spec = dataclasses.replace(spec, map_only=settings.reducers == 0)
     files = expand_inputs(settings.inputs)
     committer = OutputCommitter(settings.output, settings.overwrite, files)
-    splits = plan_splits(files, settings.block_size)
+    # The same plan whatever the runner (so the same output): small files combined for the
+    # mappers asked for, or as many as this machine runs at once.
+    splits = plan_splits(files, settings.block_size, settings.mappers or available_cpus())
     plan = BatchPlan(
         spec, splits, settings.reducers, settings.fmt, committer.temporary, settings.mappers, settings.ray_address
     )

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from mrkafka.batch.plan import available_cpus
 from mrkafka.batch.tasks import MapTask, ReduceTask
 from mrkafka.core.counters import Counters
 from mrkafka.obs.progress import Progress
@@ -37,7 +37,7 @@ AHEAD = 2
 
 
 def run_local(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
-    threads = plan.mappers or _cpus()
+    threads = plan.mappers or available_cpus()
     own = threading.local()
 
     def map_split(split: Split) -> tuple[Any, ...]:
@@ -68,11 +68,3 @@ def run_local(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters],
             on_task(counters)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on (a container's or ``taskset``'s share, not the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,15 @@ from mrkafka.io.commit import part_name
 from mrkafka.io.splits import Split
 from mrkafka.job import JobSpec
 
-__all__ = ["BatchPlan"]
+__all__ = ["BatchPlan", "available_cpus"]
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -42,7 +42,7 @@ from mrkafka.core.map_side import map_arrow, map_records
 from mrkafka.core.partial import key_kind
 from mrkafka.errors import BadInputError, JobFailedError
 from mrkafka.io import formats
-from mrkafka.io.splits import Split, iter_lines, lines_array, pieces, read_split
+from mrkafka.io.splits import FileRange, Split, iter_lines, lines_array, pieces, read_range, read_split
 from mrkafka.job import JobSpec
 
 __all__ = ["MapTask", "ReduceTask"]
@@ -121,40 +121,42 @@ class MapTask:
     @gc_paused()
     def _map(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
         """The map output of ``split``, through the combiner if ``combine``."""
-        try:
-            offset, block = read_split(split)
-        except FileNotFoundError as exc:  # the driver found it when it planned the splits
-            raise BadInputError(
-                f"input {split.path} is not on {_node()}: on a Ray cluster, inputs (and the output) "
-                "must be on a file system every node shares"
-            ) from exc
         counters.add(MAP_TASKS)
-        counters.add(BYTES_READ, len(block))
-        map_block = self._map_arrow if self.vectorized_map else self._map_records
-        table = map_block(split, offset, block, counters, combine)
+        table = (self._map_arrow if self.vectorized_map else self._map_records)(split, counters, combine)
         counters.take_job_counters(self.spec.name, self.job)
         return table
 
-    def _map_arrow(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
+    def _map_arrow(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
         """Vectorized map, piece by piece; when combining, each piece's output is combined
-        before the next is mapped, so a task holds one piece's map output at a time."""
-        batches = (
-            (lines_array(piece), f"lines of {split.path} from byte {offset + piece_offset}")
-            for piece_offset, piece in pieces(block)
-        )
+        before the next is mapped, so a task holds one piece's map output at a time. A combined
+        split's files are mapped together (``read_split``), not in a batch each."""
+        offset, block = _read(read_split, split, counters)
+        cut = len(split.ranges) == 1  # the pieces' offsets are offsets in the file
+
+        def lines_of(at: int) -> str:
+            return f"lines of {split.path}" + (f" from byte {offset + at}" if cut else "")
+
+        batches = ((lines_array(piece), lines_of(at)) for at, piece in pieces(block))
         table, read, emitted = map_arrow(self.job, batches, self.aggregation if combine else None)
         counters.add(MAP_INPUT_RECORDS, read)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
         return table
 
-    def _map_records(self, split: Split, offset: int, block: bytes, counters: Counters, combine: bool) -> pa.Table:
+    def _map_records(self, split: Split, counters: Counters, combine: bool) -> pa.Table:
+        """Map record by record, each record's key its line's byte offset in its own file."""
+        reading = split.ranges[0]
+
+        def records() -> Iterator[tuple[int, bytes]]:
+            nonlocal reading
+            for reading in split.ranges:
+                offset, block = _read(read_range, reading, counters)
+                yield from iter_lines(block, offset)
+
         def where(position: int) -> str:
-            return f"{split.path} at byte {position}"
+            return f"{reading.path} at byte {position}"
 
         aggregation = self.aggregation if combine else None
-        table, read, emitted = map_records(
-            self.job, iter_lines(block, offset), where, aggregation, self.spec.skip_errors
-        )
+        table, read, emitted = map_records(self.job, records(), where, aggregation, self.spec.skip_errors)
         counters.add(MAP_INPUT_RECORDS, read)
         counters.add(MAP_OUTPUT_RECORDS, emitted)
         return table
@@ -193,6 +195,21 @@ class ReduceTask:
         counters.take_job_counters(self.spec.name, self.job)
         counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters
+
+
+def _read(
+    read: Callable[[Any], tuple[int, bytearray]], what: Split | FileRange, counters: Counters
+) -> tuple[int, bytearray]:
+    """``read(what)``, counted in ``BYTES_READ``; a file that is gone, one clear line."""
+    try:
+        offset, block = read(what)
+    except FileNotFoundError as exc:  # the driver found it when it planned the splits
+        raise BadInputError(
+            f"input {exc.filename or what.path} is not on {_node()}: on a Ray cluster, inputs (and the output) "
+            "must be on a file system every node shares"
+        ) from exc
+    counters.add(BYTES_READ, len(block))
+    return offset, block
 
 
 def _node() -> str:

@@ -104,6 +104,43 @@ def test_gzip_is_one_split(tmp_path: Path) -> None:
     assert lines_array(block).to_pylist() == expected_lines(TRICKY)
 
 
+def test_small_files_are_combined_up_to_a_share_of_their_bytes(tmp_path: Path) -> None:
+    """Files under a block go together, in order, up to min(block, small bytes / mappers); a
+    file of a block or more ends the split before it and is cut as ever."""
+    sizes = {"a": 10, "b": 10, "c": 10, "big": 500, "d": 10, "e": 30, "empty": 0, "f": 10}
+    files = []
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+        files.append(str(tmp_path / name))
+    plan = plan_splits(files, 100, mappers=2)  # small bytes 80: splits of up to 40
+    assert [[(Path(r.path).name, r.start, r.length) for r in split.ranges] for split in plan] == [
+        [("a", 0, 10), ("b", 0, 10), ("c", 0, 10)],
+        *([("big", start, 100)] for start in range(0, 500, 100)),
+        [("d", 0, 10), ("e", 0, 30)],
+        [("f", 0, 10)],
+    ]
+    assert [split.index for split in plan] == list(range(len(plan)))
+    assert len(plan_splits(files, 100, mappers=1)) == 1 + 5 + 1  # up to 80: a-c, then d-f
+
+
+def test_a_combined_split_reads_each_file_with_its_own_lines(tmp_path: Path) -> None:
+    """A file's last line ends with the file, though it has no \\n: it never runs into the next."""
+    contents = [TRICKY, b"no newline", b"", b"\r\n", gzip.compress(b"zipped\nlines"), TRICKY + b"\n"]
+    files = []
+    for i, data in enumerate(contents):
+        path = tmp_path / (f"{i}.txt.gz" if data.startswith(b"\x1f\x8b") else f"{i}.txt")
+        path.write_bytes(data)
+        files.append(str(path))
+    (split,) = plan_splits(files, 1 << 20)
+    assert len(split.ranges) == 5  # the empty file is no part of it
+    _, block = read_split(split)
+    expected = [
+        line for data in contents for line in expected_lines(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    ]
+    assert lines_array(block).to_pylist() == expected
+    assert [line for _, line in iter_lines(block)] == expected
+
+
 def test_expand_inputs(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     for name in ("b.txt", "a.txt", "_SUCCESS", ".hidden"):
