@@ -95,6 +95,9 @@ class BatchSettings(RunSettings):
     #: ``RUNNERS``; ``None``: ray if a Ray cluster is named (``ray_address``, ``RAY_ADDRESS``),
     #: else local (on one machine, threads map as fast as Ray's actors without Ray's start).
     runner: str | None = None
+    #: Bytes of state a reduce task holds before it spills to disk; ``None``: a fair share of
+    #: this machine's memory (``mrkafka.batch.spill.fair_share``).
+    reduce_memory: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

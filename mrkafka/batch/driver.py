@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from mrkafka.batch.plan import BatchPlan, available_cpus
+from mrkafka.batch.spill import fair_share
 from mrkafka.core.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters
 from mrkafka.core.report import Report
 from mrkafka.errors import Interrupted
@@ -48,8 +49,16 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
     # The same plan whatever the runner (so the same output): small files combined for the
     # mappers asked for, or as many as this machine runs at once.
     splits = plan_splits(files, settings.block_size, settings.mappers or available_cpus())
+    reduce_memory = settings.reduce_memory or fair_share(settings.reducers)
     plan = BatchPlan(
-        spec, splits, settings.reducers, settings.fmt, committer.temporary, settings.mappers, settings.ray_address
+        spec,
+        splits,
+        settings.reducers,
+        settings.fmt,
+        committer.temporary,
+        settings.mappers,
+        settings.ray_address,
+        reduce_memory,
     )
     metrics = _metrics(spec, settings, len(splits))
     counters = Counters()

@@ -18,7 +18,7 @@ __all__ = ["run_inline"]
 
 def run_inline(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], None]) -> None:
     mapper = MapTask(plan.spec, plan.reducers)
-    reducers = [ReduceTask(plan.spec, k) for k in range(plan.reducers)]
+    reducers = [ReduceTask(plan.spec, k, plan.reduce_memory) for k in range(plan.reducers)]
     for split in plan.splits:
         if plan.map_only:
             split_counters = mapper.run_map_only(split, plan.part_path(split.index), plan.fmt)

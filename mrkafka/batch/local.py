@@ -47,7 +47,7 @@ def run_local(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters],
             return (own.task.run_map_only(split, plan.part_path(split.index), plan.fmt),)
         return own.task.run(split)
 
-    reducers = [ReduceTask(plan.spec, k) for k in range(plan.reducers)]
+    reducers = [ReduceTask(plan.spec, k, plan.reduce_memory) for k in range(plan.reducers)]
     pool = ThreadPoolExecutor(threads, thread_name_prefix="mrkafka-task")
     try:
         splits = iter(plan.splits)

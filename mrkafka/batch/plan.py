@@ -33,6 +33,8 @@ class BatchPlan:
     temporary: Path
     mappers: int | None = None
     ray_address: str | None = None
+    #: Bytes of state a reduce task holds before it spills (``mrkafka.batch.spill``).
+    reduce_memory: int | None = None
 
     @property
     def map_only(self) -> bool:

@@ -36,8 +36,8 @@ REDUCER_ACTORS_PER_CPU = 2
 class ReduceGroup:
     """The reduce tasks of several partitions in one actor (partitions ``first``, ``first + step``, ...)."""
 
-    def __init__(self, spec: JobSpec, first: int, reducers: int, step: int) -> None:
-        self.tasks = [ReduceTask(spec, k) for k in range(first, reducers, step)]
+    def __init__(self, spec: JobSpec, first: int, reducers: int, step: int, memory: int | None) -> None:
+        self.tasks = [ReduceTask(spec, k, memory) for k in range(first, reducers, step)]
 
     def add(self, partials: list) -> None:
         for task, partial in zip(self.tasks, partials):
@@ -57,7 +57,9 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
         mappers = [mapper_cls.remote(plan.spec, plan.reducers) for _ in range(n_mappers)]
         n_groups = min(plan.reducers, REDUCER_ACTORS_PER_CPU * cpus)
         group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
-        reducers = [group_cls.remote(plan.spec, g, plan.reducers, n_groups) for g in range(n_groups)]
+        reducers = [
+            group_cls.remote(plan.spec, g, plan.reducers, n_groups, plan.reduce_memory) for g in range(n_groups)
+        ]
         try:
             _drive(plan, mappers, reducers, progress, on_task)
         finally:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mrkafka.batch.spill import Spills
 from mrkafka.core.aggregate import Accumulator, Aggregation, finished
 from mrkafka.core.counters import (
     BYTES_READ,
@@ -35,12 +36,14 @@ from mrkafka.core.counters import (
     REDUCE_MILLIS,
     REDUCE_OUTPUT_RECORDS,
     REDUCE_TASKS,
+    SPILLED_BYTES,
+    SPILLED_RECORDS,
     Counters,
 )
 from mrkafka.core.keys import split_by_partition
 from mrkafka.core.map_side import map_arrow, map_records
-from mrkafka.core.partial import key_kind
-from mrkafka.errors import BadInputError, JobFailedError
+from mrkafka.core.partial import Rows, key_kind
+from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError
 from mrkafka.io import formats
 from mrkafka.io.splits import FileRange, Split, iter_lines, lines_array, pieces, read_range, read_split
 from mrkafka.job import JobSpec
@@ -163,13 +166,18 @@ class MapTask:
 
 
 class ReduceTask:
-    """Merge the partials of one reducer partition, then write its part file."""
+    """Merge the partials of one reducer partition, then write its part file; with a memory
+    budget, what outgrows it spills to sorted runs on local disk (``mrkafka.batch.spill``)."""
 
-    def __init__(self, spec: JobSpec, index: int) -> None:
+    def __init__(self, spec: JobSpec, index: int, memory: int | None = None) -> None:
         self.spec = spec
         self.index = index
         self.job = spec.instantiate()
-        self.accumulator = Accumulator(Aggregation(self.job, spec.vectorize))
+        self.aggregation = Aggregation(self.job, spec.vectorize)
+        self.accumulator = Accumulator(self.aggregation)
+        self.memory = memory
+        self.spills = Spills(self.aggregation, f"r{index}")
+        self._spilled_input = 0  # reduce input records of the accumulators spilled
         self._busy_s = 0.0  # time spent merging, before the write
 
     @gc_paused()
@@ -179,22 +187,58 @@ class ReduceTask:
             self.accumulator.add(partial)
         except Exception as exc:
             raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
+        if self.memory is not None and self.accumulator.nbytes() > self.memory // 3:
+            self._spill()
         self._busy_s += time.monotonic() - started
+
+    def _spill(self) -> None:
+        self._spilled_input += self.accumulator.input_records
+        self.spills.spill(self.accumulator.result())
+        self.accumulator = Accumulator(self.aggregation)
 
     @gc_paused()
     def write(self, path: str, fmt: str) -> Counters:
         started = time.monotonic() - self._busy_s
         counters = Counters()
         counters.add(REDUCE_TASKS)
-        counters.add(REDUCE_INPUT_RECORDS, self.accumulator.input_records)
-        table = self.accumulator.rows()
-        counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
-        table = finished(table, self.job, f"reducer {self.index}")
-        counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
-        counters.add(BYTES_WRITTEN, formats.write_part(table, path, fmt, self.spec.writes_index))
+        counters.add(REDUCE_INPUT_RECORDS, self._spilled_input + self.accumulator.input_records)
+        where = f"reducer {self.index}"
+        try:
+            if self.spills:
+                self._spill()
+                written = formats.write_chunks(self._merged(counters), path, fmt, self.spec.writes_index)
+                counters.add(SPILLED_RECORDS, self.spills.records)
+                counters.add(SPILLED_BYTES, self.spills.bytes)
+            else:
+                table = self.accumulator.rows()
+                counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
+                table = finished(table, self.job, where)
+                counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
+                written = formats.write_part(table, path, fmt, self.spec.writes_index)
+        finally:
+            self.spills.close()
+        counters.add(BYTES_WRITTEN, written)
         counters.take_job_counters(self.spec.name, self.job)
         counters.add(REDUCE_MILLIS, _millis_since(started))
         return counters
+
+    def _merged(self, counters: Counters) -> Iterator[pa.Table | Rows]:
+        """The spilled runs merged, finished, in key order, a chunk at a time."""
+        where = f"reducer {self.index}"
+        chunks = self.spills.merged()
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except MrkafkaError:
+                raise
+            except Exception as exc:  # the job's reduce, merging runs
+                raise JobFailedError.raised("reduce", exc, where) from exc
+            if chunk is None:
+                return
+            counters.add(REDUCE_INPUT_GROUPS, chunk.num_rows)
+            chunk = finished(chunk, self.job, where)
+            counters.add(REDUCE_OUTPUT_RECORDS, chunk.num_rows)
+            yield chunk
 
 
 def _read(

@@ -120,6 +120,11 @@ def _check_run_options(ctx: click.Context, stream: bool, options: dict[str, Any]
     help="[batch] Split size, e.g. 64KiB, 128MB, 1GiB.",
 )
 @click.option(
+    "--reduce-memory",
+    help="[batch] State a reduce task holds before it spills sorted runs to disk (TMPDIR), e.g. 1GiB "
+    "[default: half this machine's memory, shared by the reduce tasks].",
+)
+@click.option(
     "--runner",
     type=click.Choice(RUNNERS),
     help="[batch] local: one process, maps in threads; ray: actors on a local or joined Ray; inline: one "
@@ -202,6 +207,8 @@ def run(
     mode = StreamSettings if stream else BatchSettings
     fields = {_FIELD.get(name, name): value for name, value in options.items()}
     fields["block_size"] = parse_size(fields["block_size"])
+    if fields["reduce_memory"] is not None:
+        fields["reduce_memory"] = parse_size(fields["reduce_memory"])
     settings = mode(**{name: value for name, value in fields.items() if name in mode.names()})
     job_cls = load_job(job_file, job_name)
     spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error, index=options["index"])

@@ -11,6 +11,8 @@ the merged rows and sorts them, as both engines' reducers do last.
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -147,6 +149,16 @@ class Accumulator:
             self.aggregation.merge_table(self._held_dict, self._held_table)
             self._held_table = None
 
+    def nbytes(self) -> int:
+        """About the memory the held rows take: Arrow's buffers, and Python values estimated
+        from a sample of the held entries."""
+        size = sum(table.nbytes for table in (self._held_table, *self._buffer) if table is not None)
+        if self._held_dict:
+            sample = list(itertools.islice(self._held_dict.items(), _SAMPLE))
+            entry = sum(sys.getsizeof(key) + _python_bytes(value) for key, value in sample) / len(sample)
+            size += int((entry + _DICT_ENTRY_BYTES) * len(self._held_dict))
+        return size
+
     def result(self) -> pa.Table:
         """One row per key (in no particular order), as a partial."""
         held = self.rows()
@@ -160,6 +172,21 @@ class Accumulator:
         if self._held_dict:
             return Rows(list(self._held_dict), list(self._held_dict.values()), self.kind or "bytes")
         return self._held_table if self._held_table is not None else empty_partial()
+
+
+#: Entries sampled to estimate the size of held Python values, and what a dict adds per entry.
+_SAMPLE = 64
+_DICT_ENTRY_BYTES = 100
+
+
+def _python_bytes(value: Any, depth: int = 3) -> int:
+    """About what a Python value takes in memory, with what it holds (to ``depth`` levels)."""
+    size = sys.getsizeof(value)
+    if depth and isinstance(value, dict):
+        return size + sum(_python_bytes(k, depth - 1) + _python_bytes(v, depth - 1) for k, v in value.items())
+    if depth and isinstance(value, (list, tuple, set, frozenset)):
+        return size + sum(_python_bytes(v, depth - 1) for v in value)
+    return size
 
 
 def finished(part: pa.Table | Rows, job: Job, where: str) -> pa.Table | Rows:

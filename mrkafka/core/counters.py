@@ -28,6 +28,8 @@ __all__ = [
     "REDUCE_OUTPUT_RECORDS",
     "REDUCE_TASKS",
     "RETRIES",
+    "SPILLED_BYTES",
+    "SPILLED_RECORDS",
     "Counters",
 ]
 
@@ -47,6 +49,8 @@ COMBINE_OUTPUT_RECORDS = (FRAMEWORK, "Combine output records")
 REDUCE_INPUT_GROUPS = (FRAMEWORK, "Reduce input groups")
 REDUCE_INPUT_RECORDS = (FRAMEWORK, "Reduce input records")
 REDUCE_OUTPUT_RECORDS = (FRAMEWORK, "Reduce output records")
+SPILLED_RECORDS = (FRAMEWORK, "Spilled Records")
+SPILLED_BYTES = (FRAMEWORK, "Spilled bytes")
 MAP_TASKS = (JOB, "Launched map tasks")
 REDUCE_TASKS = (JOB, "Launched reduce tasks")
 MAP_MILLIS = (JOB, "Total time spent by all map tasks (ms)")

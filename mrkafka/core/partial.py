@@ -30,6 +30,7 @@ __all__ = [
     "VALUE",
     "BadPartial",
     "Rows",
+    "as_objects",
     "concat_partials",
     "decode_values",
     "empty_partial",
@@ -77,6 +78,16 @@ def _encode_values(values: Sequence[Any]) -> tuple[pa.Array, pa.Field]:
 def holds_objects(table: pa.Table) -> bool:
     """Whether the partial's values are encoded Python objects (not Arrow numbers)."""
     return table.schema.field(VALUE).metadata == _OBJECTS
+
+
+def as_objects(table: pa.Table) -> pa.Table:
+    """The partial with its values as encoded Python objects, whatever they were."""
+    if holds_objects(table):
+        return table
+    values = pa.array([encode_value(v) for v in table.column(VALUE).to_pylist()], pa.binary())
+    return pa.Table.from_arrays(
+        [table.column(KEY), values], schema=_schema(key_kind(table), pa.field(VALUE, pa.binary(), metadata=_OBJECTS))
+    )
 
 
 def decode_values(table: pa.Table) -> list[Any]:

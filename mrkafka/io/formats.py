@@ -9,6 +9,7 @@ when the run asks for one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,12 +19,22 @@ import pyarrow.parquet as pq
 from mrkafka.core import kernels
 from mrkafka.core.json import text_bytes, to_json
 from mrkafka.core.keys import from_key_bytes
-from mrkafka.core.partial import KEY, VALUE, Rows, decode_values, holds_objects, key_kind
+from mrkafka.core.partial import (
+    KEY,
+    VALUE,
+    Rows,
+    as_objects,
+    concat_partials,
+    decode_values,
+    empty_partial,
+    holds_objects,
+    key_kind,
+)
 from mrkafka.errors import JobFailedError, SetupError
 from mrkafka.io import fs
 from mrkafka.io.index import write_index
 
-__all__ = ["WRITERS", "value_texts", "write_part"]
+__all__ = ["WRITERS", "value_texts", "write_chunks", "write_part"]
 
 _TEXT_CHUNK_ROWS = 1 << 20
 
@@ -86,4 +97,24 @@ def write_part(part: pa.Table | Rows, path: str | Path, fmt: str = "text", index
             write_index(part, path, texts)
         return written
     except OSError as exc:  # a full disk, a lost mount
+        raise SetupError(f"cannot write {path}: {fs.reason(exc)}") from exc
+
+
+def write_chunks(chunks: Iterable[pa.Table | Rows], path: str | Path, fmt: str = "text", index: bool = False) -> int:
+    """``write_part`` of the rows of ``chunks``, each sorted and after the one before: a part
+    too big to hold whole (a reducer that spilled). Text and JSON lines are written a chunk at
+    a time; Parquet (one row group, as ``write_part`` writes) and an index need every row at
+    once, so the chunks are gathered as Arrow tables first (values in the partial's encoding:
+    a fraction of what Python objects take)."""
+    if fmt == "parquet" or index:
+        tables = [chunk.table() if isinstance(chunk, Rows) else chunk for chunk in chunks if chunk.num_rows]
+        if any(table.schema != tables[0].schema for table in tables):  # ints in one chunk, floats in another
+            tables = [as_objects(table) for table in tables]
+        return write_part(concat_partials(tables) if tables else empty_partial(), path, fmt, index)
+    try:
+        with fs.open_output(path) as f:
+            for chunk in chunks:
+                WRITERS[fmt](chunk, f, value_texts(chunk) if fmt == "text" else None)
+            return f.tell()
+    except OSError as exc:
         raise SetupError(f"cannot write {path}: {fs.reason(exc)}") from exc

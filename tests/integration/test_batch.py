@@ -175,6 +175,67 @@ def _lines_with_offsets(data: bytes) -> list[tuple[int, bytes]]:
     return found
 
 
+MIXED_JOB = """
+from mrkafka import Job
+class Mixed(Job):
+    input_type = bytes
+    def map(self, offset, line):
+        for word in line.split():
+            yield word, 1 if len(word) % 2 else 0.5
+    def reduce(self, a, b):
+        return a + b
+"""
+
+
+def test_a_reducer_over_its_memory_spills_and_writes_the_same_bytes(
+    runner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a budget far below its state, a reduce task spills many runs (more than a merge
+    takes at once) and still writes, in every format, the parts it writes in memory: word count
+    (sums in Arrow) and a Python reduce whose values are ints for some keys and floats for
+    others, with its lookup index. Counted as Hadoop's ``Spilled Records``; the runs are gone
+    after the run."""
+    import random
+
+    rng = random.Random(5)
+    tokens = [b"%012x" % rng.getrandbits(48) for _ in range(40_000)]  # all distinct
+    lines = [b" ".join(tokens[i : i + 50]) for i in range(0, len(tokens), 50)]
+    data = real_text(300_000) + b"\n".join(lines) + b"\n" + messy_corpus(lines=500)
+    (tmp_path / "in.txt").write_bytes(data)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the runs' directory (this process's runners)
+    mixed = write_job(tmp_path, MIXED_JOB, "mixed.py")
+    for job, fmt in [
+        (WORDCOUNT, "text"),
+        (WORDCOUNT, "jsonl"),
+        (WORDCOUNT, "parquet"),
+        (mixed, "text"),
+        (mixed, "parquet"),
+    ]:
+        outputs = []
+        for memory in (None, 12 << 10):
+            out = tmp_path / f"{job.stem}-{fmt}-{memory}"
+            settings = BatchSettings(
+                inputs=[str(tmp_path / "in.txt")],
+                output=out,
+                runner=runner,
+                fmt=fmt,
+                reducers=1,  # 30 splits' partials: the reducer spills more runs than a merge takes
+                block_size=32 << 10,
+                reduce_memory=memory,
+            )
+            report = run_batch(JobSpec(load_job(job), index=job == mixed), settings, progress=False)
+            spilled = report.counters.get(("Map-Reduce Framework", "Spilled Records"))
+            assert (spilled > 50_000) if memory else not spilled, (job, fmt, memory, spilled)
+            outputs.append(out)
+        files = sorted(str(p.relative_to(outputs[0])) for p in outputs[0].rglob("*") if p.is_file())
+        assert files == sorted(str(p.relative_to(outputs[1])) for p in outputs[1].rglob("*") if p.is_file())
+        for name in files:
+            if name != "_COUNTERS.json":
+                assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), (job, fmt, name)
+    assert {k: int(v) for k, v in read_parts(tmp_path / "wordcount-text-12288").items()} == oracle_wordcount(data)
+    assert not list(tmp_path.glob("mrkafka-spill-*"))
+
+
 def test_a_map_that_raises_names_file_and_offset_and_commits_nothing(runner: str, tmp_path: Path) -> None:
     job = write_job(tmp_path, PICKY_JOB, "picky.py")
     (tmp_path / "in.txt").write_bytes(b"good\n" * 100 + b"bad\n" + b"good\n")
