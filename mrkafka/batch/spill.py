@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mrkafka.core.aggregate import Aggregation
-from mrkafka.core.partial import KEY, as_objects, concat_partials, sort_by_key
+from mrkafka.core.partial import KEY, as_objects, concat_mixed, sort_by_key
 from mrkafka.errors import SetupError
 from mrkafka.io import fs
 
@@ -133,9 +133,7 @@ class Spills:
                 upto = int(pc.sum(pc.less_equal(head.column(KEY), pa.scalar(bound, pa.binary()))).as_py() or 0)
                 taken.append(head.slice(0, upto))
                 heads[i] = head.slice(upto) if upto < head.num_rows else readers[i].next()
-            if any(table.schema != taken[0].schema for table in taken):  # ints in one run, floats in another
-                taken = [as_objects(table) for table in taken]
-            yield sort_by_key(self.aggregation.combine(concat_partials(taken)))
+            yield sort_by_key(self.aggregation.combine(concat_mixed(taken)))
 
 
 class _Run:

@@ -16,7 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 from mrkafka.core.aggregate import Accumulator, Aggregation
-from mrkafka.core.partial import VALUE, concat_partials, empty_partial, partial_from_arrow, partial_from_pairs
+from mrkafka.core.partial import (
+    VALUE,
+    concat_mixed,
+    concat_partials,
+    empty_partial,
+    partial_from_arrow,
+    partial_from_pairs,
+)
 from mrkafka.core.values import UnsupportedValue
 from mrkafka.errors import JobFailedError
 from mrkafka.job import Job
@@ -25,12 +32,17 @@ __all__ = ["map_arrow", "map_records"]
 
 log = logging.getLogger("mrkafka")
 
+#: What a map task's combiner holds at most (Hadoop's ``io.sort.mb`` is 100 MB): past it, the
+#: rows held go on to the reducers as they are and combining starts again, so a split of
+#: distinct keys costs memory by its rows, not by a hash table of all of them (see ``_MapOutput``).
+COMBINE_BYTES = 64 << 20
+
 
 class _MapOutput:
     """Map output as it comes: Arrow tables (merged as they come by an ``Accumulator`` when
-    there is a combiner), and Python pairs folded through the combiner
-    (``Aggregation.merge_into``) every ``_COMBINE_EVERY`` pairs, so a task holds little more
-    than its distinct keys."""
+    there is a combiner, up to ``COMBINE_BYTES`` at a time), and Python pairs folded through
+    the combiner (``Aggregation.merge_into``) every ``_COMBINE_EVERY`` pairs, so a task holds
+    little more than its distinct keys."""
 
     def __init__(self, job: Job, aggregation: Aggregation | None) -> None:
         self.aggregation = aggregation
@@ -57,6 +69,9 @@ class _MapOutput:
             self.accumulator.add(table)
         except Exception as exc:
             raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
+        if self.accumulator.nbytes() > COMBINE_BYTES:  # keys too many to combine further here
+            self.tables.append(self.accumulator.result())
+            self.accumulator = Accumulator(self.aggregation)
 
     def add_pairs(self, pairs: Iterable[tuple[Any, Any]], where: Callable[[], str]) -> None:
         """Add the pairs of one record (or one batch) whole: if the pairs fail to come, none is added."""
@@ -114,9 +129,10 @@ class _MapOutput:
             self._hold(pairs, where)
         if self.accumulator is not None:
             try:
-                return self.accumulator.result()
+                combined = self.accumulator.result()
             except Exception as exc:
                 raise JobFailedError.raised("reduce (as combiner)", exc, where) from exc
+            return concat_mixed([*self.tables, combined]) if self.tables else combined
         if not self.tables:
             return empty_partial()
         return self.tables[0] if len(self.tables) == 1 else concat_partials(self.tables)

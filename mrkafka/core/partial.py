@@ -31,6 +31,7 @@ __all__ = [
     "BadPartial",
     "Rows",
     "as_objects",
+    "concat_mixed",
     "concat_partials",
     "decode_values",
     "empty_partial",
@@ -180,6 +181,14 @@ def concat_partials(tables: Iterable[pa.Table]) -> pa.Table:
     tables = list(tables)
     first = tables[0]
     return pa.concat_tables([t.cast(first.schema) if t.schema != first.schema else t for t in tables])
+
+
+def concat_mixed(tables: Sequence[pa.Table]) -> pa.Table:
+    """``concat_partials`` of partials whose values may differ in type (ints in one, floats or
+    Python values in another): then all as Python values, nothing cast."""
+    if any(table.schema != tables[0].schema for table in tables):
+        tables = [as_objects(table) for table in tables]
+    return concat_partials(tables)
 
 
 def _row_bytes(table: pa.Table) -> np.ndarray:

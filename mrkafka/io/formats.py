@@ -23,8 +23,7 @@ from mrkafka.core.partial import (
     KEY,
     VALUE,
     Rows,
-    as_objects,
-    concat_partials,
+    concat_mixed,
     decode_values,
     empty_partial,
     holds_objects,
@@ -108,9 +107,7 @@ def write_chunks(chunks: Iterable[pa.Table | Rows], path: str | Path, fmt: str =
     a fraction of what Python objects take)."""
     if fmt == "parquet" or index:
         tables = [chunk.table() if isinstance(chunk, Rows) else chunk for chunk in chunks if chunk.num_rows]
-        if any(table.schema != tables[0].schema for table in tables):  # ints in one chunk, floats in another
-            tables = [as_objects(table) for table in tables]
-        return write_part(concat_partials(tables) if tables else empty_partial(), path, fmt, index)
+        return write_part(concat_mixed(tables) if tables else empty_partial(), path, fmt, index)
     try:
         with fs.open_output(path) as f:
             for chunk in chunks:

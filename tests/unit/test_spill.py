@@ -56,3 +56,24 @@ def test_more_runs_than_the_fan_in_merge_into_each_keys_sum_in_key_order(
 def _rows(chunk) -> tuple[list[bytes], list]:
     rows = chunk if isinstance(chunk, Rows) else Rows.of(chunk)
     return rows.keys, rows.values
+
+
+def test_a_map_task_past_its_combine_budget_hands_rows_on_uncombined(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a budget below a split's distinct keys the map side combines what fits and hands
+    the rest on (more combine output records than keys); the reducers still count every word."""
+    from mrkafka.batch import run_batch
+    from mrkafka.core import map_side
+    from mrkafka.io.splits import pieces
+    from mrkafka.job import JobSpec, load_job
+    from mrkafka.settings import BatchSettings
+    from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts, real_text
+
+    data = real_text(400_000)
+    (tmp_path / "in.txt").write_bytes(data)
+    monkeypatch.setattr(map_side, "COMBINE_BYTES", 4096)
+    monkeypatch.setattr("mrkafka.batch.tasks.pieces", lambda block: pieces(block, 8192))  # many batches a split
+    settings = BatchSettings(inputs=[str(tmp_path / "in.txt")], output=tmp_path / "out", runner="inline")
+    report = run_batch(JobSpec(load_job(WORDCOUNT)), settings, progress=False)
+    expected = oracle_wordcount(data)
+    assert {k: int(v) for k, v in read_parts(tmp_path / "out").items()} == dict(expected)
+    assert report.counters.get(("Map-Reduce Framework", "Combine output records")) > len(expected)
