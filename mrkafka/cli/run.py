@@ -210,8 +210,13 @@ def run(
     if fields["reduce_memory"] is not None:
         fields["reduce_memory"] = parse_size(fields["reduce_memory"])
     settings = mode(**{name: value for name, value in fields.items() if name in mode.names()})
-    job_cls = load_job(job_file, job_name)
-    spec = JobSpec(job_cls, parse_params(params), vectorize=not no_vectorize, on_error=on_error, index=options["index"])
+    spec = JobSpec(
+        load_job(job_file, job_name),
+        parse_params(params),
+        vectorize=not no_vectorize,
+        on_error=on_error,
+        index=options["index"],
+    )
     if stream:
         from mrkafka.stream import run_stream
 

@@ -152,19 +152,21 @@ def plan_splits(files: Iterable[str], block_size: int, mappers: int = 1, max_spl
     small_bytes = sum(size for size in sizes if size < block_size)
     combined = max(1, min(block_size, -(-small_bytes // mappers)))
     splits: list[Split] = []
-    small: list[FileRange] = []  # small files waiting to fill a split
+    small: list[FileRange] = []  # small files waiting to fill a split, and their bytes
+    small_total = 0
 
     def add(*ranges: FileRange) -> None:
         splits.append(Split(len(splits), ranges))
 
     for path, size in zip(files, sizes):
-        if small and (size >= block_size or sum(r.length for r in small) + size > combined):
+        if small and (size >= block_size or small_total + size > combined):
             add(*small)  # a big file comes next, or this one would overfill the split
-            small = []
+            small, small_total = [], 0
         if not size:
             continue
         if size < block_size:
             small.append(FileRange(path, 0, size))
+            small_total += size
         elif path.endswith(".gz"):
             add(FileRange(path, 0, size))
         else:
