@@ -1,6 +1,6 @@
 """Grouping keys in one compiled pass: word count's split, hash and count, and integer sums
-by key. Open addressing with linear probing (see ``_group``): keys come out in the order of
-the table, the same for the same input."""
+by key. Open addressing with linear probing (see ``_group``): keys come out in the order they
+first came."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from mrkafka.core.kernels.hash import murmur2_at
 
 __all__ = ["count_words", "group_sum"]
 
-# The columns of a group table's row: murmur2 and length (0 for an empty slot), the key's
-# first 8 bytes, where the key starts in the data, the sum. A probe of a key of at most 8
-# bytes reads its one row and nothing else.
+# A group's row: murmur2 and length (``_HEAD``), the key's first 8 bytes, where the key
+# starts in the data, the sum. Rows are dense, in the order the groups first came. A slot of
+# the hash table holds a group's murmur2 (high half) and its row + 1 (low half), 0 when empty:
+# a probe compares hashes in the slot and reads a row only when they match, so a table at most
+# half full costs 16 to 32 bytes per group beside the group's 32.
 _HEAD, _PREFIX, _START, _SUM = 0, 1, 2, 3
+_LOW = np.int64(0xFFFFFFFF)
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _NO_VALUES = np.zeros(0, np.int64)
@@ -37,33 +40,47 @@ def _prefix(data, start, length):
 
 
 @numba.njit(inline="always")
-def _insert(table, groups, data, start, end, value, head, prefix):
-    """Add ``value`` to the key ``data[start:end]``'s row, or make one; returns the number of
-    groups, -1 if the sum would leave int64."""
-    mask = len(table) - 1
+def _insert(slots, rows, groups, data, start, end, value, head, prefix):
+    """Add ``value`` to the key ``data[start:end]``'s row, or make one (``rows`` has room);
+    returns the number of groups, -1 if the sum would leave int64."""
+    mask = len(slots) - 1
     length = end - start
-    slot = (head >> 32) & mask
+    hashed = (head >> 32) & _LOW
+    slot = hashed & mask
     while True:
-        if table[slot, _HEAD] == 0:
-            table[slot, _HEAD] = head
-            table[slot, _PREFIX] = prefix
-            table[slot, _START] = start
-            table[slot, _SUM] = value
+        taken = slots[slot]
+        if taken == 0:
+            slots[slot] = (hashed << 32) | (groups + 1)
+            rows[groups, _HEAD] = head
+            rows[groups, _PREFIX] = prefix
+            rows[groups, _START] = start
+            rows[groups, _SUM] = value
             return groups + 1
-        if table[slot, _HEAD] == head and table[slot, _PREFIX] == prefix:
-            other = table[slot, _START]
-            same = True
-            for i in range(8, length):
-                if data[start + i] != data[other + i]:
-                    same = False
-                    break
-            if same:
-                a = table[slot, _SUM]
-                if (value > 0 and a > _INT64_MAX - value) or (value < 0 and a < _INT64_MIN - value):
-                    return -1
-                table[slot, _SUM] = a + value
-                return groups
+        if (taken >> 32) & _LOW == hashed:
+            g = (taken & _LOW) - 1
+            if rows[g, _HEAD] == head and rows[g, _PREFIX] == prefix:
+                other = rows[g, _START]
+                same = True
+                for i in range(8, length):
+                    if data[start + i] != data[other + i]:
+                        same = False
+                        break
+                if same:
+                    a = rows[g, _SUM]
+                    if (value > 0 and a > _INT64_MAX - value) or (value < 0 and a < _INT64_MIN - value):
+                        return -1
+                    rows[g, _SUM] = a + value
+                    return groups
         slot = (slot + 1) & mask
+
+
+@numba.njit(inline="always")
+def _slots_for(groups):
+    """The length of a slot array at most half full with ``groups`` groups (a power of two)."""
+    size = 1 << 12
+    while size < 2 * groups:
+        size *= 2
+    return size
 
 
 @numba.njit(cache=True, nogil=True)
@@ -73,12 +90,15 @@ def _group(data, offsets, values, words):
     counting 1 (``values`` unused).
 
     Returns each group's key (start and end in ``data``, its first occurrence), sum and
-    murmur2; the number of keys read; and whether a sum left int64 (then nothing else is
-    meaningful).
+    murmur2, in the order the groups first came; the number of keys read; and whether a sum
+    left int64 (then nothing else is meaningful).
 
-    Open addressing with linear probing over a power-of-two table (rows of four words, see
-    ``_HEAD``) at most half full: when it fills, a table twice as long takes its groups."""
-    table = np.zeros((1 << 12, 4), np.int64)
+    Open addressing with linear probing over a power-of-two slot array at most half full,
+    beside the groups' rows (see ``_HEAD``). Keys given one per row bound the groups: both
+    are sized for them at once. Words are not known ahead: rows and slots double as they fill."""
+    most = 1 << 12 if words else max(len(offsets) - 1, 1)
+    rows = np.empty((most, 4), np.int64)
+    slots = np.zeros(_slots_for(most if not words else 0), np.int64)
     groups = 0
     keys_read = 0
     for row in range(len(offsets) - 1):
@@ -98,34 +118,42 @@ def _group(data, offsets, values, words):
                 end = row_end
                 value = values[row]
             keys_read += 1
+            if groups == len(rows):
+                rows = _grown(rows, groups)
             head = (np.int64(murmur2_at(data, start, end - start)) << 32) | (end - start + 1)
-            groups = _insert(table, groups, data, start, end, value, head, _prefix(data, start, end - start))
+            groups = _insert(slots, rows, groups, data, start, end, value, head, _prefix(data, start, end - start))
             if groups < 0:
-                return table[:0, 0], table[:0, 0], table[:0, 0], np.zeros(0, np.uint32), keys_read, True
-            if 2 * groups > len(table):
-                table = _rehashed(table, 2 * len(table))
+                return _NO_VALUES, _NO_VALUES, _NO_VALUES, np.zeros(0, np.uint32), keys_read, True
+            if 2 * groups > len(slots):
+                slots = _reslotted(rows, groups, 2 * len(slots))
             if not words:
                 break
             start = end + 1
-    used = np.flatnonzero(table[:, _HEAD])
-    heads = table[used, _HEAD]
-    starts = table[used, _START]
-    ends = starts + (heads & 0xFFFFFFFF) - 1
-    hashes = (heads >> 32).astype(np.uint32)
-    return starts, ends, table[used, _SUM], hashes, keys_read, False
+    heads = rows[:groups, _HEAD]
+    starts = rows[:groups, _START].copy()
+    ends = starts + (heads & _LOW) - 1
+    hashes = ((heads >> 32) & _LOW).astype(np.uint32)
+    return starts, ends, rows[:groups, _SUM].copy(), hashes, keys_read, False
 
 
 @numba.njit(inline="always")
-def _rehashed(table, size):
-    out = np.zeros((size, 4), np.int64)
-    mask = size - 1
-    for slot in range(len(table)):
-        if table[slot, _HEAD] != 0:
-            s = (table[slot, _HEAD] >> 32) & mask
-            while out[s, _HEAD] != 0:
-                s = (s + 1) & mask
-            out[s] = table[slot]
+def _grown(rows, groups):
+    out = np.empty((2 * len(rows), 4), np.int64)
+    out[:groups] = rows[:groups]
     return out
+
+
+@numba.njit(inline="always")
+def _reslotted(rows, groups, size):
+    slots = np.zeros(size, np.int64)
+    mask = size - 1
+    for g in range(groups):
+        hashed = (rows[g, _HEAD] >> 32) & _LOW
+        s = hashed & mask
+        while slots[s] != 0:
+            s = (s + 1) & mask
+        slots[s] = (hashed << 32) | (g + 1)
+    return slots
 
 
 def count_words(lines: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, int]:
