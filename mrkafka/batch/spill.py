@@ -1,10 +1,11 @@
 """A reduce task's state beyond its memory: sorted runs on local disk, merged when its part
 is written (Hadoop's reduce-side spills and merge, Spark's external sort).
 
-A reduce task holds its merged rows in an ``Accumulator``. Once they take more than a third
-of its budget (``--reduce-memory``; a merge of held rows holds them, their concatenation and
-its result at once), it *spills*: the rows, sorted by key bytes, go to a run file, an Arrow
-IPC file of batches of ``RUN_BATCH_ROWS`` rows, and the task starts again from nothing. When
+A reduce task holds its merged rows in an ``Accumulator``. Before a partial would take them
+past a third of its budget (``--reduce-memory``; a merge of held rows holds them, their
+concatenation and its result at once), it *spills*: each table held, sorted by key bytes
+(stably: a key's rows keep their order), goes to a run file, an Arrow IPC file of batches of
+``RUN_BATCH_ROWS`` rows, and the task starts again from nothing. When
 it writes its part, what it holds becomes the last run and the runs are merged: at most
 ``FAN_IN`` at once (Hadoop's ``mapreduce.task.io.sort.factor``), the first ones merged into
 bigger runs first where there are more.
@@ -58,7 +59,7 @@ class Spills:
         return bool(self.runs)
 
     def spill(self, rows: pa.Table) -> None:
-        """Write ``rows`` (one per key, any order) as a sorted run."""
+        """Write ``rows`` (any order; a key may repeat) as a sorted run."""
         if self.directory is None:
             self.directory = tempfile.mkdtemp(prefix=f"mrkafka-spill-{self.name}-")
         self._write(iter([sort_by_key(rows)]))

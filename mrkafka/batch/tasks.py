@@ -40,7 +40,7 @@ from mrkafka.core.counters import (
     SPILLED_RECORDS,
     Counters,
 )
-from mrkafka.core.keys import split_by_partition
+from mrkafka.core.keys import split_batches
 from mrkafka.core.map_side import map_arrow, map_records
 from mrkafka.core.partial import Rows, key_kind
 from mrkafka.errors import BadInputError, JobFailedError, MrkafkaError
@@ -102,7 +102,9 @@ class MapTask:
         table = self._map(split, counters, combine=True)
         counters.add(COMBINE_INPUT_RECORDS, counters.get(MAP_OUTPUT_RECORDS))
         counters.add(COMBINE_OUTPUT_RECORDS, table.num_rows)
-        partials = split_by_partition(table, self.reducers, key_kind(table))
+        schema, kind, batches = table.schema, key_kind(table), table.to_batches()
+        del table  # the batches alone hold the map output, freed as they are split
+        partials = split_batches(batches, schema, self.reducers, kind)
         counters.add(MAP_MILLIS, _millis_since(started))
         return (counters, *partials)
 
@@ -183,17 +185,20 @@ class ReduceTask:
     @gc_paused()
     def add(self, partial: pa.Table) -> None:
         started = time.monotonic()
+        if self.memory is not None and self.accumulator.nbytes() + partial.nbytes > self.memory // 3:
+            self._spill()
         try:
             self.accumulator.add(partial)
         except Exception as exc:
             raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
-        if self.memory is not None and self.accumulator.nbytes() > self.memory // 3:
-            self._spill()
         self._busy_s += time.monotonic() - started
 
     def _spill(self) -> None:
+        """What the accumulator holds, as sorted runs, one per table held: unmerged, since a
+        merge would hold them, their concatenation and its result at once."""
         self._spilled_input += self.accumulator.input_records
-        self.spills.spill(self.accumulator.result())
+        for table in self.accumulator.tables():
+            self.spills.spill(table)
         self.accumulator = Accumulator(self.aggregation)
 
     @gc_paused()

@@ -159,6 +159,13 @@ class Accumulator:
             size += int((entry + _DICT_ENTRY_BYTES) * len(self._held_dict))
         return size
 
+    def tables(self) -> list[pa.Table]:
+        """What is held, unmerged, as partials in arrival order (a key may have a row in
+        several): what a spill writes without paying for a merge first."""
+        if self._held_dict:
+            return [self.result()]
+        return [table for table in (self._held_table, *self._buffer) if table is not None]
+
     def result(self) -> pa.Table:
         """One row per key (in no particular order), as a partial."""
         held = self.rows()

@@ -34,6 +34,7 @@ __all__ = [
     "kind_of",
     "owners",
     "partition_keys",
+    "split_batches",
     "split_by_partition",
     "topic_bytes",
     "topic_bytes_array",
@@ -112,13 +113,26 @@ def partition_keys(keys: pa.Array | pa.ChunkedArray, kind: str, num_partitions: 
 def split_by_partition(table: pa.Table, num_partitions: int, kind: str) -> list[pa.Table]:
     """The rows of a table with a ``key`` column of key bytes, for each partition in order,
     rows keeping their order."""
+    return split_batches(table.to_batches(), table.schema, num_partitions, kind)
+
+
+def split_batches(batches: list[pa.RecordBatch], schema: pa.Schema, num_partitions: int, kind: str) -> list[pa.Table]:
+    """``split_by_partition`` of a table's batches, a batch at a time, each taken off the list
+    once split: when the list held the only reference, a task holds a batch twice, not the table."""
     if num_partitions == 1:
-        return [table]
-    parts = partition_keys(table.column("key"), kind, num_partitions)
-    order = np.argsort(parts, kind="stable")
-    ordered = table.take(pa.array(order))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=num_partitions))])
-    return [ordered.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(num_partitions)]
+        whole = pa.Table.from_batches(batches, schema)
+        batches.clear()
+        return [whole]
+    parts: list[list[pa.RecordBatch]] = [[] for _ in range(num_partitions)]
+    batches.reverse()
+    while batches:
+        batch = batches.pop()
+        owners = partition_keys(batch.column("key"), kind, num_partitions)
+        ordered = batch.take(pa.array(np.argsort(owners, kind="stable")))
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=num_partitions))])
+        for k in range(num_partitions):
+            parts[k].append(ordered.slice(bounds[k], bounds[k + 1] - bounds[k]))
+    return [pa.Table.from_batches(part, schema) for part in parts]
 
 
 def owners(text: str, partitions: int) -> list[int]:
