@@ -1,9 +1,11 @@
 """``python -m benchmarks``: word count, mrkafka batch and stream against plain Python.
 
 Each system runs as its own command on the same corpus; the wall time of the whole command,
-MB/s and the peak memory of all its processes (Ray's workers included, as proportional set
+MB/s, the CPU time of its processes and MB per CPU second (how fast each core it kept busy
+went), and the peak memory of all its processes (Ray's workers included, as proportional set
 size so that shared object-store pages count once) are reported, with the ratio to the
-baseline. Every system's output is checked against the baseline's counts.
+baseline. Every system's output is checked against the baseline's counts. A plain C word
+count (``benchmarks/peers/wc.c``, one thread) anchors the table to what the machine does.
 
 The stream run is bounded (``--until-end``) over a topic of a broker the suite starts and
 loads beforehand; the load is reported on a row of its own, and the broker's memory is
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,6 +47,7 @@ DEMO_PARAMS = ["-p", "lower=true", "-p", "pattern=\\W+"]
 SYSTEMS = (
     "python",
     "pyarrow",
+    "c",
     "dask",
     "ray-data",
     "pyspark",
@@ -80,32 +84,40 @@ class Result:
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     note: str = ""
+    #: CPU seconds of the command's processes (those it waited for, and theirs).
+    cpu_seconds: float | None = None
 
 
-def _tree_pss(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            process = psutil.Process(pid)
-            for p in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                    total += p.memory_full_info().pss
-    return total
+def _tree(pid: int) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    return []
 
 
 class Sampler:
-    """The peak of the summed memory of some process trees, sampled four times a second."""
+    """Four times a second: the summed memory of some process trees (its peak), and the CPU
+    time of each process of the first tree (the last seen)."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = list(pids)
         self.peak = 0
+        self.cpu: dict[tuple[int, float], float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, _tree_pss(self.pids))
+            total = 0
+            for i, pid in enumerate(self.pids):
+                for p in _tree(pid):
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        total += p.memory_full_info().pss
+                        if i == 0:
+                            times = p.cpu_times()
+                            self.cpu[p.pid, p.create_time()] = times.user + times.system
+            self.peak = max(self.peak, total)
             self._done.wait(0.25)
 
     def stop(self) -> int:
@@ -114,14 +126,33 @@ class Sampler:
         return self.peak
 
 
-def measure(cmd: list[str], also: list[int] = ()) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Wall seconds and peak memory (bytes, summed over the process tree and ``also``) of a command."""
+@dataclass
+class Measured:
+    seconds: float
+    peak: int  # bytes, summed over the process tree and the processes watched beside it
+    proc: subprocess.CompletedProcess
+    #: User and system time of the command and the processes it waited for, or where more (the
+    #: daemons Ray starts, which nobody waits for) the sum sampled over its process tree.
+    cpu_seconds: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(cmd: list[str], also: list[int] = ()) -> Measured:
+    """Wall seconds, peak memory and CPU time of a command (``also``: more processes whose
+    memory counts, such as a broker)."""
+    cpu = _children_cpu()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sampler = Sampler([proc.pid, *also])
     stdout, stderr = proc.communicate()
     elapsed = time.monotonic() - started
-    return elapsed, sampler.stop(), subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    completed = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    peak = sampler.stop()
+    return Measured(elapsed, peak, completed, max(_children_cpu() - cpu, sum(sampler.cpu.values())))
 
 
 def read_counts(path: Path) -> dict[bytes, int]:
@@ -199,20 +230,17 @@ class Bench:
         self,
         system: str,
         corpus: Path,
-        seconds: float,
-        peak: int,
-        returncode: int,
-        stderr: bytes,
+        run: Measured,
         out: Path | None,
         tokenizer: str = "bytes.split",
         expected: dict[bytes, int] | None = None,
         **extra,
     ) -> Result:
         size = corpus.stat().st_size
-        if returncode != 0:
-            result = Result(
-                system, tokenizer, seconds, 0, 0, peak / 2**20, None, False, note=f"failed: {_error_line(stderr)}"
-            )
+        seconds, peak = run.seconds, run.peak
+        if run.proc.returncode != 0:
+            error = _error_line(run.proc.stderr)
+            result = Result(system, tokenizer, seconds, 0, 0, peak / 2**20, None, False, note=f"failed: {error}")
         else:
             if out is None:
                 correct = None
@@ -226,14 +254,23 @@ class Bench:
             mb_s = size / 1e6 / seconds
             ratio = mb_s / self.baseline_mb_s if self.baseline_mb_s else None
             result = Result(
-                system, tokenizer, seconds, mb_s, self.lines(corpus) / seconds, peak / 2**20, ratio, correct, **extra
+                system,
+                tokenizer,
+                seconds,
+                mb_s,
+                self.lines(corpus) / seconds,
+                peak / 2**20,
+                ratio,
+                correct,
+                cpu_seconds=run.cpu_seconds,
+                **extra,
             )
         self.results.append(result)
         return result
 
     def run(self, system: str, cmd: list[str], out: Path | None, corpus: Path | None = None, also=(), **kw):
-        seconds, peak, proc = measure(cmd, list(also))
-        return self.record(system, corpus or self.corpus, seconds, peak, proc.returncode, proc.stderr, out, **kw), proc
+        run = measure(cmd, list(also))
+        return self.record(system, corpus or self.corpus, run, out, **kw), run.proc
 
     # -- single-machine word counts ---------------------------------------------------------------
 
@@ -261,6 +298,17 @@ class Bench:
     def pyarrow(self) -> None:
         self.peer("pyarrow", "pyarrow_wc", note="single process")
 
+    def c(self) -> None:
+        """The physical anchor: ``benchmarks/peers/wc.c``, built with the system's ``cc`` (not timed)."""
+        compiler = shutil.which("cc")
+        if compiler is None:
+            print("c: skipped, this machine has no C compiler (cc)", file=sys.stderr)
+            return
+        binary = self.workdir / "wc"
+        subprocess.run([compiler, "-O2", "-o", str(binary), str(ROOT / "benchmarks" / "peers" / "wc.c")], check=True)
+        out = self.workdir / "c"
+        self.run("c", [str(binary), str(self.corpus), str(out)], out, note="plain C, one thread (cc -O2)")
+
     def dask(self) -> None:
         self.peer("dask", "dask_wc", note="dask bag, multiprocessing scheduler")
 
@@ -275,14 +323,10 @@ class Bench:
         base = derive(self.baseline, "utf-8 replace, split")
         out = self.workdir / "ray-data-utf8"
         cmd = [sys.executable, "-m", "benchmarks.peers.raydata_wc", str(cleaned), str(out)]
-        seconds, peak, proc = measure(cmd)
         self.record(
             "ray-data",
             self.corpus,
-            seconds,
-            peak,
-            proc.returncode,
-            proc.stderr,
+            measure(cmd),
             out,
             tokenizer="utf-8 replace, split",
             expected=base,
@@ -375,16 +419,13 @@ class Bench:
             str(self.workdir / "state"),
             *(DEMO_PARAMS if demo else []),
         ]
-        seconds, peak, proc = measure(cmd, self.broker_pids())
-        match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", proc.stderr)
+        run = measure(cmd, self.broker_pids())
+        match = re.search(rb"latency p50 (\d+) ms, p99 (\d+) ms", run.proc.stderr)
         p50, p99 = (float(match.group(1)), float(match.group(2))) if match else (None, None)
         self.record(
             system,
             self.stream_corpus,
-            seconds,
-            peak,
-            proc.returncode,
-            proc.stderr,
+            run,
             out,
             tokenizer="lower, \\W+" if demo else "bytes.split",
             latency_p50_ms=p50,
@@ -447,6 +488,7 @@ class Bench:
             "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
             str(props),
         ]
+        cpu = _children_cpu()
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sampler = Sampler([proc.pid, *self.broker_pids()])
@@ -462,6 +504,8 @@ class Bench:
         latest = _latest(bootstrap, DEMO_OUTPUT, output_starts)
         out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
         returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
+        cpu = max(_children_cpu() - cpu, sum(sampler.cpu.values()))
+        run = Measured(seconds, peak, subprocess.CompletedProcess(cmd, returncode, b"", stderr), cpu)
         expected = derive(self.stream_baseline, "Java lower, \\W+")
         empty = java_split_empty_words(self.stream_corpus)
         if empty:
@@ -470,10 +514,7 @@ class Bench:
         self.record(
             system,
             self.stream_corpus,
-            seconds,
-            peak,
-            returncode,
-            stderr,
+            run,
             out,
             tokenizer="Java lower, split(\\W+)",
             expected=expected,
@@ -500,16 +541,19 @@ def table(bench: Bench, info: dict) -> str:
         + (f" ({stream:.0f} MiB for the Kafka rows)" if stream != size else "")
         + f" on {info['cpus']} CPUs, {info['memory_gib']} GiB ({info['processor']}, Python {info['python']})",
         "",
-        "| system | tokenizer | wall s | MB/s | records/s | peak memory MiB | x baseline | latency p50 / p99 ms "
-        "| output | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| system | tokenizer | wall s | MB/s | CPU s | MB/s per core | records/s | peak memory MiB | x baseline "
+        "| latency p50 / p99 ms | output | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in bench.results:
         ratio = f"{r.vs_baseline:.2f}" if r.vs_baseline else "-"
         latency = f"{r.latency_p50_ms:.0f} / {r.latency_p99_ms:.0f}" if r.latency_p50_ms is not None else "-"
         check = {True: "matches", False: "WRONG" if not r.note.startswith("failed") else "-", None: "-"}[r.correct]
+        cpu = f"{r.cpu_seconds:.1f}" if r.cpu_seconds else "-"
+        per_core = f"{r.mb_per_s * r.seconds / r.cpu_seconds:.1f}" if r.cpu_seconds and r.mb_per_s else "-"
         lines.append(
-            f"| {r.system} | {r.tokenizer} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {r.records_per_s:,.0f} | "
+            f"| {r.system} | {r.tokenizer} | {r.seconds:.1f} | {r.mb_per_s:.1f} | {cpu} | {per_core} | "
+            f"{r.records_per_s:,.0f} | "
             f"{r.peak_memory_mib:.0f} | {ratio} | {latency} | {check} | {r.note} |"
         )
     return "\n".join(lines)
@@ -621,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {
         "python": bench.python,
         "pyarrow": bench.pyarrow,
+        "c": bench.c,
         "dask": bench.dask,
         "ray-data": bench.ray_data,
         "pyspark": bench.pyspark,

@@ -48,7 +48,8 @@ def write_tokens(path: Path, keys: int, per_line: int = 10) -> None:
 
 
 def _run(name: str, args: list[str], also: list[int]) -> tuple[float, int]:
-    seconds, peak, proc = measure([*MRKAFKA, *args], also)
+    run = measure([*MRKAFKA, *args], also)
+    seconds, peak, proc = run.seconds, run.peak, run.proc
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
     print(f"{name}: {seconds:.1f} s, peak {peak / 2**20:.0f} MiB", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_suite_smoke(tmp_path: Path) -> None:
         "--input",
         str(corpus),
         "--only",
-        "pyarrow,mrkafka-inline",
+        "pyarrow,c,mrkafka-inline",
         "--results",
         str(results),
     ]
@@ -45,10 +46,31 @@ def test_suite_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (report,) = results.glob("*.json")
     rows = {r["system"]: r for r in json.loads(report.read_text())["results"]}
-    assert rows.keys() == {"python", "pyarrow", "mrkafka-inline"}
-    assert all(rows[s]["correct"] is True and rows[s]["mb_per_s"] > 0 for s in ("pyarrow", "mrkafka-inline"))
-    assert "| mrkafka-inline |" in report.with_suffix(".md").read_text()
+    systems = ["pyarrow", "mrkafka-inline"] + (["c"] if shutil.which("cc") else [])
+    assert rows.keys() == {"python", *systems}
+    assert all(rows[s]["correct"] is True and rows[s]["mb_per_s"] > 0 for s in systems)
+    # CPU time: the inline runner keeps one core busy for most of its run, and never two.
+    inline = rows["mrkafka-inline"]
+    assert 0.3 * inline["seconds"] < inline["cpu_seconds"] < 1.5 * inline["seconds"]
+    table = report.with_suffix(".md").read_text()
+    assert "| mrkafka-inline |" in table and "MB/s per core" in table
     assert report.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="the C anchor needs a C compiler (cc)")
+def test_c_anchor_counts_as_bytes_split(tmp_path: Path) -> None:
+    """The plain C word count against a Counter, on real text, bytes that are not UTF-8 and a
+    word of 900,000 bytes, built with 4 KiB chunks so that words are cut at chunks' ends and
+    one outgrows a chunk; a last line without its newline; an empty file."""
+    binary = tmp_path / "wc"
+    source = ROOT / "benchmarks" / "peers" / "wc.c"
+    subprocess.run(["cc", "-O2", "-DCHUNK=4096", "-o", str(binary), str(source)], check=True)
+    data = real_text(1 << 20) + b"w" * 900_000 + b" \x00\xff\tend\x0b\x0c\rlast"
+    for name, content in (("text", data), ("empty", b"")):
+        corpus, out = tmp_path / name, tmp_path / f"{name}.out"
+        corpus.write_bytes(content)
+        subprocess.run([str(binary), str(corpus), str(out)], check=True)
+        assert read_counts(out) == oracle_wordcount(content)
 
 
 def test_java_tokenizer_oracle_is_java(tmp_path: Path) -> None:
