@@ -127,9 +127,9 @@ def split_batches(batches: list[pa.RecordBatch], schema: pa.Schema, num_partitio
     batches.reverse()
     while batches:
         batch = batches.pop()
-        owners = partition_keys(batch.column("key"), kind, num_partitions)
-        ordered = batch.take(pa.array(np.argsort(owners, kind="stable")))
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=num_partitions))])
+        placed = partition_keys(batch.column("key"), kind, num_partitions)
+        ordered = batch.take(pa.array(np.argsort(placed, kind="stable")))
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(placed, minlength=num_partitions))])
         for k in range(num_partitions):
             parts[k].append(ordered.slice(bounds[k], bounds[k + 1] - bounds[k]))
     return [pa.Table.from_batches(part, schema) for part in parts]
