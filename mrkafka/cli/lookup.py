@@ -7,6 +7,7 @@ import sys
 import click
 
 from mrkafka.cli.base import debug_option
+from mrkafka.core.json import text_bytes
 from mrkafka.settings import (
     StreamSettings,
 )
@@ -31,7 +32,8 @@ def lookup_command(
     running stream application (--application-id APP, Kafka Streams' interactive queries):
     for prefix_index, its completions; for word count, its count.
 
-    Lines are KEY<TAB>VALUE; a list value (completions) prints one line per item. With
+    Lines are KEY<TAB>VALUE, the value as a text part holds it (JSON unless a number or
+    text); a list value (completions) prints one line per item. With
     --fuzzy N every key within N edits is printed, nearest first, then the most frequent.
 
     \b
@@ -56,7 +58,8 @@ def lookup_command(
         found = lookup(output_dir, key, fuzzy, limit, note=lambda line: click.echo(line, err=True))
     for stored, _, value in found:
         for item in value if isinstance(value, list) else [value]:
-            text = "\t".join(map(str, item)) if isinstance(item, list) else str(item)
+            fields = item if isinstance(item, list) else [item]
+            text = "\t".join(text_bytes(field).decode("utf-8", "surrogateescape") for field in fields)
             click.echo(f"{stored}\t{text}")
     if not found:
         click.echo(f"no key {key!r}" + (f" within {fuzzy} edits" if fuzzy else ""), err=True)

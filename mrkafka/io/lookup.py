@@ -20,7 +20,7 @@ from mrkafka.core.keys import owners
 from mrkafka.errors import BadInputError
 from mrkafka.io import fs
 from mrkafka.io.commit import SUCCESS
-from mrkafka.io.index import Match, PartIndex, levenshtein, ranked, weight
+from mrkafka.io.index import Match, PartIndex, index_paths, levenshtein, ranked, weight
 
 __all__ = ["lookup"]
 
@@ -81,17 +81,32 @@ def lookup(
     if not fuzzy and not map_only:
         parts = [parts[k] for k in owners(key, len(parts))]
     found: list[Match] = []
+    missing_told = False
     for part in parts:
         if PartIndex.exists(part):
-            index = PartIndex(part)
-            matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
-            found += (match._replace(value=_json_or_text(match.value)) for match in matches)
-        else:
-            if note is not None and not map_only:  # a map-only run's parts have none
-                note(f"{output} has no lookup index: its parts are read whole (a run with --index writes one)")
-                note = None
-            found += _scan(part, key, fuzzy)
+            try:
+                found += _indexed(part, key, fuzzy, limit)
+                continue
+            except _UNREADABLE as exc:  # a damaged index: the part still answers
+                if note is not None:
+                    keys, trie = index_paths(part)
+                    note(f"cannot read the lookup index {keys} and {trie.name} ({exc}): {part.name} is read whole")
+        elif note is not None and not map_only and not missing_told:  # a map-only run's parts have none
+            note(f"{output} has no lookup index: its parts are read whole (a run with --index writes one)")
+            missing_told = True
+        found += _scan(part, key, fuzzy)
     return [(match.key, match.distance, match.value) for match in ranked(found, limit)]
+
+
+#: What a truncated or altered index file raises: Arrow's errors, a short read, an index out of range.
+_UNREADABLE = (pa.ArrowException, OSError, ValueError, IndexError, KeyError)
+
+
+def _indexed(part: Path, key: str, fuzzy: int, limit: int | None) -> list[Match]:
+    """The matches in a part, through its index."""
+    index = PartIndex(part)
+    matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
+    return [match._replace(value=_json_or_text(match.value)) for match in matches]
 
 
 def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:

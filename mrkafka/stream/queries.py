@@ -39,7 +39,7 @@ import ray
 
 from mrkafka.core.json import to_json
 from mrkafka.core.keys import owners
-from mrkafka.errors import MrkafkaError
+from mrkafka.errors import BadInputError, MrkafkaError
 from mrkafka.io.index import Match, ranked, weight
 from mrkafka.kafka.security import write_private
 
@@ -173,10 +173,16 @@ def query(
     """Ask the running application ``app`` (``mrkafka lookup --application-id``)."""
     path = _endpoint_file(state_dir, app)
     try:
-        endpoint = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except OSError:
         raise MrkafkaError(f"application {app} is not running here (no query endpoint at {path})") from None
-    address = f"{endpoint['host']}:{endpoint['port']}"
+    try:
+        endpoint = json.loads(text)
+        address = f"{endpoint['host']}:{int(endpoint['port'])}"
+    except (ValueError, TypeError, KeyError):
+        raise BadInputError(
+            f"{path} is not a query endpoint file (JSON with host and port, which a running application writes)"
+        ) from None
     quoted = urllib.parse.urlencode({"key": key, "fuzzy": edits}, errors="surrogateescape")
     request = urllib.request.Request(
         f"http://{address}/lookup?{quoted}", headers={"Authorization": f"Bearer {endpoint.get('token', '')}"}

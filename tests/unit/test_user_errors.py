@@ -497,3 +497,34 @@ def test_a_shared_directory_keeps_its_mode(tmp_path: Path) -> None:
     assert code == 8, err  # it went on to Kafka
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     assert stat.S_IMODE((shared / "app").stat().st_mode) == 0o700
+
+
+def test_lookup_prints_values_as_the_part_holds_them_and_reads_a_part_whose_index_is_damaged(tmp_path: Path) -> None:
+    """The oracle is the part file's own line. A truncated index names its files once, on
+    stderr, and the part answers the same."""
+    out = tmp_path / "out"
+    jobs = Path(__file__).resolve().parents[2] / "jobs"
+    args = ["run", str(jobs / "sales_by_city.py"), "--input", str(jobs / "data" / "sales.jsonl")]
+    code, err = cli(*args, "--output", str(out), "--reducers", "1", "--index")
+    assert code == 0, err
+    lines = (out / "part-r-00000").read_text().splitlines()
+    key = lines[0].split("\t")[0]
+    assert lines[0].split("\t")[1].startswith("{")  # a dict value, as JSON
+    result = CliRunner().invoke(main, ["lookup", str(out), key])
+    assert result.exit_code == 0 and result.stdout.splitlines() == [lines[0]], result.output
+    trie = out / "_index" / "part-r-00000.trie.arrow"
+    trie.write_bytes(trie.read_bytes()[:100])
+    for extra in ([], ["--fuzzy", "1"]):
+        result = CliRunner().invoke(main, ["lookup", str(out), key, *extra])
+        assert result.exit_code == 0 and lines[0] in result.stdout.splitlines(), result.output
+        assert one_line(result.stderr) and f"cannot read the lookup index {out / '_index'}" in result.stderr
+        assert "trie.arrow" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("content", ["garbage{", "[1, 2]", '{"host": "127.0.0.1"}'])
+def test_lookup_of_an_application_whose_endpoint_file_is_not_one(tmp_path: Path, content: str) -> None:
+    (tmp_path / "app").mkdir()
+    path = tmp_path / "app" / "query-endpoint.json"
+    path.write_text(content)
+    code, err = cli("lookup", "--application-id", "app", "--state-dir", str(tmp_path), "k")
+    assert code == 2 and one_line(err) and f"{path} is not a query endpoint file" in err, err
