@@ -13,7 +13,8 @@ bigger runs first where there are more.
 A merge goes in rounds. Each run is read one batch at a time; a round takes,
 from every run, the rows up to the smallest of the current batches' last keys, which no
 later batch can precede, merges the values of each key with the job's own aggregation (runs
-in a fixed order, so the same input merges the same way), and hands the rows on sorted.
+in the order they were written, so a key's values merge in the order they came, as without
+spilling), and hands the rows on sorted.
 Each round finishes the batch of at least one run; memory holds one batch per run.
 
 Runs live in a directory of their own below the system's temporary directory (``TMPDIR``),
@@ -73,8 +74,10 @@ class Spills:
     def merged(self) -> Iterator[pa.Table]:
         """Every key's rows merged into one, in key order, a sorted table at a time."""
         while len(self.runs) > FAN_IN:
-            first, self.runs = self.runs[:FAN_IN], self.runs[FAN_IN:]
-            self._write(self._merge(first))  # a bigger run, after the others
+            first, later = self.runs[:FAN_IN], self.runs[FAN_IN:]
+            self.runs = []
+            self._write(self._merge(first))  # a bigger run, in their place: runs stay in arrival order
+            self.runs += later
             for path in first:
                 os.remove(path)
         yield from self._merge(self.runs)

@@ -77,3 +77,32 @@ def test_a_map_task_past_its_combine_budget_hands_rows_on_uncombined(tmp_path, m
     expected = oracle_wordcount(data)
     assert {k: int(v) for k, v in read_parts(tmp_path / "out").items()} == dict(expected)
     assert report.counters.get(("Map-Reduce Framework", "Combine output records")) > len(expected)
+
+
+class Last(Job):
+    aggregate = "last"
+
+
+class Appended(Job):
+    def reduce(self, a, b):
+        return a + b
+
+
+@pytest.mark.parametrize("job", [Last, Appended])
+def test_merge_passes_keep_the_order_values_came_in(job: type[Job], monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 runs, three merge passes: each key's values merge in the order of the runs that hold
+    them, as they would without spilling (the oracle: the runs' values in that order)."""
+    monkeypatch.setattr(spill, "RUN_BATCH_ROWS", 7)
+    rng = random.Random(5)
+    keys = [b"k%d" % i for i in range(60)]
+    expected: dict[bytes, object] = {}
+    spills = Spills(Aggregation(job()), "test")
+    for run in range(40):
+        chosen = rng.sample(keys, rng.randrange(1, 30))
+        values = [run if job is Last else [run] for _ in chosen]
+        for key, value in zip(chosen, values):
+            expected[key] = value if job is Last else expected.get(key, []) + value
+        spills.spill(partial_from_pairs(chosen, values, "bytes"))
+    rows = dict(row for chunk in spills.merged() for row in zip(*_rows(chunk)))
+    spills.close()
+    assert rows == expected
