@@ -97,9 +97,11 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 class Sampler:
     """Four times a second: the summed memory of some process trees (its peak), and the CPU
-    time of each process of the first tree (the last seen)."""
+    time of each process of the first tree (the last seen). Made once the command started,
+    before anyone waits for it."""
 
     def __init__(self, pids: list[int]) -> None:
+        self._reaped = _children_cpu()
         self.pids = list(pids)
         self.peak = 0
         self.cpu: dict[tuple[int, float], float] = {}
@@ -125,6 +127,11 @@ class Sampler:
         self._thread.join()
         return self.peak
 
+    def cpu_seconds(self) -> float:
+        """Once the command was waited for: the CPU time of it and of the processes it waited
+        for, or, where more (the daemons Ray starts, which nobody waits for), the sum sampled."""
+        return max(_children_cpu() - self._reaped, sum(self.cpu.values()))
+
 
 @dataclass
 class Measured:
@@ -144,15 +151,13 @@ def _children_cpu() -> float:
 def measure(cmd: list[str], also: list[int] = ()) -> Measured:
     """Wall seconds, peak memory and CPU time of a command (``also``: more processes whose
     memory counts, such as a broker)."""
-    cpu = _children_cpu()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sampler = Sampler([proc.pid, *also])
     stdout, stderr = proc.communicate()
     elapsed = time.monotonic() - started
     completed = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    peak = sampler.stop()
-    return Measured(elapsed, peak, completed, max(_children_cpu() - cpu, sum(sampler.cpu.values())))
+    return Measured(elapsed, sampler.stop(), completed, sampler.cpu_seconds())
 
 
 def read_counts(path: Path) -> dict[bytes, int]:
@@ -488,7 +493,6 @@ class Bench:
             "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
             str(props),
         ]
-        cpu = _children_cpu()
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sampler = Sampler([proc.pid, *self.broker_pids()])
@@ -504,8 +508,8 @@ class Bench:
         latest = _latest(bootstrap, DEMO_OUTPUT, output_starts)
         out.write_bytes(b"".join(k + b"\t%d\n" % v for k, v in latest.items()))
         returncode = 0 if proc.returncode in (0, -15, 143) else proc.returncode
-        cpu = max(_children_cpu() - cpu, sum(sampler.cpu.values()))
-        run = Measured(seconds, peak, subprocess.CompletedProcess(cmd, returncode, b"", stderr), cpu)
+        completed = subprocess.CompletedProcess(cmd, returncode, b"", stderr)
+        run = Measured(seconds, peak, completed, sampler.cpu_seconds())
         expected = derive(self.stream_baseline, "Java lower, \\W+")
         empty = java_split_empty_words(self.stream_corpus)
         if empty:

@@ -174,6 +174,7 @@ class ReduceTask:
     def __init__(self, spec: JobSpec, index: int, memory: int | None = None) -> None:
         self.spec = spec
         self.index = index
+        self.where = f"reducer {index}"  # what its errors name
         self.job = spec.instantiate()
         self.aggregation = Aggregation(self.job, spec.vectorize)
         self.accumulator = Accumulator(self.aggregation)
@@ -190,7 +191,7 @@ class ReduceTask:
         try:
             self.accumulator.add(partial)
         except Exception as exc:
-            raise JobFailedError.raised("reduce", exc, f"reducer {self.index}") from exc
+            raise JobFailedError.raised("reduce", exc, self.where) from exc
         self._busy_s += time.monotonic() - started
 
     def _spill(self) -> None:
@@ -207,7 +208,6 @@ class ReduceTask:
         counters = Counters()
         counters.add(REDUCE_TASKS)
         counters.add(REDUCE_INPUT_RECORDS, self._spilled_input + self.accumulator.input_records)
-        where = f"reducer {self.index}"
         try:
             if self.spills:
                 self._spill()
@@ -217,7 +217,7 @@ class ReduceTask:
             else:
                 table = self.accumulator.rows()
                 counters.add(REDUCE_INPUT_GROUPS, table.num_rows)
-                table = finished(table, self.job, where)
+                table = finished(table, self.job, self.where)
                 counters.add(REDUCE_OUTPUT_RECORDS, table.num_rows)
                 written = formats.write_part(table, path, fmt, self.spec.writes_index)
         finally:
@@ -229,7 +229,6 @@ class ReduceTask:
 
     def _merged(self, counters: Counters) -> Iterator[pa.Table | Rows]:
         """The spilled runs merged, finished, in key order, a chunk at a time."""
-        where = f"reducer {self.index}"
         chunks = self.spills.merged()
         while True:
             try:
@@ -237,11 +236,11 @@ class ReduceTask:
             except MrkafkaError:
                 raise
             except Exception as exc:  # the job's reduce, merging runs
-                raise JobFailedError.raised("reduce", exc, where) from exc
+                raise JobFailedError.raised("reduce", exc, self.where) from exc
             if chunk is None:
                 return
             counters.add(REDUCE_INPUT_GROUPS, chunk.num_rows)
-            chunk = finished(chunk, self.job, where)
+            chunk = finished(chunk, self.job, self.where)
             counters.add(REDUCE_OUTPUT_RECORDS, chunk.num_rows)
             yield chunk
 
