@@ -11,6 +11,7 @@ from mrkafka.batch.spill import fair_share
 from mrkafka.core.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters
 from mrkafka.core.report import Report
 from mrkafka.errors import Interrupted
+from mrkafka.io import fs
 from mrkafka.io.commit import OutputCommitter
 from mrkafka.io.splits import expand_inputs, plan_splits
 from mrkafka.job import JobSpec
@@ -59,6 +60,7 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
         settings.mappers,
         settings.ray_address,
         reduce_memory,
+        fs.filesystems(),
     )
     metrics = _metrics(spec, settings, len(splits))
     counters = Counters()
@@ -82,7 +84,7 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
     finally:
         if metrics is not None:
             metrics.close()
-    return Report(spec.name, counters, time.monotonic() - started, str(settings.output))
+    return Report(spec.name, counters, time.monotonic() - started, committer.path)
 
 
 class _BatchMetrics:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from mrkafka.io import fs
 from mrkafka.io.commit import part_name
 from mrkafka.io.splits import Split
 from mrkafka.job import JobSpec
@@ -30,15 +30,17 @@ class BatchPlan:
     splits: Sequence[Split]
     reducers: int
     fmt: str
-    temporary: Path
+    temporary: str
     mappers: int | None = None
     ray_address: str | None = None
     #: Bytes of state a reduce task holds before it spills (``mrkafka.batch.spill``).
     reduce_memory: int | None = None
+    #: The file systems of the inputs' and the output's URIs (``mrkafka.io.fs.filesystems``).
+    filesystems: dict = field(default_factory=dict)
 
     @property
     def map_only(self) -> bool:
         return self.reducers == 0
 
     def part_path(self, index: int) -> str:
-        return str(self.temporary / part_name(index, self.map_only))
+        return fs.join(self.temporary, part_name(index, self.map_only))

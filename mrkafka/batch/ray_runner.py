@@ -11,7 +11,7 @@ even of ``last`` or float sums) does not depend on which mapper finished first.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -19,6 +19,7 @@ import ray
 from mrkafka.batch.tasks import MapTask, ReduceTask
 from mrkafka.cluster.ray_support import get_result, ray_session, ship_job_by_value
 from mrkafka.core.counters import Counters
+from mrkafka.io import fs
 from mrkafka.job import JobSpec
 from mrkafka.obs.progress import Progress
 
@@ -33,10 +34,22 @@ SPLITS_IN_FLIGHT_PER_MAPPER = 2
 REDUCER_ACTORS_PER_CPU = 2
 
 
+class Mapper(MapTask):
+    """A map task in an actor, which opens the inputs' and the output's file systems as the driver
+    configured them (``mrkafka.io.fs.filesystems``)."""
+
+    def __init__(self, spec: JobSpec, reducers: int, filesystems: Mapping[str, Any]) -> None:
+        fs.use(filesystems)
+        super().__init__(spec, reducers)
+
+
 class ReduceGroup:
     """The reduce tasks of several partitions in one actor (partitions ``first``, ``first + step``, ...)."""
 
-    def __init__(self, spec: JobSpec, first: int, reducers: int, step: int, memory: int | None) -> None:
+    def __init__(
+        self, spec: JobSpec, first: int, reducers: int, step: int, memory: int | None, filesystems: Mapping[str, Any]
+    ) -> None:
+        fs.use(filesystems)
         self.tasks = [ReduceTask(spec, k, memory) for k in range(first, reducers, step)]
 
     def add(self, partials: list) -> None:
@@ -53,12 +66,13 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
         ship_job_by_value(plan.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
-        mapper_cls = ray.remote(MapTask).options(num_cpus=min(1.0, cpus / n_mappers))
-        mappers = [mapper_cls.remote(plan.spec, plan.reducers) for _ in range(n_mappers)]
+        mapper_cls = ray.remote(Mapper).options(num_cpus=min(1.0, cpus / n_mappers))
+        mappers = [mapper_cls.remote(plan.spec, plan.reducers, plan.filesystems) for _ in range(n_mappers)]
         n_groups = min(plan.reducers, REDUCER_ACTORS_PER_CPU * cpus)
         group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
         reducers = [
-            group_cls.remote(plan.spec, g, plan.reducers, n_groups, plan.reduce_memory) for g in range(n_groups)
+            group_cls.remote(plan.spec, g, plan.reducers, n_groups, plan.reduce_memory, plan.filesystems)
+            for g in range(n_groups)
         ]
         try:
             _drive(plan, mappers, reducers, progress, on_task)

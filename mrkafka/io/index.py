@@ -17,6 +17,8 @@ entry within the edits allowed: Lucene's fuzzy query does the same over its FST.
 from __future__ import annotations
 
 import itertools
+import os
+import posixpath
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -43,10 +45,10 @@ class Match(NamedTuple):
     weight: int  # how frequent the value says the key is (``weight``)
 
 
-def index_paths(part: str | Path) -> tuple[Path, Path]:
+def index_paths(part: str | Path) -> tuple[str, str]:
     """Where the index of the part file ``part`` lives (``OUTPUT/_index/part-r-K.*``)."""
-    part = Path(part)
-    return part.parent / INDEX_DIR / f"{part.name}{_KEYS}", part.parent / INDEX_DIR / f"{part.name}{_TRIE}"
+    directory, name = posixpath.split(os.fspath(part))
+    return fs.join(directory, INDEX_DIR, f"{name}{_KEYS}"), fs.join(directory, INDEX_DIR, f"{name}{_TRIE}")
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ def _weights(part: pa.Table | Rows) -> pa.Array:
     return pa.array([weight(v) for v in (part if isinstance(part, Rows) else Rows.of(part)).values], pa.int64())
 
 
-def _write(path: Path, table: pa.Table) -> None:
+def _write(path: str, table: pa.Table) -> None:
     with fs.open_output(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 
@@ -210,5 +212,5 @@ def _query(key: str) -> np.ndarray:
     return np.frombuffer(key.encode("utf-32-be", "surrogatepass"), ">u4").astype(np.uint32)
 
 
-def _read(path: Path) -> pa.Table:
+def _read(path: str) -> pa.Table:
     return pa.ipc.open_file(fs.memory_map(path)).read_all()

@@ -9,6 +9,7 @@ Each part is searched through its lookup index (``mrkafka.io.index``) where the 
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,22 +26,22 @@ from mrkafka.io.index import Match, PartIndex, index_paths, levenshtein, ranked,
 __all__ = ["lookup"]
 
 
-def _parts(output: Path) -> tuple[list[Path], bool]:
+def _parts(output: str) -> tuple[list[str], bool]:
     """The part files of a finished output, and whether they are a map-only run's (``part-m``:
     not partitioned by key, so a key may be in any of them, as often as map emitted it)."""
     if not fs.is_dir(output):
         raise BadInputError(f"no output at {output}")
-    if not fs.exists(output / SUCCESS):
+    if not fs.exists(fs.join(output, SUCCESS)):
         raise BadInputError(f"{output} is not a finished output (no {SUCCESS}: its run did not end, or failed)")
     names = fs.list_dir(output)
     for prefix, map_only in (("part-r-", False), ("part-m-", True)):
-        parts = [output / name for name in names if name.startswith(prefix)]
+        parts = [fs.join(output, name) for name in names if name.startswith(prefix)]
         if parts:
             return parts, map_only
     raise BadInputError(f"{output} has no part files")
 
 
-def _rows(part: Path) -> Iterator[tuple[str, Any]]:
+def _rows(part: str) -> Iterator[tuple[str, Any]]:
     """The ``(key, value)`` rows of a part in any output format, keys as text."""
     data = fs.read_bytes(part)
     if data.startswith(b"PAR1"):
@@ -77,7 +78,7 @@ def lookup(
     edits: nearest first, then the most frequent (``mrkafka.io.index.weight``), then by key; the
     first ``limit`` if given (a suggester's size). ``note`` is told, once, when a part has no
     index and is read whole."""
-    parts, map_only = _parts(Path(output))
+    parts, map_only = _parts(fs.location(output))
     if not fuzzy and not map_only:
         parts = [parts[k] for k in owners(key, len(parts))]
     found: list[Match] = []
@@ -90,7 +91,10 @@ def lookup(
             except _UNREADABLE as exc:  # a damaged index: the part still answers
                 if note is not None:
                     keys, trie = index_paths(part)
-                    note(f"cannot read the lookup index {keys} and {trie.name} ({exc}): {part.name} is read whole")
+                    note(
+                        f"cannot read the lookup index {keys} and {posixpath.basename(trie)} ({exc}): "
+                        f"{posixpath.basename(part)} is read whole"
+                    )
         elif note is not None and not map_only and not missing_told:  # a map-only run's parts have none
             note(f"{output} has no lookup index: its parts are read whole (a run with --index writes one)")
             missing_told = True
@@ -102,14 +106,14 @@ def lookup(
 _UNREADABLE = (pa.ArrowException, OSError, ValueError, IndexError, KeyError)
 
 
-def _indexed(part: Path, key: str, fuzzy: int, limit: int | None) -> list[Match]:
+def _indexed(part: str, key: str, fuzzy: int, limit: int | None) -> list[Match]:
     """The matches in a part, through its index."""
     index = PartIndex(part)
     matches = index.fuzzy(key, fuzzy, limit) if fuzzy else index.exact(key)
     return [match._replace(value=_json_or_text(match.value)) for match in matches]
 
 
-def _scan(part: Path, key: str, fuzzy: int) -> Iterator[Match]:
+def _scan(part: str, key: str, fuzzy: int) -> Iterator[Match]:
     """The matches in a part without an index, read whole."""
     for stored, value in _rows(part):
         distance = levenshtein(key, stored, fuzzy) if fuzzy else (0 if stored == key else 1)

@@ -122,7 +122,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     A directory contributes every file below it, recursively (as Hadoop's
     ``input.dir.recursive``), skipping names that start with ``_`` or ``.`` at any depth."""
     files: list[str] = []
-    for given in inputs:
+    for given in map(fs.location, inputs):
         matches = fs.glob(given) if fs.has_magic(given) else [given]
         if not matches:
             raise BadInputError(f"no input matches {given}")

@@ -24,10 +24,10 @@ POINTS = {
     "reduce-committed": "a reducer committed, before its state store took the interval's merges",
     "restore": "a reducer applied a batch of the changelog while restoring",
     "finish": "a reducer reached the end offset of a bounded run and has not written its part file",
-    "commit-aside": "the driver moved one file of the previous output aside (--overwrite)",
+    "commit-decide": "the driver checked and synced the new output's files and has not written _COMMITTING",
     "commit-part": "the driver moved one file of a decided commit into the output directory",
     "commit-output": "the driver moved the part files into the output directory, before _SUCCESS",
-    "commit-success": "the driver wrote _SUCCESS and has not deleted the previous output",
+    "commit-success": "the driver wrote _SUCCESS and has not removed _COMMITTING",
 }
 
 _passes: dict[str, int] = {}

@@ -28,6 +28,7 @@ from mrkafka.cluster.ray_support import gcs_answers, get_result, ray_session, sh
 from mrkafka.core.counters import Counters
 from mrkafka.core.report import Report
 from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
+from mrkafka.io import fs
 from mrkafka.io.commit import OutputCommitter, part_name
 from mrkafka.job import JobSpec
 from mrkafka.kafka import admin
@@ -190,7 +191,7 @@ def _run(spec: JobSpec, run: StreamSettings, kafka: _Kafka, status_every_s: floa
     workers.counters.update(application.committed_counts(kafka, run.application_id, input_topic).minus(counted_before))
     if committer is not None:
         committer.commit(workers.counters)
-    destination = str(run.output) if committer is not None else output_topic
+    destination = committer.path if committer is not None else output_topic
     latency = workers.latency
     return Report(
         config.application_id, workers.counters, seconds, destination, latency.percentile(50), latency.percentile(99)
@@ -265,7 +266,7 @@ class _Workers:
                 return
             committer.setup(len(self.reduce_actors), index=config.spec.writes_index)
             parts = [
-                a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k])
+                a.write_part.remote(committer.task_path(part_name(k)), config.settings.fmt, ends[k], fs.filesystems())
                 for k, a in enumerate(self.reduce_actors)
             ]
             for counters in _wait(parts, self.check, progress.writing(len(parts))):

@@ -4,6 +4,7 @@ racing for one output, and what the kernel was asked to make durable (strace's r
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
 import os
 import re
@@ -39,23 +40,37 @@ def run(data: Path, out: Path, *extra: str, **env: str) -> subprocess.CompletedP
 
 def counted(*directories: Path) -> collections.Counter:
     """Word counts over the part files of ``directories`` together, each key in one part only."""
+    return counted_parts([part for directory in directories for part in directory.glob("part-r-*")])
+
+
+def counted_parts(parts: list[Path]) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
-    for directory in directories:
-        for part in directory.glob("part-r-*"):
-            for line in part.read_bytes().splitlines():
-                key, _, value = line.rpartition(b"\t")
-                assert key not in counts, f"{key!r} in two parts"
-                counts[key] = int(value)
+    for part in parts:
+        for line in part.read_bytes().splitlines():
+            key, _, value = line.rpartition(b"\t")
+            assert key not in counts, f"{key!r} in two parts"
+            counts[key] = int(value)
     return counts
 
 
 def whole(out: Path) -> collections.Counter | None:
-    """The counts of ``out`` if it is a whole output (``_SUCCESS``, two parts, their indexes); else None."""
+    """The counts of ``out`` if it is a whole output (``_SUCCESS`` naming each part and its size,
+    two parts, their indexes); else None."""
     names = sorted(p.name for p in out.iterdir())
     if names != ["_COUNTERS.json", "_SUCCESS", "_index", "part-r-00000", "part-r-00001"]:
         return None
     assert len(list((out / "_index").iterdir())) == 4
+    parts = {p.name: p.stat().st_size for p in out.glob("part-*")}
+    assert json.loads((out / "_SUCCESS").read_bytes()) == {"parts": parts}
     return counted(out)
+
+
+def committed(out: Path) -> collections.Counter:
+    """The counts of a decided commit's parts: each where it is, in ``_temporary/`` until it moved."""
+    names = json.loads((out / "_COMMITTING").read_bytes()) if (out / "_COMMITTING").exists() else {}
+    temporary = out / "_temporary"
+    moving = [temporary / n if (temporary / n).exists() else out / n for n in names if n.startswith("part-")]
+    return counted_parts(moving) if moving else counted(out)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +84,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return root / "old.txt", root / "new.txt", root / "old-output"
 
 
-KILLS = ["commit-aside:1", "commit-aside:4", "commit-part:1", "commit-part:3", "commit-output:1", "commit-success:1"]
+KILLS = ["commit-decide:1", "commit-part:1", "commit-part:4", "commit-output:1", "commit-success:1"]
 
 
 @pytest.mark.parametrize("point", KILLS)
@@ -81,12 +96,13 @@ def test_a_run_killed_at_any_step_of_its_commit_leaves_one_whole_output(
     shutil.copytree(old_output, out)
     killed = run(new, out, "--overwrite", MRKAFKA_FAULT=point)
     assert killed.returncode == -9, killed.stderr
-    decided = (out / "_committing").exists() or (out / "_SUCCESS").exists()
-    if decided:  # the new output, whole between OUTPUT and _committing/
-        assert counted(out, *[d for d in [out / "_committing"] if d.exists()]) == oracle_wordcount(NEW)
-    else:  # the old output, whole between OUTPUT and _previous/
-        assert point.startswith("commit-aside")
-        assert counted(out, out / "_previous") == oracle_wordcount(OLD)
+    old_success = (old_output / "_SUCCESS").read_bytes()
+    decided = (out / "_COMMITTING").exists() or (out / "_SUCCESS").read_bytes() != old_success
+    if decided:  # the new output, whole between OUTPUT and _temporary/
+        assert committed(out) == oracle_wordcount(NEW)
+    else:  # the old output, untouched
+        assert point == "commit-decide:1"
+        assert whole(out) is None and counted(out) == oracle_wordcount(OLD)
 
     refused = run(new, out)  # the next run on the output finishes or undoes the commit, then refuses
     assert refused.returncode == 4 and "exists" in refused.stderr, refused.stderr
@@ -159,11 +175,11 @@ def test_every_file_is_on_disk_before_its_success(inputs: tuple[Path, Path, Path
         if path and path.group(1).startswith(str(out)):
             calls.append((call, os.path.relpath(path.group(1), out)))
     synced = [path for call, path in calls if call == "fsync"]
-    decided = calls.index(("rename", "_temporary"))
+    decided = calls.index(("rename", "_temporary/_COMMITTING"))
     for file in ["_COUNTERS.json", "part-r-00000", "part-r-00001", "_index", *os.listdir(out / "_index")]:
         where = f"_temporary/_index/{file}" if file.endswith(".arrow") else f"_temporary/{file}"
         assert ("fsync", where) in calls[:decided], f"{where} not fsynced before the commit"
-    moved_in = max(i for i, (call, path) in enumerate(calls) if call == "rename" and path.startswith("_committing/"))
+    moved_in = max(i for i, (call, path) in enumerate(calls) if call == "rename" and path.startswith("_temporary/"))
     success = calls.index(("openat", "_SUCCESS"))
     assert ("fsync", ".") in calls[moved_in:success], "the directory was not fsynced before _SUCCESS"
     assert synced[-2:] == ["_SUCCESS", "."]

@@ -32,6 +32,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 
 from mrkafka.core.counters import BYTES_WRITTEN, REDUCE_INPUT_GROUPS, REDUCE_TASKS, Counters
 from mrkafka.errors import KafkaError
-from mrkafka.io import formats
+from mrkafka.io import formats, fs
 from mrkafka.kafka import rdkafka
 from mrkafka.kafka.admin import Admin
 from mrkafka.kafka.client import Backoff
@@ -153,8 +154,10 @@ class ReduceWorker:
                 )
             await asyncio.sleep(0.05)
 
-    async def write_part(self, path: str, fmt: str, offset: int) -> Counters:
-        """Once committed up to ``offset``, the final state of this partition as a part file."""
+    async def write_part(self, path: str, fmt: str, offset: int, filesystems: Mapping[str, Any]) -> Counters:
+        """Once committed up to ``offset``, the final state of this partition as a part file, on
+        the file systems the driver opened (``mrkafka.io.fs.filesystems``)."""
+        fs.use(filesystems)
         await self.finish_at(offset)
         faults.point("finish")
         table = await asyncio.to_thread(self.reducer.final_rows)
