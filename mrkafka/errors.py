@@ -20,6 +20,7 @@ __all__ = [
     "SetupError",
     "TopicError",
     "TransientKafkaError",
+    "WorkerLost",
 ]
 
 
@@ -56,6 +57,10 @@ class JobFailedError(MrkafkaError):
     def raised(cls, what: str, exc: Exception, where: str) -> JobFailedError:
         """``map raised ValueError: ... (input.txt at byte 42)``: the job's ``what`` raised ``exc`` at ``where``."""
         return cls(f"{what} raised {type(exc).__name__}: {exc} ({where})")
+
+
+class WorkerLost(JobFailedError):
+    """A task's process died (killed, out of memory, or its Ray node lost): its attempt may run again."""
 
 
 class SetupError(MrkafkaError):

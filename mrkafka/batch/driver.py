@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from mrkafka.batch.plan import BatchPlan, available_cpus
 from mrkafka.batch.spill import fair_share
 from mrkafka.core.counters import MAP_MILLIS, MAP_TASKS, REDUCE_MILLIS, Counters
 from mrkafka.core.report import Report
-from mrkafka.errors import Interrupted
+from mrkafka.errors import Interrupted, WorkerLost
 from mrkafka.io import fs
 from mrkafka.io.commit import OutputCommitter
 from mrkafka.io.splits import expand_inputs, plan_splits
@@ -63,17 +64,9 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
         fs.filesystems(),
     )
     metrics = _metrics(spec, settings, len(splits))
-    counters = Counters()
-
-    def task_ended(task_counters: Counters) -> None:
-        counters.update(task_counters)
-        if metrics is not None:
-            metrics.task(task_counters)
-
     committer.setup(plan.reducers or len(splits), map_only=plan.map_only, index=spec.writes_index)
     try:
-        with Progress(len(splits), "splits", progress) as bar:
-            _runner(settings.runner)(plan, bar, task_ended)
+        counters = _attempts(plan, settings.runner, progress, metrics)
         committer.commit(counters)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see mrkafka.cli)
         committer.abort()
@@ -85,6 +78,36 @@ def run_batch(spec: JobSpec, settings: BatchSettings, *, progress: bool | None =
         if metrics is not None:
             metrics.close()
     return Report(spec.name, counters, time.monotonic() - started, committer.path)
+
+
+#: How many times a run's tasks are attempted when a task's process dies (Hadoop's
+#: ``mapreduce.map.maxattempts``): a Ray node lost, a worker killed.
+ATTEMPTS = 4
+
+
+def _attempts(plan: BatchPlan, runner: str, progress: bool | None, metrics: _BatchMetrics | None) -> Counters:
+    """Run the plan's tasks, all of them again when a task's process died (the partials a
+    reducer had merged died with it), up to ``ATTEMPTS`` times; the counters of the attempt
+    that succeeded, as Hadoop counts only successful task attempts."""
+    attempt = 1
+    while True:
+        counters = Counters()
+
+        def task_ended(task_counters: Counters, counters: Counters = counters) -> None:
+            counters.update(task_counters)
+            if metrics is not None:
+                metrics.task(task_counters)
+
+        try:
+            with Progress(len(plan.splits), "splits", progress) as bar:
+                _runner(runner)(plan, bar, task_ended)
+            return counters
+        except WorkerLost as exc:
+            if attempt == ATTEMPTS:
+                raise
+            why = next((line.strip() for line in str(exc).splitlines() if "died because" in line), str(exc))
+            attempt += 1
+            print(f"mrkafka: {why} Running the tasks again (attempt {attempt} of {ATTEMPTS}).", file=sys.stderr)
 
 
 class _BatchMetrics:

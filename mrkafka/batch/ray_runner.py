@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from mrkafka.batch.tasks import MapTask, ReduceTask
-from mrkafka.cluster.ray_support import get_result, ray_session, ship_job_by_value
+from mrkafka.cluster.ray_support import across_nodes, get_result, ray_session, ship_job_by_value
 from mrkafka.core.counters import Counters
 from mrkafka.io import fs
 from mrkafka.job import JobSpec
@@ -66,13 +66,17 @@ def run_ray(plan: BatchPlan, progress: Progress, on_task: Callable[[Counters], N
         ship_job_by_value(plan.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_mappers = max(1, min(plan.mappers or cpus, len(plan.splits)))
-        mapper_cls = ray.remote(Mapper).options(num_cpus=min(1.0, cpus / n_mappers))
+        # Mappers are spread over the nodes by their CPU share; reducers reserve no CPU (they
+        # wait on the mappers much of the time) and go to the nodes in turn.
+        mapper_cls = ray.remote(Mapper).options(num_cpus=min(1.0, cpus / n_mappers), scheduling_strategy="SPREAD")
         mappers = [mapper_cls.remote(plan.spec, plan.reducers, plan.filesystems) for _ in range(n_mappers)]
         n_groups = min(plan.reducers, REDUCER_ACTORS_PER_CPU * cpus)
-        group_cls = ray.remote(ReduceGroup).options(num_cpus=0)
+        group_cls = ray.remote(ReduceGroup)
         reducers = [
-            group_cls.remote(plan.spec, g, plan.reducers, n_groups, plan.reduce_memory, plan.filesystems)
-            for g in range(n_groups)
+            group_cls.options(num_cpus=0, scheduling_strategy=where).remote(
+                plan.spec, g, plan.reducers, n_groups, plan.reduce_memory, plan.filesystems
+            )
+            for g, where in enumerate(across_nodes(n_groups))
         ]
         try:
             _drive(plan, mappers, reducers, progress, on_task)

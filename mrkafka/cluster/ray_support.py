@@ -17,9 +17,9 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from mrkafka.errors import JobFailedError, MrkafkaError, SetupError
+from mrkafka.errors import JobFailedError, MrkafkaError, SetupError, WorkerLost
 
-__all__ = ["gcs_answers", "get_result", "ray_session", "ship_job_by_value", "wait_ready"]
+__all__ = ["across_nodes", "gcs_answers", "get_result", "ray_session", "ship_job_by_value", "wait_ready"]
 
 
 @contextmanager
@@ -40,6 +40,11 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, runtime_env=debug)
     except ConnectionError as exc:
         raise SetupError(f"cannot reach Ray at {address}: {exc}") from exc
+    if address != "local":
+        nodes = sum(node["Alive"] for node in ray.nodes())
+        cpus = ray.cluster_resources().get("CPU", 0)
+        sizes = f"{nodes} node{'s' * (nodes != 1)}, {cpus:g} CPU{'s' * (cpus != 1)}"
+        print(f"mrkafka: joined the Ray cluster at {address}: {sizes}", file=sys.stderr)
     if threading.current_thread() is threading.main_thread():
         # ray.init installs a SIGTERM handler that dumps a stack and exits: keep the caller's
         # (the command line's turns SIGTERM into Ctrl-C, so that a run cleans up).
@@ -48,6 +53,18 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def across_nodes(count: int) -> list[Any]:
+    """Scheduling strategies that put ``count`` actors on the cluster's alive nodes in turn.
+
+    For actors that reserve no CPU (they wait on others much of the time): Ray puts those on
+    the driver's node, and its ``SPREAD`` strategy left all of a stream run's on one of two
+    nodes. The affinity is soft, so an actor restarted after its node died goes elsewhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    return [NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True) for i in range(count)]
 
 
 def gcs_answers(timeout: float = 1.0) -> bool:
@@ -131,7 +148,7 @@ def get_result(refs: Any) -> Any:
             raise exc.cause from exc
         raise JobFailedError(f"a task failed: {exc.cause!r}") from exc
     except RayActorError as exc:
-        raise JobFailedError(f"a task's process died: {exc}") from exc
+        raise WorkerLost(f"a task's process died: {exc}") from exc
 
 
 def ship_job_by_value(job_cls: type) -> None:

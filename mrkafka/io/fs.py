@@ -41,6 +41,7 @@ __all__ = [
     "reason",
     "exists",
     "files_below",
+    "filesystems",
     "glob",
     "is_dir",
     "is_file",
@@ -58,7 +59,6 @@ __all__ = [
     "rename",
     "size",
     "sync",
-    "filesystems",
     "use",
     "write_bytes",
 ]
@@ -85,9 +85,9 @@ def location(given: PathLike) -> str:
     ``file://`` URI as its local path, another URI without its query, which configures the
     file system of the URI's scheme and authority (see the module docstring)."""
     given = os.fspath(given)
-    url = urllib.parse.urlsplit(given)
-    if len(url.scheme) < 2:  # a local path (or a Windows drive)
+    if is_local(given):
         return given
+    url = urllib.parse.urlsplit(given)
     if url.scheme == "file":
         return urllib.parse.unquote(url.path)
     root = f"{url.scheme}://{url.netloc}"
@@ -188,7 +188,11 @@ def glob(pattern: str) -> list[str]:
 
 
 def _matches(names: list[str], patterns: list[str]) -> bool:
-    return len(names) == len(patterns) and all(map(fnmatch.fnmatchcase, names, patterns))
+    """Whether a path's names match a glob's, as the shell's: a leading ``.`` only explicitly."""
+    return len(names) == len(patterns) and all(
+        fnmatch.fnmatchcase(name, pattern) and (pattern.startswith(".") or not name.startswith("."))
+        for name, pattern in zip(names, patterns)
+    )
 
 
 def has_magic(pattern: str) -> bool:

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 
 import ray
 
-from mrkafka.cluster.ray_support import gcs_answers, get_result, ray_session, ship_job_by_value, wait_ready
+from mrkafka.cluster.ray_support import (
+    across_nodes,
+    gcs_answers,
+    get_result,
+    ray_session,
+    ship_job_by_value,
+    wait_ready,
+)
 from mrkafka.core.counters import Counters
 from mrkafka.core.report import Report
 from mrkafka.errors import BadInputError, Interrupted, MrkafkaError, TransientKafkaError
@@ -230,18 +237,22 @@ class _Workers:
         ship_job_by_value(config.spec.job_cls)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_mappers = run.mappers or max(1, min(input_partitions, cpus))
-        # No CPU reserved (a worker waits on Kafka much of the time), and spread over the
-        # cluster's nodes: 0-CPU actors would otherwise all land on the driver's.
-        options = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_restarts": ACTOR_RESTARTS}
-        options["max_task_retries"] = ACTOR_RESTARTS
+        # No CPU reserved (a worker waits on Kafka much of the time), and the cluster's nodes
+        # taken in turn, the reducers', then the mappers'.
+        options = {"num_cpus": 0, "max_restarts": ACTOR_RESTARTS, "max_task_retries": ACTOR_RESTARTS}
+        nodes = across_nodes(run.reducers + n_mappers)
         self.reduce_actors = [
-            ray.remote(ReduceWorker).options(name=f"mrkafka:{app}:reducer:{k}", **options).remote(config, k)
+            ray.remote(ReduceWorker)
+            .options(name=f"mrkafka:{app}:reducer:{k}", scheduling_strategy=nodes[k], **options)
+            .remote(config, k)
             for k in range(run.reducers)
         ]
         if run.interactive_queries:
             serving.enter_context(QueryServer(app, run.state_dir, self.reduce_actors, run.query_timeout_s))
         self.map_actors = [
-            ray.remote(MapWorker).options(name=f"mrkafka:{app}:mapper:{i}", **options).remote(config, i)
+            ray.remote(MapWorker)
+            .options(name=f"mrkafka:{app}:mapper:{i}", scheduling_strategy=nodes[run.reducers + i], **options)
+            .remote(config, i)
             for i in range(n_mappers)
         ]
         get_result([a.ready.remote() for a in self.map_actors])  # then they join group APP together

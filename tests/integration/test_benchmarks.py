@@ -145,3 +145,12 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_object_storage_benchmark_smoke(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs.txt"
+    corpus.write_bytes(real_text(1 << 20))
+    cmd = [sys.executable, "-m", "benchmarks.object_storage", "--input", str(corpus), "--repeat", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| s3 (moto) |" in proc.stdout and "s3 / local:" in proc.stdout, proc.stdout

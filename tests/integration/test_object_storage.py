@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
-import os
 import shutil
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,59 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import WORDCOUNT, oracle_wordcount, read_parts, tricky_corpus
+from tests.s3 import BUCKET, S3, s3_server
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-BUCKET = "mrkafka-test"
-#: Package documentation, nested, with ``.gz`` files, and names a run must skip.
+#: Package documentation, nested, with ``.gz`` files.
 DOCS = sorted(Path("/usr/share/doc").iterdir())[:60]
-
-
-class S3:
-    """The server, a boto3 client of it, and the environment a run needs to reach it."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        credentials = {"AWS_ACCESS_KEY_ID": "mrkafka", "AWS_SECRET_ACCESS_KEY": "mrkafka-secret"}
-        self.env = {**os.environ, **credentials, "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": endpoint}
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        )
-
-    def upload(self, tree: Path, prefix: str) -> None:
-        for path in sorted(tree.rglob("*")):
-            if path.is_file():
-                self.client.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(tree)}")
-
-    def objects(self, prefix: str) -> dict[str, bytes]:
-        """The objects below ``prefix``, by their name there (directory markers left out)."""
-        listing = self.client.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
-        return {
-            item["Key"][len(prefix) + 1 :]: self.client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-            for item in listing
-            if not item["Key"].endswith("/")
-        }
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "mrkafka.cli", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env or self.env)
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    store = S3(f"http://{host}:{port}")
-    store.client.create_bucket(Bucket=BUCKET)
-    yield store
-    server.stop()
+    with s3_server() as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +39,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Path:
     (root / ".hidden").write_bytes(b"skipped too\n")
     s3.upload(root, "in")
     return root
-
-
-def read_parts_s3(s3: S3, prefix: str) -> dict[bytes, bytes]:
-    """``key -> value`` over the part files below ``s3://BUCKET/prefix``; fails on a repeated key."""
-    result: dict[bytes, bytes] = {}
-    for name, data in sorted(s3.objects(prefix).items()):
-        if name.startswith("part-r-"):
-            for line in data.splitlines():
-                key, _, value = line.rpartition(b"\t")
-                assert key not in result, f"{key!r} in two parts"
-                result[key] = value
-    return result
 
 
 def expected(tree: Path) -> bytes:
@@ -142,7 +83,7 @@ def test_globs_and_the_endpoint_in_the_uri_reach_ray_workers(s3: S3, tree: Path,
     )
     assert done.returncode == 0, done.stderr
     copyrights = b"\n".join(path.read_bytes() for path in sorted(tree.glob("*/copyright")))
-    counts = {k: int(v) for k, v in read_parts_s3(s3, "ray-out").items()}
+    counts = {k: int(v) for k, v in s3.parts("ray-out").items()}
     assert counts == dict(oracle_wordcount(copyrights))
     looked_up = s3.run("lookup", out, "the", env=env)
     assert looked_up.returncode == 0, looked_up.stderr
@@ -168,7 +109,7 @@ def test_a_run_killed_in_its_commit_on_s3_leaves_one_whole_output(s3: S3, tree: 
     whole = s3.objects(out.removeprefix(f"s3://{BUCKET}/"))
     assert not {"_COMMITTING", "_temporary"} & {name.split("/")[0] for name in whole}
     source = tree / DOCS[0].name if decided else tree / "big"
-    counts = {k: int(v) for k, v in read_parts_s3(s3, out.removeprefix(f"s3://{BUCKET}/")).items()}
+    counts = {k: int(v) for k, v in s3.parts(out.removeprefix(f"s3://{BUCKET}/")).items()}
     assert counts == dict(oracle_wordcount(expected(source)))
     parts = {name: len(data) for name, data in whole.items() if name.startswith("part-")}
     assert json.loads(whole["_SUCCESS"]) == {"parts": parts}
@@ -192,7 +133,7 @@ def test_what_s3_refuses_is_one_line(s3: S3, tree: Path, tmp_path: Path) -> None
 def test_credentials_s3_refuses_are_one_line(s3: S3, tree: Path, tmp_path: Path) -> None:
     """With the server checking signatures: a key it does not know, or none, is one line and
     exit 2; the key of a user allowed to use S3 runs."""
-    iam = boto3.client(
+    iam = pytest.importorskip("boto3").client(
         "iam", endpoint_url=s3.endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     iam.create_user(UserName="runner")
@@ -212,7 +153,7 @@ def test_credentials_s3_refuses_are_one_line(s3: S3, tree: Path, tmp_path: Path)
         assert done.returncode == 0, done.stderr
     finally:
         _check_signatures(s3, False)
-    counts = {k: int(v) for k, v in read_parts_s3(s3, "signed").items()}
+    counts = {k: int(v) for k, v in s3.parts("signed").items()}
     assert counts == dict(oracle_wordcount(expected(tree / "big")))
 
 

@@ -1,9 +1,10 @@
 """The README's commands, run as a new user runs them: in a fresh copy of the project, in the
 README's order, as written.
 
-Every ``sh`` block runs (blocks marked ``sh needs-kafka``, ``sh needs-root`` or ``sh needs-s3``
-are left to the tests of what they show): the first, the fresh-machine install, verbatim too, in a virtual
-environment that sees this one's packages, so that it installs the copy itself and nothing else.
+Every ``sh`` block runs (blocks marked ``sh needs-kafka``, ``sh needs-root``, ``sh needs-s3`` or
+``sh needs-cluster`` are left to the tests of what they show): the first, the fresh-machine
+install, verbatim too, in a virtual environment that sees this one's packages, so that it
+installs the copy itself and nothing else.
 The outputs are checked against an oracle of their own, and the copy must hold no file the
 commands left outside ``out/`` (``.gitignore``'s).
 """

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrkafka.errors import BadInputError
+from mrkafka.io import fs
 from mrkafka.io.splits import (
     expand_inputs,
     iter_lines,
@@ -166,3 +167,17 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(BadInputError):
         parse_size(text)
+
+
+def test_a_file_uri_names_the_local_path_and_a_query_configures_its_file_system(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ["d/a.txt", "d/sub/b.txt", "d/_skip.txt", "d/sub/.hidden"]:
+        (tmp_path / name).write_bytes(b"x\n")
+    local = expand_inputs([str(tmp_path / "d")])
+    assert local == [str(tmp_path / "d" / "a.txt"), str(tmp_path / "d" / "sub" / "b.txt")]
+    assert expand_inputs([f"file://{tmp_path}/d"]) == local
+    assert expand_inputs([f"file://{tmp_path}/d/*.txt"]) == expand_inputs([str(tmp_path / "d" / "*.txt")])
+    # pyarrow's options in the query configure s3://bucket's file system and leave the path.
+    assert fs.location("s3://bucket/in/?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1") == "s3://bucket/in"
+    assert fs.filesystems()["s3://bucket"].region == "eu-west-1"
+    assert fs.join("s3://bucket/in", "_index", "part-r-00000") == "s3://bucket/in/_index/part-r-00000"

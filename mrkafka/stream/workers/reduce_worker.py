@@ -154,10 +154,12 @@ class ReduceWorker:
                 )
             await asyncio.sleep(0.05)
 
-    async def write_part(self, path: str, fmt: str, offset: int, filesystems: Mapping[str, Any]) -> Counters:
+    async def write_part(
+        self, path: str, fmt: str, offset: int, filesystems: Mapping[str, Any] | None = None
+    ) -> Counters:
         """Once committed up to ``offset``, the final state of this partition as a part file, on
         the file systems the driver opened (``mrkafka.io.fs.filesystems``)."""
-        fs.use(filesystems)
+        fs.use(filesystems or {})
         await self.finish_at(offset)
         faults.point("finish")
         table = await asyncio.to_thread(self.reducer.final_rows)
