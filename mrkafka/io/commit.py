@@ -170,7 +170,7 @@ class OutputCommitter:
                 faults.point("commit-part")
             elif not (fs.is_file(self._at(name)) and fs.size(self._at(name)) == size):
                 raise SetupError(f"{self._at(name)} is not whole and {self.task_path(name)} is gone: run again")
-        for directory in {posixpath.dirname(name) for name in manifest}:
+        for directory in directories:
             fs.sync(self._at(directory))
         faults.point("commit-output")
         parts = {name: size for name, size in manifest.items() if name.startswith("part-")}
